@@ -1,0 +1,88 @@
+//! The daemon: wires the store, pipeline, mailbox worker and sender together and runs them until
+//! shutdown.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::imap::Mailbox;
+use crate::pipeline::{Pipeline, SetupError};
+use crate::render::Templates;
+use crate::sender::{self, Sender};
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Smtp(#[from] sender::SetupError),
+}
+
+/// The pieces shared by `run` and `ingest`.
+pub struct Parts {
+    pub store: Store,
+    pub pipeline: Arc<Pipeline>,
+    pub sender: Arc<Sender>,
+}
+
+/// Opens the database and builds the pipeline and sender from the configuration.
+pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Store::open(&config.database.url).await?;
+    let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone())?);
+    let templates = Arc::new(Templates::new(&config.templates.dir));
+    if let Err(e) = templates.check(&config.templates.language) {
+        // Not fatal: mail stays queued until the template is fixed.
+        tracing::error!(error = %e, "template problem: confirmations stay queued until it is fixed");
+    }
+    let sender = Arc::new(Sender {
+        store: store.clone(),
+        templates,
+        transport: sender::transport(&config.smtp)?,
+        from_name: config.smtp.from_name.clone(),
+        from_address: config.smtp.from_address.clone(),
+        concurrency: config.smtp.concurrency,
+        clock,
+    });
+    Ok(Parts {
+        store,
+        pipeline,
+        sender,
+    })
+}
+
+/// Runs the mailbox worker and the sender until `shutdown`.
+pub async fn run(
+    config: &Config,
+    import_existing: bool,
+    shutdown: Shutdown,
+) -> Result<(), DaemonError> {
+    let parts = assemble(config).await?;
+    tracing::info!(
+        database = %Store::describe(&config.database.url),
+        imap = %format!("{}:{}", config.imap.host, config.imap.port),
+        smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
+        "folio started"
+    );
+    let sender_task = tokio::spawn(
+        parts
+            .sender
+            .clone()
+            .run(parts.pipeline.outbox_ready.clone(), shutdown.clone()),
+    );
+    let mailbox = Mailbox {
+        cfg: config.imap.clone(),
+        pipeline: parts.pipeline.clone(),
+        import_existing,
+    };
+    mailbox.run(shutdown).await;
+    let _ = sender_task.await;
+    parts.store.close().await;
+    tracing::info!("folio stopped");
+    Ok(())
+}

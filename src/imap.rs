@@ -1,0 +1,488 @@
+//! The mailbox: IMAP connection, the fetch → process → file-away loop, IDLE and polling.
+//!
+//! Invariant: the only module that knows IMAP. Messages are tracked by UIDVALIDITY + UID, never
+//! sequence numbers. A message is moved to the processed (or quarantine) folder only after the
+//! transaction that stored it committed; a crash in between leaves it in the folder, and the
+//! retry finds it already stored (by Message-ID or content hash) and only files it away.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::config::{FirstStart, ImapConfig, TlsMode};
+use crate::pipeline::{Disposition, Pipeline, RawMessage};
+use crate::shutdown::Shutdown;
+use crate::store::StoreError;
+
+/// Any byte stream an IMAP session can run over (plain TCP or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
+
+/// A logged-in IMAP session.
+pub type Session = async_imap::Session<Box<dyn Io>>;
+
+/// A mailbox failure; all lead to a reconnect with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("imap {host}:{port}: cannot connect: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("imap {host}: TLS: {message}")]
+    Tls { host: String, message: String },
+    #[error("imap.ca_file: {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("imap: login as {user:?} refused: {message}")]
+    Login { user: String, message: String },
+    #[error("imap: {0}")]
+    Protocol(#[from] async_imap::error::Error),
+    #[error("imap: no answer to {0} within imap.command_timeout")]
+    Timeout(&'static str),
+    #[error("imap: folder {0:?} has no UIDVALIDITY")]
+    NoUidValidity(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn within<T, E: Into<ImapError>>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(ImapError::Timeout(what)),
+    }
+}
+
+fn tls_connector(cfg: &ImapConfig) -> Result<tokio_rustls::TlsConnector, ImapError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &cfg.ca_file {
+        let ca_err = |message: String| ImapError::CaFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ca_err(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no PEM certificate in the file".into()));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| ca_err(e.to_string()))?;
+        }
+    }
+    let tls_err = |e: rustls::Error| ImapError::Tls {
+        host: cfg.host.clone(),
+        message: e.to_string(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(tls_err)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn tls_wrap(cfg: &ImapConfig, tcp: TcpStream) -> Result<Box<dyn Io>, ImapError> {
+    let connector = tls_connector(cfg)?;
+    let name = ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
+        host: cfg.host.clone(),
+        message: e.to_string(),
+    })?;
+    let stream = within(cfg.command_timeout, "TLS handshake", async {
+        connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ImapError::Tls {
+                host: cfg.host.clone(),
+                message: e.to_string(),
+            })
+    })
+    .await?;
+    Ok(Box::new(stream))
+}
+
+/// Connects, secures the connection as configured (certificates always verified) and logs in.
+pub async fn connect(cfg: &ImapConfig) -> Result<Session, ImapError> {
+    let t = cfg.command_timeout;
+    let tcp = within(t, "connect", async {
+        TcpStream::connect((cfg.host.as_str(), cfg.port))
+            .await
+            .map_err(|source| ImapError::Connect {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                source,
+            })
+    })
+    .await?;
+    let _ = tcp.set_nodelay(true);
+    let mut client = match cfg.tls {
+        TlsMode::Implicit => async_imap::Client::new(tls_wrap(cfg, tcp).await?),
+        TlsMode::None => async_imap::Client::new(Box::new(tcp) as Box<dyn Io>),
+        TlsMode::StartTls => {
+            let mut plain = async_imap::Client::new(tcp);
+            within(t, "greeting", async {
+                plain
+                    .read_response()
+                    .await
+                    .map_err(async_imap::error::Error::Io)
+            })
+            .await?;
+            within(
+                t,
+                "STARTTLS",
+                plain.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await?;
+            // No second greeting after STARTTLS (RFC 3501 6.2.1).
+            let client = async_imap::Client::new(tls_wrap(cfg, plain.into_inner()).await?);
+            return login(cfg, client).await;
+        }
+    };
+    within(t, "greeting", async {
+        client
+            .read_response()
+            .await
+            .map_err(async_imap::error::Error::Io)
+    })
+    .await?;
+    login(cfg, client).await
+}
+
+async fn login(
+    cfg: &ImapConfig,
+    client: async_imap::Client<Box<dyn Io>>,
+) -> Result<Session, ImapError> {
+    match tokio::time::timeout(
+        cfg.command_timeout,
+        client.login(&cfg.username, &cfg.password.0),
+    )
+    .await
+    {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _))) => Err(ImapError::Login {
+            user: cfg.username.clone(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ImapError::Timeout("LOGIN")),
+    }
+}
+
+/// `1:3,5,7:9` for a sorted list of UIDs.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The mailbox worker: owns one IMAP connection and feeds the pipeline.
+pub struct Mailbox {
+    pub cfg: ImapConfig,
+    pub pipeline: Arc<Pipeline>,
+    /// `folio run --import-existing`: process mail that predates the first start.
+    pub import_existing: bool,
+}
+
+struct Capabilities {
+    idle: bool,
+    r#move: bool,
+    uidplus: bool,
+}
+
+impl Mailbox {
+    /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
+    pub async fn run(&self, mut shutdown: Shutdown) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.session(&shutdown, &mut backoff).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    async fn session(&self, shutdown: &Shutdown, backoff: &mut Duration) -> Result<(), ImapError> {
+        let cfg = &self.cfg;
+        let t = cfg.command_timeout;
+        let mut session = connect(cfg).await?;
+        let caps = within(t, "CAPABILITY", session.capabilities()).await?;
+        let caps = Capabilities {
+            idle: caps.has_str("IDLE"),
+            r#move: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        };
+        for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {
+            ensure_folder(&mut session, folder, t).await?;
+        }
+        let selected = within(t, "SELECT", session.select(&cfg.folder)).await?;
+        let uidvalidity = selected
+            .uid_validity
+            .ok_or_else(|| ImapError::NoUidValidity(cfg.folder.clone()))?;
+        let uid_next = selected.uid_next.unwrap_or(1);
+        let mut next_uid = self.baseline(uidvalidity, uid_next).await?;
+        tracing::info!(
+            folder = %cfg.folder, uidvalidity, from_uid = next_uid, idle = caps.idle,
+            "mailbox ready"
+        );
+        *backoff = Duration::from_secs(1);
+
+        let mut seen_at = self.pipeline.clock.now();
+        loop {
+            next_uid = self
+                .sync(&mut session, &caps, uidvalidity, next_uid, seen_at)
+                .await?;
+            if shutdown.is_triggered() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+                return Ok(());
+            }
+            // async-imap keeps unsolicited responses in a bounded channel; we re-sync by UID
+            // instead of relying on them, so drop them.
+            while session.unsolicited_responses.try_recv().is_ok() {}
+            session = if caps.idle {
+                match self.idle(session, shutdown).await? {
+                    Some(s) => s,
+                    None => return Ok(()),
+                }
+            } else {
+                let mut sd = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.poll_interval) => {}
+                    _ = sd.wait() => {}
+                }
+                session
+            };
+            seen_at = self.pipeline.clock.now();
+        }
+    }
+
+    /// The first UID folio is responsible for, recording it on first contact.
+    async fn baseline(&self, uidvalidity: u32, uid_next: u32) -> Result<u32, ImapError> {
+        let store = &self.pipeline.store;
+        let folder = &self.cfg.folder;
+        let import = self.import_existing || self.cfg.first_start == FirstStart::ImportExisting;
+        let now = self.pipeline.clock.now();
+        Ok(match store.mailbox_state(folder).await? {
+            Some((v, b)) if v == uidvalidity => {
+                if import {
+                    1
+                } else {
+                    b
+                }
+            }
+            Some((v, _)) => {
+                // A new UIDVALIDITY invalidates every UID we knew. Everything still in the folder
+                // is looked at again; Message-ID / content-hash dedup keeps it to one ticket each.
+                tracing::warn!(folder = %folder, old = v, new = uidvalidity, "UIDVALIDITY changed; rescanning the folder");
+                store.set_mailbox_state(folder, uidvalidity, 1, now).await?;
+                1
+            }
+            None => {
+                let b = if import { 1 } else { uid_next };
+                if b > 1 {
+                    tracing::info!(
+                        folder = %folder, left_alone_below_uid = b,
+                        "first start: mail already in the folder is left alone (use --import-existing to process it)"
+                    );
+                }
+                store.set_mailbox_state(folder, uidvalidity, b, now).await?;
+                b
+            }
+        })
+    }
+
+    /// Processes every message with UID ≥ `from`; returns the next UID to look at.
+    async fn sync(
+        &self,
+        session: &mut Session,
+        caps: &Capabilities,
+        uidvalidity: u32,
+        from: u32,
+        seen_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u32, ImapError> {
+        let cfg = &self.cfg;
+        let t = cfg.command_timeout;
+        let found = within(t, "UID SEARCH", session.uid_search(format!("UID {from}:*"))).await?;
+        // "n:*" always matches the highest UID, even below n.
+        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u >= from).collect();
+        uids.sort_unstable();
+        let mut next = from;
+        for chunk in uids.chunks(cfg.batch_size as usize) {
+            let fetched = within(t, "UID FETCH", async {
+                let stream = session
+                    .uid_fetch(uid_set(chunk), "(UID BODY.PEEK[])")
+                    .await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await?;
+            let mut batch = Vec::with_capacity(fetched.len());
+            for f in &fetched {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    batch.push((
+                        uid,
+                        RawMessage {
+                            source: format!("imap:{}:{uidvalidity}:{uid}", cfg.folder),
+                            bytes: body.to_vec(),
+                            seen_at,
+                        },
+                    ));
+                }
+            }
+            drop(fetched);
+            batch.sort_by_key(|(uid, _)| *uid);
+            let raws: Vec<RawMessage> = batch.iter().map(|(_, r)| r.clone()).collect();
+            let outcomes = self.pipeline.process(&raws).await?;
+            let mut processed = Vec::new();
+            let mut quarantined = Vec::new();
+            for ((uid, _), o) in batch.iter().zip(&outcomes) {
+                match o.disposition {
+                    Disposition::Processed => processed.push(*uid),
+                    Disposition::Quarantined(_) => quarantined.push(*uid),
+                }
+            }
+            file_away(session, caps, &processed, &cfg.processed_folder, t).await?;
+            file_away(session, caps, &quarantined, &cfg.quarantine_folder, t).await?;
+            next = chunk.last().map(|u| u + 1).unwrap_or(next);
+        }
+        Ok(next)
+    }
+
+    /// Waits in IDLE until the server reports a change, `idle_renew` passes, or shutdown.
+    /// Returns the session, or `None` on shutdown.
+    async fn idle(
+        &self,
+        session: Session,
+        shutdown: &Shutdown,
+    ) -> Result<Option<Session>, ImapError> {
+        let t = self.cfg.command_timeout;
+        let mut handle = session.idle();
+        within(t, "IDLE", handle.init()).await?;
+        let mut sd = shutdown.clone();
+        let woke = {
+            let (wait, _interrupt) = handle.wait_with_timeout(self.cfg.idle_renew);
+            tokio::select! {
+                r = wait => Some(r?),
+                _ = sd.wait() => None,
+            }
+        };
+        if let Some(IdleResponse::NewData(data)) = &woke {
+            tracing::debug!(response = ?data.parsed(), "IDLE: server reported a change");
+        }
+        let session = within(t, "DONE", handle.done()).await?;
+        if woke.is_none() {
+            let mut session = session;
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+}
+
+async fn ensure_folder(session: &mut Session, folder: &str, t: Duration) -> Result<(), ImapError> {
+    let names = within(t, "LIST", async {
+        let stream = session.list(Some(""), Some(folder)).await?;
+        stream.try_collect::<Vec<_>>().await
+    })
+    .await?;
+    if names.iter().any(|n| n.name() == folder) {
+        return Ok(());
+    }
+    within(t, "CREATE", session.create(folder)).await?;
+    tracing::info!(folder, "created folder");
+    Ok(())
+}
+
+/// Marks messages `\Seen` and moves them to `folder` (never deletes them).
+async fn file_away(
+    session: &mut Session,
+    caps: &Capabilities,
+    uids: &[u32],
+    folder: &str,
+    t: Duration,
+) -> Result<(), ImapError> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids);
+    within(t, "UID STORE", async {
+        let stream = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
+        stream.try_collect::<Vec<_>>().await
+    })
+    .await?;
+    if caps.r#move {
+        within(t, "UID MOVE", session.uid_mv(&set, folder)).await?;
+    } else {
+        within(t, "UID COPY", session.uid_copy(&set, folder)).await?;
+        within(t, "UID STORE", async {
+            let stream = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        if caps.uidplus {
+            within(t, "UID EXPUNGE", async {
+                let stream = session.uid_expunge(&set).await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await?;
+        } else {
+            within(t, "EXPUNGE", async {
+                let stream = session.expunge().await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[]), "");
+    }
+}

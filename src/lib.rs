@@ -1,0 +1,28 @@
+//! folio: an email-driven help-desk daemon.
+//!
+//! The pipeline, top to bottom (see `ARCHITECTURE.md`):
+//!
+//! ```text
+//! imap (fetch) → mail::parse → classify → requester → decide → store (one transaction)
+//!             → imap (move to Procesados) … sender: outbox → render → smtp
+//! ```
+//!
+//! Functional core (no I/O, no clock): [`mail`], [`classify`], [`folio`], [`requester`],
+//! [`decide`], [`outgoing`], [`render`] (reads template files, nothing else).
+//! I/O shell: [`store`], [`imap`], [`sender`], [`pipeline`], [`daemon`], [`clock`].
+
+pub mod classify;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod decide;
+pub mod folio;
+pub mod imap;
+pub mod mail;
+pub mod outgoing;
+pub mod pipeline;
+pub mod render;
+pub mod requester;
+pub mod sender;
+pub mod shutdown;
+pub mod store;
