@@ -250,10 +250,12 @@ fn body_text(msg: &Message, raw: &[u8]) -> String {
     text.replace("\r\n", "\n").trim().to_string()
 }
 
-/// HTML → readable plain text (links and emphasis without markup).
+/// HTML → readable plain text (links and emphasis without markup). Paragraphs are not wrapped:
+/// the text is stored and quoted back, and the reader's client wraps it.
 pub fn html_to_text(html: &str) -> String {
     html2text::config::plain_no_decorate()
-        .string_from_read(html.as_bytes(), 100)
+        .no_table_borders()
+        .string_from_read(html.as_bytes(), 10_000)
         .unwrap_or_else(|_| html.to_string())
         .lines()
         .map(str::trim_end)
