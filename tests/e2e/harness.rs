@@ -1,0 +1,442 @@
+//! Test harness: the real mail stack (scripts/mailstack), a real `folio` process per test, and
+//! IMAP/SMTP clients to act as requesters. Every test uses fresh addresses (any
+//! `<name>@example.test` exists on the stack), so tests run in parallel without sharing state.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use folio::config::{FirstStart, ImapConfig, Secret, TlsMode};
+use folio::imap::Session;
+use futures::TryStreamExt;
+use lettre::address::Envelope;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde_json::Value;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Where the mail stack listens.
+pub struct Stack {
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    pub smtp_port: u16,
+    pub ca_file: PathBuf,
+}
+
+fn env_port(name: &str, default: u16) -> u16 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Starts the mail stack once per test process (idempotent if it already runs).
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let out = Command::new(format!("{REPO}/scripts/mailstack"))
+            .arg("start")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/mailstack start");
+        assert!(
+            out.status.success(),
+            "scripts/mailstack start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = std::env::var("FOLIO_MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/folio-mail".into());
+        Stack {
+            imap_port: env_port("FOLIO_MAILSTACK_IMAP_PORT", 1143),
+            imaps_port: env_port("FOLIO_MAILSTACK_IMAPS_PORT", 1993),
+            smtp_port: env_port("FOLIO_MAILSTACK_SMTP_PORT", 2525),
+            ca_file: PathBuf::from(dir).join("tls/ca.pem"),
+        }
+    })
+}
+
+/// A fresh address at the test domain.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{n}-{:x}@example.test",
+        std::process::id(),
+        nanos % 0xffff
+    )
+}
+
+/// How the folio under test connects to IMAP.
+#[derive(Clone, Copy, Debug)]
+pub enum ImapMode {
+    Plain,
+    StartTls,
+    Implicit,
+}
+
+/// Settings for one folio under test.
+pub struct Options {
+    pub imap: ImapMode,
+    /// SMTP port folio sends to (a proxy in outage tests).
+    pub smtp_port: Option<u16>,
+    pub max_auto_replies: u32,
+    pub batch_size: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            imap: ImapMode::Plain,
+            smtp_port: None,
+            max_auto_replies: 20,
+            batch_size: 500,
+        }
+    }
+}
+
+/// A `folio run` process with its own config, database and log.
+pub struct Folio {
+    pub hd: String,
+    /// Holds the config, database and log; removed when the test ends.
+    _dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Folio {
+    /// Writes a config for help-desk address `hd`; does not start the process.
+    pub fn new(hd: &str, opts: Options) -> Folio {
+        let s = stack();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tls, port) = match opts.imap {
+            ImapMode::Plain => ("none", s.imap_port),
+            ImapMode::StartTls => ("starttls", s.imap_port),
+            ImapMode::Implicit => ("implicit", s.imaps_port),
+        };
+        let config = dir.path().join("folio.toml");
+        let text = format!(
+            r#"[imap]
+host = "{host}"
+port = {port}
+tls = "{tls}"
+ca_file = "{ca}"
+username = "{hd}"
+password = "secret"
+poll_interval = "1s"
+command_timeout = "20s"
+batch_size = {batch}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+from = "Mesa de Ayuda <{hd}>"
+timeout = "10s"
+
+[database]
+url = "sqlite://{db}"
+
+[templates]
+dir = "{REPO}/mail-templates"
+
+[limits]
+max_auto_replies_per_address = {cap}
+
+[log]
+level = "info"
+"#,
+            host = if tls == "none" {
+                "127.0.0.1"
+            } else {
+                "localhost"
+            },
+            ca = s.ca_file.display(),
+            batch = opts.batch_size,
+            smtp = opts.smtp_port.unwrap_or(s.smtp_port),
+            db = dir.path().join("folio.db").display(),
+            cap = opts.max_auto_replies,
+        );
+        std::fs::write(&config, text).expect("write config");
+        let log = dir.path().join("folio.log");
+        Folio {
+            hd: hd.to_string(),
+            _dir: dir,
+            config,
+            log,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// Starts `folio run` and waits until its mailbox is ready.
+    pub async fn start(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let child = Command::new(env!("CARGO_BIN_EXE_folio"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn folio");
+        self.child = Some(child);
+        self.starts += 1;
+        let want = self.starts;
+        let log = self.log.clone();
+        wait_for(
+            &format!("folio start #{want} ready"),
+            Duration::from_secs(30),
+            || {
+                let log = log.clone();
+                async move {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    (text.matches("mailbox ready").count() >= want).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// SIGKILL: the crash test's "power cut" for the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("folio is running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!(
+                    "folio did not stop within 20 s of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs a folio subcommand with this config; returns stdout (panics on failure).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_folio"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run folio");
+        assert!(
+            out.status.success(),
+            "folio {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `folio tickets list --json`.
+    pub fn tickets(&self) -> Vec<Value> {
+        let text = self.cli(&["tickets", "list", "--json", "--limit", "100000"]);
+        serde_json::from_str::<Value>(&text)
+            .expect("tickets list prints JSON")
+            .as_array()
+            .cloned()
+            .expect("a JSON array")
+    }
+}
+
+impl Drop for Folio {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- folio log ({}) ----\n{}", self.hd, self.log_text());
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it yields a value; panics after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A plain RFC 5322 message.
+pub fn message(from: &str, to: &str, subject: &str, body: &str, message_id: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Fri, 27 Nov 2026 10:00:00 -0600\r\n\
+         Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A fresh Message-ID (without brackets).
+pub fn message_id() -> String {
+    unique("m").replace("@example.test", "@client.example.test")
+}
+
+/// Sends raw bytes over SMTP to the stack. An empty `from` is the null sender of bounces.
+pub async fn send(from: &str, to: &str, raw: &[u8]) {
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(stack().smtp_port)
+        .build();
+    let envelope = Envelope::new(
+        (!from.is_empty()).then(|| from.parse().expect("from")),
+        vec![to.parse().expect("to")],
+    )
+    .expect("envelope");
+    transport
+        .send_raw(&envelope, raw)
+        .await
+        .expect("SMTP send to the stack");
+}
+
+/// An IMAP session as `user` (plain, loopback).
+pub async fn imap(user: &str) -> Session {
+    let cfg = ImapConfig {
+        host: "127.0.0.1".into(),
+        port: stack().imap_port,
+        tls: TlsMode::None,
+        username: user.into(),
+        password: Secret("secret".into()),
+        folder: "INBOX".into(),
+        processed_folder: "Procesados".into(),
+        quarantine_folder: "Cuarentena".into(),
+        poll_interval: Duration::from_secs(1),
+        idle_renew: Duration::from_secs(60),
+        command_timeout: Duration::from_secs(20),
+        ca_file: None,
+        first_start: FirstStart::NewOnly,
+        batch_size: 100,
+    };
+    folio::imap::connect(&cfg)
+        .await
+        .expect("IMAP login to the stack")
+}
+
+/// Every message in `folder` of `user` (empty if the folder does not exist).
+pub async fn fetch_all(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mut s = imap(user).await;
+    let out = match s.examine(folder).await {
+        Ok(mb) if mb.exists > 0 => {
+            let fetches: Vec<_> = s
+                .uid_fetch("1:*", "(UID BODY.PEEK[])")
+                .await
+                .expect("fetch")
+                .try_collect()
+                .await
+                .expect("fetch");
+            fetches
+                .iter()
+                .filter_map(|f| f.body().map(<[u8]>::to_vec))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let _ = s.logout().await;
+    out
+}
+
+/// Number of messages in `folder` of `user`.
+pub async fn count(user: &str, folder: &str) -> u32 {
+    let mut s = imap(user).await;
+    let n = s.examine(folder).await.map(|m| m.exists).unwrap_or(0);
+    let _ = s.logout().await;
+    n
+}
+
+/// Appends messages straight into a folder (as a delivery agent would), one APPEND each.
+pub async fn append(user: &str, folder: &str, messages: &[Vec<u8>]) {
+    let mut s = imap(user).await;
+    for m in messages {
+        s.append(folder, None, None, m).await.expect("APPEND");
+    }
+    let _ = s.logout().await;
+}
+
+/// A fixture file's bytes.
+pub fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(Path::new(REPO).join("tests/fixtures/mail").join(path))
+        .unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// Replaces the first header `name:` (and its folded continuation lines) with `name: value`.
+pub fn with_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let mut out = String::new();
+    let mut replaced = false;
+    let mut skipping = false;
+    let mut in_headers = true;
+    for line in text.split_inclusive('\n') {
+        if in_headers && (line == "\n" || line == "\r\n") {
+            in_headers = false;
+            if !replaced {
+                out.push_str(&format!("{name}: {value}\r\n"));
+                replaced = true;
+            }
+        }
+        if in_headers && skipping && (line.starts_with(' ') || line.starts_with('\t')) {
+            continue;
+        }
+        skipping = false;
+        if in_headers
+            && !replaced
+            && line
+                .to_lowercase()
+                .starts_with(&format!("{}:", name.to_lowercase()))
+        {
+            out.push_str(&format!("{name}: {value}\r\n"));
+            replaced = true;
+            skipping = true;
+            continue;
+        }
+        out.push_str(line);
+    }
+    out.into_bytes()
+}
+
+/// Parsed confirmations (or any mail) for assertions.
+pub fn parse(raw: &[u8]) -> folio::mail::InboundMail {
+    folio::mail::parse(raw, u64::MAX)
+}
