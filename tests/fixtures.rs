@@ -83,7 +83,10 @@ fn check(actual: &Value, expected: &Value) -> Vec<String> {
             "attachments" => {
                 // Each expected attachment lists the keys to compare (a forwarded message's size
                 // depends on line endings, so its fixture may leave size out).
-                let got = actual["attachments"].as_array().cloned().unwrap_or_default();
+                let got = actual["attachments"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 let want_list = want.as_array().cloned().unwrap_or_default();
                 let same = got.len() == want_list.len()
                     && got.iter().zip(&want_list).all(|(g, w)| {
@@ -91,7 +94,10 @@ fn check(actual: &Value, expected: &Value) -> Vec<String> {
                             .is_some_and(|w| w.iter().all(|(k, v)| g.get(k) == Some(v)))
                     });
                 if !same {
-                    problems.push(format!("attachments: want {want}, got {}", Value::Array(got)));
+                    problems.push(format!(
+                        "attachments: want {want}, got {}",
+                        Value::Array(got)
+                    ));
                 }
             }
             "_comment" | "notes" => {}
@@ -133,9 +139,18 @@ fn fixture_corpus_matches_expectations() {
                     file.with_extension("actual.json"),
                     serde_json::to_string_pretty(&actual).unwrap(),
                 );
-                failures.push(format!("{} ({ending}):\n  {}", file.display(), problems.join("\n  ")));
+                failures.push(format!(
+                    "{} ({ending}):\n  {}",
+                    file.display(),
+                    problems.join("\n  ")
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} fixture mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

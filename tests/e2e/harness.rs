@@ -87,6 +87,8 @@ pub struct Options {
     pub smtp_port: Option<u16>,
     pub max_auto_replies: u32,
     pub batch_size: u32,
+    /// A copy of mail-templates/ the test may edit; default: the repository's own.
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             smtp_port: None,
             max_auto_replies: 20,
             batch_size: 500,
+            templates_dir: None,
         }
     }
 }
@@ -145,7 +148,7 @@ timeout = "10s"
 url = "sqlite://{db}"
 
 [templates]
-dir = "{REPO}/mail-templates"
+dir = "{templates}"
 
 [limits]
 max_auto_replies_per_address = {cap}
@@ -163,6 +166,11 @@ level = "info"
             smtp = opts.smtp_port.unwrap_or(s.smtp_port),
             db = dir.path().join("folio.db").display(),
             cap = opts.max_auto_replies,
+            templates = opts
+                .templates_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(REPO).join("mail-templates"))
+                .display(),
         );
         std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("folio.log");

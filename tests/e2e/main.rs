@@ -563,3 +563,47 @@ async fn kill_9_during_a_backlog_loses_nothing_and_duplicates_no_ticket() {
         confirmations.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_template_keeps_mail_queued_until_an_admin_fixes_it() {
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let templates = tempfile::tempdir().unwrap();
+    for lang in ["es", "en"] {
+        let to = templates.path().join(lang);
+        std::fs::create_dir(&to).unwrap();
+        for f in std::fs::read_dir(format!("{REPO}/mail-templates/{lang}")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let txt = templates.path().join("es/confirmation.txt.hbs");
+    let good = std::fs::read_to_string(&txt).unwrap();
+    // An admin's typo: an unclosed block.
+    std::fs::write(&txt, format!("{{{{#if folio}}}}\n{good}")).unwrap();
+    let mut folio = Folio::new(
+        &hd,
+        Options { templates_dir: Some(templates.path().to_path_buf()), ..Options::default() },
+    );
+    folio.start(&[]).await;
+    let id = message_id();
+    send(&alice, &hd, &message(&alice, &hd, "Firma electrónica", "No firma.", &id)).await;
+    let folio_number = wait_for("the ticket", WAIT, || async {
+        folio.tickets().first().map(|t| t["folio"].as_str().unwrap().to_string())
+    })
+    .await;
+    let error = wait_for("the template error recorded on the queued mail", WAIT, || async {
+        let show: serde_json::Value =
+            serde_json::from_str(&folio.cli(&["tickets", "show", &folio_number, "--json"])).unwrap();
+        let o = show["outgoing"][0].clone();
+        (o["status"] == "pending" && o["last_error"].is_string()).then(|| o["last_error"].as_str().unwrap().to_string())
+    })
+    .await;
+    assert!(error.contains("confirmation.txt.hbs"), "the error names the file: {error}");
+    assert_eq!(count(&alice, "INBOX").await, 0);
+    // The fix takes effect without a restart; the queued mail goes out.
+    std::fs::write(&txt, good.replace("Su solicitud quedó registrada", "Su solicitud (editada) quedó registrada")).unwrap();
+    let mails = inbox(&alice, 1).await;
+    assert!(mails[0].body_text.contains("Su solicitud (editada) quedó registrada"), "{}", mails[0].body_text);
+    assert_eq!(mails[0].in_reply_to.as_deref(), Some(id.as_str()));
+}
