@@ -109,6 +109,8 @@ pub struct Reply {
 }
 
 /// The decision for one message.
+// One decision exists per message at a time, so the size of `Record` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Seen before (same Message-ID or content): nothing to store, just file it away.
@@ -187,7 +189,7 @@ pub fn decide(
         referenced_folio: folio_reference.map(str::to_string),
     };
     let to = requester.email.to_lowercase();
-    let (reply, reason) = if policy.own_addresses.iter().any(|a| *a == to) {
+    let (reply, reason) = if policy.own_addresses.contains(&to) {
         (None, Reason::NewTicketReplyToOwnAddress)
     } else if ctx.recent_mails_to_sender >= policy.max_auto_replies_per_address {
         (None, Reason::NewTicketRateLimited)

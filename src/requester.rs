@@ -66,7 +66,7 @@ impl Directory {
             .headers()
             .map_err(|e| row_err(1, e.to_string()))?
             .iter()
-            .map(|h| fold(h))
+            .map(fold)
             .collect();
         let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
         let email_col = col(&["email", "correo"])

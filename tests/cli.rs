@@ -1,5 +1,7 @@
 //! The `folio` command line without a mail server: inspect, check-config, ingest's exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -36,18 +38,38 @@ fn inspect_prints_the_documented_json_keys() {
         &format!("{REPO}/tests/fixtures/mail/auto_replies/exchange_oof_auto_submitted_es.eml"),
         "--json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in [
-        "from_email", "from_name", "reply_to", "to", "cc", "subject", "date", "message_id", "in_reply_to",
-        "references", "body_text", "attachments", "automatic", "automatic_kind", "automatic_reason",
+        "from_email",
+        "from_name",
+        "reply_to",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "message_id",
+        "in_reply_to",
+        "references",
+        "body_text",
+        "attachments",
+        "automatic",
+        "automatic_kind",
+        "automatic_reason",
         "folio_reference",
     ] {
         assert!(v.get(key).is_some(), "missing key {key}");
     }
     assert_eq!(v["automatic"], true);
     assert_eq!(v["automatic_kind"], "auto_reply");
-    assert!(v["automatic_reason"].as_str().unwrap().starts_with("auto_submitted"));
+    assert!(v["automatic_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("auto_submitted"));
 }
 
 #[test]
@@ -57,7 +79,10 @@ fn check_config_names_file_and_key() {
     let out = folio(&["--config", path.to_str().unwrap(), "check-config"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}: limits.auto_reply_window", path.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}: limits.auto_reply_window", path.display())),
+        "{err}"
+    );
 
     let path = write_config(dir.path(), "[smtp2]\nhost = \"x\"\n");
     let out = folio(&["--config", path.to_str().unwrap(), "check-config"]);
@@ -66,7 +91,11 @@ fn check_config_names_file_and_key() {
 
     let path = write_config(dir.path(), "");
     let out = folio(&["--config", path.to_str().unwrap(), "check-config"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -83,12 +112,21 @@ fn shipped_config_and_templates_check_out() {
         .args(["--config", path.to_str().unwrap(), "check-config"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn ingest(config: &std::path::Path, raw: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_folio"))
-        .args(["--config", config.to_str().unwrap(), "ingest", "--queue-only"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "ingest",
+            "--queue-only",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -102,21 +140,48 @@ fn ingest(config: &std::path::Path, raw: &[u8]) -> std::process::Output {
 fn ingest_stores_once_and_tempfails_when_the_database_is_unusable() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("folio.db");
-    let config = write_config(dir.path(), &format!("[database]\nurl = \"sqlite://{}\"\n", db.display()));
-    let raw = std::fs::read(format!("{REPO}/tests/fixtures/mail/requests/gmail_utf8_base64_alternative.eml")).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
+    );
+    let raw = std::fs::read(format!(
+        "{REPO}/tests/fixtures/mail/requests/gmail_utf8_base64_alternative.eml"
+    ))
+    .unwrap();
     let out = ingest(&config, &raw);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(stdout.contains("MDA-") && stdout.contains("new_ticket"), "{stdout}");
+    assert!(
+        stdout.contains("MDA-") && stdout.contains("new_ticket"),
+        "{stdout}"
+    );
     // The MTA retrying the same message does not open a second ticket.
     let out = ingest(&config, &raw);
     assert!(String::from_utf8_lossy(&out.stdout).contains("duplicate"));
-    let list = folio(&["--config", config.to_str().unwrap(), "tickets", "list", "--json"]);
+    let list = folio(&[
+        "--config",
+        config.to_str().unwrap(),
+        "tickets",
+        "list",
+        "--json",
+    ]);
     let tickets: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(tickets.as_array().unwrap().len(), 1);
 
     // A database that cannot be opened is a temporary failure: exit 75, the MTA keeps the mail.
-    let bad = write_config(dir.path(), "[database]\nurl = \"sqlite:///proc/no-such-dir/folio.db\"\n");
+    let bad = write_config(
+        dir.path(),
+        "[database]\nurl = \"sqlite:///proc/no-such-dir/folio.db\"\n",
+    );
     let out = ingest(&bad, &raw);
-    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

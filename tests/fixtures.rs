@@ -3,6 +3,8 @@
 //! inspect --json` does) with LF and with CRLF line endings, and every key of the
 //! `<name>.expected.json` beside it must match. On a mismatch `<name>.actual.json` is written.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use folio::decide::Policy;

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `folio` binary against a real Dovecot + Postfix on loopback
 //! (started by `scripts/mailstack`). Run with `cargo test --test e2e`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod harness;
 
 use std::collections::{HashMap, HashSet};
@@ -262,7 +264,7 @@ async fn same_message_delivered_twice_makes_one_ticket() {
     assert_eq!(folio.tickets().len(), 2);
     assert_eq!(count(&hd, "Procesados").await, 3, "both copies filed away");
     // A copy put back into the INBOX later (a user dragging it back) is recognised too.
-    append(&hd, "INBOX", &[raw.clone()]).await;
+    append(&hd, "INBOX", std::slice::from_ref(&raw)).await;
     wait_for("the copy filed away", WAIT, || async {
         (count(&hd, "Procesados").await == 4).then_some(())
     })
@@ -583,27 +585,60 @@ async fn broken_template_keeps_mail_queued_until_an_admin_fixes_it() {
     std::fs::write(&txt, format!("{{{{#if folio}}}}\n{good}")).unwrap();
     let mut folio = Folio::new(
         &hd,
-        Options { templates_dir: Some(templates.path().to_path_buf()), ..Options::default() },
+        Options {
+            templates_dir: Some(templates.path().to_path_buf()),
+            ..Options::default()
+        },
     );
     folio.start(&[]).await;
     let id = message_id();
-    send(&alice, &hd, &message(&alice, &hd, "Firma electrónica", "No firma.", &id)).await;
+    send(
+        &alice,
+        &hd,
+        &message(&alice, &hd, "Firma electrónica", "No firma.", &id),
+    )
+    .await;
     let folio_number = wait_for("the ticket", WAIT, || async {
-        folio.tickets().first().map(|t| t["folio"].as_str().unwrap().to_string())
+        folio
+            .tickets()
+            .first()
+            .map(|t| t["folio"].as_str().unwrap().to_string())
     })
     .await;
-    let error = wait_for("the template error recorded on the queued mail", WAIT, || async {
-        let show: serde_json::Value =
-            serde_json::from_str(&folio.cli(&["tickets", "show", &folio_number, "--json"])).unwrap();
-        let o = show["outgoing"][0].clone();
-        (o["status"] == "pending" && o["last_error"].is_string()).then(|| o["last_error"].as_str().unwrap().to_string())
-    })
+    let error = wait_for(
+        "the template error recorded on the queued mail",
+        WAIT,
+        || async {
+            let show: serde_json::Value =
+                serde_json::from_str(&folio.cli(&["tickets", "show", &folio_number, "--json"]))
+                    .unwrap();
+            let o = show["outgoing"][0].clone();
+            (o["status"] == "pending" && o["last_error"].is_string())
+                .then(|| o["last_error"].as_str().unwrap().to_string())
+        },
+    )
     .await;
-    assert!(error.contains("confirmation.txt.hbs"), "the error names the file: {error}");
+    assert!(
+        error.contains("confirmation.txt.hbs"),
+        "the error names the file: {error}"
+    );
     assert_eq!(count(&alice, "INBOX").await, 0);
     // The fix takes effect without a restart; the queued mail goes out.
-    std::fs::write(&txt, good.replace("Su solicitud quedó registrada", "Su solicitud (editada) quedó registrada")).unwrap();
+    std::fs::write(
+        &txt,
+        good.replace(
+            "Su solicitud quedó registrada",
+            "Su solicitud (editada) quedó registrada",
+        ),
+    )
+    .unwrap();
     let mails = inbox(&alice, 1).await;
-    assert!(mails[0].body_text.contains("Su solicitud (editada) quedó registrada"), "{}", mails[0].body_text);
+    assert!(
+        mails[0]
+            .body_text
+            .contains("Su solicitud (editada) quedó registrada"),
+        "{}",
+        mails[0].body_text
+    );
     assert_eq!(mails[0].in_reply_to.as_deref(), Some(id.as_str()));
 }
