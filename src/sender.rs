@@ -5,7 +5,7 @@
 //! (1 s doubling to 5 min); a permanent 5xx refusal marks the mail failed. Results that complete
 //! together are recorded in one transaction (group commit).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,7 +114,8 @@ impl Sender {
     /// were accepted. Stops early (leaving mail queued) when shutdown is triggered.
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut accepted = 0;
-        let mut in_flight: HashSet<i64> = HashSet::new();
+        // Mails being sent: id → (recipient, Message-ID), for the log and to skip them when refilling.
+        let mut in_flight: HashMap<i64, (String, String)> = HashMap::new();
         let mut tasks: JoinSet<(i64, SendResult)> = JoinSet::new();
         let mut queue: std::collections::VecDeque<OutboxMail> = Default::default();
         let mut exhausted = false;
@@ -125,14 +126,14 @@ impl Sender {
                 let due = self.store.due_mails(self.clock.now(), 256).await?;
                 let fresh: Vec<OutboxMail> = due
                     .into_iter()
-                    .filter(|m| !in_flight.contains(&m.id))
+                    .filter(|m| !in_flight.contains_key(&m.id))
                     .collect();
                 exhausted = fresh.is_empty();
                 queue.extend(fresh);
             }
             while tasks.len() < self.concurrency && !stopping {
                 let Some(mail) = queue.pop_front() else { break };
-                in_flight.insert(mail.id);
+                in_flight.insert(mail.id, (mail.to.clone(), mail.message_id.clone()));
                 let job = self.prepare(&mail);
                 let transport = self.transport.clone();
                 let now = self.clock.now();
@@ -163,18 +164,20 @@ impl Sender {
                 }
             }
             for (id, r) in &results {
-                in_flight.remove(id);
+                let (to, message_id) = in_flight.remove(id).unwrap_or_default();
                 match r {
                     SendResult::Sent => {
                         accepted += 1;
-                        tracing::info!(outbox_id = id, "sent");
+                        tracing::info!(outbox_id = id, %to, %message_id, "sent");
                     }
-                    SendResult::Failed { error, retry_at } => {
-                        tracing::warn!(outbox_id = id, %error, retry_at = %retry_at, "send failed; will retry")
-                    }
-                    SendResult::Rejected { error } => {
-                        tracing::error!(outbox_id = id, %error, "refused by the SMTP server; not retried")
-                    }
+                    SendResult::Failed { error, retry_at } => tracing::warn!(
+                        outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
+                        "send failed; will retry"
+                    ),
+                    SendResult::Rejected { error } => tracing::error!(
+                        outbox_id = id, %to, %message_id, %error,
+                        "refused by the SMTP server; not retried"
+                    ),
                 }
             }
             self.store
