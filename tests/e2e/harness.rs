@@ -19,6 +19,7 @@ pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Where the mail stack listens.
 pub struct Stack {
+    pub dir: PathBuf,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub smtp_port: u16,
@@ -49,12 +50,48 @@ pub fn stack() -> &'static Stack {
         );
         let dir = std::env::var("FOLIO_MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/folio-mail".into());
         Stack {
+            dir: PathBuf::from(&dir),
             imap_port: env_port("FOLIO_MAILSTACK_IMAP_PORT", 1143),
             imaps_port: env_port("FOLIO_MAILSTACK_IMAPS_PORT", 1993),
             smtp_port: env_port("FOLIO_MAILSTACK_SMTP_PORT", 2525),
             ca_file: PathBuf::from(dir).join("tls/ca.pem"),
         }
     })
+}
+
+impl Stack {
+    /// A second, private mail stack (own state directory and ports) for tests that take servers
+    /// down, so the shared stack other tests use stays up.
+    pub fn private(name: &str, first_port: u16) -> Stack {
+        let stack = Stack {
+            dir: PathBuf::from(format!("/tmp/fm-{name}")),
+            imap_port: first_port,
+            imaps_port: first_port + 1,
+            smtp_port: first_port + 2,
+            ca_file: PathBuf::from(format!("/tmp/fm-{name}/tls/ca.pem")),
+        };
+        stack.script("start");
+        stack
+    }
+
+    /// Runs `scripts/mailstack <command>` for this stack.
+    pub fn script(&self, command: &str) {
+        let out = Command::new(format!("{REPO}/scripts/mailstack"))
+            .arg(command)
+            .env("FOLIO_MAILSTACK_DIR", &self.dir)
+            .env("FOLIO_MAILSTACK_IMAP_PORT", self.imap_port.to_string())
+            .env("FOLIO_MAILSTACK_IMAPS_PORT", self.imaps_port.to_string())
+            .env("FOLIO_MAILSTACK_SMTP_PORT", self.smtp_port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/mailstack");
+        assert!(
+            out.status.success(),
+            "scripts/mailstack {command} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// A fresh address at the test domain.
@@ -89,6 +126,8 @@ pub struct Options {
     pub batch_size: u32,
     /// A copy of mail-templates/ the test may edit; default: the repository's own.
     pub templates_dir: Option<PathBuf>,
+    /// The folder to watch; default INBOX.
+    pub folder: Option<String>,
 }
 
 impl Default for Options {
@@ -99,6 +138,7 @@ impl Default for Options {
             max_auto_replies: 20,
             batch_size: 500,
             templates_dir: None,
+            folder: None,
         }
     }
 }
@@ -115,9 +155,13 @@ pub struct Folio {
 }
 
 impl Folio {
-    /// Writes a config for help-desk address `hd`; does not start the process.
+    /// Writes a config for help-desk address `hd` on the shared stack; does not start the process.
     pub fn new(hd: &str, opts: Options) -> Folio {
-        let s = stack();
+        Folio::new_on(stack(), hd, opts)
+    }
+
+    /// Like [`Folio::new`], on the given stack.
+    pub fn new_on(s: &Stack, hd: &str, opts: Options) -> Folio {
         let dir = tempfile::tempdir().expect("tempdir");
         let (tls, port) = match opts.imap {
             ImapMode::Plain => ("none", s.imap_port),
@@ -133,6 +177,7 @@ tls = "{tls}"
 ca_file = "{ca}"
 username = "{hd}"
 password = "secret"
+folder = "{folder}"
 poll_interval = "1s"
 command_timeout = "20s"
 batch_size = {batch}
@@ -166,6 +211,7 @@ level = "info"
             smtp = opts.smtp_port.unwrap_or(s.smtp_port),
             db = dir.path().join("folio.db").display(),
             cap = opts.max_auto_replies,
+            folder = opts.folder.as_deref().unwrap_or("INBOX"),
             templates = opts
                 .templates_dir
                 .clone()
@@ -324,10 +370,15 @@ pub fn message_id() -> String {
     unique("m").replace("@example.test", "@client.example.test")
 }
 
-/// Sends raw bytes over SMTP to the stack. An empty `from` is the null sender of bounces.
+/// Sends raw bytes over SMTP to the shared stack. An empty `from` is the null sender of bounces.
 pub async fn send(from: &str, to: &str, raw: &[u8]) {
+    send_on(stack(), from, to, raw).await
+}
+
+/// Sends raw bytes over SMTP to the given stack.
+pub async fn send_on(s: &Stack, from: &str, to: &str, raw: &[u8]) {
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(stack().smtp_port)
+        .port(s.smtp_port)
         .build();
     let envelope = Envelope::new(
         (!from.is_empty()).then(|| from.parse().expect("from")),
@@ -340,11 +391,16 @@ pub async fn send(from: &str, to: &str, raw: &[u8]) {
         .expect("SMTP send to the stack");
 }
 
-/// An IMAP session as `user` (plain, loopback).
+/// An IMAP session as `user` (plain, loopback) on the shared stack.
 pub async fn imap(user: &str) -> Session {
+    imap_on(stack(), user).await
+}
+
+/// An IMAP session as `user` on the given stack.
+pub async fn imap_on(s: &Stack, user: &str) -> Session {
     let cfg = ImapConfig {
         host: "127.0.0.1".into(),
-        port: stack().imap_port,
+        port: s.imap_port,
         tls: TlsMode::None,
         username: user.into(),
         password: Secret("secret".into()),
@@ -388,7 +444,12 @@ pub async fn fetch_all(user: &str, folder: &str) -> Vec<Vec<u8>> {
 
 /// Number of messages in `folder` of `user`.
 pub async fn count(user: &str, folder: &str) -> u32 {
-    let mut s = imap(user).await;
+    count_on(stack(), user, folder).await
+}
+
+/// Number of messages in `folder` of `user` on the given stack.
+pub async fn count_on(stack: &Stack, user: &str, folder: &str) -> u32 {
+    let mut s = imap_on(stack, user).await;
     let n = s.examine(folder).await.map(|m| m.exists).unwrap_or(0);
     let _ = s.logout().await;
     n

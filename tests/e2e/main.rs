@@ -642,3 +642,114 @@ async fn broken_template_keeps_mail_queued_until_an_admin_fixes_it() {
     );
     assert_eq!(mails[0].in_reply_to.as_deref(), Some(id.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_server_outage_folio_reconnects_and_catches_up() {
+    // A private stack: stopping its Dovecot does not disturb the other tests.
+    let private = Stack::private("outage", 11143);
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let mut folio = Folio::new_on(&private, &hd, Options::default());
+    folio.start(&[]).await;
+    let first = message_id();
+    send_on(
+        &private,
+        &alice,
+        &hd,
+        &message(&alice, &hd, "Antes del corte", "Uno.", &first),
+    )
+    .await;
+    wait_for("first confirmation", WAIT, || async {
+        (count_on(&private, &alice, "INBOX").await == 1).then_some(())
+    })
+    .await;
+
+    private.script("stop-imap");
+    let second = message_id();
+    // Postfix queues it while Dovecot is down.
+    send_on(
+        &private,
+        &alice,
+        &hd,
+        &message(&alice, &hd, "Durante el corte", "Dos.", &second),
+    )
+    .await;
+    wait_for("folio to notice the outage", WAIT, || async {
+        folio
+            .log_text()
+            .contains("mailbox connection failed")
+            .then_some(())
+    })
+    .await;
+    private.script("start-imap");
+    wait_for(
+        "second confirmation after the outage",
+        Duration::from_secs(60),
+        || async { (count_on(&private, &alice, "INBOX").await == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(folio.tickets().len(), 2);
+    assert!(folio.stop().success());
+    private.script("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uidvalidity_reset_does_not_make_second_tickets() {
+    let hd = unique("hd");
+    let alice = unique("alice");
+    {
+        let mut s = imap(&hd).await;
+        s.create("Soporte").await.unwrap();
+        let _ = s.logout().await;
+    }
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            folder: Some("Soporte".into()),
+            ..Options::default()
+        },
+    );
+    folio.start(&[]).await;
+    let a = message(&alice, &hd, "Solicitud A", "Primera.", &message_id());
+    append(&hd, "Soporte", std::slice::from_ref(&a)).await;
+    wait_for("confirmation of A", WAIT, || async {
+        (count(&alice, "INBOX").await == 1).then_some(())
+    })
+    .await;
+    assert!(folio.stop().success());
+
+    // The server rebuilds the folder: new UIDVALIDITY, and A shows up again next to a new B.
+    {
+        let mut s = imap(&hd).await;
+        s.delete("Soporte").await.unwrap();
+        s.create("Soporte").await.unwrap();
+        let _ = s.logout().await;
+    }
+    let b = message(&alice, &hd, "Solicitud B", "Segunda.", &message_id());
+    append(&hd, "Soporte", &[a, b]).await;
+    folio.start(&[]).await;
+    wait_for("confirmation of B", WAIT, || async {
+        (count(&alice, "INBOX").await == 2).then_some(())
+    })
+    .await;
+    wait_for("both filed away", WAIT, || async {
+        (count(&hd, "Soporte").await == 0).then_some(())
+    })
+    .await;
+    let tickets = folio.tickets();
+    assert_eq!(tickets.len(), 2, "A is not a new ticket: {tickets:?}");
+    assert!(folio.log_text().contains("UIDVALIDITY changed"));
+    // A sentinel after them: once it is answered, anything A could have caused has happened.
+    let bob = unique("bob");
+    append(
+        &hd,
+        "Soporte",
+        &[message(&bob, &hd, "Centinela", "Prueba.", &message_id())],
+    )
+    .await;
+    wait_for("the sentinel's confirmation", WAIT, || async {
+        (count(&bob, "INBOX").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(count(&alice, "INBOX").await, 2, "A was not confirmed twice");
+}
