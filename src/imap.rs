@@ -185,6 +185,28 @@ async fn login(
     }
 }
 
+/// Most bytes of mail one batch holds in memory (a single larger message still forms a batch).
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Splits `(uid, size)` pairs into batches of at most `max_count` messages and `max_bytes` bytes.
+fn batches(found: &[(u32, u64)], max_count: usize, max_bytes: u64) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut bytes = 0;
+    for &(uid, size) in found {
+        match out.last_mut() {
+            Some(b) if b.len() < max_count && bytes + size <= max_bytes => {
+                b.push(uid);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![uid]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
+
 /// `1:3,5,7:9` for a sorted list of UIDs.
 pub fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
@@ -270,7 +292,14 @@ impl Mailbox {
         let mut seen_at = self.pipeline.clock.now();
         loop {
             next_uid = self
-                .sync(&mut session, &caps, uidvalidity, next_uid, seen_at)
+                .sync(
+                    &mut session,
+                    &caps,
+                    uidvalidity,
+                    next_uid,
+                    seen_at,
+                    shutdown,
+                )
                 .await?;
             if shutdown.is_triggered() {
                 let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
@@ -331,7 +360,8 @@ impl Mailbox {
         })
     }
 
-    /// Processes every message with UID ≥ `from`; returns the next UID to look at.
+    /// Processes every message with UID ≥ `from`, a batch at a time; returns the next UID to look
+    /// at. Stops between batches when shutdown is triggered.
     async fn sync(
         &self,
         session: &mut Session,
@@ -339,15 +369,31 @@ impl Mailbox {
         uidvalidity: u32,
         from: u32,
         seen_at: chrono::DateTime<chrono::Utc>,
+        shutdown: &Shutdown,
     ) -> Result<u32, ImapError> {
         let cfg = &self.cfg;
         let t = cfg.command_timeout;
-        let found = within(t, "UID SEARCH", session.uid_search(format!("UID {from}:*"))).await?;
+        // Sizes first, so a batch never holds more than BATCH_BYTES of mail in memory.
+        let sized = within(t, "UID FETCH", async {
+            let stream = session
+                .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE)")
+                .await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await?;
         // "n:*" always matches the highest UID, even below n.
-        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u >= from).collect();
-        uids.sort_unstable();
+        let mut found: Vec<(u32, u64)> = sized
+            .iter()
+            .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
+            .filter(|(uid, _)| *uid >= from)
+            .collect();
+        found.sort_unstable();
         let mut next = from;
-        for chunk in uids.chunks(cfg.batch_size as usize) {
+        for chunk in batches(&found, cfg.batch_size as usize, BATCH_BYTES) {
+            if shutdown.is_triggered() {
+                break;
+            }
+            let chunk = &chunk[..];
             let fetched = within(t, "UID FETCH", async {
                 let stream = session
                     .uid_fetch(uid_set(chunk), "(UID BODY.PEEK[])")
@@ -478,6 +524,20 @@ async fn file_away(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_bound_count_and_bytes() {
+        let found = [(1, 10), (2, 10), (3, 10), (4, 100), (5, 1)];
+        assert_eq!(
+            batches(&found, 2, 1000),
+            vec![vec![1, 2], vec![3, 4], vec![5]]
+        );
+        assert_eq!(
+            batches(&found, 10, 25),
+            vec![vec![1, 2], vec![3], vec![4], vec![5]]
+        );
+        assert!(batches(&[], 10, 25).is_empty());
+    }
 
     #[test]
     fn uid_sets_compress_runs() {

@@ -197,9 +197,11 @@ impl Pipeline {
                             queued += n;
                             outcome
                         }
-                        // Only constraint-type errors are the message's fault; anything else
-                        // (disk, lock) aborts the batch so it is retried whole.
-                        Err(StoreError::Sql(sqlx::Error::Database(e))) => {
+                        // Only a constraint violation is the message's fault; anything else
+                        // (disk full, I/O) aborts the batch so it is retried whole.
+                        Err(StoreError::Sql(sqlx::Error::Database(e)))
+                            if !matches!(e.kind(), sqlx::error::ErrorKind::Other) =>
+                        {
                             tx.rollback_to_savepoint().await?;
                             let reason = format!("cannot store message: {e}");
                             tx.quarantine(&raw.source, &reason, &raw.bytes, now).await?;
