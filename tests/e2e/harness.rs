@@ -37,25 +37,18 @@ fn env_port(name: &str, default: u16) -> u16 {
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
     STACK.get_or_init(|| {
-        let out = Command::new(format!("{REPO}/scripts/mailstack"))
-            .arg("start")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run scripts/mailstack start");
-        assert!(
-            out.status.success(),
-            "scripts/mailstack start failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let dir = PathBuf::from(
+            std::env::var("FOLIO_MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/folio-mail".into()),
         );
-        let dir = std::env::var("FOLIO_MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/folio-mail".into());
-        Stack {
-            dir: PathBuf::from(&dir),
+        let stack = Stack {
             imap_port: env_port("FOLIO_MAILSTACK_IMAP_PORT", 1143),
             imaps_port: env_port("FOLIO_MAILSTACK_IMAPS_PORT", 1993),
             smtp_port: env_port("FOLIO_MAILSTACK_SMTP_PORT", 2525),
-            ca_file: PathBuf::from(dir).join("tls/ca.pem"),
-        }
+            ca_file: dir.join("tls/ca.pem"),
+            dir,
+        };
+        stack.script("start");
+        stack
     })
 }
 
@@ -315,6 +308,22 @@ level = "info"
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `folio tickets show FOLIO --json`.
+    pub fn show(&self, folio: &str) -> Value {
+        serde_json::from_str(&self.cli(&["tickets", "show", folio, "--json"]))
+            .expect("tickets show prints JSON")
+    }
+
+    /// Waits for the first ticket and returns its folio.
+    pub async fn first_folio(&self) -> String {
+        wait_for("a ticket", Duration::from_secs(30), || async {
+            self.tickets()
+                .first()
+                .and_then(|t| t["folio"].as_str().map(str::to_string))
+        })
+        .await
     }
 
     /// `folio tickets list --json`.

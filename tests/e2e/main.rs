@@ -127,8 +127,7 @@ async fn confirmation_round_trip(mode: ImapMode) {
     );
     assert_eq!(count(&hd, "INBOX").await, 0);
 
-    let show = folio.cli(&["tickets", "show", &folio_number, "--json"]);
-    let show: serde_json::Value = serde_json::from_str(&show).unwrap();
+    let show = folio.show(&folio_number);
     assert_eq!(show["outgoing"][0]["status"], "sent");
     assert_eq!(show["messages"][0]["decision_reason"], "new_ticket");
 
@@ -181,13 +180,7 @@ async fn latin1_and_html_only_mail_become_readable_tickets() {
             .iter()
             .find(|t| t["subject"] == subject)
             .unwrap_or_else(|| panic!("no ticket with subject {subject:?}: {tickets:?}"));
-        let show: serde_json::Value = serde_json::from_str(&folio.cli(&[
-            "tickets",
-            "show",
-            t["folio"].as_str().unwrap(),
-            "--json",
-        ]))
-        .unwrap();
+        let show = folio.show(t["folio"].as_str().unwrap());
         let body = show["messages"][0]["body_text"].as_str().unwrap();
         for phrase in expected["body_contains"].as_array().unwrap() {
             assert!(
@@ -444,18 +437,10 @@ async fn smtp_outage_queues_mail_and_delivers_it_when_back() {
         &message(&alice, &hd, "Sin sistema de nómina", "No abre.", &id),
     )
     .await;
-    let folio_number = wait_for("the ticket", WAIT, || async {
-        folio
-            .tickets()
-            .first()
-            .map(|t| t["folio"].as_str().unwrap().to_string())
-    })
-    .await;
+    let folio_number = folio.first_folio().await;
     // The SMTP server is down: the confirmation waits in the outbox, with the error recorded.
     wait_for("a failed attempt recorded", WAIT, || async {
-        let show: serde_json::Value =
-            serde_json::from_str(&folio.cli(&["tickets", "show", &folio_number, "--json"]))
-                .unwrap();
+        let show = folio.show(&folio_number);
         let o = &show["outgoing"][0];
         (o["status"] == "pending" && o["attempts"].as_i64().unwrap_or(0) >= 1).then_some(())
     })
@@ -598,20 +583,12 @@ async fn broken_template_keeps_mail_queued_until_an_admin_fixes_it() {
         &message(&alice, &hd, "Firma electrónica", "No firma.", &id),
     )
     .await;
-    let folio_number = wait_for("the ticket", WAIT, || async {
-        folio
-            .tickets()
-            .first()
-            .map(|t| t["folio"].as_str().unwrap().to_string())
-    })
-    .await;
+    let folio_number = folio.first_folio().await;
     let error = wait_for(
         "the template error recorded on the queued mail",
         WAIT,
         || async {
-            let show: serde_json::Value =
-                serde_json::from_str(&folio.cli(&["tickets", "show", &folio_number, "--json"]))
-                    .unwrap();
+            let show: serde_json::Value = folio.show(&folio_number);
             let o = show["outgoing"][0].clone();
             (o["status"] == "pending" && o["last_error"].is_string())
                 .then(|| o["last_error"].as_str().unwrap().to_string())
