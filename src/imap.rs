@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -306,8 +307,19 @@ impl Mailbox {
                 return Ok(());
             }
             // async-imap keeps unsolicited responses in a bounded channel; we re-sync by UID
-            // instead of relying on them, so drop them.
-            while session.unsolicited_responses.try_recv().is_ok() {}
+            // instead of relying on their content. But an EXISTS that arrived during the sync
+            // means new mail: look again before waiting, or it would wait for the next one.
+            let mut new_mail = false;
+            while let Ok(r) = session.unsolicited_responses.try_recv() {
+                new_mail |= matches!(
+                    r,
+                    UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+                );
+            }
+            if new_mail {
+                seen_at = self.pipeline.clock.now();
+                continue;
+            }
             session = if caps.idle {
                 match self.idle(session, shutdown).await? {
                     Some(s) => s,

@@ -295,12 +295,15 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     // inspect must work on a machine without secrets: fall back to defaults when the
     // configuration does not validate, and say so.
     let (policy, folio_format, directory, max_attachment) = match load_config(config_path) {
-        Ok(config) => (
-            pipeline::policy_of(&config)?.0,
-            pipeline::policy_of(&config)?.1,
-            pipeline::directory_of(&config)?,
-            config.limits.max_attachment_bytes,
-        ),
+        Ok(config) => {
+            let (policy, format) = pipeline::policy_of(&config)?;
+            (
+                policy,
+                format,
+                pipeline::directory_of(&config)?,
+                config.limits.max_attachment_bytes,
+            )
+        }
         Err(e) => {
             eprintln!("folio inspect: using default settings ({e:#})");
             (
