@@ -428,11 +428,12 @@ impl Mailbox {
             }
             drop(fetched);
             batch.sort_by_key(|(uid, _)| *uid);
-            let raws: Vec<RawMessage> = batch.iter().map(|(_, r)| r.clone()).collect();
+            let (uids, raws): (Vec<u32>, Vec<RawMessage>) = batch.into_iter().unzip();
             let outcomes = self.pipeline.process(&raws).await?;
+            drop(raws);
             let mut processed = Vec::new();
             let mut quarantined = Vec::new();
-            for ((uid, _), o) in batch.iter().zip(&outcomes) {
+            for (uid, o) in uids.iter().zip(&outcomes) {
                 match o.disposition {
                     Disposition::Processed => processed.push(*uid),
                     Disposition::Quarantined(_) => quarantined.push(*uid),
