@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::imap::Mailbox;
 use crate::pipeline::{Pipeline, SetupError};
 use crate::render::Templates;
-use crate::sender::{self, Sender};
+use crate::sender::Sender;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -20,7 +20,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Setup(#[from] SetupError),
     #[error(transparent)]
-    Smtp(#[from] sender::SetupError),
+    Smtp(#[from] crate::smtp::SetupError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -43,7 +43,7 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     let sender = Arc::new(Sender {
         store: store.clone(),
         templates,
-        transport: sender::transport(&config.smtp)?,
+        smtp: Arc::new(crate::smtp::SmtpClient::new(&config.smtp)?),
         from_name: config.smtp.from_name.clone(),
         from_address: config.smtp.from_address.clone(),
         concurrency: config.smtp.concurrency,

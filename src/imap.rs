@@ -14,9 +14,6 @@ use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::config::{FirstStart, ImapConfig, TlsMode};
 use crate::pipeline::{Disposition, Pipeline, RawMessage};
@@ -39,10 +36,8 @@ pub enum ImapError {
         port: u16,
         source: std::io::Error,
     },
-    #[error("imap {host}: TLS: {message}")]
-    Tls { host: String, message: String },
-    #[error("imap.ca_file: {path}: {message}")]
-    CaFile { path: String, message: String },
+    #[error("imap: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("imap: login as {user:?} refused: {message}")]
     Login { user: String, message: String },
     #[error("imap: {0}")]
@@ -66,55 +61,10 @@ async fn within<T, E: Into<ImapError>>(
     }
 }
 
-fn tls_connector(cfg: &ImapConfig) -> Result<tokio_rustls::TlsConnector, ImapError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = &cfg.ca_file {
-        let ca_err = |message: String| ImapError::CaFile {
-            path: path.display().to_string(),
-            message,
-        };
-        let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ca_err(e.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| ca_err(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(ca_err("no PEM certificate in the file".into()));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| ca_err(e.to_string()))?;
-        }
-    }
-    let tls_err = |e: rustls::Error| ImapError::Tls {
-        host: cfg.host.clone(),
-        message: e.to_string(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(tls_err)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
 async fn tls_wrap(cfg: &ImapConfig, tcp: TcpStream) -> Result<Box<dyn Io>, ImapError> {
-    let connector = tls_connector(cfg)?;
-    let name = ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
-        host: cfg.host.clone(),
-        message: e.to_string(),
-    })?;
+    let connector = crate::tls::connector(cfg.ca_file.as_deref(), "imap.ca_file")?;
     let stream = within(cfg.command_timeout, "TLS handshake", async {
-        connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ImapError::Tls {
-                host: cfg.host.clone(),
-                message: e.to_string(),
-            })
+        crate::tls::handshake(&connector, &cfg.host, tcp).await
     })
     .await?;
     Ok(Box::new(stream))

@@ -25,4 +25,6 @@ pub mod render;
 pub mod requester;
 pub mod sender;
 pub mod shutdown;
+pub mod smtp;
 pub mod store;
+pub mod tls;

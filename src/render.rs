@@ -5,14 +5,14 @@
 //! templates escape user text; subject and text templates do not. Strict mode: a variable that
 //! does not exist is an error naming the template and line.
 //!
-//! Templates are re-read when any file in the language folder changes, so an admin's edit takes
-//! effect without a restart. Rendering happens when a mail is sent, so a broken template leaves
+//! Templates are re-read when any file in the language folder changes (the folder is looked at
+//! once a second at most), so an admin's edit takes effect without a restart. Rendering happens when a mail is sent, so a broken template leaves
 //! the mail queued and retryable instead of losing it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use handlebars::Handlebars;
 
@@ -55,13 +55,22 @@ struct Registries {
 /// The template store: one folder per language, reloaded on change.
 pub struct Templates {
     root: PathBuf,
-    cache: Mutex<HashMap<String, Arc<Registries>>>,
+    /// How long a loaded folder is used before its files are looked at again.
+    recheck: Duration,
+    cache: Mutex<HashMap<String, (Arc<Registries>, Instant)>>,
 }
 
 impl Templates {
+    /// Templates under `root`, checked for changes at most once a second.
     pub fn new(root: impl Into<PathBuf>) -> Templates {
+        Templates::with_recheck(root, Duration::from_secs(1))
+    }
+
+    /// Templates under `root`, checked for changes at most every `recheck`.
+    pub fn with_recheck(root: impl Into<PathBuf>, recheck: Duration) -> Templates {
         Templates {
             root: root.into(),
+            recheck,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -124,16 +133,18 @@ impl Templates {
     }
 
     fn registries(&self, language: &str) -> Result<Arc<Registries>, TemplateError> {
-        let dir = self.root.join(language);
-        let stamp = stamp(&dir)?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = cache.get(language) {
-            if r.stamp == stamp {
+        if let Some((r, checked)) = cache.get(language) {
+            if checked.elapsed() < self.recheck {
                 return Ok(r.clone());
             }
         }
-        let regs = Arc::new(load(stamp)?);
-        cache.insert(language.to_string(), regs.clone());
+        let stamp = stamp(&self.root.join(language))?;
+        let regs = match cache.get(language) {
+            Some((r, _)) if r.stamp == stamp => r.clone(),
+            _ => Arc::new(load(stamp)?),
+        };
+        cache.insert(language.to_string(), (regs.clone(), Instant::now()));
         Ok(regs)
     }
 }
@@ -223,7 +234,7 @@ mod tests {
         write(&es, "t.subject.hbs", "uno");
         write(&es, "t.txt.hbs", "a");
         write(&es, "t.html.hbs", "b");
-        let t = Templates::new(tmp.path());
+        let t = Templates::with_recheck(tmp.path(), Duration::ZERO);
         let ctx = serde_json::json!({});
         assert_eq!(t.render("es", "t", &ctx).unwrap().subject, "uno");
         write(&es, "t.subject.hbs", "dos, más largo");

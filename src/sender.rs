@@ -2,75 +2,29 @@
 //!
 //! A mail is marked sent only after the server accepted it; a crash in between sends it again
 //! with the same Message-ID (at-least-once). Temporary failures retry with exponential backoff
-//! (1 s doubling to 5 min); a permanent 5xx refusal marks the mail failed. Results that complete
-//! together are recorded in one transaction (group commit).
+//! (1 s doubling to 5 min); a permanent 5xx refusal marks the mail failed. The results that are
+//! ready together are recorded in one transaction (group commit) while the other sends go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::config::{SmtpConfig, TlsMode};
 use crate::outgoing::{self, Addressing};
 use crate::render::Templates;
 use crate::shutdown::Shutdown;
+use crate::smtp::{SendError, SmtpClient};
 use crate::store::{OutboxMail, SendResult, Store, StoreError};
-
-/// A problem setting up SMTP, naming the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("smtp.ca_file: cannot read {path}: {source}")]
-    CaFile {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("smtp: {0}")]
-    Tls(#[from] lettre::transport::smtp::Error),
-}
-
-/// Builds the pooled SMTP transport from the configuration.
-pub fn transport(c: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, SetupError> {
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
-        .port(c.port)
-        .timeout(Some(c.timeout))
-        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-            c.hello_name.clone(),
-        ))
-        .pool_config(PoolConfig::new().max_size(c.concurrency as u32));
-    if c.tls != TlsMode::None {
-        let mut params = TlsParameters::builder(c.host.clone());
-        if let Some(path) = &c.ca_file {
-            let pem = std::fs::read(path).map_err(|source| SetupError::CaFile {
-                path: path.display().to_string(),
-                source,
-            })?;
-            params = params.add_root_certificate(Certificate::from_pem(&pem)?);
-        }
-        let params: TlsParameters = params.build_rustls()?;
-        builder = builder.tls(match c.tls {
-            TlsMode::Implicit => Tls::Wrapper(params),
-            _ => Tls::Required(params),
-        });
-    }
-    if let Some(user) = &c.username {
-        builder = builder.credentials(Credentials::new(user.clone(), c.password.0.clone()));
-    }
-    Ok(builder.build())
-}
 
 /// Delivers queued mail.
 pub struct Sender {
     pub store: Store,
     pub templates: Arc<Templates>,
-    pub transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub smtp: Arc<SmtpClient>,
     pub from_name: String,
     pub from_address: String,
     pub concurrency: usize,
@@ -90,9 +44,8 @@ impl Sender {
             if shutdown.is_triggered() {
                 return;
             }
-            match self.send_due(Some(&shutdown)).await {
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "outbox: database error; retrying in 5s"),
+            if let Err(e) = self.send_due(Some(&shutdown)).await {
+                tracing::error!(error = %e, "outbox: database error; retrying in 5s");
             }
             let wait = match self.store.next_due().await {
                 Ok(Some(t)) => (t - self.clock.now())
@@ -114,88 +67,96 @@ impl Sender {
     /// were accepted. Stops early (leaving mail queued) when shutdown is triggered.
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut accepted = 0;
-        // Mails being sent: id → (recipient, Message-ID), for the log and to skip them when refilling.
+        // Mails being sent: id → (recipient, Message-ID), for the log and to skip them when
+        // refilling the queue from the database.
         let mut in_flight: HashMap<i64, (String, String)> = HashMap::new();
         let mut tasks: JoinSet<(i64, SendResult)> = JoinSet::new();
-        let mut queue: std::collections::VecDeque<OutboxMail> = Default::default();
-        let mut exhausted = false;
-        let mut failed_round = false;
+        let mut queue: VecDeque<OutboxMail> = VecDeque::new();
+        let mut pending: Vec<(i64, SendResult)> = Vec::new();
+        // After a temporary failure the server is probably down: finish what is in flight and
+        // let `run` sleep until the earliest retry instead of trying the rest of the queue.
+        let mut stop_refilling = false;
         loop {
-            let stopping = shutdown.is_some_and(|s| s.is_triggered());
-            if queue.is_empty() && !exhausted && !stopping {
+            let stopping = stop_refilling || shutdown.is_some_and(|s| s.is_triggered());
+            if queue.is_empty() && !stopping {
                 let due = self.store.due_mails(self.clock.now(), 256).await?;
-                let fresh: Vec<OutboxMail> = due
-                    .into_iter()
-                    .filter(|m| !in_flight.contains_key(&m.id))
-                    .collect();
-                exhausted = fresh.is_empty();
-                queue.extend(fresh);
+                queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
             }
             while tasks.len() < self.concurrency && !stopping {
                 let Some(mail) = queue.pop_front() else { break };
                 in_flight.insert(mail.id, (mail.to.clone(), mail.message_id.clone()));
                 let job = self.prepare(&mail);
-                let transport = self.transport.clone();
+                let smtp = self.smtp.clone();
                 let now = self.clock.now();
                 tasks.spawn(async move {
                     let result = match job {
-                        Ok(message) => deliver(&transport, message, mail.attempts, now).await,
+                        Ok(message) => deliver(&smtp, &message, mail.attempts, now).await,
                         Err(e) => SendResult::Failed {
-                            retry_at: now
-                                + chrono::Duration::from_std(backoff(mail.attempts))
-                                    .unwrap_or_default(),
+                            retry_at: now + to_chrono(backoff(mail.attempts)),
                             error: e,
                         },
                     };
                     (mail.id, result)
                 });
             }
-            let Some(first) = tasks.join_next().await else {
-                if queue.is_empty() && (exhausted || stopping) {
+            if tasks.is_empty() {
+                self.record(&mut pending, &mut in_flight, &mut accepted)
+                    .await?;
+                if queue.is_empty() || stopping {
                     return Ok(accepted);
                 }
                 continue;
-            };
-            let mut results = Vec::new();
-            for r in std::iter::once(first).chain(std::iter::from_fn(|| tasks.try_join_next())) {
+            }
+            // Group commit: record every result that is ready now in one transaction. The
+            // sends in flight go on meanwhile, so a slow fsync groups more results, not fewer.
+            // (A crash between the server's "250 OK" and this commit resends those mails.)
+            let first = tasks.join_next().await;
+            for r in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| tasks.try_join_next()))
+            {
                 match r {
-                    Ok(r) => results.push(r),
+                    Ok(r) => {
+                        stop_refilling |= matches!(r.1, SendResult::Failed { .. });
+                        pending.push(r);
+                    }
                     Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
                 }
             }
-            for (id, r) in &results {
-                let (to, message_id) = in_flight.remove(id).unwrap_or_default();
-                match r {
-                    SendResult::Sent => {
-                        accepted += 1;
-                        tracing::info!(outbox_id = id, %to, %message_id, "sent");
-                    }
-                    SendResult::Failed { error, retry_at } => tracing::warn!(
-                        outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
-                        "send failed; will retry"
-                    ),
-                    SendResult::Rejected { error } => tracing::error!(
-                        outbox_id = id, %to, %message_id, %error,
-                        "refused by the SMTP server; not retried"
-                    ),
-                }
-            }
-            self.store
-                .record_results(&results, self.clock.now())
+            self.record(&mut pending, &mut in_flight, &mut accepted)
                 .await?;
-            if results
-                .iter()
-                .any(|(_, r)| matches!(r, SendResult::Failed { .. }))
-            {
-                // The server is probably down: stop this round; the run loop sleeps until the
-                // earliest retry instead of hammering it with the rest of the queue.
-                queue.clear();
-                exhausted = true;
-                failed_round = true;
-            } else if !failed_round {
-                exhausted = false;
+        }
+    }
+
+    /// Logs and stores a group of results in one transaction.
+    async fn record(
+        &self,
+        pending: &mut Vec<(i64, SendResult)>,
+        in_flight: &mut HashMap<i64, (String, String)>,
+        accepted: &mut usize,
+    ) -> Result<(), StoreError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.store.record_results(pending, self.clock.now()).await?;
+        for (id, r) in pending.drain(..) {
+            let (to, message_id) = in_flight.remove(&id).unwrap_or_default();
+            match r {
+                SendResult::Sent => {
+                    *accepted += 1;
+                    tracing::info!(outbox_id = id, %to, %message_id, "sent");
+                }
+                SendResult::Failed { error, retry_at } => tracing::warn!(
+                    outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
+                    "send failed; will retry"
+                ),
+                SendResult::Rejected { error } => tracing::error!(
+                    outbox_id = id, %to, %message_id, %error,
+                    "refused by the SMTP server; not retried"
+                ),
             }
         }
+        Ok(())
     }
 
     /// Renders and builds one mail. An error (a broken template, a bad address) leaves it queued.
@@ -222,20 +183,22 @@ impl Sender {
     }
 }
 
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 async fn deliver(
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
-    message: lettre::Message,
+    smtp: &SmtpClient,
+    message: &lettre::Message,
     attempts: i64,
     now: DateTime<Utc>,
 ) -> SendResult {
-    match transport.send(message).await {
-        Ok(_) => SendResult::Sent,
-        Err(e) if e.is_permanent() => SendResult::Rejected {
-            error: e.to_string(),
-        },
-        Err(e) => SendResult::Failed {
-            error: e.to_string(),
-            retry_at: now + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default(),
+    match smtp.send(message.envelope(), &message.formatted()).await {
+        Ok(()) => SendResult::Sent,
+        Err(SendError::Permanent(error)) => SendResult::Rejected { error },
+        Err(SendError::Temporary(error)) => SendResult::Failed {
+            error,
+            retry_at: now + to_chrono(backoff(attempts)),
         },
     }
 }
