@@ -1,21 +1,22 @@
 //! The pipeline for a batch of raw messages: parse → classify → requester → decide → store, with
 //! one transaction per batch. Used by the IMAP loop and by `folio ingest`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::classify::{classify, Verdict};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::decide::{decide, Context, Decision, Policy};
+use crate::decide::{decide, Context, Decision, Policy, TicketAction};
 use crate::folio::FolioFormat;
 use crate::mail::{self, InboundMail};
 use crate::requester::{requester_of, Directory, DirectoryError, Requester};
-use crate::store::{Inbound, Store, StoreError};
+use crate::store::{Lookup, MessageRow, OutboxRow, Store, StoreError, TicketRow};
 
 /// One message as fetched.
 #[derive(Debug, Clone)]
@@ -44,6 +45,37 @@ pub struct Outcome {
     pub folio: Option<String>,
     pub verdict: String,
     pub decision: &'static str,
+    /// A reply was queued.
+    pub queued: bool,
+}
+
+/// What a batch does with one message, decided before anything is written.
+// One plan per message of a batch, held briefly: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Plan<'a> {
+    Quarantine(String),
+    Store { a: &'a Analysis, decision: Decision },
+}
+
+impl Plan<'_> {
+    fn new_ticket(&self) -> Option<&crate::decide::NewTicket> {
+        match self {
+            Plan::Store {
+                decision:
+                    Decision::Record {
+                        action: TicketAction::Open(t),
+                        ..
+                    },
+                ..
+            } => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A constraint violation is the message's fault; any other database error is temporary.
+fn is_constraint_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sql(sqlx::Error::Database(d)) if !matches!(d.kind(), sqlx::error::ErrorKind::Other))
 }
 
 /// What the pure part of the pipeline makes of one message.
@@ -149,78 +181,23 @@ impl Pipeline {
     /// problem): the caller leaves the messages where they are and retries later.
     pub async fn process(&self, batch: &[RawMessage]) -> Result<Vec<Outcome>, StoreError> {
         let started = Instant::now();
-        let analyses: Vec<Result<Analysis, String>> = batch
-            .iter()
-            .map(|m| {
-                if m.bytes.len() as u64 > self.limits.max_message_bytes {
-                    return Err(format!(
-                        "message of {} bytes exceeds limits.max_message_bytes ({})",
-                        m.bytes.len(),
-                        self.limits.max_message_bytes
-                    ));
+        let analyses: Vec<Result<Analysis, String>> =
+            batch.iter().map(|m| self.analyze_one(m)).collect();
+        let outcomes = match self.store_batch(batch, &analyses).await {
+            Err(e) if is_constraint_violation(&e) => {
+                // Something in the batch breaks a constraint (it should not happen: decide saw
+                // the duplicates). Store the messages one at a time so only that one is
+                // quarantined.
+                tracing::warn!(error = %e, "a message of the batch breaks a constraint; storing one by one");
+                let mut out = Vec::with_capacity(batch.len());
+                for (raw, a) in batch.iter().zip(&analyses) {
+                    out.extend(self.store_alone(raw, a).await?);
                 }
-                let a = analyze(
-                    &m.bytes,
-                    &self.directory,
-                    &self.folio_format,
-                    &self.policy,
-                    self.limits.max_attachment_bytes,
-                )?;
-                match a.mail.unusable_reason() {
-                    Some(reason) => Err(reason.to_string()),
-                    None => Ok(a),
-                }
-            })
-            .collect();
-
-        let mut tx = self.store.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut queued = 0;
-        for (raw, analysis) in batch.iter().zip(analyses) {
-            let now = self.clock.now();
-            let outcome = match analysis {
-                Err(reason) => {
-                    tx.quarantine(&raw.source, &reason, &raw.bytes, now).await?;
-                    Outcome {
-                        disposition: Disposition::Quarantined(reason),
-                        message_id: None,
-                        folio: None,
-                        verdict: "unusable".into(),
-                        decision: "quarantined",
-                    }
-                }
-                Ok(a) => {
-                    tx.savepoint().await?;
-                    match self.store_one(&mut tx, raw, &a, now).await {
-                        Ok((outcome, n)) => {
-                            tx.release().await?;
-                            queued += n;
-                            outcome
-                        }
-                        // Only a constraint violation is the message's fault; anything else
-                        // (disk full, I/O) aborts the batch so it is retried whole.
-                        Err(StoreError::Sql(sqlx::Error::Database(e)))
-                            if !matches!(e.kind(), sqlx::error::ErrorKind::Other) =>
-                        {
-                            tx.rollback_to_savepoint().await?;
-                            let reason = format!("cannot store message: {e}");
-                            tx.quarantine(&raw.source, &reason, &raw.bytes, now).await?;
-                            Outcome {
-                                disposition: Disposition::Quarantined(reason),
-                                message_id: a.mail.message_id.clone(),
-                                folio: None,
-                                verdict: a.verdict.reason.clone(),
-                                decision: "quarantined",
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            outcomes.push(outcome);
-        }
-        tx.commit().await?;
-        if queued > 0 {
+                out
+            }
+            r => r?,
+        };
+        if outcomes.iter().any(|o| o.queued) {
             self.outbox_ready.notify_one();
         }
         let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -246,63 +223,265 @@ impl Pipeline {
         Ok(outcomes)
     }
 
-    async fn store_one(
-        &self,
-        tx: &mut crate::store::Batch,
-        raw: &RawMessage,
-        a: &Analysis,
-        now: DateTime<Utc>,
-    ) -> Result<(Outcome, u32), StoreError> {
-        let window_start = now
-            - chrono::Duration::from_std(self.limits.auto_reply_window)
-                .unwrap_or(chrono::Duration::hours(24));
-        let ctx = tx
-            .context(
-                &a.mail,
-                a.folio_reference.as_deref(),
-                Some(&a.requester.email),
-                window_start,
-            )
-            .await?;
-        let decision = decide(
-            &a.mail,
-            &a.verdict,
-            &a.requester,
-            a.folio_reference.as_deref(),
-            &ctx,
+    fn analyze_one(&self, m: &RawMessage) -> Result<Analysis, String> {
+        if m.bytes.len() as u64 > self.limits.max_message_bytes {
+            return Err(format!(
+                "message of {} bytes exceeds limits.max_message_bytes ({})",
+                m.bytes.len(),
+                self.limits.max_message_bytes
+            ));
+        }
+        let a = analyze(
+            &m.bytes,
+            &self.directory,
+            &self.folio_format,
             &self.policy,
-        );
-        let applied = tx
-            .store_message(
-                &Inbound {
-                    source: &raw.source,
-                    raw: &raw.bytes,
-                    mail: &a.mail,
-                    automatic_kind: a.verdict.kind.map(|k| k.as_str()),
-                    verdict_reason: &a.verdict.reason,
-                    seen_at: raw.seen_at,
-                },
-                &decision,
-                &self.folio_format,
-                self.message_id_domain(),
-                self.limits.max_attachment_bytes,
-                now,
-            )
+            self.limits.max_attachment_bytes,
+        )?;
+        match a.mail.unusable_reason() {
+            Some(reason) => Err(reason.to_string()),
+            None => Ok(a),
+        }
+    }
+
+    /// One message in its own transaction; quarantined if it breaks a constraint.
+    async fn store_alone(
+        &self,
+        raw: &RawMessage,
+        a: &Result<Analysis, String>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        match self
+            .store_batch(std::slice::from_ref(raw), std::slice::from_ref(a))
+            .await
+        {
+            Err(e) if is_constraint_violation(&e) => {
+                let reason = format!("cannot store message: {e}");
+                let mut tx = self.store.begin().await?;
+                tx.quarantine(&raw.source, &reason, &raw.bytes, self.clock.now())
+                    .await?;
+                tx.commit().await?;
+                Ok(vec![Outcome {
+                    disposition: Disposition::Quarantined(reason),
+                    message_id: a.as_ref().ok().and_then(|a| a.mail.message_id.clone()),
+                    folio: None,
+                    verdict: "unusable".into(),
+                    decision: "quarantined",
+                    queued: false,
+                }])
+            }
+            r => r,
+        }
+    }
+
+    /// Looks up what the batch needs, decides every message, and writes the results, all in
+    /// one transaction.
+    async fn store_batch(
+        &self,
+        raws: &[RawMessage],
+        analyses: &[Result<Analysis, String>],
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let now = self.clock.now();
+        let window = chrono::Duration::from_std(self.limits.auto_reply_window)
+            .unwrap_or(chrono::Duration::hours(24));
+        let mut tx = self.store.begin().await?;
+
+        let usable: Vec<&Analysis> = analyses.iter().filter_map(|a| a.as_ref().ok()).collect();
+        let keys: Vec<String> = usable.iter().map(|a| a.mail.dedup_key()).collect();
+        let known = tx
+            .lookup(&Lookup {
+                dedup_keys: keys.iter().map(String::as_str).collect(),
+                parent_ids: usable
+                    .iter()
+                    .flat_map(|a| a.mail.in_reply_to.iter().chain(&a.mail.references))
+                    .map(String::as_str)
+                    .collect(),
+                folios: usable
+                    .iter()
+                    .filter_map(|a| a.folio_reference.as_deref())
+                    .collect(),
+                addresses: usable.iter().map(|a| a.requester.email.as_str()).collect(),
+                since: now - window,
+            })
             .await?;
-        let decision_name = match &decision {
-            Decision::Duplicate => "duplicate",
-            Decision::Record { reason, .. } => reason.as_str(),
+
+        // Decide, in mailbox order; earlier messages of the batch count as known for later ones.
+        let mut seen_keys = HashSet::new();
+        let mut recent = known.recent_mails.clone();
+        let plans: Vec<Plan> = analyses
+            .iter()
+            .map(|a| match a {
+                Err(reason) => Plan::Quarantine(reason.clone()),
+                Ok(a) => {
+                    let key = a.mail.dedup_key();
+                    let ctx = Context {
+                        already_processed: known.dedup_keys.contains(&key)
+                            || !seen_keys.insert(key),
+                        thread_ticket: a
+                            .mail
+                            .in_reply_to
+                            .iter()
+                            .chain(a.mail.references.iter().rev())
+                            .find_map(|id| known.thread_tickets.get(id))
+                            .cloned(),
+                        referenced_ticket: a
+                            .folio_reference
+                            .as_ref()
+                            .and_then(|f| known.tickets.get(f))
+                            .cloned(),
+                        recent_mails_to_sender: recent
+                            .get(&a.requester.email)
+                            .copied()
+                            .unwrap_or(0),
+                    };
+                    let decision = decide(
+                        &a.mail,
+                        &a.verdict,
+                        &a.requester,
+                        a.folio_reference.as_deref(),
+                        &ctx,
+                        &self.policy,
+                    );
+                    if let Decision::Record { reply: Some(r), .. } = &decision {
+                        *recent.entry(r.to.clone()).or_default() += 1;
+                    }
+                    Plan::Store { a, decision }
+                }
+            })
+            .collect();
+
+        // Folio numbers for the new tickets, reserved in one statement.
+        let opens = plans.iter().filter(|p| p.new_ticket().is_some()).count();
+        let mut seq = if opens > 0 {
+            tx.allocate_folios(now.year(), opens).await?
+        } else {
+            0
         };
-        Ok((
-            Outcome {
-                disposition: Disposition::Processed,
-                message_id: a.mail.message_id.clone(),
-                folio: applied.folio,
-                verdict: a.verdict.reason.clone(),
-                decision: decision_name,
-            },
-            applied.queued_mails,
-        ))
+        let mut folios: Vec<Option<String>> = vec![None; plans.len()];
+        let mut ticket_rows = Vec::with_capacity(opens);
+        for (i, p) in plans.iter().enumerate() {
+            if let Some(t) = p.new_ticket() {
+                let folio = self.folio_format.render(now.year(), seq);
+                seq += 1;
+                folios[i] = Some(folio.clone());
+                ticket_rows.push(TicketRow { folio, ticket: t });
+            }
+        }
+        let ticket_ids = tx.insert_tickets(&ticket_rows, now).await?;
+
+        // Messages, with the ticket each belongs to.
+        let mut ticket_of: Vec<Option<i64>> = vec![None; plans.len()];
+        let mut appended = Vec::new();
+        let mut message_rows = Vec::with_capacity(plans.len());
+        for (i, p) in plans.iter().enumerate() {
+            let Plan::Store {
+                a,
+                decision: Decision::Record { action, reason, .. },
+            } = p
+            else {
+                continue;
+            };
+            ticket_of[i] = match action {
+                TicketAction::Open(_) => {
+                    folios[i].as_ref().and_then(|f| ticket_ids.get(f)).copied()
+                }
+                TicketAction::Append { ticket_id, folio } => {
+                    folios[i] = Some(folio.clone());
+                    appended.push(*ticket_id);
+                    Some(*ticket_id)
+                }
+                TicketAction::None => None,
+            };
+            message_rows.push(MessageRow {
+                ticket_id: ticket_of[i],
+                source: &raws[i].source,
+                raw: &raws[i].bytes,
+                mail: &a.mail,
+                automatic_kind: a.verdict.kind.map(|k| k.as_str()),
+                verdict_reason: &a.verdict.reason,
+                decision_reason: reason.as_str(),
+                seen_at: raws[i].seen_at,
+            });
+        }
+        appended.sort_unstable();
+        appended.dedup();
+        tx.touch_tickets(&appended, now).await?;
+        let row_ids = tx.insert_messages(&message_rows, now).await?;
+        let attachments: Vec<(i64, &crate::mail::Attachment)> = message_rows
+            .iter()
+            .zip(&row_ids)
+            .flat_map(|(m, id)| m.mail.attachments.iter().map(move |a| (*id, a)))
+            .collect();
+        tx.insert_attachments(&attachments, self.limits.max_attachment_bytes)
+            .await?;
+
+        // Replies, into the outbox.
+        let mut outbox_rows = Vec::new();
+        let mut queued = vec![false; plans.len()];
+        for (i, p) in plans.iter().enumerate() {
+            let (
+                Plan::Store {
+                    decision:
+                        Decision::Record {
+                            reply: Some(reply), ..
+                        },
+                    ..
+                },
+                Some(folio),
+            ) = (p, &folios[i])
+            else {
+                continue;
+            };
+            let mut context = reply.context.clone();
+            if let Some(obj) = context.as_object_mut() {
+                obj.insert("folio".into(), folio.as_str().into());
+            }
+            outbox_rows.push(OutboxRow {
+                ticket_id: ticket_of[i],
+                reply,
+                message_id: format!(
+                    "{}.{}@{}",
+                    folio.to_lowercase(),
+                    uuid::Uuid::now_v7().simple(),
+                    self.message_id_domain()
+                ),
+                context: context.to_string(),
+            });
+            queued[i] = true;
+        }
+        tx.insert_outbox(&outbox_rows, now).await?;
+
+        for (raw, p) in raws.iter().zip(&plans) {
+            if let Plan::Quarantine(reason) = p {
+                tx.quarantine(&raw.source, reason, &raw.bytes, now).await?;
+            }
+        }
+        tx.commit().await?;
+
+        Ok(plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Plan::Quarantine(reason) => Outcome {
+                    disposition: Disposition::Quarantined(reason.clone()),
+                    message_id: None,
+                    folio: None,
+                    verdict: "unusable".into(),
+                    decision: "quarantined",
+                    queued: false,
+                },
+                Plan::Store { a, decision } => Outcome {
+                    disposition: Disposition::Processed,
+                    message_id: a.mail.message_id.clone(),
+                    folio: folios[i].clone(),
+                    verdict: a.verdict.reason.clone(),
+                    decision: match decision {
+                        Decision::Duplicate => "duplicate",
+                        Decision::Record { reason, .. } => reason.as_str(),
+                    },
+                    queued: queued[i],
+                },
+            })
+            .collect())
     }
 
     fn message_id_domain(&self) -> &str {

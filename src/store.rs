@@ -4,17 +4,17 @@
 //! (ticket, attachments, queued replies) in one transaction; a batch of messages shares one
 //! transaction (one fsync), with a savepoint per message so one bad message cannot sink the rest.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
-use crate::decide::{Context, Decision, Reply, TicketAction, TicketRef};
-use crate::folio::FolioFormat;
+use crate::decide::{NewTicket, Reply, TicketRef};
 use crate::mail::InboundMail;
 
 /// A database failure. All are treated as temporary by callers: the message stays in the mailbox
@@ -50,14 +50,6 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-/// What storing one message did.
-#[derive(Debug, Clone, Default)]
-pub struct Applied {
-    pub ticket_id: Option<i64>,
-    pub folio: Option<String>,
-    pub queued_mails: u32,
 }
 
 /// A queued mail due for sending.
@@ -457,265 +449,327 @@ impl Store {
 }
 
 /// A write transaction over a batch of inbound messages.
+///
+/// The pipeline asks once per batch for what it needs to know ([`Batch::lookup`]), decides for
+/// every message in memory, then writes each table with one multi-row statement: a few round
+/// trips per batch instead of several per message, and one fsync at commit.
 pub struct Batch {
     tx: Transaction<'static, Sqlite>,
 }
 
-/// Everything `Batch::store_message` needs about one message.
-pub struct Inbound<'a> {
-    /// `imap:<folder>:<uidvalidity>:<uid>` or `stdin`.
+/// What a batch needs looked up.
+#[derive(Debug, Default)]
+pub struct Lookup<'a> {
+    pub dedup_keys: Vec<&'a str>,
+    /// Message-IDs the messages answer (In-Reply-To and References).
+    pub parent_ids: Vec<&'a str>,
+    /// Folios mentioned in subjects and bodies.
+    pub folios: Vec<&'a str>,
+    /// Reply addresses, for the per-address cap.
+    pub addresses: Vec<&'a str>,
+    /// Start of the cap's window.
+    pub since: DateTime<Utc>,
+}
+
+/// What the database knows about a batch.
+#[derive(Debug, Default)]
+pub struct Known {
+    pub dedup_keys: HashSet<String>,
+    /// Our outgoing Message-ID → its ticket.
+    pub thread_tickets: HashMap<String, TicketRef>,
+    /// Folio → ticket.
+    pub tickets: HashMap<String, TicketRef>,
+    /// Address → mails queued to it within the window.
+    pub recent_mails: HashMap<String, u32>,
+}
+
+/// A ticket to insert.
+pub struct TicketRow<'a> {
+    pub folio: String,
+    pub ticket: &'a NewTicket,
+}
+
+/// A message to insert.
+pub struct MessageRow<'a> {
+    pub ticket_id: Option<i64>,
     pub source: &'a str,
     pub raw: &'a [u8],
     pub mail: &'a InboundMail,
-    pub automatic_kind: Option<&'a str>,
+    pub automatic_kind: Option<&'static str>,
     pub verdict_reason: &'a str,
+    pub decision_reason: &'static str,
     pub seen_at: DateTime<Utc>,
 }
 
-impl Batch {
-    /// Marks the start of one message's work.
-    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("SAVEPOINT message")
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
+/// A mail to queue.
+pub struct OutboxRow<'a> {
+    pub ticket_id: Option<i64>,
+    pub reply: &'a Reply,
+    pub message_id: String,
+    /// The reply's context with `folio` filled in.
+    pub context: String,
+}
 
-    /// Keeps the message's work.
-    pub async fn release(&mut self) -> Result<(), StoreError> {
-        sqlx::query("RELEASE message")
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
+/// Rows per multi-row statement: keeps the bound parameters far below SQLite's limit (32,766).
+const ROWS_PER_STATEMENT: usize = 500;
 
-    /// Undoes the message's work, keeping the rest of the batch.
-    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("ROLLBACK TO message")
-            .execute(&mut *self.tx)
-            .await?;
-        sqlx::query("RELEASE message")
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    /// The facts `decide` needs about a message.
-    pub async fn context(
-        &mut self,
-        mail: &InboundMail,
-        folio_reference: Option<&str>,
-        reply_to: Option<&str>,
-        cap_window_start: DateTime<Utc>,
-    ) -> Result<Context, StoreError> {
-        let already_processed = sqlx::query("SELECT 1 FROM messages WHERE dedup_key = ?")
-            .bind(mail.dedup_key())
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .is_some();
-        if already_processed {
-            return Ok(Context {
-                already_processed,
-                ..Context::default()
-            });
+fn in_list(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
         }
-        // The message answers one of ours: the newest of its references that we sent.
-        let mut thread_ticket = None;
-        let parents = mail.in_reply_to.iter().chain(mail.references.iter().rev());
-        for id in parents {
-            let row = sqlx::query(
-                "SELECT t.id, t.folio, t.requester_email FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                 WHERE o.message_id = ?",
-            )
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            if let Some(r) = row {
-                thread_ticket = Some(TicketRef {
-                    id: r.get(0),
-                    folio: r.get(1),
-                    requester_email: r.get(2),
-                });
-                break;
+        s.push('?');
+    }
+    s
+}
+
+impl Batch {
+    /// Looks up, in a few queries, everything `decide` needs for a batch.
+    pub async fn lookup(&mut self, q: &Lookup<'_>) -> Result<Known, StoreError> {
+        let mut known = Known::default();
+        for keys in q.dedup_keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT dedup_key FROM messages WHERE dedup_key IN ({})",
+                in_list(keys.len())
+            );
+            let mut query =
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for k in keys {
+                query = query.bind(*k);
+            }
+            known
+                .dedup_keys
+                .extend(query.fetch_all(&mut *self.tx).await?);
+        }
+        for ids in q.parent_ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT o.message_id, t.id, t.folio, t.requester_email FROM outbox o
+                 JOIN tickets t ON t.id = o.ticket_id WHERE o.message_id IN ({})",
+                in_list(ids.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            for r in query.fetch_all(&mut *self.tx).await? {
+                known.thread_tickets.insert(
+                    r.get(0),
+                    TicketRef {
+                        id: r.get(1),
+                        folio: r.get(2),
+                        requester_email: r.get(3),
+                    },
+                );
             }
         }
-        let referenced_ticket = match folio_reference {
-            Some(folio) => {
-                sqlx::query("SELECT id, folio, requester_email FROM tickets WHERE folio = ?")
-                    .bind(folio)
-                    .fetch_optional(&mut *self.tx)
-                    .await?
-                    .map(|r| TicketRef {
+        for folios in q.folios.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, folio, requester_email FROM tickets WHERE folio IN ({})",
+                in_list(folios.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for f in folios {
+                query = query.bind(*f);
+            }
+            for r in query.fetch_all(&mut *self.tx).await? {
+                known.tickets.insert(
+                    r.get(1),
+                    TicketRef {
                         id: r.get(0),
                         folio: r.get(1),
                         requester_email: r.get(2),
-                    })
+                    },
+                );
             }
-            None => None,
-        };
-        let recent_mails_to_sender: i64 = match reply_to {
-            Some(addr) => {
-                sqlx::query_scalar(
-                    "SELECT count(*) FROM outbox WHERE to_address = ? AND created_at >= ?",
-                )
-                .bind(addr.to_lowercase())
-                .bind(ts(cap_window_start))
-                .fetch_one(&mut *self.tx)
-                .await?
+        }
+        let since = ts(q.since);
+        for addrs in q.addresses.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT to_address, count(*) FROM outbox WHERE created_at >= ? AND to_address IN ({})
+                 GROUP BY to_address",
+                in_list(addrs.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(&since);
+            for a in addrs {
+                query = query.bind(*a);
             }
-            None => 0,
-        };
-        Ok(Context {
-            already_processed,
-            thread_ticket,
-            referenced_ticket,
-            recent_mails_to_sender: recent_mails_to_sender as u32,
-        })
+            for r in query.fetch_all(&mut *self.tx).await? {
+                known
+                    .recent_mails
+                    .insert(r.get(0), r.get::<i64, _>(1) as u32);
+            }
+        }
+        Ok(known)
     }
 
-    /// Stores a message and carries out its decision: ticket, attachments, queued replies.
-    pub async fn store_message(
-        &mut self,
-        m: &Inbound<'_>,
-        decision: &Decision,
-        folio_format: &FolioFormat,
-        message_id_domain: &str,
-        max_attachment_bytes: u64,
-        now: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
-        let Decision::Record {
-            action,
-            reply,
-            reason,
-        } = decision
-        else {
-            return Ok(Applied::default());
-        };
-        let now_text = ts(now);
-        let (ticket_id, folio) = match action {
-            TicketAction::Open(t) => {
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO folio_counter (year, last_seq) VALUES (?, 1)
-                     ON CONFLICT (year) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-                )
-                .bind(now.year())
-                .fetch_one(&mut *self.tx)
-                .await?;
-                let folio = folio_format.render(now.year(), seq);
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
-                       requester_department, requester_phone, language, referenced_folio, created_at, updated_at)
-                     VALUES (?, 'open', 'email', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                )
-                .bind(&folio)
-                .bind(&t.subject)
-                .bind(&t.requester.email)
-                .bind(&t.requester.name)
-                .bind(&t.requester.department)
-                .bind(&t.requester.phone)
-                .bind(&t.language)
-                .bind(&t.referenced_folio)
-                .bind(&now_text)
-                .bind(&now_text)
-                .fetch_one(&mut *self.tx)
-                .await?;
-                (Some(id), Some(folio))
-            }
-            TicketAction::Append { ticket_id, folio } => {
-                sqlx::query("UPDATE tickets SET updated_at = ? WHERE id = ?")
-                    .bind(&now_text)
-                    .bind(ticket_id)
-                    .execute(&mut *self.tx)
-                    .await?;
-                (Some(*ticket_id), Some(folio.clone()))
-            }
-            TicketAction::None => (None, None),
-        };
-
-        let mail = m.mail;
-        let row_id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
-               body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    /// Reserves `count` consecutive folio numbers of `year`; returns the first.
+    pub async fn allocate_folios(&mut self, year: i32, count: usize) -> Result<i64, StoreError> {
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO folio_counter (year, last_seq) VALUES (?, ?)
+             ON CONFLICT (year) DO UPDATE SET last_seq = last_seq + excluded.last_seq RETURNING last_seq",
         )
-        .bind(mail.dedup_key())
-        .bind(ticket_id)
-        .bind(&mail.message_id)
-        .bind(m.source)
-        .bind(&mail.from_email)
-        .bind(&mail.from_name)
-        .bind(&mail.subject)
-        .bind(&mail.body_text)
-        .bind(mail.date.map(ts))
-        .bind(m.automatic_kind)
-        .bind(m.verdict_reason)
-        .bind(reason.as_str())
-        .bind(m.raw)
-        .bind(ts(m.seen_at))
-        .bind(&now_text)
+        .bind(year)
+        .bind(count as i64)
         .fetch_one(&mut *self.tx)
         .await?;
-        for a in &mail.attachments {
-            sqlx::query(
-                "INSERT INTO attachments (message_row, name, content_type, size, data) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(row_id)
-            .bind(&a.name)
-            .bind(&a.content_type)
-            .bind(a.size as i64)
-            .bind((a.size <= max_attachment_bytes).then_some(&a.data[..]))
-            .execute(&mut *self.tx)
-            .await?;
-        }
-
-        let mut queued_mails = 0;
-        if let (Some(reply), Some(folio)) = (reply, &folio) {
-            self.queue(ticket_id, folio, reply, message_id_domain, now)
-                .await?;
-            queued_mails += 1;
-        }
-        Ok(Applied {
-            ticket_id,
-            folio,
-            queued_mails,
-        })
+        Ok(last - count as i64 + 1)
     }
 
-    async fn queue(
+    /// Inserts tickets; returns folio → id.
+    pub async fn insert_tickets(
         &mut self,
-        ticket_id: Option<i64>,
-        folio: &str,
-        reply: &Reply,
-        domain: &str,
+        rows: &[TicketRow<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let now = ts(now);
+        let mut ids = HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
+                   requester_department, requester_phone, language, referenced_folio, created_at, updated_at) ",
+            );
+            b.push_values(chunk, |mut v, r| {
+                let t = r.ticket;
+                v.push_bind(r.folio.clone())
+                    .push_bind("open")
+                    .push_bind("email")
+                    .push_bind(t.subject.clone())
+                    .push_bind(t.requester.email.clone())
+                    .push_bind(t.requester.name.clone())
+                    .push_bind(t.requester.department.clone())
+                    .push_bind(t.requester.phone.clone())
+                    .push_bind(t.language.clone())
+                    .push_bind(t.referenced_folio.clone())
+                    .push_bind(now.clone())
+                    .push_bind(now.clone());
+            });
+            b.push(" RETURNING folio, id");
+            for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                ids.insert(r.get(0), r.get(1));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Marks tickets as updated (a message was appended).
+    pub async fn touch_tickets(
+        &mut self,
+        ids: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut context = reply.context.clone();
-        if let Some(obj) = context.as_object_mut() {
-            obj.insert("folio".into(), folio.into());
+        let now = ts(now);
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE tickets SET updated_at = ? WHERE id IN ({})",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(&now);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *self.tx).await?;
         }
-        let message_id = format!(
-            "{}.{}@{}",
-            folio.to_lowercase(),
-            uuid::Uuid::now_v7().simple(),
-            domain
-        );
-        sqlx::query(
-            "INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
-               references_list, context, auto_submitted, status, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'auto-replied', 'pending', ?, ?)",
-        )
-        .bind(ticket_id)
-        .bind(reply.template)
-        .bind(&reply.language)
-        .bind(&reply.to)
-        .bind(&message_id)
-        .bind(&reply.in_reply_to)
-        .bind(reply.references.join(" "))
-        .bind(context.to_string())
-        .bind(ts(now))
-        .bind(ts(now))
-        .execute(&mut *self.tx)
-        .await?;
+        Ok(())
+    }
+
+    /// Inserts messages; returns their row ids in the order given.
+    pub async fn insert_messages(
+        &mut self,
+        rows: &[MessageRow<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = ts(now);
+        let mut by_key: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
+                   body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at) ",
+            );
+            b.push_values(chunk, |mut v, r| {
+                let m = r.mail;
+                v.push_bind(m.dedup_key())
+                    .push_bind(r.ticket_id)
+                    .push_bind(m.message_id.clone())
+                    .push_bind(r.source.to_string())
+                    .push_bind(m.from_email.clone())
+                    .push_bind(m.from_name.clone())
+                    .push_bind(m.subject.clone())
+                    .push_bind(m.body_text.clone())
+                    .push_bind(m.date.map(ts))
+                    .push_bind(r.automatic_kind)
+                    .push_bind(r.verdict_reason.to_string())
+                    .push_bind(r.decision_reason)
+                    .push_bind(r.raw.to_vec())
+                    .push_bind(ts(r.seen_at))
+                    .push_bind(now.clone());
+            });
+            b.push(" RETURNING dedup_key, id");
+            for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                by_key.insert(r.get(0), r.get(1));
+            }
+        }
+        Ok(rows
+            .iter()
+            .map(|r| by_key.get(&r.mail.dedup_key()).copied().unwrap_or_default())
+            .collect())
+    }
+
+    /// Inserts attachments of stored messages (`(message row id, attachment)`); content larger
+    /// than `max_bytes` is not stored.
+    pub async fn insert_attachments(
+        &mut self,
+        rows: &[(i64, &crate::mail::Attachment)],
+        max_bytes: u64,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO attachments (message_row, name, content_type, size, data) ",
+            );
+            b.push_values(chunk, |mut v, (row, a)| {
+                v.push_bind(*row)
+                    .push_bind(a.name.clone())
+                    .push_bind(a.content_type.clone())
+                    .push_bind(a.size as i64)
+                    .push_bind((a.size <= max_bytes).then(|| a.data.clone()));
+            });
+            b.build().persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues mails.
+    pub async fn insert_outbox(
+        &mut self,
+        rows: &[OutboxRow<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
+                   references_list, context, auto_submitted, status, next_attempt_at, created_at) ",
+            );
+            b.push_values(chunk, |mut v, r| {
+                v.push_bind(r.ticket_id)
+                    .push_bind(r.reply.template)
+                    .push_bind(r.reply.language.clone())
+                    .push_bind(r.reply.to.clone())
+                    .push_bind(r.message_id.clone())
+                    .push_bind(r.reply.in_reply_to.clone())
+                    .push_bind(r.reply.references.join(" "))
+                    .push_bind(r.context.clone())
+                    .push_bind("auto-replied")
+                    .push_bind("pending")
+                    .push_bind(now.clone())
+                    .push_bind(now.clone());
+            });
+            b.build().persistent(false).execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
