@@ -48,6 +48,7 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
         from_address: config.smtp.from_address.clone(),
         concurrency: config.smtp.concurrency,
         clock,
+        pause: pipeline.ingest_busy.clone(),
     });
     Ok(Parts {
         store,

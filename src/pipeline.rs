@@ -2,6 +2,7 @@
 //! one transaction per batch. Used by the IMAP loop and by `folio ingest`.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -97,6 +98,21 @@ pub struct Pipeline {
     pub limits: crate::config::LimitsConfig,
     /// Woken after a commit that queued mail, so the sender starts at once.
     pub outbox_ready: Arc<Notify>,
+    /// Set while the mailbox worker catches up on more than one batch of mail. The sender pauses
+    /// meanwhile: on a 2-core machine the SMTP work (and the mail server's delivery of it)
+    /// would otherwise take half the CPU from ingest, and the first goal after an outage is that
+    /// every waiting message has its ticket; the confirmations follow right after.
+    pub ingest_busy: Arc<AtomicBool>,
+}
+
+/// Holds [`Pipeline::ingest_busy`] set; clears it and wakes the sender when dropped.
+pub struct CatchingUp<'a>(&'a Pipeline);
+
+impl Drop for CatchingUp<'_> {
+    fn drop(&mut self) {
+        self.0.ingest_busy.store(false, Ordering::SeqCst);
+        self.0.outbox_ready.notify_one();
+    }
 }
 
 /// A problem building the pipeline from the configuration.
@@ -174,7 +190,14 @@ impl Pipeline {
             clock,
             limits: config.limits.clone(),
             outbox_ready: Arc::new(Notify::new()),
+            ingest_busy: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Marks a backlog catch-up until the returned guard is dropped.
+    pub fn catching_up(&self) -> CatchingUp<'_> {
+        self.ingest_busy.store(true, Ordering::SeqCst);
+        CatchingUp(self)
     }
 
     /// Processes a batch in one transaction. An `Err` means nothing was stored (a database

@@ -6,6 +6,7 @@
 //! ready together are recorded in one transaction (group commit) while the other sends go on.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct Sender {
     pub from_address: String,
     pub concurrency: usize,
     pub clock: Arc<dyn Clock>,
+    /// While set, no new sends start (ingest is catching up; see `Pipeline::ingest_busy`).
+    pub pause: Arc<AtomicBool>,
 }
 
 /// Retry delay after `attempts` failed attempts.
@@ -47,13 +50,18 @@ impl Sender {
             if let Err(e) = self.send_due(Some(&shutdown)).await {
                 tracing::error!(error = %e, "outbox: database error; retrying in 5s");
             }
-            let wait = match self.store.next_due().await {
-                Ok(Some(t)) => (t - self.clock.now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .clamp(Duration::from_millis(50), Duration::from_secs(60)),
-                Ok(None) => Duration::from_secs(60),
-                Err(_) => Duration::from_secs(5),
+            let wait = if self.pause.load(Ordering::SeqCst) {
+                // Woken by `ready` when the catch-up ends.
+                Duration::from_secs(1)
+            } else {
+                match self.store.next_due().await {
+                    Ok(Some(t)) => (t - self.clock.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .clamp(Duration::from_millis(50), Duration::from_secs(60)),
+                    Ok(None) => Duration::from_secs(60),
+                    Err(_) => Duration::from_secs(5),
+                }
             };
             tokio::select! {
                 _ = ready.notified() => {}
@@ -77,27 +85,14 @@ impl Sender {
         // let `run` sleep until the earliest retry instead of trying the rest of the queue.
         let mut stop_refilling = false;
         loop {
-            let stopping = stop_refilling || shutdown.is_some_and(|s| s.is_triggered());
+            let stopping = self.halted(stop_refilling, shutdown);
             if queue.is_empty() && !stopping {
                 let due = self.store.due_mails(self.clock.now(), 256).await?;
                 queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
             }
             while tasks.len() < self.concurrency && !stopping {
                 let Some(mail) = queue.pop_front() else { break };
-                in_flight.insert(mail.id, (mail.to.clone(), mail.message_id.clone()));
-                let job = self.prepare(&mail);
-                let smtp = self.smtp.clone();
-                let now = self.clock.now();
-                tasks.spawn(async move {
-                    let result = match job {
-                        Ok(message) => deliver(&smtp, &message, mail.attempts, now).await,
-                        Err(e) => SendResult::Failed {
-                            retry_at: now + to_chrono(backoff(mail.attempts)),
-                            error: e,
-                        },
-                    };
-                    (mail.id, result)
-                });
+                self.spawn_send(&mut tasks, &mut in_flight, mail);
             }
             if tasks.is_empty() {
                 self.record(&mut pending, &mut in_flight, &mut accepted)
@@ -123,9 +118,44 @@ impl Sender {
                     Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
                 }
             }
+            // Start the next sends before the commit, so no connection waits for the fsync.
+            let stopping = self.halted(stop_refilling, shutdown);
+            while tasks.len() < self.concurrency && !stopping {
+                let Some(mail) = queue.pop_front() else { break };
+                self.spawn_send(&mut tasks, &mut in_flight, mail);
+            }
             self.record(&mut pending, &mut in_flight, &mut accepted)
                 .await?;
         }
+    }
+
+    /// No new sends: after a temporary failure, while ingest catches up, or on shutdown.
+    fn halted(&self, stop_refilling: bool, shutdown: Option<&Shutdown>) -> bool {
+        stop_refilling
+            || self.pause.load(Ordering::SeqCst)
+            || shutdown.is_some_and(|s| s.is_triggered())
+    }
+
+    fn spawn_send(
+        &self,
+        tasks: &mut JoinSet<(i64, SendResult)>,
+        in_flight: &mut HashMap<i64, (String, String)>,
+        mail: OutboxMail,
+    ) {
+        in_flight.insert(mail.id, (mail.to.clone(), mail.message_id.clone()));
+        let job = self.prepare(&mail);
+        let smtp = self.smtp.clone();
+        let now = self.clock.now();
+        tasks.spawn(async move {
+            let result = match job {
+                Ok(message) => deliver(&smtp, &message, mail.attempts, now).await,
+                Err(e) => SendResult::Failed {
+                    retry_at: now + to_chrono(backoff(mail.attempts)),
+                    error: e,
+                },
+            };
+            (mail.id, result)
+        });
     }
 
     /// Logs and stores a group of results in one transaction.

@@ -1,0 +1,254 @@
+//! The pipeline against a real SQLite database, without mail servers: batches, folio numbers,
+//! dedup, threading of follow-ups, the per-address cap, quarantine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use folio::clock::FixedClock;
+use folio::config::{Config, Env};
+use folio::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use folio::store::Store;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+struct NoEnv;
+impl Env for NoEnv {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
+    let text = format!(
+        "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
+         [templates]\ndir = \"{REPO}/mail-templates\"\n[limits]\nmax_auto_replies_per_address = {cap}\n"
+    );
+    let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
+        .await
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
+    ));
+    Pipeline::new(&config, store, clock).unwrap()
+}
+
+fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMessage {
+    RawMessage {
+        source: format!("test:{id}"),
+        bytes: format!(
+            "From: {from}\r\nTo: helpdesk@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\n{body}\r\n"
+        )
+        .into_bytes(),
+        seen_at: Utc::now(),
+    }
+}
+
+fn decisions(outcomes: &[Outcome]) -> Vec<&str> {
+    outcomes.iter().map(|o| o.decision).collect()
+}
+
+#[tokio::test]
+async fn batch_opens_gap_free_folios_and_skips_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let first = mail(
+        "ana@example.test",
+        "Impresora",
+        "No imprime.",
+        "a1@x.test",
+        "",
+    );
+    let out = p
+        .process(&[
+            first.clone(),
+            mail("beto@example.test", "Red", "Sin red.", "b1@x.test", ""),
+            first.clone(),
+            mail("caro@example.test", "Nómina", "No abre.", "c1@x.test", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        decisions(&out),
+        ["new_ticket", "new_ticket", "duplicate", "new_ticket"]
+    );
+    let folios: Vec<_> = out.iter().filter_map(|o| o.folio.clone()).collect();
+    assert_eq!(
+        folios,
+        ["MDA-2026-000001", "MDA-2026-000002", "MDA-2026-000003"]
+    );
+    assert!(out.iter().all(|o| o.disposition == Disposition::Processed));
+    // The same message in a later batch is still a duplicate; numbering goes on without a gap.
+    let out = p
+        .process(&[
+            first,
+            mail("dani@example.test", "Correo", "Lleno.", "d1@x.test", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(decisions(&out), ["duplicate", "new_ticket"]);
+    assert_eq!(out[1].folio.as_deref(), Some("MDA-2026-000004"));
+    let c = p.store.counts().await.unwrap();
+    assert_eq!((c.tickets, c.messages, c.outbox_pending), (4, 4, 4));
+}
+
+#[tokio::test]
+async fn replies_and_automatic_answers_thread_onto_their_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let ticket = p.store.ticket(&folio).await.unwrap().unwrap();
+    let ours = ticket.outgoing[0].message_id.clone();
+    let out = p
+        .process(&[
+            // Outlook broke the subject, but In-Reply-To names our confirmation.
+            mail(
+                "ana@example.test",
+                "RE: impresora",
+                "Ya intenté reiniciarla.",
+                "a2@x.test",
+                &format!("In-Reply-To: <{ours}>\r\nReferences: <a1@x.test> <{ours}>\r\n"),
+            ),
+            mail(
+                "ana@example.test",
+                "Respuesta automática: Impresora",
+                "Estoy fuera.",
+                "a3@x.test",
+                &format!("Auto-Submitted: auto-replied\r\nIn-Reply-To: <{ours}>\r\n"),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        decisions(&out),
+        ["follow_up_by_thread", "automatic_on_ticket"]
+    );
+    assert!(out
+        .iter()
+        .all(|o| o.folio.as_deref() == Some(folio.as_str()) && !o.queued));
+    let ticket = p.store.ticket(&folio).await.unwrap().unwrap();
+    assert_eq!(ticket.messages.len(), 3);
+    assert_eq!(
+        ticket.ticket.status, "open",
+        "automatic mail never changes the state"
+    );
+    assert_eq!(p.store.counts().await.unwrap().tickets, 1);
+}
+
+#[tokio::test]
+async fn a_folio_in_the_subject_counts_only_for_the_requester() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let out = p
+        .process(&[
+            mail(
+                "intruso@example.test",
+                &format!("Re: [Folio {folio}] Impresora"),
+                "Ciérrenlo.",
+                "z1@x.test",
+                "",
+            ),
+            mail(
+                "ana@example.test",
+                "Consulta",
+                &format!("¿Cómo va el {}?", folio.to_lowercase()),
+                "a2@x.test",
+                "",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(decisions(&out), ["new_ticket", "follow_up_by_folio"]);
+    assert_ne!(out[0].folio.as_deref(), Some(folio.as_str()));
+    let stranger = p
+        .store
+        .ticket(out[0].folio.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stranger.referenced_folio.as_deref(), Some(folio.as_str()));
+    assert_eq!(
+        p.store
+            .ticket(&folio)
+            .await
+            .unwrap()
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_cap_counts_mail_queued_earlier_in_the_same_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 2).await;
+    let out = p
+        .process(&[
+            mail("ana@example.test", "Uno", "1", "a1@x.test", ""),
+            mail("ana@example.test", "Dos", "2", "a2@x.test", ""),
+            mail("ana@example.test", "Tres", "3", "a3@x.test", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        decisions(&out),
+        ["new_ticket", "new_ticket", "new_ticket_rate_limited"]
+    );
+    assert_eq!(out.iter().filter(|o| o.queued).count(), 2);
+    let out = p
+        .process(&[mail("ana@example.test", "Cuatro", "4", "a4@x.test", "")])
+        .await
+        .unwrap();
+    assert_eq!(decisions(&out), ["new_ticket_rate_limited"]);
+}
+
+#[tokio::test]
+async fn unusable_mail_is_quarantined_without_sinking_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let garbage = RawMessage {
+        source: "test:garbage".into(),
+        bytes: std::fs::read(format!(
+            "{REPO}/tests/fixtures/mail/malformed/binary_garbage_no_headers.eml"
+        ))
+        .unwrap(),
+        seen_at: Utc::now(),
+    };
+    let out = p
+        .process(&[
+            garbage,
+            mail("ana@example.test", "Red", "Sin red.", "a1@x.test", ""),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(out[0].disposition, Disposition::Quarantined(_)));
+    assert_eq!(out[1].decision, "new_ticket");
+    let c = p.store.counts().await.unwrap();
+    assert_eq!((c.quarantined, c.tickets), (1, 1));
+}
