@@ -50,6 +50,12 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// One connection with `synchronous = NORMAL`, used only to record delivery results. In WAL
+    /// mode such a commit survives a process crash (`kill -9`); only a power loss can undo the
+    /// last ones, and an undone "sent" mark means the mail goes out again with the same
+    /// Message-ID, which a crash at the wrong instant can cause anyway (SMTP has no idempotency).
+    /// It never loses a message. Skipping that fsync halves the sender's cost per mail.
+    marks: SqlitePool,
 }
 
 /// A queued mail due for sending.
@@ -173,11 +179,16 @@ impl Store {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        let marks = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(open_err)?;
+        Ok(Store { pool, marks })
     }
 
     /// The database file, for messages.
@@ -280,26 +291,35 @@ impl Store {
         results: &[(i64, SendResult)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The common case, every mail accepted, is one statement (its own transaction).
+        let sent: Vec<i64> = results
+            .iter()
+            .filter(|(_, r)| matches!(r, SendResult::Sent))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut conn = self.marks.acquire().await?;
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL
+                 WHERE id IN ({})",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(ts(now));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *conn).await?;
+        }
         for (id, result) in results {
             match result {
-                SendResult::Sent => {
-                    sqlx::query(
-                        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?,
-                         last_error = NULL WHERE id = ?",
-                    )
-                    .bind(ts(now))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                SendResult::Sent => {}
                 SendResult::Rejected { error } => {
                     sqlx::query(
                         "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
                     )
                     .bind(error)
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
                 SendResult::Failed { error, retry_at } => {
@@ -310,12 +330,11 @@ impl Store {
                     .bind(error)
                     .bind(ts(*retry_at))
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
             }
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -444,6 +463,7 @@ impl Store {
 
     /// Closes the pool, flushing the WAL.
     pub async fn close(&self) {
+        self.marks.close().await;
         self.pool.close().await;
     }
 }
