@@ -87,8 +87,10 @@ enum TicketsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: folio's work is short CPU bursts between I/O waits (parsing a message takes
+    // ~16 µs), and a multi-thread runtime spent more time waking and parking its workers than
+    // the work itself (measured: docs/benchmarks.md). SQLite runs on sqlx's own thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -304,7 +304,9 @@ impl Store {
                  WHERE id IN ({})",
                 in_list(chunk.len())
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(ts(now));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(ts(now));
             for id in chunk {
                 query = query.bind(id);
             }
