@@ -252,3 +252,59 @@ async fn unusable_mail_is_quarantined_without_sinking_the_batch() {
     let c = p.store.counts().await.unwrap();
     assert_eq!((c.quarantined, c.tickets), (1, 1));
 }
+
+#[tokio::test]
+async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let out = p
+        .process(&[mail("ana@example.test", "Uno", "1", "a1@x.test", "")])
+        .await
+        .unwrap();
+    assert_eq!(out[0].folio.as_deref(), Some("MDA-2026-000001"));
+    let ours = p
+        .store
+        .ticket("MDA-2026-000001")
+        .await
+        .unwrap()
+        .unwrap()
+        .outgoing[0]
+        .message_id
+        .clone();
+    // Someone "repairs" the database by hand and rewinds the folio counter: the next new ticket
+    // would reuse MDA-2026-000001, which the UNIQUE constraint refuses.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("folio.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE folio_counter SET last_seq = 0")
+        .execute(&db)
+        .await
+        .unwrap();
+    let out = p
+        .process(&[
+            mail("beto@example.test", "Dos", "2", "b1@x.test", ""),
+            // A reply to our confirmation needs no new number.
+            mail(
+                "ana@example.test",
+                "Re: Uno",
+                "más",
+                "a2@x.test",
+                &format!("In-Reply-To: <{ours}>\r\n"),
+            ),
+        ])
+        .await
+        .unwrap();
+    // The message that needed the taken number is quarantined (kept, with the reason); the
+    // other goes on.
+    let Disposition::Quarantined(reason) = &out[0].disposition else {
+        panic!("expected quarantine: {:?}", out[0])
+    };
+    assert!(reason.contains("UNIQUE"), "{reason}");
+    assert_eq!(out[1].disposition, Disposition::Processed);
+    let c = p.store.counts().await.unwrap();
+    assert_eq!(c.quarantined, 1);
+    assert_eq!(c.messages, 2);
+}

@@ -121,6 +121,8 @@ pub struct Options {
     pub templates_dir: Option<PathBuf>,
     /// The folder to watch; default INBOX.
     pub folder: Option<String>,
+    /// `log.format`; default text.
+    pub log_format: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -132,6 +134,7 @@ impl Default for Options {
             batch_size: 500,
             templates_dir: None,
             folder: None,
+            log_format: None,
         }
     }
 }
@@ -193,6 +196,7 @@ max_auto_replies_per_address = {cap}
 
 [log]
 level = "info"
+format = "{log_format}"
 "#,
             host = if tls == "none" {
                 "127.0.0.1"
@@ -205,6 +209,7 @@ level = "info"
             db = dir.path().join("folio.db").display(),
             cap = opts.max_auto_replies,
             folder = opts.folder.as_deref().unwrap_or("INBOX"),
+            log_format = opts.log_format.unwrap_or("text"),
             templates = opts
                 .templates_dir
                 .clone()

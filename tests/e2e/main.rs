@@ -734,3 +734,44 @@ async fn uidvalidity_reset_does_not_make_second_tickets() {
     .await;
     assert_eq!(count(&alice, "INBOX").await, 2, "A was not confirmed twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_one_object_per_line_with_the_message_facts() {
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            log_format: Some("json"),
+            ..Options::default()
+        },
+    );
+    folio.start(&[]).await;
+    let id = message_id();
+    send(
+        &alice,
+        &hd,
+        &message(&alice, &hd, "Correo lleno", "Buzón lleno.", &id),
+    )
+    .await;
+    inbox(&alice, 1).await;
+    let log = folio.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let processed = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "processed")
+        .expect("a 'processed' line");
+    let f = &processed["fields"];
+    assert_eq!(f["message_id"], id.as_str());
+    assert!(f["folio"].as_str().unwrap().starts_with("MDA-"));
+    assert!(f["source"].as_str().unwrap().starts_with("imap:INBOX:"));
+    assert_eq!(f["verdict"], "human");
+    assert_eq!(f["decision"], "new_ticket");
+    assert!(f["ms"].as_str().unwrap().parse::<f64>().is_ok());
+    assert!(lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "sent" && l["fields"]["to"] == alice.as_str()));
+}
