@@ -84,6 +84,8 @@ pub struct ImapConfig {
     pub processed_folder: String,
     pub quarantine_folder: String,
     pub poll_interval: Duration,
+    /// Use IDLE when the server offers it (false: always poll).
+    pub idle: bool,
     pub idle_renew: Duration,
     pub command_timeout: Duration,
     pub ca_file: Option<PathBuf>,
@@ -183,6 +185,7 @@ struct RawImap {
     processed_folder: Option<String>,
     quarantine_folder: Option<String>,
     poll_interval: Option<String>,
+    idle: Option<bool>,
     idle_renew: Option<String>,
     command_timeout: Option<String>,
     ca_file: Option<PathBuf>,
@@ -473,6 +476,7 @@ impl Validator<'_> {
             processed_folder: i.processed_folder.unwrap_or_else(|| "Procesados".into()),
             quarantine_folder: i.quarantine_folder.unwrap_or_else(|| "Cuarentena".into()),
             poll_interval: self.duration("imap.poll_interval", i.poll_interval, "60s"),
+            idle: i.idle.unwrap_or(true),
             idle_renew,
             command_timeout: self.duration("imap.command_timeout", i.command_timeout, "120s"),
             ca_file: self.ca_file("imap.ca_file", i.ca_file),
@@ -490,7 +494,23 @@ impl Validator<'_> {
             TlsMode::StartTls => 587,
             TlsMode::None => 25,
         };
-        let from_text = self.required("smtp.from", s.from);
+        // Default From: the help desk's name and the mailbox's login, when that is an address.
+        let helpdesk_name = raw
+            .helpdesk
+            .name
+            .clone()
+            .unwrap_or_else(|| "Mesa de Ayuda".into());
+        let from_text = match s.from {
+            Some(f) => self.required("smtp.from", Some(f)),
+            None if imap.username.contains('@') => format!("{helpdesk_name} <{}>", imap.username),
+            None => {
+                self.issue(
+                    "smtp.from",
+                    "is required (imap.username is not an address to default to)",
+                );
+                String::new()
+            }
+        };
         let (from_name, from_address) = match parse_mailbox(&from_text) {
             Some(pair) => pair,
             None => {
@@ -718,6 +738,22 @@ mod tests {
             .helpdesk
             .own_addresses
             .contains(&"helpdesk@example.test".to_string()));
+    }
+
+    #[test]
+    fn smtp_from_defaults_to_the_mailbox_address() {
+        let text = minimal().replace("from = \"Mesa de Ayuda <helpdesk@example.test>\"\n", "");
+        let c = Config::parse(Path::new("f.toml"), &text, &NoEnv).unwrap();
+        assert_eq!(c.smtp.from_address, "helpdesk@example.test");
+        assert_eq!(c.smtp.from_name, "Mesa de Ayuda");
+        let text = text.replace(
+            "username = \"helpdesk@example.test\"",
+            "username = \"mesa\"",
+        );
+        let e = Config::parse(Path::new("f.toml"), &text, &NoEnv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("smtp.from"), "{e}");
     }
 
     #[test]

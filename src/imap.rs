@@ -221,7 +221,7 @@ impl Mailbox {
         let mut session = connect(cfg).await?;
         let caps = within(t, "CAPABILITY", session.capabilities()).await?;
         let caps = Capabilities {
-            idle: caps.has_str("IDLE"),
+            idle: cfg.idle && caps.has_str("IDLE"),
             r#move: caps.has_str("MOVE"),
             uidplus: caps.has_str("UIDPLUS"),
         };

@@ -123,6 +123,8 @@ pub struct Options {
     pub folder: Option<String>,
     /// `log.format`; default text.
     pub log_format: Option<&'static str>,
+    /// `imap.idle`; default true.
+    pub idle: bool,
 }
 
 impl Default for Options {
@@ -135,6 +137,7 @@ impl Default for Options {
             templates_dir: None,
             folder: None,
             log_format: None,
+            idle: true,
         }
     }
 }
@@ -174,6 +177,7 @@ ca_file = "{ca}"
 username = "{hd}"
 password = "secret"
 folder = "{folder}"
+idle = {idle}
 poll_interval = "1s"
 command_timeout = "20s"
 batch_size = {batch}
@@ -210,6 +214,7 @@ format = "{log_format}"
             cap = opts.max_auto_replies,
             folder = opts.folder.as_deref().unwrap_or("INBOX"),
             log_format = opts.log_format.unwrap_or("text"),
+            idle = opts.idle,
             templates = opts
                 .templates_dir
                 .clone()
@@ -422,6 +427,7 @@ pub async fn imap_on(s: &Stack, user: &str) -> Session {
         processed_folder: "Procesados".into(),
         quarantine_folder: "Cuarentena".into(),
         poll_interval: Duration::from_secs(1),
+        idle: true,
         idle_renew: Duration::from_secs(60),
         command_timeout: Duration::from_secs(20),
         ca_file: None,

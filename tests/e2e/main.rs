@@ -775,3 +775,35 @@ async fn json_logs_one_object_per_line_with_the_message_facts() {
         .iter()
         .any(|l| l["fields"]["message"] == "sent" && l["fields"]["to"] == alice.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_idle_folio_polls() {
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            idle: false,
+            ..Options::default()
+        },
+    );
+    folio.start(&[]).await;
+    assert!(
+        folio.log_text().contains("idle=false"),
+        "{}",
+        folio.log_text()
+    );
+    for i in 0..2 {
+        let id = message_id();
+        send(
+            &alice,
+            &hd,
+            &message(&alice, &hd, &format!("Sondeo {i}"), "Prueba.", &id),
+        )
+        .await;
+        let mails = inbox(&alice, i + 1).await;
+        assert!(mails
+            .iter()
+            .any(|m| m.in_reply_to.as_deref() == Some(id.as_str())));
+    }
+}
