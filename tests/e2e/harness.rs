@@ -384,6 +384,13 @@ pub fn message(from: &str, to: &str, subject: &str, body: &str, message_id: &str
     .into_bytes()
 }
 
+/// `from` writes a plain request to `to` over SMTP; returns its Message-ID.
+pub async fn ask(from: &str, to: &str, subject: &str, body: &str) -> String {
+    let id = message_id();
+    send(from, to, &message(from, to, subject, body, &id)).await;
+    id
+}
+
 /// A fresh Message-ID (without brackets).
 pub fn message_id() -> String {
     unique("m").replace("@example.test", "@client.example.test")

@@ -430,13 +430,7 @@ async fn smtp_outage_queues_mail_and_delivers_it_when_back() {
         },
     );
     folio.start(&[]).await;
-    let id = message_id();
-    send(
-        &alice,
-        &hd,
-        &message(&alice, &hd, "Sin sistema de nómina", "No abre.", &id),
-    )
-    .await;
+    let id = ask(&alice, &hd, "Sin sistema de nómina", "No abre.").await;
     let folio_number = folio.first_folio().await;
     // The SMTP server is down: the confirmation waits in the outbox, with the error recorded.
     wait_for("a failed attempt recorded", WAIT, || async {
@@ -580,13 +574,7 @@ async fn broken_template_keeps_mail_queued_until_an_admin_fixes_it() {
         },
     );
     folio.start(&[]).await;
-    let id = message_id();
-    send(
-        &alice,
-        &hd,
-        &message(&alice, &hd, "Firma electrónica", "No firma.", &id),
-    )
-    .await;
+    let id = ask(&alice, &hd, "Firma electrónica", "No firma.").await;
     let folio_number = folio.first_folio().await;
     let error = wait_for(
         "the template error recorded on the queued mail",
@@ -747,13 +735,7 @@ async fn json_logs_one_object_per_line_with_the_message_facts() {
         },
     );
     folio.start(&[]).await;
-    let id = message_id();
-    send(
-        &alice,
-        &hd,
-        &message(&alice, &hd, "Correo lleno", "Buzón lleno.", &id),
-    )
-    .await;
+    let id = ask(&alice, &hd, "Correo lleno", "Buzón lleno.").await;
     inbox(&alice, 1).await;
     let log = folio.log_text();
     let lines: Vec<serde_json::Value> = log
