@@ -63,6 +63,11 @@ impl FolioFormat {
         {
             return Err(format!("{format:?} must contain {{seq}} exactly once"));
         }
+        // The sequence restarts every year: without the year in it, January's numbers would
+        // repeat last year's.
+        if parts.iter().filter(|p| matches!(p, Part::Year)).count() != 1 {
+            return Err(format!("{format:?} must contain {{year}} exactly once"));
+        }
         if !parts
             .iter()
             .any(|p| matches!(p, Part::Literal(l) if l.chars().any(char::is_alphabetic)))
@@ -89,7 +94,8 @@ impl FolioFormat {
         let mut out = String::new();
         for p in &self.parts {
             match p {
-                Part::Literal(l) => out.push_str(l),
+                // Upper case: `find` normalises what it finds the same way.
+                Part::Literal(l) => out.push_str(&l.to_uppercase()),
                 Part::Year => out.push_str(&year.to_string()),
                 Part::Seq { width } => out.push_str(&format!("{seq:0width$}")),
             }
@@ -161,6 +167,7 @@ mod tests {
         assert!(FolioFormat::parse("{year}-{seq}").is_err());
         assert!(FolioFormat::parse("MDA-{year}").is_err());
         assert!(FolioFormat::parse("MDA-{yr}-{seq}").is_err());
+        assert!(FolioFormat::parse("MDA-{seq:06}").is_err());
         assert!(FolioFormat::parse("MDA-{seq:06").is_err());
     }
 }

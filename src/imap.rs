@@ -242,6 +242,7 @@ impl Mailbox {
 
         let mut seen_at = self.pipeline.clock.now();
         loop {
+            let before = next_uid;
             next_uid = self
                 .sync(
                     &mut session,
@@ -266,7 +267,9 @@ impl Mailbox {
                     UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
                 );
             }
-            if new_mail {
+            // A pass that found mail is followed by another: mail that arrived during it may
+            // have announced itself only in responses the channel above had no room for.
+            if new_mail || next_uid != before {
                 seen_at = self.pipeline.clock.now();
                 continue;
             }
@@ -356,10 +359,14 @@ impl Mailbox {
                 stream.try_collect::<Vec<_>>().await
             })
             .await?;
+            // Only the UIDs asked for: async-imap passes unsolicited FETCH responses (another
+            // client changing flags meanwhile) through the same stream.
             let mut sizes: Vec<(u32, u64)> = sized
                 .iter()
                 .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
+                .filter(|(uid, _)| group.binary_search(uid).is_ok())
                 .collect();
+            sizes.dedup_by_key(|(uid, _)| *uid);
             drop(sized);
             sizes.sort_unstable();
             for chunk in batches(&sizes, cfg.batch_size as usize, BATCH_BYTES) {
@@ -376,6 +383,11 @@ impl Mailbox {
                 let mut batch = Vec::with_capacity(fetched.len());
                 for f in &fetched {
                     if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                        if chunk.binary_search(&uid).is_err()
+                            || batch.iter().any(|(u, _): &(u32, RawMessage)| *u == uid)
+                        {
+                            continue;
+                        }
                         batch.push((
                             uid,
                             RawMessage {
@@ -419,9 +431,12 @@ impl Mailbox {
         within(t, "IDLE", handle.init()).await?;
         let mut sd = shutdown.clone();
         let woke = {
+            // async-imap restarts its own timeout on every response, including the server's
+            // "* OK Still here" keep-alives, so the renewal deadline is kept here.
             let (wait, _interrupt) = handle.wait_with_timeout(self.cfg.idle_renew);
             tokio::select! {
                 r = wait => Some(r?),
+                _ = tokio::time::sleep(self.cfg.idle_renew) => Some(IdleResponse::Timeout),
                 _ = sd.wait() => None,
             }
         };
@@ -473,15 +488,11 @@ async fn file_away(
             stream.try_collect::<Vec<_>>().await
         })
         .await?;
+        // Without UIDPLUS, EXPUNGE would also remove messages others marked \Deleted in this
+        // folder: leave the originals flagged for the owner's client to expunge.
         if caps.uidplus {
             within(t, "UID EXPUNGE", async {
                 let stream = session.uid_expunge(&set).await?;
-                stream.try_collect::<Vec<_>>().await
-            })
-            .await?;
-        } else {
-            within(t, "EXPUNGE", async {
-                let stream = session.expunge().await?;
                 stream.try_collect::<Vec<_>>().await
             })
             .await?;

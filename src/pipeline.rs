@@ -74,6 +74,16 @@ impl Plan<'_> {
     }
 }
 
+/// The Message-IDs a message answers, nearest first: In-Reply-To, References from the end, and
+/// for a delivery report the Message-ID of the bounced mail (so a bounce of a confirmation lands
+/// on its ticket).
+fn parents(mail: &InboundMail) -> impl Iterator<Item = &String> {
+    mail.in_reply_to
+        .iter()
+        .chain(mail.references.iter().rev())
+        .chain(mail.signals.report_original_message_id.iter())
+}
+
 /// A constraint violation is the message's fault; any other database error is temporary.
 fn is_constraint_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Sql(sqlx::Error::Database(d)) if !matches!(d.kind(), sqlx::error::ErrorKind::Other))
@@ -315,7 +325,7 @@ impl Pipeline {
                 dedup_keys: keys.iter().map(String::as_str).collect(),
                 parent_ids: usable
                     .iter()
-                    .flat_map(|a| a.mail.in_reply_to.iter().chain(&a.mail.references))
+                    .flat_map(|a| parents(&a.mail))
                     .map(String::as_str)
                     .collect(),
                 folios: usable
@@ -339,11 +349,7 @@ impl Pipeline {
                     let ctx = Context {
                         already_processed: known.dedup_keys.contains(&key)
                             || !seen_keys.insert(key),
-                        thread_ticket: a
-                            .mail
-                            .in_reply_to
-                            .iter()
-                            .chain(a.mail.references.iter().rev())
+                        thread_ticket: parents(&a.mail)
                             .find_map(|id| known.thread_tickets.get(id))
                             .cloned(),
                         referenced_ticket: a

@@ -118,18 +118,12 @@ impl SmtpClient {
                 self.put_idle(conn);
                 Ok(())
             }
-            Ok(Err(e)) => {
-                // After a refusal the connection is still usable (RSET); after anything else drop it.
-                if !conn.has_broken() && e.is_permanent() {
-                    let _ = conn.command(lettre::transport::smtp::commands::Rset).await;
-                    self.put_idle(conn);
-                } else {
-                    conn.abort().await;
-                }
-                Err(classify(e))
-            }
+            // lettre has already closed the connection after an error. After a timeout the
+            // connection is dropped as it is, never QUIT: the server may be in the middle of
+            // DATA or gone, and waiting for its answer could hang the sender.
+            Ok(Err(e)) => Err(classify(e)),
             Err(_) => {
-                conn.abort().await;
+                drop(conn);
                 Err(SendError::Temporary(format!(
                     "no answer from {}:{} within smtp.timeout",
                     self.host, self.port

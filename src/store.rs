@@ -2,7 +2,8 @@
 //!
 //! Invariant: the only module that knows SQL. Every inbound message is stored with its effects
 //! (ticket, attachments, queued replies) in one transaction; a batch of messages shares one
-//! transaction (one fsync), with a savepoint per message so one bad message cannot sink the rest.
+//! transaction (one fsync). If a batch breaks a constraint, the pipeline stores its messages one
+//! per transaction, so one bad message cannot sink the rest.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -285,7 +286,7 @@ impl Store {
         Ok(t.as_deref().and_then(parse_ts))
     }
 
-    /// Records delivery results, all in one transaction.
+    /// Records delivery results: the accepted ones with one statement, failures one by one.
     pub async fn record_results(
         &self,
         results: &[(i64, SendResult)],

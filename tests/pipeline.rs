@@ -308,3 +308,44 @@ async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
     assert_eq!(c.quarantined, 1);
     assert_eq!(c.messages, 2);
 }
+
+#[tokio::test]
+async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let ours = p.store.ticket(&folio).await.unwrap().unwrap().outgoing[0]
+        .message_id
+        .clone();
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.example.test (Mail Delivery System)\r\nTo: helpdesk@example.test\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
+         Final-Recipient: rfc822; ana@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: helpdesk@example.test\r\nTo: ana@example.test\r\n\
+         Subject: [Folio {folio}] Re: Impresora\r\nMessage-ID: <{ours}>\r\n\r\n--b--\r\n"
+    );
+    let out = p
+        .process(&[RawMessage {
+            source: "test:dsn".into(),
+            bytes: dsn.into_bytes(),
+            seen_at: Utc::now(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, "automatic_on_ticket");
+    assert_eq!(out[0].folio.as_deref(), Some(folio.as_str()));
+    assert!(!out[0].queued, "a bounce is never answered");
+}
