@@ -49,6 +49,7 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
         concurrency: config.smtp.concurrency,
         clock,
         pause: pipeline.ingest_busy.clone(),
+        lease: 2 * config.smtp.timeout + std::time::Duration::from_secs(5),
     });
     Ok(Parts {
         store,

@@ -281,7 +281,9 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
         Disposition::Quarantined(reason) => println!("quarantined: {reason}"),
     }
     if !queue_only {
-        let timeout = config.smtp.timeout;
+        // Long enough for every send to finish or time out by itself: cutting a send short
+        // could leave a mail the server accepted unrecorded (it would go out again).
+        let timeout = parts.sender.lease;
         match tokio::time::timeout(timeout, parts.sender.send_due(None)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "could not send now; the mail stays queued"),

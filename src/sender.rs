@@ -32,6 +32,9 @@ pub struct Sender {
     pub clock: Arc<dyn Clock>,
     /// While set, no new sends start (ingest is catching up; see `Pipeline::ingest_busy`).
     pub pause: Arc<AtomicBool>,
+    /// How long a claimed mail is reserved for this sender: longer than connecting and sending
+    /// can take (2 × smtp.timeout and a margin).
+    pub lease: Duration,
 }
 
 /// Retry delay after `attempts` failed attempts.
@@ -87,7 +90,12 @@ impl Sender {
         loop {
             let stopping = self.halted(stop_refilling, shutdown);
             if queue.is_empty() && !stopping {
-                let due = self.store.due_mails(self.clock.now(), 256).await?;
+                // Claim a few at a time: a crash strands only what was claimed until the lease
+                // ends.
+                let due = self
+                    .store
+                    .claim_due(self.clock.now(), 2 * self.concurrency as u32, self.lease)
+                    .await?;
                 queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
             }
             while tasks.len() < self.concurrency && !stopping {

@@ -240,22 +240,30 @@ impl Store {
         Ok(())
     }
 
-    /// Pending mails due at `now`, oldest first.
-    pub async fn due_mails(
+    /// Claims up to `limit` pending mails due at `now` for `lease`, oldest first. A claimed mail
+    /// is not handed to any other sender (in this or another process) until the lease ends, so
+    /// it is sent by one sender only; a crashed sender's claims expire.
+    pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
+        lease: Duration,
     ) -> Result<Vec<OutboxMail>, StoreError> {
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let rows = sqlx::query(
-            "SELECT id, template, language, to_address, message_id, in_reply_to, references_list,
-                    context, auto_submitted, attempts, created_at
-             FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "UPDATE outbox SET lease_until = ?
+             WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
+                          AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?)
+             RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
+                       context, auto_submitted, attempts, created_at",
         )
+        .bind(ts(until))
+        .bind(ts(now))
         .bind(ts(now))
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.marks)
         .await?;
-        Ok(rows
+        let mut mails: Vec<OutboxMail> = rows
             .into_iter()
             .map(|r| OutboxMail {
                 id: r.get(0),
@@ -274,13 +282,18 @@ impl Store {
                 attempts: r.get(9),
                 created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
             })
-            .collect())
+            .collect();
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
     }
 
     /// When the next pending mail falls due, if any.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<String> =
-            sqlx::query_scalar("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
+            sqlx::query_scalar(
+                "SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+                 FROM outbox WHERE status = 'pending'",
+            )
                 .fetch_one(&self.pool)
                 .await?;
         Ok(t.as_deref().and_then(parse_ts))
@@ -327,8 +340,8 @@ impl Store {
                 }
                 SendResult::Failed { error, retry_at } => {
                     sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?
-                         WHERE id = ?",
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+                         lease_until = NULL WHERE id = ?",
                     )
                     .bind(error)
                     .bind(ts(*retry_at))

@@ -349,3 +349,28 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
     assert_eq!(out[0].folio.as_deref(), Some(folio.as_str()));
     assert!(!out[0].queued, "a bounce is never answered");
 }
+
+#[tokio::test]
+async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    p.process(&[
+        mail("ana@example.test", "Uno", "1", "a1@x.test", ""),
+        mail("beto@example.test", "Dos", "2", "b1@x.test", ""),
+        mail("caro@example.test", "Tres", "3", "c1@x.test", ""),
+    ])
+    .await
+    .unwrap();
+    let now = p.clock.now();
+    let lease = std::time::Duration::from_secs(30);
+    // Two senders (the daemon and `folio ingest`, say) asking at once get disjoint mail.
+    let first = p.store.claim_due(now, 2, lease).await.unwrap();
+    let second = p.store.claim_due(now, 2, lease).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(second.len(), 1);
+    assert!(first.iter().all(|m| m.id != second[0].id));
+    assert!(p.store.claim_due(now, 10, lease).await.unwrap().is_empty());
+    // A sender that died leaves its claims behind; they expire.
+    let later = now + chrono::Duration::seconds(31);
+    assert_eq!(p.store.claim_due(later, 10, lease).await.unwrap().len(), 3);
+}
