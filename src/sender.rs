@@ -78,10 +78,9 @@ impl Sender {
     /// were accepted. Stops early (leaving mail queued) when shutdown is triggered.
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut accepted = 0;
-        // Mails being sent: id → (recipient, Message-ID), for the log and to skip them when
-        // refilling the queue from the database.
-        let mut in_flight: HashMap<i64, (String, String)> = HashMap::new();
-        let mut tasks: JoinSet<(i64, SendResult)> = JoinSet::new();
+        // Mails being sent, for the log, the retry delay, and to skip them when refilling.
+        let mut in_flight: HashMap<i64, InFlight> = HashMap::new();
+        let mut tasks: JoinSet<(i64, Delivery)> = JoinSet::new();
         let mut queue: VecDeque<OutboxMail> = VecDeque::new();
         let mut pending: Vec<(i64, SendResult)> = Vec::new();
         // After a temporary failure the server is probably down: finish what is in flight and
@@ -119,9 +118,10 @@ impl Sender {
                 .chain(std::iter::from_fn(|| tasks.try_join_next()))
             {
                 match r {
-                    Ok(r) => {
-                        stop_refilling |= matches!(r.1, SendResult::Failed { .. });
-                        pending.push(r);
+                    Ok((id, delivery)) => {
+                        stop_refilling |= matches!(delivery, Delivery::ServerTrouble(_));
+                        let attempts = in_flight.get(&id).map_or(0, |f| f.attempts);
+                        pending.push((id, delivery.result(attempts, self.clock.now())));
                     }
                     Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
                 }
@@ -146,23 +146,30 @@ impl Sender {
 
     fn spawn_send(
         &self,
-        tasks: &mut JoinSet<(i64, SendResult)>,
-        in_flight: &mut HashMap<i64, (String, String)>,
+        tasks: &mut JoinSet<(i64, Delivery)>,
+        in_flight: &mut HashMap<i64, InFlight>,
         mail: OutboxMail,
     ) {
-        in_flight.insert(mail.id, (mail.to.clone(), mail.message_id.clone()));
+        in_flight.insert(
+            mail.id,
+            InFlight {
+                to: mail.to.clone(),
+                message_id: mail.message_id.clone(),
+                attempts: mail.attempts,
+            },
+        );
         let job = self.prepare(&mail);
         let smtp = self.smtp.clone();
-        let now = self.clock.now();
         tasks.spawn(async move {
-            let result = match job {
-                Ok(message) => deliver(&smtp, &message, mail.attempts, now).await,
-                Err(e) => SendResult::Failed {
-                    retry_at: now + to_chrono(backoff(mail.attempts)),
-                    error: e,
+            let delivery = match job {
+                Ok(message) => match smtp.send(message.envelope(), &message.formatted()).await {
+                    Ok(()) => Delivery::Sent,
+                    Err(SendError::Permanent(e)) => Delivery::Refused(e),
+                    Err(SendError::Temporary(e)) => Delivery::ServerTrouble(e),
                 },
+                Err(e) => e,
             };
-            (mail.id, result)
+            (mail.id, delivery)
         });
     }
 
@@ -170,7 +177,7 @@ impl Sender {
     async fn record(
         &self,
         pending: &mut Vec<(i64, SendResult)>,
-        in_flight: &mut HashMap<i64, (String, String)>,
+        in_flight: &mut HashMap<i64, InFlight>,
         accepted: &mut usize,
     ) -> Result<(), StoreError> {
         if pending.is_empty() {
@@ -178,7 +185,7 @@ impl Sender {
         }
         self.store.record_results(pending, self.clock.now()).await?;
         for (id, r) in pending.drain(..) {
-            let (to, message_id) = in_flight.remove(&id).unwrap_or_default();
+            let InFlight { to, message_id, .. } = in_flight.remove(&id).unwrap_or_default();
             match r {
                 SendResult::Sent => {
                     *accepted += 1;
@@ -197,12 +204,13 @@ impl Sender {
         Ok(())
     }
 
-    /// Renders and builds one mail. An error (a broken template, a bad address) leaves it queued.
-    fn prepare(&self, m: &OutboxMail) -> Result<lettre::Message, String> {
+    /// Renders and builds one mail. A template error leaves it queued (the admin can fix the
+    /// template); an address lettre cannot use will never work and is refused for good.
+    fn prepare(&self, m: &OutboxMail) -> Result<lettre::Message, Delivery> {
         let rendered = self
             .templates
             .render(&m.language, &m.template, &m.context)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Delivery::NotReady(e.to_string()))?;
         let addressing = Addressing {
             from_name: self.from_name.clone(),
             from_address: self.from_address.clone(),
@@ -217,28 +225,45 @@ impl Sender {
             },
             date: m.created_at,
         };
-        outgoing::build(&addressing, &rendered).map_err(|e| e.to_string())
+        outgoing::build(&addressing, &rendered).map_err(|e| Delivery::Refused(e.to_string()))
+    }
+}
+
+/// A mail being sent.
+#[derive(Default)]
+struct InFlight {
+    to: String,
+    message_id: String,
+    attempts: i64,
+}
+
+/// How one attempt ended, before it is turned into a stored [`SendResult`].
+enum Delivery {
+    Sent,
+    /// The server refused the mail for good, or it cannot be built: never retried.
+    Refused(String),
+    /// Connection, timeout or 4xx: the server may be down; retried with backoff.
+    ServerTrouble(String),
+    /// The mail could not be rendered (template error): retried with backoff.
+    NotReady(String),
+}
+
+impl Delivery {
+    /// The stored result; the retry time counts from when the attempt ended.
+    fn result(self, attempts: i64, now: DateTime<Utc>) -> SendResult {
+        let retry_at = now + to_chrono(backoff(attempts));
+        match self {
+            Delivery::Sent => SendResult::Sent,
+            Delivery::Refused(error) => SendResult::Rejected { error },
+            Delivery::ServerTrouble(error) | Delivery::NotReady(error) => {
+                SendResult::Failed { error, retry_at }
+            }
+        }
     }
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-async fn deliver(
-    smtp: &SmtpClient,
-    message: &lettre::Message,
-    attempts: i64,
-    now: DateTime<Utc>,
-) -> SendResult {
-    match smtp.send(message.envelope(), &message.formatted()).await {
-        Ok(()) => SendResult::Sent,
-        Err(SendError::Permanent(error)) => SendResult::Rejected { error },
-        Err(SendError::Temporary(error)) => SendResult::Failed {
-            error,
-            retry_at: now + to_chrono(backoff(attempts)),
-        },
-    }
 }
 
 #[cfg(test)]
