@@ -232,8 +232,9 @@ impl Mailbox {
         let uidvalidity = selected
             .uid_validity
             .ok_or_else(|| ImapError::NoUidValidity(cfg.folder.clone()))?;
-        let uid_next = selected.uid_next.unwrap_or(1);
-        let mut next_uid = self.baseline(uidvalidity, uid_next).await?;
+        let mut next_uid = self
+            .baseline(&mut session, uidvalidity, selected.uid_next)
+            .await?;
         tracing::info!(
             folder = %cfg.folder, uidvalidity, from_uid = next_uid, idle = caps.idle,
             "mailbox ready"
@@ -291,28 +292,46 @@ impl Mailbox {
     }
 
     /// The first UID folio is responsible for, recording it on first contact.
-    async fn baseline(&self, uidvalidity: u32, uid_next: u32) -> Result<u32, ImapError> {
+    async fn baseline(
+        &self,
+        session: &mut Session,
+        uidvalidity: u32,
+        uid_next: Option<u32>,
+    ) -> Result<u32, ImapError> {
         let store = &self.pipeline.store;
         let folder = &self.cfg.folder;
         let import = self.import_existing || self.cfg.first_start == FirstStart::ImportExisting;
         let now = self.pipeline.clock.now();
         Ok(match store.mailbox_state(folder).await? {
-            Some((v, b)) if v == uidvalidity => {
+            Some((v, b, _)) if v == uidvalidity => {
                 if import {
                     1
                 } else {
                     b
                 }
             }
-            Some((v, _)) => {
-                // A new UIDVALIDITY invalidates every UID we knew. Everything still in the folder
-                // is looked at again; Message-ID / content-hash dedup keeps it to one ticket each.
-                tracing::warn!(folder = %folder, old = v, new = uidvalidity, "UIDVALIDITY changed; rescanning the folder");
-                store.set_mailbox_state(folder, uidvalidity, 1, now).await?;
-                1
+            Some((v, _, first_start)) => {
+                // A new UIDVALIDITY invalidates every UID we knew. What is still in the folder is
+                // looked at again (Message-ID / content-hash dedup keeps it to one ticket each),
+                // except mail older than the first start, which that start left alone.
+                let b = match first_start.filter(|_| !import) {
+                    Some(since) => self.first_uid_since(session, since).await?,
+                    None => 1,
+                };
+                tracing::warn!(folder = %folder, old = v, new = uidvalidity, from_uid = b, "UIDVALIDITY changed; rescanning the folder");
+                store.set_mailbox_state(folder, uidvalidity, b, now).await?;
+                b
             }
             None => {
-                let b = if import { 1 } else { uid_next };
+                let b = if import {
+                    1
+                } else {
+                    match uid_next {
+                        Some(n) => n,
+                        // No UIDNEXT from the server: one past the highest UID there is.
+                        None => self.first_uid_since(session, now).await?,
+                    }
+                };
                 if b > 1 {
                     tracing::info!(
                         folder = %folder, left_alone_below_uid = b,
@@ -323,6 +342,43 @@ impl Mailbox {
                 b
             }
         })
+    }
+
+    /// The lowest UID of a message that arrived at or after `since` (by INTERNALDATE), or one
+    /// past the highest UID when there is none. The server narrows the candidates to the days
+    /// since (`SEARCH SINCE` compares dates only); their exact times are fetched a batch at a time.
+    async fn first_uid_since(
+        &self,
+        session: &mut Session,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u32, ImapError> {
+        let t = self.cfg.command_timeout;
+        // INTERNALDATE has whole seconds: a message of the same second counts as new.
+        let since = chrono::SubsecRound::trunc_subsecs(since, 0);
+        let day = since.format("%d-%b-%Y").to_string();
+        let found = within(t, "UID SEARCH", session.uid_search(format!("SINCE {day}"))).await?;
+        let mut candidates: Vec<u32> = found.into_iter().collect();
+        candidates.sort_unstable();
+        for group in candidates.chunks(self.cfg.batch_size as usize) {
+            let dated = within(t, "UID FETCH", async {
+                let stream = session
+                    .uid_fetch(uid_set(group), "(UID INTERNALDATE)")
+                    .await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await?;
+            let first = dated
+                .iter()
+                .filter(|f| f.internal_date().is_some_and(|d| d >= since))
+                .filter_map(|f| f.uid)
+                .filter(|uid| group.binary_search(uid).is_ok())
+                .min();
+            if let Some(uid) = first {
+                return Ok(uid);
+            }
+        }
+        let all = within(t, "UID SEARCH", session.uid_search("ALL")).await?;
+        Ok(all.into_iter().max().map_or(1, |u| u + 1))
     }
 
     /// Processes every message with UID ≥ `from`, a batch at a time; returns the next UID to look

@@ -209,16 +209,27 @@ impl Store {
         Ok(Batch { tx })
     }
 
-    /// `(uidvalidity, baseline_uid)` recorded for a folder.
-    pub async fn mailbox_state(&self, folder: &str) -> Result<Option<(u32, u32)>, StoreError> {
-        let row =
-            sqlx::query("SELECT uidvalidity, baseline_uid FROM mailbox_state WHERE folder = ?")
-                .bind(folder)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| (r.get::<i64, _>(0) as u32, r.get::<i64, _>(1) as u32)))
+    /// What is recorded about a folder: `(uidvalidity, baseline_uid, first_start_at)`.
+    pub async fn mailbox_state(
+        &self,
+        folder: &str,
+    ) -> Result<Option<(u32, u32, Option<DateTime<Utc>>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT uidvalidity, baseline_uid, first_start_at FROM mailbox_state WHERE folder = ?",
+        )
+        .bind(folder)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| {
+            (
+                r.get::<i64, _>(0) as u32,
+                r.get::<i64, _>(1) as u32,
+                r.get::<Option<String>, _>(2).as_deref().and_then(parse_ts),
+            )
+        }))
     }
 
+    /// Records a folder's UIDVALIDITY and baseline; `first_start_at` is kept once set.
     pub async fn set_mailbox_state(
         &self,
         folder: &str,
@@ -227,13 +238,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO mailbox_state (folder, uidvalidity, baseline_uid, updated_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO mailbox_state (folder, uidvalidity, baseline_uid, updated_at, first_start_at)
+             VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
                baseline_uid = excluded.baseline_uid, updated_at = excluded.updated_at",
         )
         .bind(folder)
         .bind(uidvalidity as i64)
         .bind(baseline_uid as i64)
+        .bind(ts(now))
         .bind(ts(now))
         .execute(&self.pool)
         .await?;

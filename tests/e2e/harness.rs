@@ -491,6 +491,15 @@ pub async fn append(user: &str, folder: &str, messages: &[Vec<u8>]) {
     let _ = s.logout().await;
 }
 
+/// Appends one message with an explicit INTERNALDATE (as `"01-Jan-2026 10:00:00 +0000"`).
+pub async fn append_dated(user: &str, folder: &str, message: &[u8], date: &str) {
+    let mut s = imap(user).await;
+    s.append(folder, None, Some(&format!("\"{date}\"")), message)
+        .await
+        .expect("APPEND");
+    let _ = s.logout().await;
+}
+
 /// A fixture file's bytes.
 pub fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(REPO).join("tests/fixtures/mail").join(path))

@@ -671,6 +671,10 @@ async fn uidvalidity_reset_does_not_make_second_tickets() {
         s.create("Soporte").await.unwrap();
         let _ = s.logout().await;
     }
+    // Mail from long ago, left alone by the first start (new_only).
+    const LONG_AGO: &str = "01-Jan-2026 10:00:00 +0000";
+    let old = message(&alice, &hd, "Solicitud vieja", "De enero.", &message_id());
+    append_dated(&hd, "Soporte", &old, LONG_AGO).await;
     let mut folio = Folio::new(
         &hd,
         Options {
@@ -695,15 +699,18 @@ async fn uidvalidity_reset_does_not_make_second_tickets() {
         let _ = s.logout().await;
     }
     let b = message(&alice, &hd, "Solicitud B", "Segunda.", &message_id());
+    append_dated(&hd, "Soporte", &old, LONG_AGO).await;
     append(&hd, "Soporte", &[a, b]).await;
     folio.start(&[]).await;
     wait_for("confirmation of B", WAIT, || async {
         (count(&alice, "INBOX").await == 2).then_some(())
     })
     .await;
-    wait_for("both filed away", WAIT, || async {
-        (count(&hd, "Soporte").await == 0).then_some(())
-    })
+    wait_for(
+        "A and B filed away, the old mail left alone",
+        WAIT,
+        || async { (count(&hd, "Soporte").await == 1).then_some(()) },
+    )
     .await;
     let tickets = folio.tickets();
     assert_eq!(tickets.len(), 2, "A is not a new ticket: {tickets:?}");
@@ -720,7 +727,11 @@ async fn uidvalidity_reset_does_not_make_second_tickets() {
         (count(&bob, "INBOX").await == 1).then_some(())
     })
     .await;
-    assert_eq!(count(&alice, "INBOX").await, 2, "A was not confirmed twice");
+    assert_eq!(
+        count(&alice, "INBOX").await,
+        2,
+        "A was not confirmed twice and the old mail not at all"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
