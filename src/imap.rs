@@ -136,6 +136,9 @@ async fn login(
     }
 }
 
+/// A message's UID and size in bytes.
+type Sized = (u32, u64);
+
 /// Most bytes of mail one batch holds in memory (a single larger message still forms a batch).
 const BATCH_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -239,7 +242,6 @@ impl Mailbox {
             folder = %cfg.folder, uidvalidity, from_uid = next_uid, idle = caps.idle,
             "mailbox ready"
         );
-        *backoff = Duration::from_secs(1);
 
         let mut seen_at = self.pipeline.clock.now();
         loop {
@@ -254,6 +256,9 @@ impl Mailbox {
                     shutdown,
                 )
                 .await?;
+            // The connection works end to end: the next failure starts the backoff afresh. (Not
+            // before: a batch that fails every time must not be retried every second.)
+            *backoff = Duration::from_secs(1);
             if shutdown.is_triggered() {
                 let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
                 return Ok(());
@@ -422,9 +427,28 @@ impl Mailbox {
                 .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
                 .filter(|(uid, _)| group.binary_search(uid).is_ok())
                 .collect();
-            sizes.dedup_by_key(|(uid, _)| *uid);
             drop(sized);
             sizes.sort_unstable();
+            sizes.dedup_by_key(|(uid, _)| *uid);
+            // Too big to process: quarantined from its size alone, without downloading it.
+            let max = self.pipeline.limits.max_message_bytes;
+            let (sizes, oversize): (Vec<Sized>, Vec<Sized>) =
+                sizes.into_iter().partition(|(_, size)| *size <= max);
+            if !oversize.is_empty() {
+                let sources: Vec<(String, String)> = oversize
+                    .iter()
+                    .map(|(uid, size)| {
+                        (
+                            format!("imap:{}:{uidvalidity}:{uid}", cfg.folder),
+                            format!("message of {size} bytes exceeds limits.max_message_bytes ({max}); left in the quarantine folder unread"),
+                        )
+                    })
+                    .collect();
+                self.pipeline.quarantine_unread(&sources).await?;
+                let uids: Vec<u32> = oversize.iter().map(|(uid, _)| *uid).collect();
+                file_away(session, caps, &uids, &cfg.quarantine_folder, t).await?;
+                next = next.max(uids.iter().max().map_or(next, |u| u + 1));
+            }
             for chunk in batches(&sizes, cfg.batch_size as usize, BATCH_BYTES) {
                 let chunk = &chunk[..];
                 let fetched = within(t, "UID FETCH", async {

@@ -84,11 +84,6 @@ fn parents(mail: &InboundMail) -> impl Iterator<Item = &String> {
         .chain(mail.signals.report_original_message_id.iter())
 }
 
-/// A constraint violation is the message's fault; any other database error is temporary.
-fn is_constraint_violation(e: &StoreError) -> bool {
-    matches!(e, StoreError::Sql(sqlx::Error::Database(d)) if !matches!(d.kind(), sqlx::error::ErrorKind::Other))
-}
-
 /// What the pure part of the pipeline makes of one message.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -204,6 +199,17 @@ impl Pipeline {
         })
     }
 
+    /// Records messages quarantined without reading them (`(source, reason)`), in one transaction.
+    pub async fn quarantine_unread(&self, items: &[(String, String)]) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        for (source, reason) in items {
+            tx.quarantine(source, reason, b"", now).await?;
+            tracing::warn!(source = %source, reason = %reason, "quarantined");
+        }
+        tx.commit().await
+    }
+
     /// Marks a backlog catch-up until the returned guard is dropped.
     pub fn catching_up(&self) -> CatchingUp<'_> {
         self.ingest_busy.store(true, Ordering::SeqCst);
@@ -217,7 +223,7 @@ impl Pipeline {
         let analyses: Vec<Result<Analysis, String>> =
             batch.iter().map(|m| self.analyze_one(m)).collect();
         let outcomes = match self.store_batch(batch, &analyses).await {
-            Err(e) if is_constraint_violation(&e) => {
+            Err(e) if e.is_constraint_violation() => {
                 // Something in the batch breaks a constraint (it should not happen: decide saw
                 // the duplicates). Store the messages one at a time so only that one is
                 // quarantined.
@@ -287,7 +293,7 @@ impl Pipeline {
             .store_batch(std::slice::from_ref(raw), std::slice::from_ref(a))
             .await
         {
-            Err(e) if is_constraint_violation(&e) => {
+            Err(e) if e.is_constraint_violation() => {
                 let reason = format!("cannot store message: {e}");
                 let mut tx = self.store.begin().await?;
                 tx.quarantine(&raw.source, &reason, &raw.bytes, self.clock.now())

@@ -36,6 +36,15 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// A constraint violation (unique, foreign key, not null, check): the data's fault, not the
+    /// database's; anything else is temporary.
+    pub fn is_constraint_violation(&self) -> bool {
+        matches!(self, StoreError::Sql(sqlx::Error::Database(d))
+            if !matches!(d.kind(), sqlx::error::ErrorKind::Other))
+    }
+}
+
 /// Timestamps as sortable UTC text.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

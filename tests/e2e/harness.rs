@@ -125,6 +125,8 @@ pub struct Options {
     pub log_format: Option<&'static str>,
     /// `imap.idle`; default true.
     pub idle: bool,
+    /// `limits.max_message_bytes`; default 50 MiB.
+    pub max_message_bytes: u64,
 }
 
 impl Default for Options {
@@ -138,6 +140,7 @@ impl Default for Options {
             folder: None,
             log_format: None,
             idle: true,
+            max_message_bytes: 50 * 1024 * 1024,
         }
     }
 }
@@ -197,6 +200,7 @@ dir = "{templates}"
 
 [limits]
 max_auto_replies_per_address = {cap}
+max_message_bytes = {max_message_bytes}
 
 [log]
 level = "info"
@@ -215,6 +219,7 @@ format = "{log_format}"
             folder = opts.folder.as_deref().unwrap_or("INBOX"),
             log_format = opts.log_format.unwrap_or("text"),
             idle = opts.idle,
+            max_message_bytes = opts.max_message_bytes,
             templates = opts
                 .templates_dir
                 .clone()

@@ -800,3 +800,35 @@ async fn without_idle_folio_polls() {
             .any(|m| m.in_reply_to.as_deref() == Some(id.as_str())));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_mail_is_quarantined_without_being_downloaded() {
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            max_message_bytes: 4000,
+            ..Options::default()
+        },
+    );
+    folio.start(&[]).await;
+    let big = message(
+        &alice,
+        &hd,
+        "Adjunto enorme",
+        &"x".repeat(10_000),
+        &message_id(),
+    );
+    let small = message(&alice, &hd, "Pequeño", "Hola.", &message_id());
+    append(&hd, "INBOX", &[big, small]).await;
+    inbox(&alice, 1).await;
+    wait_for("the big one in Cuarentena", WAIT, || async {
+        (count(&hd, "Cuarentena").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(folio.tickets().len(), 1);
+    assert!(folio
+        .log_text()
+        .contains("exceeds limits.max_message_bytes"));
+}
