@@ -48,6 +48,26 @@ fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMess
     }
 }
 
+/// Ana's first request ("Impresora", Message-ID a1@x.test): returns its folio and the Message-ID
+/// of the confirmation queued for it.
+async fn first_request(p: &Pipeline) -> (String, String) {
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let ours = p.store.ticket(&folio).await.unwrap().unwrap().outgoing[0]
+        .message_id
+        .clone();
+    (folio, ours)
+}
+
 fn decisions(outcomes: &[Outcome]) -> Vec<&str> {
     outcomes.iter().map(|o| o.decision).collect()
 }
@@ -100,19 +120,7 @@ async fn batch_opens_gap_free_folios_and_skips_duplicates() {
 async fn replies_and_automatic_answers_thread_onto_their_ticket() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), 20).await;
-    let out = p
-        .process(&[mail(
-            "ana@example.test",
-            "Impresora",
-            "No imprime.",
-            "a1@x.test",
-            "",
-        )])
-        .await
-        .unwrap();
-    let folio = out[0].folio.clone().unwrap();
-    let ticket = p.store.ticket(&folio).await.unwrap().unwrap();
-    let ours = ticket.outgoing[0].message_id.clone();
+    let (folio, ours) = first_request(&p).await;
     let out = p
         .process(&[
             // Outlook broke the subject, but In-Reply-To names our confirmation.
@@ -153,17 +161,7 @@ async fn replies_and_automatic_answers_thread_onto_their_ticket() {
 async fn a_folio_in_the_subject_counts_only_for_the_requester() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), 20).await;
-    let out = p
-        .process(&[mail(
-            "ana@example.test",
-            "Impresora",
-            "No imprime.",
-            "a1@x.test",
-            "",
-        )])
-        .await
-        .unwrap();
-    let folio = out[0].folio.clone().unwrap();
+    let (folio, _) = first_request(&p).await;
     let out = p
         .process(&[
             mail(
@@ -313,20 +311,7 @@ async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
 async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), 20).await;
-    let out = p
-        .process(&[mail(
-            "ana@example.test",
-            "Impresora",
-            "No imprime.",
-            "a1@x.test",
-            "",
-        )])
-        .await
-        .unwrap();
-    let folio = out[0].folio.clone().unwrap();
-    let ours = p.store.ticket(&folio).await.unwrap().unwrap().outgoing[0]
-        .message_id
-        .clone();
+    let (folio, ours) = first_request(&p).await;
     let dsn = format!(
         "From: MAILER-DAEMON@mx.example.test (Mail Delivery System)\r\nTo: helpdesk@example.test\r\n\
          Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example.test>\r\n\
