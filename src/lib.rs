@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Functional core (no I/O, no clock): [`mail`], [`classify`], [`folio`], [`requester`],
-//! [`decide`], [`outgoing`], [`render`] (reads template files, nothing else).
-//! I/O shell: [`store`], [`imap`], [`sender`], [`pipeline`], [`daemon`], [`clock`].
+//! [`decide`], [`outgoing`].
+//! At the edge: [`render`] (reads the template files), [`config`] (reads the config file).
+//! I/O shell: [`store`], [`imap`], [`smtp`], [`tls`], [`sender`], [`pipeline`], [`daemon`],
+//! [`clock`], [`shutdown`].
 
 pub mod classify;
 pub mod clock;
