@@ -93,7 +93,7 @@ impl Sender {
                 // ends.
                 let due = self
                     .store
-                    .claim_due(self.clock.now(), 2 * self.concurrency as u32, self.lease)
+                    .claim_due(self.clock.now(), 4 * self.concurrency as u32, self.lease)
                     .await?;
                 queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
             }

@@ -262,7 +262,7 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` pending mails due at `now` for `lease`, oldest first. A claimed mail
+    /// Claims up to `limit` pending mails due at `now` for `lease`, longest due first. A claimed mail
     /// is not handed to any other sender (in this or another process) until the lease ends, so
     /// it is sent by one sender only; a crashed sender's claims expire.
     pub async fn claim_due(
@@ -275,7 +275,10 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE outbox SET lease_until = ?
              WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
-                          AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?)
+                          AND (lease_until IS NULL OR lease_until <= ?)
+                          -- the order of the outbox_due index (status, next_attempt_at, rowid):
+                          -- LIMIT stops early instead of sorting every pending row
+                          ORDER BY next_attempt_at, id LIMIT ?)
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
                        context, auto_submitted, attempts, created_at",
         )
