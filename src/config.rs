@@ -7,6 +7,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// `helpdesk.name` when not set.
+pub const DEFAULT_HELPDESK_NAME: &str = "Mesa de Ayuda";
+/// `helpdesk.institution` when not set.
+pub const DEFAULT_INSTITUTION: &str =
+    "Dirección General de Sistemas y Tecnologías de la Información";
+/// `helpdesk.phone` when not set.
+pub const DEFAULT_PHONE: &str = "(722) 2769600 ext. 60100";
+/// `limits.max_auto_replies_per_address` when not set.
+pub const DEFAULT_MAX_AUTO_REPLIES: u32 = 20;
+/// `templates.language` when not set.
+pub const DEFAULT_LANGUAGE: &str = "es";
+
 /// A configuration problem, naming the file and key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -499,7 +511,7 @@ impl Validator<'_> {
             .helpdesk
             .name
             .clone()
-            .unwrap_or_else(|| "Mesa de Ayuda".into());
+            .unwrap_or_else(|| DEFAULT_HELPDESK_NAME.into());
         let from_text = match s.from {
             Some(f) => self.required("smtp.from", Some(f)),
             None if imap.username.contains('@') => format!("{helpdesk_name} <{}>", imap.username),
@@ -568,7 +580,10 @@ impl Validator<'_> {
             .templates
             .dir
             .unwrap_or_else(|| PathBuf::from("mail-templates"));
-        let language = raw.templates.language.unwrap_or_else(|| "es".into());
+        let language = raw
+            .templates
+            .language
+            .unwrap_or_else(|| DEFAULT_LANGUAGE.into());
         if !dir.join(&language).is_dir() {
             self.issue(
                 "templates.language",
@@ -600,11 +615,9 @@ impl Validator<'_> {
         own_addresses.sort();
         own_addresses.dedup();
         let helpdesk = HelpdeskConfig {
-            name: h.name.unwrap_or_else(|| "Mesa de Ayuda".into()),
-            institution: h.institution.unwrap_or_else(|| {
-                "Dirección General de Sistemas y Tecnologías de la Información".into()
-            }),
-            phone: h.phone.unwrap_or_else(|| "(722) 2769600 ext. 60100".into()),
+            name: h.name.unwrap_or_else(|| DEFAULT_HELPDESK_NAME.into()),
+            institution: h.institution.unwrap_or_else(|| DEFAULT_INSTITUTION.into()),
+            phone: h.phone.unwrap_or_else(|| DEFAULT_PHONE.into()),
             folio_format,
             own_addresses,
         };
@@ -615,7 +628,7 @@ impl Validator<'_> {
             max_auto_replies_per_address: self.positive(
                 "limits.max_auto_replies_per_address",
                 l.max_auto_replies_per_address,
-                20,
+                i64::from(DEFAULT_MAX_AUTO_REPLIES),
                 100_000,
             ) as u32,
             auto_reply_window: self.duration(

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use sha2::Digest;
 
-use folio::config::{Config, LogFormat, ProcessEnv};
+use folio::config::{self, Config, LogFormat, ProcessEnv};
 use folio::pipeline::{self, Disposition, RawMessage};
 use folio::render::Templates;
 use folio::store::Store;
@@ -313,11 +313,11 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
             (
                 folio::decide::Policy {
                     own_addresses: vec![],
-                    max_auto_replies_per_address: 20,
-                    language: "es".into(),
-                    helpdesk_name: "Mesa de Ayuda".into(),
-                    institution: String::new(),
-                    helpdesk_phone: String::new(),
+                    max_auto_replies_per_address: config::DEFAULT_MAX_AUTO_REPLIES,
+                    language: config::DEFAULT_LANGUAGE.into(),
+                    helpdesk_name: config::DEFAULT_HELPDESK_NAME.into(),
+                    institution: config::DEFAULT_INSTITUTION.into(),
+                    helpdesk_phone: config::DEFAULT_PHONE.into(),
                     helpdesk_address: String::new(),
                 },
                 folio::folio::FolioFormat::parse(folio::folio::DEFAULT_FORMAT)
