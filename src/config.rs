@@ -729,6 +729,13 @@ mod tests {
         }
     }
 
+    /// The error text of an invalid configuration, read as file `path`.
+    fn error_of(path: &str, text: &str) -> String {
+        Config::parse(Path::new(path), text, &NoEnv)
+            .unwrap_err()
+            .to_string()
+    }
+
     fn minimal() -> String {
         let dir = env!("CARGO_MANIFEST_DIR");
         format!(
@@ -763,18 +770,14 @@ mod tests {
             "username = \"helpdesk@example.test\"",
             "username = \"mesa\"",
         );
-        let e = Config::parse(Path::new("f.toml"), &text, &NoEnv)
-            .unwrap_err()
-            .to_string();
+        let e = error_of("f.toml", &text);
         assert!(e.contains("smtp.from"), "{e}");
     }
 
     #[test]
     fn unknown_key_names_key_and_file() {
         let text = minimal() + "[log]\nverbosity = 3\n";
-        let e = Config::parse(Path::new("config/folio.toml"), &text, &NoEnv)
-            .unwrap_err()
-            .to_string();
+        let e = error_of("config/folio.toml", &text);
         assert!(e.contains("config/folio.toml"), "{e}");
         assert!(e.contains("verbosity"), "{e}");
     }
@@ -785,9 +788,7 @@ mod tests {
             "tls = \"none\"\nusername",
             "tls = \"none\"\nport = 99999\npoll_interval = \"soon\"\nusername",
         ) + "[limits]\nmax_auto_replies_per_address = 0\n";
-        let e = Config::parse(Path::new("c.toml"), &text, &NoEnv)
-            .unwrap_err()
-            .to_string();
+        let e = error_of("c.toml", &text);
         assert!(
             e.contains("c.toml: imap.port: expected 1-65535, got 99999"),
             "{e}"
@@ -799,9 +800,7 @@ mod tests {
     #[test]
     fn plaintext_refused_for_remote_hosts() {
         let text = minimal().replacen("host = \"127.0.0.1\"", "host = \"imap.example.gob.mx\"", 1);
-        let e = Config::parse(Path::new("c.toml"), &text, &NoEnv)
-            .unwrap_err()
-            .to_string();
+        let e = error_of("c.toml", &text);
         assert!(e.contains("imap.tls"), "{e}");
     }
 
