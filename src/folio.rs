@@ -109,6 +109,15 @@ impl FolioFormat {
         self.pattern.find(text).map(|m| self.normalise(m.as_str()))
     }
 
+    /// The first folio in `text` (normalised) and the text with it cut out.
+    pub fn extract(&self, text: &str) -> Option<(String, String)> {
+        let m = self.pattern.find(text)?;
+        Some((
+            self.normalise(m.as_str()),
+            format!("{}{}", &text[..m.start()], &text[m.end()..]),
+        ))
+    }
+
     fn normalise(&self, found: &str) -> String {
         let compact: String = found
             .chars()

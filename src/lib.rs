@@ -13,8 +13,10 @@
 //! I/O shell: [`store`], [`imap`], [`smtp`], [`tls`], [`sender`], [`pipeline`], [`daemon`],
 //! [`clock`], [`shutdown`].
 
+pub mod catalog;
 pub mod classify;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod decide;
@@ -25,8 +27,12 @@ pub mod outgoing;
 pub mod pipeline;
 pub mod render;
 pub mod requester;
+pub mod routing;
 pub mod sender;
 pub mod shutdown;
 pub mod smtp;
 pub mod store;
+pub mod subject;
+pub mod ticket;
 pub mod tls;
+pub mod tokens;

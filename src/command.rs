@@ -1,0 +1,315 @@
+//! What people ask folio for in the text of a mail: a technician's commands (`#resuelto`,
+//! `#asignar tech2`, …, one per line at the top of the reply) and a requester's queries
+//! (`estado MDA-2026-000042`, `mis folios`). Spanish with English aliases, accents and case
+//! optional. Pure text in, plain data out.
+
+use serde::Serialize;
+
+use crate::requester::fold;
+
+/// One technician command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", content = "argument", rename_all = "snake_case")]
+pub enum Command {
+    /// `#resuelto [texto]`: resolved, with an optional resolution text for the requester.
+    Resolve(Option<String>),
+    /// `#cerrar`
+    Close,
+    /// `#asignar <técnico>`
+    Assign(String),
+    /// `#prioridad <nivel>`
+    Priority(String),
+    /// `#servicio <servicio>`
+    Service(String),
+    /// `#espera`: waiting on the requester or a third party.
+    Pending,
+    /// `#nota`: the rest of the mail is internal.
+    Note,
+    /// `#reabrir`
+    Reopen,
+}
+
+impl Command {
+    /// How the command is written (Spanish), for confirmations.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Resolve(None) => "#resuelto".into(),
+            Command::Resolve(Some(t)) => format!("#resuelto {t}"),
+            Command::Close => "#cerrar".into(),
+            Command::Assign(a) => format!("#asignar {a}"),
+            Command::Priority(p) => format!("#prioridad {p}"),
+            Command::Service(s) => format!("#servicio {s}"),
+            Command::Pending => "#espera".into(),
+            Command::Note => "#nota".into(),
+            Command::Reopen => "#reabrir".into(),
+        }
+    }
+}
+
+/// Every command as a technician writes it, for the guide and error replies.
+pub const GUIDE: &[(&str, &str)] = &[
+    ("#resuelto [texto]", "#resolve [text]"),
+    ("#cerrar", "#close"),
+    ("#asignar <técnico>", "#assign <technician>"),
+    (
+        "#prioridad <baja|media|alta|critica>",
+        "#priority <low|medium|high|critical>",
+    ),
+    ("#servicio <servicio>", "#service <service>"),
+    ("#espera", "#pending"),
+    ("#nota", "#note"),
+    ("#reabrir", "#reopen"),
+];
+
+/// A command line that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandError {
+    /// The line as written.
+    pub line: String,
+    pub message: String,
+}
+
+/// The commands at the top of a reply, and the text after them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commands {
+    pub commands: Vec<Command>,
+    pub errors: Vec<CommandError>,
+    /// The reply without its command lines (what may reach the requester).
+    pub body: String,
+}
+
+impl Commands {
+    pub fn is_note(&self) -> bool {
+        self.commands.contains(&Command::Note)
+    }
+}
+
+/// Reads the command lines at the top of `text` (blank lines between them allowed); the first
+/// other line ends them.
+pub fn parse_commands(text: &str) -> Commands {
+    let mut out = Commands::default();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.peek() {
+        let l = line.trim().trim_start_matches('*').trim_end_matches('*');
+        if l.is_empty() {
+            lines.next();
+            continue;
+        }
+        let Some(rest) = l.strip_prefix('#') else {
+            break;
+        };
+        // "#1 problema" or "# título" is text, not a command.
+        if !rest.starts_with(|c: char| c.is_alphabetic()) {
+            break;
+        }
+        let (word, arg) = match rest.split_once(char::is_whitespace) {
+            Some((w, a)) => (w, a.trim()),
+            None => (rest, ""),
+        };
+        let word = fold(word.trim_end_matches([':', '.', ',']));
+        let arg = arg.trim_start_matches(':').trim();
+        let need = |make: fn(String) -> Command, what: &str| {
+            if arg.is_empty() {
+                Err(format!("#{word} needs {what}"))
+            } else {
+                Ok(make(arg.to_string()))
+            }
+        };
+        let parsed = match word.as_str() {
+            "resuelto" | "resolver" | "resuelta" | "resolve" | "resolved" => {
+                Ok(Command::Resolve((!arg.is_empty()).then(|| arg.to_string())))
+            }
+            "cerrar" | "cerrado" | "close" | "closed" => Ok(Command::Close),
+            "asignar" | "reasignar" | "assign" | "reassign" => {
+                need(Command::Assign, "a technician")
+            }
+            "prioridad" | "priority" => {
+                need(Command::Priority, "a level (baja, media, alta, critica)")
+            }
+            "servicio" | "service" => need(Command::Service, "a service"),
+            "espera" | "enespera" | "pendiente" | "pending" | "hold" => Ok(Command::Pending),
+            "nota" | "interno" | "interna" | "note" | "internal" => Ok(Command::Note),
+            "reabrir" | "reopen" => Ok(Command::Reopen),
+            _ => Err(format!("unknown command #{word}")),
+        };
+        match parsed {
+            Ok(c) => out.commands.push(c),
+            Err(message) => out.errors.push(CommandError {
+                line: l.to_string(),
+                message,
+            }),
+        }
+        lines.next();
+    }
+    out.body = lines.collect::<Vec<_>>().join("\n").trim().to_string();
+    out
+}
+
+/// What a requester asks by mail instead of writing to the help desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `estado [FOLIO]` / `status [FOLIO]`: the folio in the line, if any.
+    Status(Option<String>),
+    /// `mis folios` / `my tickets`.
+    MyTickets,
+}
+
+/// A query written as the first line of the new text (or as the whole subject), or `None`.
+/// Only a short line that is nothing but the query counts: "estado del servidor: caído" is a
+/// request, not a query.
+pub fn parse_query(
+    first_lines: &str,
+    subject: &str,
+    folio_format: &crate::folio::FolioFormat,
+) -> Option<Query> {
+    let line = first_lines
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let subject = crate::subject::strip_prefixes(subject);
+    for candidate in [line, subject.as_str()] {
+        let folded = fold(candidate)
+            .trim_end_matches(['.', '?', '!', ':'])
+            .trim()
+            .to_string();
+        if folded.len() > 60 {
+            continue;
+        }
+        if matches!(
+            folded.as_str(),
+            "mis folios" | "mis tickets" | "mis reportes" | "my tickets" | "my folios"
+        ) {
+            return Some(Query::MyTickets);
+        }
+        let Some(rest) = ["estado", "estatus", "status"]
+            .iter()
+            .find_map(|w| folded.strip_prefix(w))
+        else {
+            continue;
+        };
+        // A whole word: "estadistica" is not "estado".
+        if rest.starts_with(char::is_alphanumeric) {
+            continue;
+        }
+        let rest = rest.trim_start_matches([':', ' ', '\t']);
+        let rest = rest
+            .strip_prefix("del ")
+            .or_else(|| rest.strip_prefix("de "))
+            .or_else(|| rest.strip_prefix("of "))
+            .unwrap_or(rest)
+            .trim();
+        if rest.is_empty() {
+            return Some(Query::Status(None));
+        }
+        // "estado MDA-2026-000042", "estado del folio MDA-2026-000042": nothing else in the line.
+        if let Some((f, without)) = folio_format.extract(rest) {
+            let others = without
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| {
+                    !w.is_empty() && !["folio", "ticket", "no", "num", "numero"].contains(w)
+                })
+                .count();
+            if others == 0 {
+                return Some(Query::Status(Some(f)));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_at_the_top_spanish_and_english() {
+        let c = parse_commands(
+            "#Prioridad ALTA\n\n#asignar tech2\n#NOTA\nRevisé el servidor.\n#cerrar (no es comando aquí)\n",
+        );
+        assert_eq!(
+            c.commands,
+            vec![
+                Command::Priority("ALTA".into()),
+                Command::Assign("tech2".into()),
+                Command::Note
+            ]
+        );
+        assert!(c.errors.is_empty());
+        assert_eq!(c.body, "Revisé el servidor.\n#cerrar (no es comando aquí)");
+        let c = parse_commands("#resolve Password reset done\n#Reopen\n#PENDING");
+        assert_eq!(
+            c.commands,
+            vec![
+                Command::Resolve(Some("Password reset done".into())),
+                Command::Reopen,
+                Command::Pending
+            ]
+        );
+        assert_eq!(c.body, "");
+        // Accents optional, a colon tolerated.
+        let c = parse_commands("#resuélto: listo\n#Asignár: tech1");
+        assert_eq!(
+            c.commands,
+            vec![
+                Command::Resolve(Some("listo".into())),
+                Command::Assign("tech1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_and_incomplete_commands_are_errors() {
+        let c = parse_commands("#borrar todo\n#asignar\nhola");
+        assert!(c.commands.is_empty());
+        assert_eq!(c.errors.len(), 2);
+        assert_eq!(c.errors[0].message, "unknown command #borrar");
+        assert!(c.errors[1].message.contains("needs a technician"));
+        assert_eq!(c.body, "hola");
+    }
+
+    #[test]
+    fn text_is_not_a_command() {
+        let c = parse_commands("Hola,\n#cerrar\n");
+        assert!(c.commands.is_empty() && c.errors.is_empty());
+        let c = parse_commands("#1 problema: no hay red");
+        assert!(c.commands.is_empty() && c.errors.is_empty());
+        assert_eq!(c.body, "#1 problema: no hay red");
+    }
+
+    #[test]
+    fn queries() {
+        let folio = &crate::folio::FolioFormat::parse(crate::folio::DEFAULT_FORMAT).unwrap();
+        assert_eq!(
+            parse_query("Estado MDA-2026-000042\n\nSaludos", "", folio),
+            Some(Query::Status(Some("MDA-2026-000042".into())))
+        );
+        assert_eq!(
+            parse_query("estado del folio mda-2026-42?", "", folio),
+            Some(Query::Status(Some("MDA-2026-000042".into())))
+        );
+        assert_eq!(parse_query("status", "", folio), Some(Query::Status(None)));
+        assert_eq!(
+            parse_query("", "RE: [Folio MDA-2026-000042] estado", folio),
+            None,
+            "the subject must be only the query"
+        );
+        assert_eq!(
+            parse_query("", "Estado MDA-2026-000042", folio),
+            Some(Query::Status(Some("MDA-2026-000042".into())))
+        );
+        assert_eq!(parse_query("Mis folios", "", folio), Some(Query::MyTickets));
+        assert_eq!(
+            parse_query("Estado del servidor: caído desde ayer", "", folio),
+            None
+        );
+        assert_eq!(
+            parse_query(
+                "estado MDA-2026-000042 y además no sirve la impresora",
+                "",
+                folio
+            ),
+            None
+        );
+    }
+}
