@@ -82,6 +82,9 @@ pub struct Config {
     pub helpdesk: HelpdeskConfig,
     pub limits: LimitsConfig,
     pub directory: DirectoryConfig,
+    pub catalog: CatalogConfig,
+    pub tickets: TicketsConfig,
+    pub security: SecurityConfig,
     pub log: LogConfig,
 }
 
@@ -148,11 +151,35 @@ pub struct LimitsConfig {
     pub auto_reply_window: Duration,
     pub max_attachment_bytes: u64,
     pub max_message_bytes: u64,
+    /// How long folio sends nothing to an address after it hard-bounced.
+    pub bounce_suppression: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
     pub file: Option<PathBuf>,
+}
+
+/// `[catalog]`: the services, technicians and agents file.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// `None`: no services or staff (every ticket unassigned, no commands).
+    pub file: Option<PathBuf>,
+}
+
+/// `[tickets]`
+#[derive(Debug, Clone)]
+pub struct TicketsConfig {
+    /// CC'd addresses of an opening mail become participants who receive public replies.
+    pub cc_participants: bool,
+}
+
+/// `[security]`
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// authserv-ids whose `Authentication-Results` headers are trusted as proof of a
+    /// technician's identity (DKIM/SPF pass aligned with the From domain).
+    pub trusted_authserv_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,7 +208,25 @@ struct RawConfig {
     #[serde(default)]
     directory: RawDirectory,
     #[serde(default)]
+    catalog: RawDirectory,
+    #[serde(default)]
+    tickets: RawTickets,
+    #[serde(default)]
+    security: RawSecurity,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    cc_participants: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    trusted_authserv_ids: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -251,6 +296,7 @@ struct RawLimits {
     auto_reply_window: Option<String>,
     max_attachment_bytes: Option<i64>,
     max_message_bytes: Option<i64>,
+    bounce_suppression: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -648,6 +694,11 @@ impl Validator<'_> {
                 50 * 1024 * 1024,
                 i64::MAX,
             ) as u64,
+            bounce_suppression: self.duration(
+                "limits.bounce_suppression",
+                l.bounce_suppression,
+                "72h",
+            ),
         };
 
         // [directory]
@@ -659,6 +710,28 @@ impl Validator<'_> {
                 DirectoryConfig { file: Some(f) }
             }
             None => DirectoryConfig { file: None },
+        };
+
+        // [catalog]
+        let catalog = CatalogConfig {
+            file: raw.catalog.file.inspect(|f| {
+                if !f.is_file() {
+                    self.issue("catalog.file", format!("{} does not exist", f.display()));
+                }
+            }),
+        };
+        let tickets = TicketsConfig {
+            cc_participants: raw.tickets.cc_participants.unwrap_or(true),
+        };
+        let security = SecurityConfig {
+            trusted_authserv_ids: raw
+                .security
+                .trusted_authserv_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
         };
 
         // [log]
@@ -687,6 +760,9 @@ impl Validator<'_> {
             helpdesk,
             limits,
             directory,
+            catalog,
+            tickets,
+            security,
             log,
         }
     }

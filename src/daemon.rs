@@ -34,7 +34,8 @@ pub struct Parts {
 pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Store::open(&config.database.url).await?;
-    let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone())?);
+    let tokens = crate::tokens::Tokens::new(store.site_secret().await?);
+    let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone(), tokens)?);
     let templates = Arc::new(Templates::new(&config.templates.dir));
     if let Err(e) = templates.check(&config.templates.language) {
         // Not fatal: mail stays queued until the template is fixed.

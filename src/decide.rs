@@ -1,33 +1,104 @@
-//! The decision for one inbound message: open a ticket, append to one, or only record it; and
-//! whether to answer. A pure function of the message, its verdict, a few facts from the store
-//! ([`Context`]) and the policy; the shell carries the [`Decision`] out in one transaction.
+//! The decision for one inbound message: open a ticket (routed to a technician), append to one
+//! (relaying, applying commands, answering queries), or only record it; and which mails to
+//! queue. A pure function of the analysed message, a few facts from the store ([`Context`]) and
+//! the site's policy; the shell carries the [`Decision`] out in one transaction.
+//!
+//! The rules that keep strangers and forgers out:
+//! - a mail joins a ticket by one of our Message-IDs (unforgeable, see `tokens`) from anyone,
+//!   or by a folio in the subject/body only from the ticket's requester, a participant or staff;
+//! - a technician's reply is relayed and its commands applied only with proof (the tokenised
+//!   reply address, or an aligned DKIM/SPF pass from a trusted server); without proof it is an
+//!   ordinary follow-up and a security event;
+//! - ticket data goes only to the requester, participants and staff.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::classify::Verdict;
+use crate::catalog::{Catalog, Priority};
+use crate::classify::{AutoKind, Verdict};
+use crate::command::{self, Command, Query};
+use crate::folio::FolioFormat;
 use crate::mail::InboundMail;
+use crate::phone_note::PhoneNote;
 use crate::requester::{MissingField, Requester};
+use crate::routing::{self, Routing, Workload};
+use crate::ticket::{self, Change, Status, TicketState};
+use crate::tokens::Tokens;
 
-/// A ticket as far as the decision needs to know it.
+/// A ticket as far as decisions need to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketRef {
     pub id: i64,
     pub folio: String,
+    pub status: Status,
+    pub subject: String,
     pub requester_email: String,
+    pub requester_name: Option<String>,
+    /// Addresses that receive public replies (CC'd on the opening mail), lower case.
+    pub participants: Vec<String>,
+    pub assignee: Option<String>,
+    pub priority: Priority,
+    pub service: String,
+    pub language: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TicketRef {
+    fn state(&self) -> TicketState {
+        TicketState {
+            status: self.status,
+            priority: self.priority,
+            service: self.service.clone(),
+            assignee: self.assignee.clone(),
+        }
+    }
+}
+
+/// A mail folio sent that bounced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BouncedMail {
+    pub outbox_id: i64,
+    pub to: String,
+    pub ticket: Option<TicketRef>,
 }
 
 /// Facts from the store about this message.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub struct Context<'a> {
     /// A message with the same dedup key was already stored.
     pub already_processed: bool,
-    /// The ticket of a folio mail this message answers (In-Reply-To / References).
+    /// The ticket of one of our Message-IDs this message answers.
     pub thread_ticket: Option<TicketRef>,
     /// The ticket named by the folio found in the subject or body, if it exists.
     pub referenced_ticket: Option<TicketRef>,
-    /// Automatic mails queued to the reply address within the cap's window.
-    pub recent_mails_to_sender: u32,
+    /// For a delivery report: the mail of ours that bounced.
+    pub bounced: Option<BouncedMail>,
+    /// The sender's active tickets (requester or participant), for `mis folios`.
+    pub sender_tickets: Vec<TicketRef>,
+    /// Automatic mails queued per address within the cap's window.
+    pub recent_mails: Option<&'a HashMap<String, u32>>,
+    /// Addresses that bounced recently: nothing is sent to them.
+    pub failing: Option<&'a HashSet<String>>,
+    /// Technicians' load, for routing.
+    pub workload: Option<&'a Workload>,
+}
+
+impl Context<'_> {
+    fn recent(&self, address: &str) -> u32 {
+        self.recent_mails
+            .and_then(|m| m.get(address))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn is_failing(&self, address: &str) -> bool {
+        self.failing.is_some_and(|f| f.contains(address))
+    }
 }
 
 /// The site's rules that shape decisions.
@@ -40,6 +111,62 @@ pub struct Policy {
     pub institution: String,
     pub helpdesk_phone: String,
     pub helpdesk_address: String,
+    pub catalog: Arc<Catalog>,
+    pub tokens: Tokens,
+    pub folio_format: FolioFormat,
+    /// `security.trusted_authserv_ids`.
+    pub trusted_authserv_ids: Vec<String>,
+    /// `tickets.cc_participants`: CC'd addresses of an opening mail receive public replies.
+    pub cc_participants: bool,
+}
+
+impl Policy {
+    /// The defaults of every setting for the help desk at `helpdesk_address`: no catalogue
+    /// (no staff, every ticket unassigned), no trusted servers, the default folio format.
+    pub fn with_defaults(helpdesk_address: &str, tokens: Tokens) -> Policy {
+        use crate::config;
+        Policy {
+            own_addresses: [helpdesk_address]
+                .iter()
+                .filter(|a| !a.is_empty())
+                .map(|a| a.to_lowercase())
+                .collect(),
+            max_auto_replies_per_address: config::DEFAULT_MAX_AUTO_REPLIES,
+            language: config::DEFAULT_LANGUAGE.into(),
+            helpdesk_name: config::DEFAULT_HELPDESK_NAME.into(),
+            institution: config::DEFAULT_INSTITUTION.into(),
+            helpdesk_phone: config::DEFAULT_PHONE.into(),
+            helpdesk_address: helpdesk_address.to_lowercase(),
+            catalog: Arc::new(Catalog::default()),
+            tokens,
+            folio_format: FolioFormat::default(),
+            trusted_authserv_ids: vec![],
+            cc_participants: true,
+        }
+    }
+}
+
+/// What the pure part of the pipeline makes of one message.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub mail: InboundMail,
+    pub verdict: Verdict,
+    pub requester: Requester,
+    pub folio_reference: Option<String>,
+    /// The text the writer typed, quoted history removed.
+    pub new_content: String,
+    /// The phone-note form, when the body holds one.
+    pub phone_note: Option<PhoneNote>,
+    /// The mail forwarded in it (inline or attached), when it is a forward.
+    pub forward: Option<Forward>,
+}
+
+/// A forwarded mail: whom it is from and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub requester: Requester,
+    pub subject: String,
+    pub body: String,
 }
 
 /// Why folio did what it did; stored and logged with stable snake_case names.
@@ -52,14 +179,30 @@ pub enum Reason {
     NewTicketRateLimited,
     /// New ticket, but the reply address is ours: never answered.
     NewTicketReplyToOwnAddress,
+    /// A phone agent's note: ticket opened for the caller.
+    PhoneNote,
+    /// Staff forwarded a requester's mail: ticket opened for the original sender.
+    ForwardedByStaff,
     /// Appended to the ticket whose mail it answers.
     FollowUpByThread,
-    /// Appended to the ticket named in the subject/body by its requester.
+    /// Appended to the ticket named in the subject/body by its requester, a participant or staff.
     FollowUpByFolio,
+    /// A technician's authenticated reply: relayed and/or commands applied.
+    StaffReply,
+    /// A technician's authenticated reply with commands that cannot apply: nothing changed.
+    StaffCommandsRejected,
+    /// Mail from a technician's address without proof: kept as a follow-up, commands ignored.
+    StaffUnauthenticated,
+    /// `estado` / `mis folios`: answered.
+    StatusQuery,
+    /// `estado` about a ticket the sender may not see: a reply that reveals nothing.
+    StatusQueryDenied,
     /// Automatic mail (auto-reply, bounce, bulk, loop): recorded, not answered.
     AutomaticRecorded,
     /// Automatic mail answering one of our mails: recorded on that ticket, state unchanged.
     AutomaticOnTicket,
+    /// A bounce of one of our mails: linked to it, the address marked as failing.
+    BounceOfOurMail,
 }
 
 impl Reason {
@@ -68,10 +211,18 @@ impl Reason {
             Reason::NewTicket => "new_ticket",
             Reason::NewTicketRateLimited => "new_ticket_rate_limited",
             Reason::NewTicketReplyToOwnAddress => "new_ticket_reply_to_own_address",
+            Reason::PhoneNote => "phone_note",
+            Reason::ForwardedByStaff => "forwarded_by_staff",
             Reason::FollowUpByThread => "follow_up_by_thread",
             Reason::FollowUpByFolio => "follow_up_by_folio",
+            Reason::StaffReply => "staff_reply",
+            Reason::StaffCommandsRejected => "staff_commands_rejected",
+            Reason::StaffUnauthenticated => "staff_unauthenticated",
+            Reason::StatusQuery => "status_query",
+            Reason::StatusQueryDenied => "status_query_denied",
             Reason::AutomaticRecorded => "automatic_recorded",
             Reason::AutomaticOnTicket => "automatic_on_ticket",
+            Reason::BounceOfOurMail => "bounce_of_our_mail",
         }
     }
 }
@@ -80,9 +231,13 @@ impl Reason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketAction {
     /// Open a ticket (its folio is allocated when stored).
-    Open(NewTicket),
-    /// Attach the message to an existing ticket.
-    Append { ticket_id: i64, folio: String },
+    Open(Box<NewTicket>),
+    /// Attach the message to an existing ticket, with these changes.
+    Append {
+        ticket_id: i64,
+        folio: String,
+        changes: Vec<Change>,
+    },
     /// Store the message alone.
     None,
 }
@@ -95,6 +250,13 @@ pub struct NewTicket {
     pub language: String,
     /// A folio the mail mentioned that the sender may not append to.
     pub referenced_folio: Option<String>,
+    /// `email` or `phone`.
+    pub channel: &'static str,
+    /// The phone agent or staff member who opened it for the requester.
+    pub opened_by: Option<String>,
+    /// CC'd addresses that receive public replies.
+    pub participants: Vec<String>,
+    pub routing: Routing,
 }
 
 /// A mail to queue. Its context lacks `folio` until the ticket's folio is allocated.
@@ -105,163 +267,920 @@ pub struct Reply {
     pub to: String,
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
-    pub context: serde_json::Value,
+    pub context: Value,
+    /// A technician: the mail's Reply-To is their tokenised address for this ticket.
+    pub staff: Option<String>,
+    /// `auto-replied` (answers a message) or `auto-generated` (a notice).
+    pub auto_submitted: &'static str,
+}
+
+/// Something worth keeping in the ticket's history besides messages and changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// `routed`, `security`, `bounce`, `suppressed`, `rate_limited`, `commands_rejected`.
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// Who wrote a message, relative to its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Requester,
+    Participant,
+    Technician,
+    Agent,
+    Other,
+    Automatic,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Requester => "requester",
+            Role::Participant => "participant",
+            Role::Technician => "technician",
+            Role::Agent => "agent",
+            Role::Other => "other",
+            Role::Automatic => "automatic",
+        }
+    }
+}
+
+/// What is stored and sent for one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub action: TicketAction,
+    pub replies: Vec<Reply>,
+    pub events: Vec<Event>,
+    pub reason: Reason,
+    pub author: Role,
+    /// Internal messages (notes, commands, unauthenticated staff mail) never reach requesters.
+    pub internal: bool,
+    /// An address to stop mailing for `limits.bounce_suppression` (it hard-bounced).
+    pub failing_address: Option<String>,
 }
 
 /// The decision for one message.
-// One decision exists per message at a time, so the size of `Record` does not matter.
+// One decision exists per message of a batch, briefly: boxing the record would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Seen before (same Message-ID or content): nothing to store, just file it away.
     Duplicate,
     /// Store the message, change tickets, maybe answer.
-    Record {
-        action: TicketAction,
-        reply: Option<Reply>,
-        reason: Reason,
-    },
+    Record(Record),
+}
+
+impl Decision {
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Decision::Duplicate => None,
+            Decision::Record(r) => Some(r.reason),
+        }
+    }
 }
 
 /// How many characters of the request the confirmation quotes back.
 const SUMMARY_CHARS: usize = 500;
 
 /// Decides what to do with a message.
-pub fn decide(
-    mail: &InboundMail,
-    verdict: &Verdict,
-    requester: &Requester,
-    folio_reference: Option<&str>,
-    ctx: &Context,
-    policy: &Policy,
-) -> Decision {
+pub fn decide(a: &Analysis, ctx: &Context, policy: &Policy) -> Decision {
     if ctx.already_processed {
         return Decision::Duplicate;
     }
-    let sender = mail.from_email.as_deref().unwrap_or_default();
-    let sender_is = |t: &TicketRef| {
-        t.requester_email.eq_ignore_ascii_case(sender)
-            || t.requester_email.eq_ignore_ascii_case(&requester.email)
-    };
+    let d = Decider { a, ctx, policy };
+    Decision::Record(d.decide())
+}
 
-    if verdict.is_automatic() {
-        return Decision::Record {
-            action: match &ctx.thread_ticket {
-                Some(t) => TicketAction::Append {
-                    ticket_id: t.id,
-                    folio: t.folio.clone(),
-                },
-                None => TicketAction::None,
-            },
-            reply: None,
-            reason: if ctx.thread_ticket.is_some() {
-                Reason::AutomaticOnTicket
-            } else {
-                Reason::AutomaticRecorded
-            },
-        };
-    }
-    if let Some(t) = &ctx.thread_ticket {
-        return Decision::Record {
-            action: TicketAction::Append {
-                ticket_id: t.id,
-                folio: t.folio.clone(),
-            },
-            reply: None,
-            reason: Reason::FollowUpByThread,
-        };
-    }
-    if let Some(t) = ctx.referenced_ticket.as_ref().filter(|t| sender_is(t)) {
-        return Decision::Record {
-            action: TicketAction::Append {
-                ticket_id: t.id,
-                folio: t.folio.clone(),
-            },
-            reply: None,
-            reason: Reason::FollowUpByFolio,
-        };
+struct Decider<'a> {
+    a: &'a Analysis,
+    ctx: &'a Context<'a>,
+    policy: &'a Policy,
+}
+
+impl Decider<'_> {
+    fn sender(&self) -> &str {
+        self.a.mail.from_email.as_deref().unwrap_or_default()
     }
 
-    let ticket = NewTicket {
-        requester: requester.clone(),
-        subject: mail.subject.clone(),
-        language: policy.language.clone(),
-        referenced_folio: folio_reference.map(str::to_string),
-    };
-    let to = requester.email.to_lowercase();
-    let (reply, reason) = if policy.own_addresses.contains(&to) {
-        (None, Reason::NewTicketReplyToOwnAddress)
-    } else if ctx.recent_mails_to_sender >= policy.max_auto_replies_per_address {
-        (None, Reason::NewTicketRateLimited)
-    } else {
-        (
-            Some(confirmation(mail, requester, policy, to)),
+    fn role_in(&self, t: &TicketRef) -> Role {
+        let s = self.sender();
+        let reply = self.a.requester.email.as_str();
+        let catalog = &self.policy.catalog;
+        if catalog.technician(s).is_some() {
+            Role::Technician
+        } else if t.requester_email.eq_ignore_ascii_case(s)
+            || t.requester_email.eq_ignore_ascii_case(reply)
+        {
+            Role::Requester
+        } else if t
+            .participants
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(s) || p.eq_ignore_ascii_case(reply))
+        {
+            Role::Participant
+        } else if catalog.agent(s).is_some() {
+            Role::Agent
+        } else {
+            Role::Other
+        }
+    }
+
+    fn decide(&self) -> Record {
+        if self.a.verdict.is_automatic() {
+            return self.automatic();
+        }
+        // The ticket this mail belongs to: by our Message-ID from anyone, by folio only from
+        // someone who may write on it.
+        let ticket = match (&self.ctx.thread_ticket, &self.ctx.referenced_ticket) {
+            (Some(t), _) => Some((t, Reason::FollowUpByThread)),
+            (None, Some(t)) if self.role_in(t) != Role::Other => Some((t, Reason::FollowUpByFolio)),
+            _ => None,
+        };
+        if let Some(q) = command::parse_query(
+            &self.a.new_content,
+            &self.a.mail.subject,
+            &self.policy.folio_format,
+        ) {
+            return self.query(q, ticket.map(|(t, _)| t));
+        }
+        match ticket {
+            Some((t, how)) => match self.role_in(t) {
+                Role::Technician => self.staff_reply(t, how),
+                role => self.follow_up(t, how, role),
+            },
+            None => self.new_request(),
+        }
+    }
+
+    // ---- automatic mail ----
+
+    fn automatic(&self) -> Record {
+        let mut r = Record {
+            action: TicketAction::None,
+            replies: vec![],
+            events: vec![],
+            reason: Reason::AutomaticRecorded,
+            author: Role::Automatic,
+            internal: true,
+            failing_address: None,
+        };
+        let ticket = self.ctx.thread_ticket.as_ref().or(self
+            .ctx
+            .bounced
+            .as_ref()
+            .and_then(|b| b.ticket.as_ref()));
+        if let Some(t) = ticket {
+            r.action = append(t, vec![]);
+            r.reason = Reason::AutomaticOnTicket;
+        }
+        if let (Some(b), Some(AutoKind::Bounce)) = (&self.ctx.bounced, self.a.verdict.kind) {
+            r.reason = Reason::BounceOfOurMail;
+            r.failing_address = Some(b.to.clone());
+            r.events.push(Event {
+                kind: "bounce",
+                detail: format!(
+                    "mail {} to {} bounced: {}",
+                    b.outbox_id,
+                    b.to,
+                    first_line(&self.a.mail.body_text, 200)
+                ),
+            });
+            // Tell the technician, unless the bounced mail was theirs (no notice loops).
+            if let Some(t) = &b.ticket {
+                if let Some(tech) = t.assignee.as_ref().filter(|a| **a != b.to) {
+                    let context = json!({
+                        "ticket": self.ticket_json(t),
+                        "bounced_to": b.to,
+                        "report": first_lines(&self.a.mail.body_text, 20),
+                        "helpdesk": self.helpdesk_json(),
+                    });
+                    self.push_staff(&mut r, tech, "bounce_notice", context);
+                }
+            }
+        }
+        r
+    }
+
+    // ---- requests ----
+
+    fn new_request(&self) -> Record {
+        let a = self.a;
+        let sender = self.sender();
+        let catalog = &self.policy.catalog;
+        let is_agent = catalog.agent(sender).is_some();
+        let is_staff = catalog.is_staff(sender);
+
+        // Phone agent's note: a ticket for the caller.
+        if let (true, Some(note)) = (is_agent, &a.phone_note) {
+            return self.phone_note(note);
+        }
+        // Staff forwarding a requester's mail: a ticket for the original sender.
+        if let (true, Some(fwd)) = (is_staff, &a.forward) {
+            if !fwd.requester.email.is_empty() && !catalog.is_staff(&fwd.requester.email) {
+                return self.opened_for(
+                    fwd.requester.clone(),
+                    &fwd.subject,
+                    &fwd.body,
+                    "email",
+                    Reason::ForwardedByStaff,
+                    None,
+                );
+            }
+        }
+
+        let requester = a.requester.clone();
+        let subject = a.mail.subject.clone();
+        let mut r = self.opened_for(
+            requester,
+            &subject,
+            &a.mail.body_text,
+            "email",
             Reason::NewTicket,
+            None,
+        );
+        if let TicketAction::Open(t) = &mut r.action {
+            t.referenced_folio = a.folio_reference.clone();
+        }
+        r
+    }
+
+    fn phone_note(&self, note: &PhoneNote) -> Record {
+        let agent = self.sender().to_string();
+        let requester = Requester {
+            email: note.email.clone().unwrap_or_default(),
+            name: note.name.clone(),
+            department: note.department.clone(),
+            phone: note.phone.clone(),
+        };
+        let subject = note
+            .detail
+            .as_deref()
+            .map(|d| first_line(d, 80))
+            .unwrap_or_default();
+        let detail = note.detail.clone().unwrap_or_default();
+        self.opened_for(
+            requester,
+            &subject,
+            &detail,
+            "phone",
+            Reason::PhoneNote,
+            Some((agent, note)),
         )
-    };
-    Decision::Record {
-        action: TicketAction::Open(ticket),
-        reply,
-        reason,
+    }
+
+    /// Opens a ticket for `requester`: routing, confirmation (and the agent's copy), the
+    /// technician's assignment notice.
+    fn opened_for(
+        &self,
+        requester: Requester,
+        subject: &str,
+        body: &str,
+        channel: &'static str,
+        mut reason: Reason,
+        agent: Option<(String, &PhoneNote)>,
+    ) -> Record {
+        let a = self.a;
+        let policy = self.policy;
+        let empty = Workload::default();
+        let routing = routing::route(
+            &policy.catalog,
+            subject,
+            body,
+            requester.department.as_deref(),
+            self.ctx.workload.unwrap_or(&empty),
+        );
+        let requester_address = requester.email.to_lowercase();
+        let participants: Vec<String> =
+            if policy.cc_participants && channel == "email" && reason == Reason::NewTicket {
+                a.mail
+                    .cc
+                    .iter()
+                    .chain(a.mail.to.iter())
+                    .filter(|x| {
+                        **x != requester_address
+                            && !policy.own_addresses.contains(x)
+                            && !is_ours(x, &policy.helpdesk_address)
+                            && !policy.catalog.is_staff(x)
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>()
+            } else {
+                vec![]
+            };
+        let mut participants = participants;
+        participants.sort();
+        participants.dedup();
+
+        let ticket = NewTicket {
+            requester: requester.clone(),
+            subject: subject.to_string(),
+            language: policy.language.clone(),
+            referenced_folio: None,
+            channel,
+            opened_by: agent.as_ref().map(|(e, _)| e.clone()).or_else(|| {
+                (reason == Reason::ForwardedByStaff).then(|| self.sender().to_string())
+            }),
+            participants,
+            routing: routing.clone(),
+        };
+        let mut r = Record {
+            action: TicketAction::Open(Box::new(ticket)),
+            replies: vec![],
+            events: vec![Event {
+                kind: "routed",
+                detail: routing.rules.join("; "),
+            }],
+            reason,
+            author: match channel {
+                "phone" => Role::Agent,
+                _ if reason == Reason::ForwardedByStaff => Role::Technician,
+                _ => Role::Requester,
+            },
+            internal: false,
+            failing_address: None,
+        };
+
+        let missing = requester.missing();
+        let confirmation_context = |copy_for_agent: bool| {
+            json!({
+                "subject": subject,
+                "reply_subject": reply_subject(subject),
+                "summary": summary(body),
+                "channel": channel,
+                "agent_copy": copy_for_agent,
+                "missing_fields": [],
+                "requester": requester_json(&requester),
+                "missing": {
+                    "any": !missing.is_empty(),
+                    "name": missing.contains(&MissingField::Name),
+                    "department": missing.contains(&MissingField::Department),
+                    "phone": missing.contains(&MissingField::Phone),
+                    "email": requester.email.is_empty(),
+                },
+                "attachments": attachments_json(&a.mail),
+                "helpdesk": self.helpdesk_json(),
+            })
+        };
+        // The confirmation to the requester, threaded under their message (for a forward or
+        // a phone note there is no message of theirs to thread under).
+        let threaded = reason == Reason::NewTicket;
+        if !requester_address.is_empty() {
+            let to = requester_address.clone();
+            if policy.own_addresses.contains(&to) || is_ours(&to, &policy.helpdesk_address) {
+                reason = Reason::NewTicketReplyToOwnAddress;
+            } else if self.ctx.recent(&to) >= policy.max_auto_replies_per_address {
+                reason = Reason::NewTicketRateLimited;
+                r.events.push(Event {
+                    kind: "rate_limited",
+                    detail: format!("no confirmation to {to}: cap reached"),
+                });
+            } else {
+                self.push(
+                    &mut r,
+                    Reply {
+                        template: "confirmation",
+                        language: policy.language.clone(),
+                        to,
+                        in_reply_to: threaded.then(|| a.mail.message_id.clone()).flatten(),
+                        references: if threaded { thread_of(&a.mail) } else { vec![] },
+                        context: confirmation_context(false),
+                        staff: None,
+                        auto_submitted: if threaded {
+                            "auto-replied"
+                        } else {
+                            "auto-generated"
+                        },
+                    },
+                );
+            }
+        }
+        r.reason = reason;
+        // The agent's (or forwarding staff member's) copy, threaded under their mail.
+        if channel == "phone" || r.author == Role::Technician {
+            let mut context = confirmation_context(true);
+            if let Some((_, note)) = &agent {
+                context["missing_fields"] = json!(note.missing());
+            }
+            self.push(
+                &mut r,
+                Reply {
+                    template: "confirmation",
+                    language: policy.language.clone(),
+                    to: self.sender().to_string(),
+                    in_reply_to: a.mail.message_id.clone(),
+                    references: thread_of(&a.mail),
+                    context,
+                    staff: None,
+                    auto_submitted: "auto-replied",
+                },
+            );
+        }
+        if let Some(tech) = &routing.assignee {
+            let context = json!({
+                "ticket": {
+                    "subject": subject,
+                    "channel": channel,
+                    "service": routing.service,
+                    "service_name": policy.catalog.service(&routing.service).map(|s| s.name.clone()),
+                    "type": routing.ticket_type.as_str(),
+                    "priority": routing.priority.as_str(),
+                    "rules": routing.rules,
+                },
+                "requester": requester_json(&requester),
+                "detail": body,
+                "attachments": attachments_json(&a.mail),
+                "opened_by": agent.as_ref().map(|(e, _)| e.clone()),
+                "reassigned_by": null,
+                "commands": guide_json(),
+                "helpdesk": self.helpdesk_json(),
+            });
+            r.replies.push(Reply {
+                template: "assignment",
+                language: policy.language.clone(),
+                to: tech.clone(),
+                in_reply_to: None,
+                references: vec![],
+                context,
+                staff: Some(tech.clone()),
+                auto_submitted: "auto-generated",
+            });
+        }
+        r
+    }
+
+    // ---- follow-ups ----
+
+    fn follow_up(&self, t: &TicketRef, how: Reason, role: Role) -> Record {
+        let mut changes = vec![];
+        // The requester answering a ticket that waits on them or was resolved reopens it.
+        if matches!(role, Role::Requester | Role::Participant)
+            && matches!(t.status, Status::Pending | Status::Resolved)
+        {
+            changes.push(Change::Status(Status::Open));
+        }
+        let mut r = Record {
+            action: append(t, changes),
+            replies: vec![],
+            events: vec![],
+            reason: how,
+            author: role,
+            internal: false,
+            failing_address: None,
+        };
+        self.notify_assignee(&mut r, t, role);
+        r
+    }
+
+    /// Sends the assignee the new text of a follow-up (never to the writer themself).
+    fn notify_assignee(&self, r: &mut Record, t: &TicketRef, role: Role) {
+        let Some(tech) = t.assignee.as_ref().filter(|a| a.as_str() != self.sender()) else {
+            return;
+        };
+        let context = json!({
+            "ticket": self.ticket_json(t),
+            "author": {
+                "name": self.a.mail.from_name,
+                "email": self.sender(),
+                "role": role.as_str(),
+            },
+            "text": self.a.new_content,
+            "unauthenticated": false,
+            "attachments": attachments_json(&self.a.mail),
+            "commands": guide_json(),
+            "helpdesk": self.helpdesk_json(),
+        });
+        self.push_staff(r, tech, "follow_up", context);
+    }
+
+    /// A technician's reply: with proof, relay and apply commands; without, a follow-up.
+    fn staff_reply(&self, t: &TicketRef, how: Reason) -> Record {
+        let a = self.a;
+        let sender = self.sender();
+        let commands = command::parse_commands(&a.new_content);
+        let proof = self.proof(t);
+        let Some(proof) = proof else {
+            let mut r = self.follow_up(t, how, Role::Technician);
+            r.reason = Reason::StaffUnauthenticated;
+            r.internal = true;
+            r.events.push(Event {
+                kind: "security",
+                detail: format!(
+                    "mail from technician address {sender} without proof (no tokenised reply address, no aligned DKIM/SPF pass from a trusted server): {} ignored, nothing relayed",
+                    if commands.commands.is_empty() && commands.errors.is_empty() {
+                        "no commands".to_string()
+                    } else {
+                        format!("{} command line(s)", commands.commands.len() + commands.errors.len())
+                    }
+                ),
+            });
+            // The real technician hears about it (the forged sender never does: it goes to
+            // the configured address).
+            if t.assignee.as_deref() == Some(sender) {
+                let context = json!({
+                    "ticket": self.ticket_json(t),
+                    "author": {"name": a.mail.from_name, "email": sender, "role": "technician"},
+                    "text": a.new_content,
+                    "unauthenticated": true,
+                    "attachments": attachments_json(&a.mail),
+                    "commands": guide_json(),
+                    "helpdesk": self.helpdesk_json(),
+                });
+                self.push_staff(&mut r, sender, "follow_up", context);
+            }
+            return r;
+        };
+
+        let mut r = Record {
+            action: append(t, vec![]),
+            replies: vec![],
+            events: vec![],
+            reason: Reason::StaffReply,
+            author: Role::Technician,
+            internal: true,
+            failing_address: None,
+        };
+        let applied = if commands.errors.is_empty() {
+            ticket::apply(&t.state(), &commands.commands, &self.policy.catalog)
+        } else {
+            Err(commands
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.line, e.message))
+                .collect())
+        };
+        let changes = match applied {
+            Err(errors) => {
+                r.reason = Reason::StaffCommandsRejected;
+                r.events.push(Event {
+                    kind: "commands_rejected",
+                    detail: errors.join("; "),
+                });
+                let context = json!({
+                    "ticket": self.ticket_json(t),
+                    "applied": [],
+                    "errors": errors,
+                    "relayed": false,
+                    "commands": guide_json(),
+                    "helpdesk": self.helpdesk_json(),
+                });
+                self.push_staff(&mut r, sender, "command_result", context);
+                return r;
+            }
+            Ok(c) => c,
+        };
+        r.events.push(Event {
+            kind: "authenticated",
+            detail: format!("technician {sender}: {proof}"),
+        });
+
+        // Relay the text to the requester and participants, unless it is a note.
+        let resolve_text = commands.commands.iter().find_map(|c| match c {
+            Command::Resolve(t) => Some(t.clone().unwrap_or_default()),
+            _ => None,
+        });
+        let public_text = commands.body.trim().to_string();
+        let relay = !commands.is_note() && (!public_text.is_empty() || resolve_text.is_some());
+        if relay {
+            r.internal = false;
+            let template = if resolve_text.is_some() {
+                "resolved"
+            } else {
+                "reply"
+            };
+            let technician = self.policy.catalog.technician(sender);
+            let context = json!({
+                "ticket": self.ticket_json(t),
+                "text": public_text,
+                "resolution": resolve_text,
+                "technician": {
+                    "first_name": technician.map(|x| first_name(&x.name)),
+                    "name": technician.map(|x| x.name.clone()),
+                },
+                "helpdesk": self.helpdesk_json(),
+            });
+            for to in std::iter::once(&t.requester_email).chain(t.participants.iter()) {
+                if to.is_empty() {
+                    continue;
+                }
+                self.push(
+                    &mut r,
+                    Reply {
+                        template,
+                        language: t.language.clone(),
+                        to: to.clone(),
+                        in_reply_to: None,
+                        references: vec![],
+                        context: context.clone(),
+                        staff: None,
+                        auto_submitted: "auto-generated",
+                    },
+                );
+            }
+        }
+        // Confirm the commands to the technician; notify a new assignee.
+        if !commands.commands.is_empty() {
+            let context = json!({
+                "ticket": self.ticket_json(t),
+                "applied": commands.commands.iter().map(Command::describe).collect::<Vec<_>>(),
+                "errors": [],
+                "relayed": relay,
+                "commands": guide_json(),
+                "helpdesk": self.helpdesk_json(),
+            });
+            self.push_staff(&mut r, sender, "command_result", context);
+        }
+        for c in &changes {
+            if let Change::Assignee(new) = c {
+                if new != sender {
+                    let context = json!({
+                        "ticket": {
+                            "subject": t.subject,
+                            "channel": null,
+                            "service": t.service,
+                            "service_name": self.policy.catalog.service(&t.service).map(|s| s.name.clone()),
+                            "type": null,
+                            "priority": t.priority.as_str(),
+                            "rules": [],
+                        },
+                        "requester": {
+                            "name": t.requester_name,
+                            "email": t.requester_email,
+                            "department": null,
+                            "phone": null,
+                        },
+                        "detail": public_text,
+                        "attachments": [],
+                        "opened_by": null,
+                        "reassigned_by": sender,
+                        "commands": guide_json(),
+                        "helpdesk": self.helpdesk_json(),
+                    });
+                    self.push_staff(&mut r, new, "assignment", context);
+                }
+            }
+        }
+        r.action = append(t, changes);
+        r
+    }
+
+    /// Proof that a technician's mail is really theirs, described; `None` without proof.
+    fn proof(&self, t: &TicketRef) -> Option<String> {
+        let m = &self.a.mail;
+        let sender = self.sender();
+        let recipients = m.to.iter().chain(&m.cc).chain(&m.envelope_to);
+        if self
+            .policy
+            .tokens
+            .verify_staff_address(recipients, &t.folio, sender)
+        {
+            return Some("replied to the ticket's tokenised address".into());
+        }
+        let domain = sender.rsplit_once('@').map(|(_, d)| d)?;
+        crate::authentication::aligned_pass(
+            &m.authentication_results,
+            &self.policy.trusted_authserv_ids,
+            domain,
+        )
+    }
+
+    // ---- queries ----
+
+    fn query(&self, q: Query, matched: Option<&TicketRef>) -> Record {
+        let sender_address = self.a.requester.email.clone();
+        let mut r = Record {
+            action: TicketAction::None,
+            replies: vec![],
+            events: vec![],
+            reason: Reason::StatusQuery,
+            author: Role::Other,
+            internal: false,
+            failing_address: None,
+        };
+        let (template, context) = match q {
+            Query::MyTickets => (
+                "my_tickets",
+                json!({
+                    "tickets": self.ctx.sender_tickets.iter().map(|t| self.ticket_json(t)).collect::<Vec<_>>(),
+                    "helpdesk": self.helpdesk_json(),
+                }),
+            ),
+            Query::Status(folio) => {
+                // The ticket asked about: the folio typed, else the one the mail answers.
+                let target = match &folio {
+                    Some(f) => [
+                        self.ctx.thread_ticket.as_ref(),
+                        self.ctx.referenced_ticket.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t.folio == *f),
+                    None => matched,
+                };
+                match target.filter(|t| self.role_in(t) != Role::Other) {
+                    Some(t) => {
+                        r.action = append(t, vec![]);
+                        r.author = self.role_in(t);
+                        (
+                            "status",
+                            json!({
+                                "ticket": self.ticket_json(t),
+                                "helpdesk": self.helpdesk_json(),
+                            }),
+                        )
+                    }
+                    None => {
+                        r.reason = Reason::StatusQueryDenied;
+                        (
+                            "status_denied",
+                            json!({
+                                "folio_asked": folio,
+                                "helpdesk": self.helpdesk_json(),
+                            }),
+                        )
+                    }
+                }
+            }
+        };
+        if sender_address.is_empty() || is_ours(&sender_address, &self.policy.helpdesk_address) {
+            return r;
+        }
+        self.push(
+            &mut r,
+            Reply {
+                template,
+                language: self.policy.language.clone(),
+                to: sender_address,
+                in_reply_to: self.a.mail.message_id.clone(),
+                references: thread_of(&self.a.mail),
+                context,
+                staff: None,
+                auto_submitted: "auto-replied",
+            },
+        );
+        r
+    }
+
+    // ---- helpers ----
+
+    /// Queues a reply unless its address is failing or over the cap (staff are exempt from the
+    /// cap: they legitimately get many notices).
+    fn push(&self, r: &mut Record, reply: Reply) {
+        let to = reply.to.as_str();
+        if self.ctx.is_failing(to) {
+            r.events.push(Event {
+                kind: "suppressed",
+                detail: format!(
+                    "no {} to {to}: the address bounced recently",
+                    reply.template
+                ),
+            });
+            return;
+        }
+        if !self.policy.catalog.is_staff(to)
+            && self.ctx.recent(to) >= self.policy.max_auto_replies_per_address
+        {
+            r.events.push(Event {
+                kind: "rate_limited",
+                detail: format!("no {} to {to}: cap reached", reply.template),
+            });
+            return;
+        }
+        r.replies.push(reply);
+    }
+
+    /// Queues a notice to a technician; its Reply-To will be their tokenised address.
+    fn push_staff(&self, r: &mut Record, to: &str, template: &'static str, context: Value) {
+        self.push(
+            r,
+            Reply {
+                template,
+                language: self.policy.language.clone(),
+                to: to.to_string(),
+                in_reply_to: None,
+                references: vec![],
+                context,
+                staff: Some(to.to_string()),
+                auto_submitted: "auto-generated",
+            },
+        );
+    }
+
+    fn helpdesk_json(&self) -> Value {
+        let p = self.policy;
+        json!({
+            "name": p.helpdesk_name,
+            "institution": p.institution,
+            "phone": p.helpdesk_phone,
+            "address": p.helpdesk_address,
+        })
+    }
+
+    fn ticket_json(&self, t: &TicketRef) -> Value {
+        let catalog = &self.policy.catalog;
+        let assignee = t.assignee.as_deref().and_then(|a| catalog.technician(a));
+        json!({
+            "folio": t.folio,
+            "subject": t.subject,
+            "reply_subject": reply_subject(&t.subject),
+            "status": t.status.as_str(),
+            "priority": t.priority.as_str(),
+            "service": t.service,
+            "service_name": catalog.service(&t.service).map(|s| s.name.clone()),
+            "assignee_first_name": assignee.map(|x| first_name(&x.name)),
+            "assignee": t.assignee,
+            "requester_email": t.requester_email,
+            "requester_name": t.requester_name,
+            "created_at": t.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            "updated_at": t.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        })
     }
 }
 
-fn confirmation(mail: &InboundMail, requester: &Requester, policy: &Policy, to: String) -> Reply {
-    let missing = requester.missing();
+fn append(t: &TicketRef, changes: Vec<Change>) -> TicketAction {
+    TicketAction::Append {
+        ticket_id: t.id,
+        folio: t.folio.clone(),
+        changes,
+    }
+}
+
+/// Whether `address` is the help desk's own address or one of its plus-addresses.
+fn is_ours(address: &str, helpdesk: &str) -> bool {
+    let Some((local, domain)) = helpdesk.rsplit_once('@') else {
+        return false;
+    };
+    let Some((l, d)) = address.rsplit_once('@') else {
+        return false;
+    };
+    d.eq_ignore_ascii_case(domain)
+        && (l.eq_ignore_ascii_case(local)
+            || l.to_lowercase()
+                .starts_with(&format!("{}+", local.to_lowercase())))
+}
+
+/// References for a reply to `mail`: its own references plus its Message-ID.
+fn thread_of(mail: &InboundMail) -> Vec<String> {
     let mut references = mail.references.clone();
     if let Some(id) = &mail.message_id {
         if !references.contains(id) {
             references.push(id.clone());
         }
     }
-    Reply {
-        template: "confirmation",
-        language: policy.language.clone(),
-        to,
-        in_reply_to: mail.message_id.clone(),
-        references,
-        context: json!({
-            "subject": mail.subject,
-            "reply_subject": reply_subject(&mail.subject),
-            "summary": summary(&mail.body_text),
-            "requester": {
-                "name": requester.name,
-                "email": requester.email,
-                "department": requester.department,
-                "phone": requester.phone,
-            },
-            "missing": {
-                "any": !missing.is_empty(),
-                "name": missing.contains(&MissingField::Name),
-                "department": missing.contains(&MissingField::Department),
-                "phone": missing.contains(&MissingField::Phone),
-            },
-            "attachments": mail.attachments.iter().map(|a| json!({"name": a.name, "size": a.size})).collect::<Vec<_>>(),
-            "helpdesk": {
-                "name": policy.helpdesk_name,
-                "institution": policy.institution,
-                "phone": policy.helpdesk_phone,
-                "address": policy.helpdesk_address,
-            },
-        }),
-    }
+    references
+}
+
+fn requester_json(r: &Requester) -> Value {
+    json!({
+        "name": r.name,
+        "email": r.email,
+        "department": r.department,
+        "phone": r.phone,
+    })
+}
+
+fn attachments_json(mail: &InboundMail) -> Vec<Value> {
+    mail.attachments
+        .iter()
+        .map(|a| json!({"name": a.name, "size": a.size, "content_type": a.content_type}))
+        .collect()
+}
+
+fn guide_json() -> Vec<Value> {
+    command::GUIDE
+        .iter()
+        .map(|(es, en)| json!({"es": es, "en": en}))
+        .collect()
+}
+
+fn first_name(name: &str) -> String {
+    name.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn first_line(text: &str, max: usize) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    line.chars().take(max).collect()
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines().take(n).collect::<Vec<_>>().join("\n")
 }
 
 /// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
 pub fn reply_subject(subject: &str) -> String {
-    let s = subject.trim();
+    let s = crate::subject::strip_prefixes(subject);
     if s.is_empty() {
         return "(sin asunto)".into();
     }
-    let lower = s.to_lowercase();
-    if ["re:", "re :", "res:", "aw:"]
-        .iter()
-        .any(|p| lower.starts_with(p))
-    {
-        s.to_string()
-    } else {
-        format!("Re: {s}")
-    }
+    format!("Re: {s}")
 }
 
 /// The first part of the request, cut at a word boundary, with whitespace runs collapsed.
@@ -282,135 +1201,4 @@ pub fn summary(body: &str) -> String {
         _ => &cut[..],
     };
     format!("{}…", cut.trim_end())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::classify::classify;
-    use crate::mail::parse;
-    use crate::requester::{requester_of, Directory};
-
-    fn policy() -> Policy {
-        Policy {
-            own_addresses: vec!["helpdesk@example.test".into()],
-            max_auto_replies_per_address: 2,
-            language: "es".into(),
-            helpdesk_name: "Mesa de Ayuda".into(),
-            institution: "DGSEI".into(),
-            helpdesk_phone: "(722) 2769600 ext. 60100".into(),
-            helpdesk_address: "helpdesk@example.test".into(),
-        }
-    }
-
-    fn run(raw: &str, ctx: &Context) -> Decision {
-        let mail = parse(raw.as_bytes(), 0);
-        let verdict = classify(&mail, &policy().own_addresses);
-        let req = requester_of(&mail, &Directory::default());
-        decide(&mail, &verdict, &req, None, ctx, &policy())
-    }
-
-    const REQUEST: &str = "From: Ana <ana@example.test>\r\nMessage-ID: <m1@example.test>\r\nSubject: Impresora\r\n\r\nNo imprime.\r\n";
-
-    #[test]
-    fn new_request_opens_ticket_and_confirms_threaded() {
-        let Decision::Record {
-            action,
-            reply,
-            reason,
-        } = run(REQUEST, &Context::default())
-        else {
-            panic!("expected a record")
-        };
-        assert_eq!(reason, Reason::NewTicket);
-        assert!(matches!(action, TicketAction::Open(ref t) if t.subject == "Impresora"));
-        let reply = reply.unwrap();
-        assert_eq!(reply.to, "ana@example.test");
-        assert_eq!(reply.in_reply_to.as_deref(), Some("m1@example.test"));
-        assert_eq!(reply.references, vec!["m1@example.test"]);
-        assert_eq!(reply.context["reply_subject"], "Re: Impresora");
-        assert_eq!(reply.context["missing"]["department"], true);
-    }
-
-    #[test]
-    fn duplicates_and_rate_limit() {
-        let dup = Context {
-            already_processed: true,
-            ..Context::default()
-        };
-        assert_eq!(run(REQUEST, &dup), Decision::Duplicate);
-        let busy = Context {
-            recent_mails_to_sender: 2,
-            ..Context::default()
-        };
-        assert!(matches!(
-            run(REQUEST, &busy),
-            Decision::Record {
-                reply: None,
-                reason: Reason::NewTicketRateLimited,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn automatic_mail_is_never_answered() {
-        let raw =
-            "From: ana@example.test\r\nAuto-Submitted: auto-replied\r\nSubject: Fuera\r\n\r\nx\r\n";
-        let on_ticket = Context {
-            thread_ticket: Some(TicketRef {
-                id: 7,
-                folio: "MDA-2026-000007".into(),
-                requester_email: "ana@example.test".into(),
-            }),
-            ..Context::default()
-        };
-        assert!(matches!(
-            run(raw, &on_ticket),
-            Decision::Record {
-                reply: None,
-                reason: Reason::AutomaticOnTicket,
-                action: TicketAction::Append { ticket_id: 7, .. }
-            }
-        ));
-    }
-
-    #[test]
-    fn folio_counts_only_for_the_requester() {
-        let t = TicketRef {
-            id: 3,
-            folio: "MDA-2026-000003".into(),
-            requester_email: "bob@example.test".into(),
-        };
-        let ctx = Context {
-            referenced_ticket: Some(t),
-            ..Context::default()
-        };
-        assert!(matches!(
-            run(REQUEST, &ctx),
-            Decision::Record {
-                reason: Reason::NewTicket,
-                ..
-            }
-        ));
-        let from_bob = REQUEST.replace("ana@", "bob@");
-        assert!(matches!(
-            run(&from_bob, &ctx),
-            Decision::Record {
-                reason: Reason::FollowUpByFolio,
-                reply: None,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn subjects_and_summaries() {
-        assert_eq!(reply_subject("RE: hola"), "RE: hola");
-        assert_eq!(reply_subject(""), "(sin asunto)");
-        let long = "palabra ".repeat(200);
-        let s = summary(&long);
-        assert!(s.ends_with('…') && s.chars().count() <= SUMMARY_CHARS + 1);
-        assert_eq!(summary("hola\n> citado\nadiós"), "hola\nadiós");
-    }
 }

@@ -22,6 +22,14 @@ enum Part {
     Seq { width: usize },
 }
 
+impl Default for FolioFormat {
+    /// [`DEFAULT_FORMAT`].
+    fn default() -> FolioFormat {
+        FolioFormat::parse(DEFAULT_FORMAT)
+            .unwrap_or_else(|e| unreachable!("the default folio format is valid: {e}"))
+    }
+}
+
 impl FolioFormat {
     /// Parses a format string; the error says what is wrong with it.
     pub fn parse(format: &str) -> Result<FolioFormat, String> {

@@ -13,6 +13,7 @@
 //! I/O shell: [`store`], [`imap`], [`smtp`], [`tls`], [`sender`], [`pipeline`], [`daemon`],
 //! [`clock`], [`shutdown`].
 
+pub mod authentication;
 pub mod catalog;
 pub mod classify;
 pub mod clock;
@@ -24,7 +25,9 @@ pub mod folio;
 pub mod imap;
 pub mod mail;
 pub mod outgoing;
+pub mod phone_note;
 pub mod pipeline;
+pub mod quote;
 pub mod render;
 pub mod requester;
 pub mod routing;

@@ -66,6 +66,24 @@ pub struct InboundMail {
     pub content_hash: String,
     /// Size of the raw message in bytes.
     pub size: usize,
+    /// Envelope recipients the delivering server recorded (`Delivered-To`, `X-Original-To`,
+    /// `Envelope-To`), lower case: where a tokenised staff reply address shows up even when
+    /// the technician's client dropped it from `To`.
+    pub envelope_to: Vec<String>,
+    /// Every `Authentication-Results` header, unfolded, top first.
+    pub authentication_results: Vec<String>,
+    /// The first attached `message/rfc822` (a mail forwarded as an attachment).
+    pub enclosed: Option<Enclosed>,
+}
+
+/// A mail attached to another (forwarded as `message/rfc822`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enclosed {
+    pub from_email: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: String,
+    pub message_id: Option<String>,
+    pub body_text: String,
 }
 
 impl InboundMail {
@@ -124,6 +142,9 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
             signals: AutoSignals::default(),
             content_hash: hex::encode(Sha256::digest(raw)),
             size: raw.len(),
+            envelope_to: vec![],
+            authentication_results: vec![],
+            enclosed: None,
         };
     };
 
@@ -181,6 +202,33 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         &body_text,
     ]);
 
+    let unfold = |v: &str| v.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut envelope_to = Vec::new();
+    let mut authentication_results = Vec::new();
+    for (name, value) in msg.headers_raw() {
+        if name.eq_ignore_ascii_case("Authentication-Results") {
+            authentication_results.push(unfold(value));
+        } else if ["Delivered-To", "X-Original-To", "Envelope-To"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
+            envelope_to.push(clean_id(&unfold(value)).to_lowercase());
+        }
+    }
+    let enclosed = msg.attachments().find_map(|p| p.message()).map(|m| {
+        let (from_email, from_name) = match first(m.from()).or_else(|| first(m.sender())) {
+            Some((e, n)) => (Some(e), n),
+            None => (None, None),
+        };
+        Enclosed {
+            from_email,
+            from_name,
+            subject: m.subject().unwrap_or_default().trim().to_string(),
+            message_id: m.message_id().map(clean_id).filter(|s| !s.is_empty()),
+            body_text: self::body_text(m, m.raw_message()),
+        }
+    });
+
     InboundMail {
         from_email,
         from_name,
@@ -197,6 +245,9 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         signals,
         content_hash,
         size: raw.len(),
+        envelope_to,
+        authentication_results,
+        enclosed,
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use sha2::Digest;
 
-use folio::config::{self, Config, LogFormat, ProcessEnv};
+use folio::config::{Config, LogFormat, ProcessEnv};
 use folio::pipeline::{self, Disposition, RawMessage};
 use folio::render::Templates;
 use folio::store::Store;
@@ -298,36 +298,24 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     // inspect must work on a machine without secrets: fall back to defaults when the
     // configuration does not validate, and say so.
-    let (policy, folio_format, directory, max_attachment) = match load_config(config_path) {
-        Ok(config) => {
-            let (policy, format) = pipeline::policy_of(&config)?;
-            (
-                policy,
-                format,
-                pipeline::directory_of(&config)?,
-                config.limits.max_attachment_bytes,
-            )
-        }
+    // No database either: tokens cannot be checked (a random secret verifies nothing).
+    let tokens = folio::tokens::Tokens::new(uuid::Uuid::now_v7().as_bytes().to_vec());
+    let (policy, directory, max_attachment) = match load_config(config_path) {
+        Ok(config) => (
+            pipeline::policy_of(&config, tokens)?,
+            pipeline::directory_of(&config)?,
+            config.limits.max_attachment_bytes,
+        ),
         Err(e) => {
             eprintln!("folio inspect: using default settings ({e:#})");
             (
-                folio::decide::Policy {
-                    own_addresses: vec![],
-                    max_auto_replies_per_address: config::DEFAULT_MAX_AUTO_REPLIES,
-                    language: config::DEFAULT_LANGUAGE.into(),
-                    helpdesk_name: config::DEFAULT_HELPDESK_NAME.into(),
-                    institution: config::DEFAULT_INSTITUTION.into(),
-                    helpdesk_phone: config::DEFAULT_PHONE.into(),
-                    helpdesk_address: String::new(),
-                },
-                folio::folio::FolioFormat::parse(folio::folio::DEFAULT_FORMAT)
-                    .map_err(anyhow::Error::msg)?,
+                folio::decide::Policy::with_defaults("", tokens),
                 Default::default(),
                 u64::MAX,
             )
         }
     };
-    let analysis = pipeline::analyze(&bytes, &directory, &folio_format, &policy, max_attachment)
+    let analysis = pipeline::analyze(&bytes, &directory, &policy, max_attachment)
         .map_err(anyhow::Error::msg)
         .with_context(|| file.display().to_string())?;
     let value = pipeline::inspect_json(&analysis, &policy);
@@ -378,11 +366,22 @@ fn check_config(path: &Path) -> Result<ExitCode> {
     if let Err(e) = pipeline::directory_of(&config) {
         problems.push(e.to_string());
     }
+    if let Some(f) = &config.catalog.file {
+        if let Err(e) = folio::catalog::Catalog::load(f) {
+            problems.push(e.to_string());
+        }
+    }
     if problems.is_empty() {
         println!(
-            "{}: OK (templates: {}; directory: {})",
+            "{}: OK (templates: {}; catalog: {}; directory: {})",
             path.display(),
             languages.join(", "),
+            config
+                .catalog
+                .file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "none".into()),
             config
                 .directory
                 .file

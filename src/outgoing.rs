@@ -28,6 +28,8 @@ pub struct Addressing {
     pub from_name: String,
     pub from_address: String,
     pub to: String,
+    /// Where replies should go instead of From (a technician's tokenised address).
+    pub reply_to: Option<String>,
     /// Without angle brackets.
     pub message_id: String,
     pub in_reply_to: Option<String>,
@@ -67,6 +69,9 @@ pub fn build(a: &Addressing, r: &Rendered) -> Result<Message, BuildError> {
         .subject(r.subject.replace(['\r', '\n'], " "))
         .date(SystemTime::from(a.date))
         .message_id(Some(format!("<{}>", a.message_id)));
+    if let Some(reply_to) = &a.reply_to {
+        builder = builder.reply_to(mailbox(&a.from_name, reply_to)?);
+    }
     if let Some(parent) = &a.in_reply_to {
         builder = builder.in_reply_to(format!("<{parent}>"));
     }
@@ -108,6 +113,7 @@ mod tests {
             from_name: "Mesa de Ayuda".into(),
             from_address: "helpdesk@example.test".into(),
             to: "alice@example.test".into(),
+            reply_to: None,
             message_id: "mda-2026-000001.x@example.test".into(),
             in_reply_to: Some("orig@client.test".into()),
             references: vec!["a@client.test".into(), "orig@client.test".into()],

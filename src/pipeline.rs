@@ -1,7 +1,7 @@
 //! The pipeline for a batch of raw messages: parse → classify → requester → decide → store, with
 //! one transaction per batch. Used by the IMAP loop and by `folio ingest`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,14 +10,21 @@ use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::classify::{classify, Verdict};
+use crate::catalog::{Catalog, CatalogError};
+use crate::classify::classify;
 use crate::clock::Clock;
+use crate::command::{self, Query};
 use crate::config::Config;
-use crate::decide::{decide, Context, Decision, Policy, TicketAction};
+pub use crate::decide::Analysis;
+use crate::decide::{decide, BouncedMail, Context, Decision, Forward, Policy, TicketAction};
 use crate::folio::FolioFormat;
 use crate::mail::{self, InboundMail};
+use crate::phone_note::PhoneNote;
 use crate::requester::{requester_of, Directory, DirectoryError, Requester};
-use crate::store::{Lookup, MessageRow, OutboxRow, Store, StoreError, TicketRow};
+use crate::routing::Workload;
+use crate::store::{EventRow, Lookup, MessageRow, OutboxRow, Store, StoreError, TicketRow};
+use crate::ticket::Change;
+use crate::tokens::Tokens;
 
 /// One message as fetched.
 #[derive(Debug, Clone)]
@@ -62,13 +69,12 @@ impl Plan<'_> {
     fn new_ticket(&self) -> Option<&crate::decide::NewTicket> {
         match self {
             Plan::Store {
-                decision:
-                    Decision::Record {
-                        action: TicketAction::Open(t),
-                        ..
-                    },
+                decision: Decision::Record(r),
                 ..
-            } => Some(t),
+            } => match &r.action {
+                TicketAction::Open(t) => Some(t),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -84,21 +90,13 @@ fn parents(mail: &InboundMail) -> impl Iterator<Item = &String> {
         .chain(mail.signals.report_original_message_id.iter())
 }
 
-/// What the pure part of the pipeline makes of one message.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    pub mail: InboundMail,
-    pub verdict: Verdict,
-    pub requester: Requester,
-    pub folio_reference: Option<String>,
-}
-
 /// Everything the pipeline needs, built once from the configuration.
 pub struct Pipeline {
     pub store: Store,
     pub directory: Directory,
-    pub folio_format: FolioFormat,
     pub policy: Policy,
+    /// `limits.bounce_suppression`: how long a hard-bouncing address gets no mail.
+    pub bounce_suppression: std::time::Duration,
     pub clock: Arc<dyn Clock>,
     pub limits: crate::config::LimitsConfig,
     /// Woken after a commit that queued mail, so the sender starts at once.
@@ -125,19 +123,25 @@ impl Drop for CatchingUp<'_> {
 pub enum SetupError {
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error("{path}: helpdesk.folio_format: {message}")]
     FolioFormat { path: String, message: String },
 }
 
-/// The site policy and folio format from the configuration.
-pub fn policy_of(config: &Config) -> Result<(Policy, FolioFormat), SetupError> {
+/// The site policy from the configuration, the catalogue it names, and the token secret.
+pub fn policy_of(config: &Config, tokens: Tokens) -> Result<Policy, SetupError> {
     let folio_format = FolioFormat::parse(&config.helpdesk.folio_format).map_err(|message| {
         SetupError::FolioFormat {
             path: config.path.display().to_string(),
             message,
         }
     })?;
-    let policy = Policy {
+    let catalog = match &config.catalog.file {
+        Some(f) => Catalog::load(f)?,
+        None => Catalog::default(),
+    };
+    Ok(Policy {
         own_addresses: config.helpdesk.own_addresses.clone(),
         max_auto_replies_per_address: config.limits.max_auto_replies_per_address,
         language: config.templates.language.clone(),
@@ -145,8 +149,12 @@ pub fn policy_of(config: &Config) -> Result<(Policy, FolioFormat), SetupError> {
         institution: config.helpdesk.institution.clone(),
         helpdesk_phone: config.helpdesk.phone.clone(),
         helpdesk_address: config.smtp.from_address.clone(),
-    };
-    Ok((policy, folio_format))
+        catalog: Arc::new(catalog),
+        tokens,
+        folio_format,
+        trusted_authserv_ids: config.security.trusted_authserv_ids.clone(),
+        cc_participants: config.tickets.cc_participants,
+    })
 }
 
 /// Loads the directory file named in the configuration, or an empty one.
@@ -161,7 +169,6 @@ pub fn directory_of(config: &Config) -> Result<Directory, SetupError> {
 pub fn analyze(
     raw: &[u8],
     directory: &Directory,
-    folio_format: &FolioFormat,
     policy: &Policy,
     max_attachment_bytes: u64,
 ) -> Result<Analysis, String> {
@@ -169,14 +176,53 @@ pub fn analyze(
         .map_err(|_| "the MIME parser failed on this message".to_string())?;
     let verdict = classify(&mail, &policy.own_addresses);
     let requester = requester_of(&mail, directory);
-    let folio_reference = folio_format
+    let format = &policy.folio_format;
+    let folio_reference = format
         .find(&mail.subject)
-        .or_else(|| folio_format.find(&mail.body_text));
+        .or_else(|| format.find(&mail.body_text));
+    let new_content = crate::quote::new_content(&mail.body_text);
+    let phone_note = PhoneNote::parse(&new_content);
+    let forward = forward_of(&mail, directory);
     Ok(Analysis {
         mail,
         verdict,
         requester,
         folio_reference,
+        new_content,
+        phone_note,
+        forward,
+    })
+}
+
+/// The mail forwarded in `mail`, attached (`message/rfc822`) or inline under a forward subject.
+fn forward_of(mail: &InboundMail, directory: &Directory) -> Option<Forward> {
+    let person = |email: &str, name: Option<String>| {
+        let entry = directory.lookup(email);
+        Requester {
+            email: email.to_lowercase(),
+            name: entry.and_then(|e| e.name.clone()).or(name),
+            department: entry.and_then(|e| e.department.clone()),
+            phone: entry.and_then(|e| e.phone.clone()),
+        }
+    };
+    if let Some(e) = &mail.enclosed {
+        let email = e.from_email.as_deref()?;
+        return Some(Forward {
+            requester: person(email, e.from_name.clone()),
+            subject: e.subject.clone(),
+            body: e.body_text.clone(),
+        });
+    }
+    if !crate::subject::is_forward(&mail.subject) {
+        return None;
+    }
+    let f = crate::quote::forwarded(&mail.body_text)?;
+    Some(Forward {
+        requester: person(&f.from_email, f.from_name),
+        subject: f
+            .subject
+            .unwrap_or_else(|| crate::subject::strip_prefixes(&mail.subject)),
+        body: f.body,
     })
 }
 
@@ -185,13 +231,13 @@ impl Pipeline {
         config: &Config,
         store: Store,
         clock: Arc<dyn Clock>,
+        tokens: Tokens,
     ) -> Result<Pipeline, SetupError> {
-        let (policy, folio_format) = policy_of(config)?;
         Ok(Pipeline {
             store,
             directory: directory_of(config)?,
-            folio_format,
-            policy,
+            policy: policy_of(config, tokens)?,
+            bounce_suppression: config.limits.bounce_suppression,
             clock,
             limits: config.limits.clone(),
             outbox_ready: Arc::new(Notify::new()),
@@ -273,7 +319,6 @@ impl Pipeline {
         let a = analyze(
             &m.bytes,
             &self.directory,
-            &self.folio_format,
             &self.policy,
             self.limits.max_attachment_bytes,
         )?;
@@ -312,6 +357,18 @@ impl Pipeline {
         }
     }
 
+    /// The folio of one of our (verified) Message-IDs this message answers, normalised.
+    fn thread_folio(&self, mail: &InboundMail) -> Option<String> {
+        parents(mail)
+            .find_map(|id| self.policy.tokens.verify_message_id(id))
+            .map(|f| {
+                self.policy
+                    .folio_format
+                    .find(&f)
+                    .unwrap_or_else(|| f.to_uppercase())
+            })
+    }
+
     /// Looks up what the batch needs, decides every message, and writes the results, all in
     /// one transaction.
     async fn store_batch(
@@ -326,7 +383,15 @@ impl Pipeline {
 
         let usable: Vec<&Analysis> = analyses.iter().filter_map(|a| a.as_ref().ok()).collect();
         let keys: Vec<String> = usable.iter().map(|a| a.mail.dedup_key()).collect();
-        let known = tx
+        let thread_folios: Vec<Option<String>> = analyses
+            .iter()
+            .map(|a| a.as_ref().ok().and_then(|a| self.thread_folio(&a.mail)))
+            .collect();
+        let asks_for_list = |a: &Analysis| {
+            command::parse_query(&a.new_content, &a.mail.subject, &self.policy.folio_format)
+                == Some(Query::MyTickets)
+        };
+        let mut known = tx
             .lookup(&Lookup {
                 dedup_keys: keys.iter().map(String::as_str).collect(),
                 parent_ids: usable
@@ -336,53 +401,116 @@ impl Pipeline {
                     .collect(),
                 folios: usable
                     .iter()
-                    .filter_map(|a| a.folio_reference.as_deref())
+                    .filter_map(|a| a.folio_reference.clone())
+                    .chain(thread_folios.iter().flatten().cloned())
                     .collect(),
-                addresses: usable.iter().map(|a| a.requester.email.as_str()).collect(),
+                addresses: usable
+                    .iter()
+                    .flat_map(|a| {
+                        std::iter::once(a.requester.email.as_str())
+                            .chain(a.forward.iter().map(|f| f.requester.email.as_str()))
+                            .chain(a.phone_note.iter().filter_map(|n| n.email.as_deref()))
+                    })
+                    .collect(),
+                senders: usable
+                    .iter()
+                    .filter(|a| asks_for_list(a))
+                    .map(|a| a.requester.email.as_str())
+                    .collect(),
                 since: now - window,
+                now,
             })
             .await?;
 
-        // Decide, in mailbox order; earlier messages of the batch count as known for later ones.
+        // Decide, in mailbox order; what earlier messages of the batch did counts for later ones.
         let mut seen_keys = HashSet::new();
-        let mut recent = known.recent_mails.clone();
-        let plans: Vec<Plan> = analyses
-            .iter()
-            .map(|a| match a {
-                Err(reason) => Plan::Quarantine(reason.clone()),
-                Ok(a) => {
-                    let key = a.mail.dedup_key();
-                    let ctx = Context {
-                        already_processed: known.dedup_keys.contains(&key)
-                            || !seen_keys.insert(key),
-                        thread_ticket: parents(&a.mail)
-                            .find_map(|id| known.thread_tickets.get(id))
-                            .cloned(),
-                        referenced_ticket: a
-                            .folio_reference
-                            .as_ref()
-                            .and_then(|f| known.tickets.get(f))
-                            .cloned(),
-                        recent_mails_to_sender: recent
-                            .get(&a.requester.email)
-                            .copied()
-                            .unwrap_or(0),
-                    };
-                    let decision = decide(
-                        &a.mail,
-                        &a.verdict,
-                        &a.requester,
-                        a.folio_reference.as_deref(),
-                        &ctx,
-                        &self.policy,
-                    );
-                    if let Decision::Record { reply: Some(r), .. } = &decision {
-                        *recent.entry(r.to.clone()).or_default() += 1;
-                    }
-                    Plan::Store { a, decision }
+        let mut recent = std::mem::take(&mut known.recent_mails);
+        let mut workload: Workload = std::mem::take(&mut known.workload);
+        let mut cursors: HashMap<String, String> = HashMap::new();
+        let mut plans: Vec<Plan> = Vec::with_capacity(analyses.len());
+        for (i, a) in analyses.iter().enumerate() {
+            let a = match a {
+                Err(reason) => {
+                    plans.push(Plan::Quarantine(reason.clone()));
+                    continue;
                 }
-            })
-            .collect();
+                Ok(a) => a,
+            };
+            let key = a.mail.dedup_key();
+            let bounced = a
+                .mail
+                .signals
+                .report_original_message_id
+                .as_ref()
+                .and_then(|id| known.sent.get(id))
+                .map(|s| BouncedMail {
+                    outbox_id: s.outbox_id,
+                    to: s.to.clone(),
+                    ticket: s.ticket_id.and_then(|id| known.ticket_by_id(id)).cloned(),
+                });
+            let thread_ticket = thread_folios[i]
+                .as_ref()
+                .and_then(|f| known.tickets.get(f))
+                .or_else(|| {
+                    parents(&a.mail)
+                        .find_map(|id| known.sent.get(id))
+                        .and_then(|s| s.ticket_id)
+                        .and_then(|id| known.ticket_by_id(id))
+                })
+                .cloned();
+            let decision = {
+                let ctx = Context {
+                    already_processed: known.dedup_keys.contains(&key) || !seen_keys.insert(key),
+                    thread_ticket,
+                    referenced_ticket: a
+                        .folio_reference
+                        .as_ref()
+                        .and_then(|f| known.tickets.get(f))
+                        .cloned(),
+                    bounced,
+                    sender_tickets: known
+                        .sender_tickets
+                        .get(&a.requester.email)
+                        .cloned()
+                        .unwrap_or_default(),
+                    recent_mails: Some(&recent),
+                    failing: Some(&known.failing),
+                    workload: Some(&workload),
+                };
+                decide(a, &ctx, &self.policy)
+            };
+            if let Decision::Record(r) = &decision {
+                for reply in &r.replies {
+                    *recent.entry(reply.to.clone()).or_default() += 1;
+                }
+                match &r.action {
+                    TicketAction::Open(t) => {
+                        if let (Some(tech), Some(service)) = (
+                            &t.routing.assignee,
+                            self.policy.catalog.service(&t.routing.service),
+                        ) {
+                            workload.assigned(&service.group, tech);
+                            cursors.insert(service.group.clone(), tech.clone());
+                        }
+                    }
+                    // Later messages of the batch see the ticket as changed.
+                    TicketAction::Append { folio, changes, .. } => {
+                        if let Some(t) = known.tickets.get_mut(folio) {
+                            for c in changes {
+                                match c {
+                                    Change::Status(s) => t.status = *s,
+                                    Change::Priority(p) => t.priority = *p,
+                                    Change::Service(s) => t.service = s.clone(),
+                                    Change::Assignee(a) => t.assignee = Some(a.clone()),
+                                }
+                            }
+                        }
+                    }
+                    TicketAction::None => {}
+                }
+            }
+            plans.push(Plan::Store { a, decision });
+        }
 
         // Folio numbers for the new tickets, reserved in one statement.
         let opens = plans.iter().filter(|p| p.new_ticket().is_some()).count();
@@ -395,45 +523,67 @@ impl Pipeline {
         let mut ticket_rows = Vec::with_capacity(opens);
         for (i, p) in plans.iter().enumerate() {
             if let Some(t) = p.new_ticket() {
-                let folio = self.folio_format.render(now.year(), seq);
+                let folio = self.policy.folio_format.render(now.year(), seq);
                 seq += 1;
                 folios[i] = Some(folio.clone());
                 ticket_rows.push(TicketRow { folio, ticket: t });
             }
         }
         let ticket_ids = tx.insert_tickets(&ticket_rows, now).await?;
+        tx.set_cursors(&cursors).await?;
 
-        // Messages, with the ticket each belongs to.
+        // Messages, with the ticket each belongs to; the tickets' changes.
         let mut ticket_of: Vec<Option<i64>> = vec![None; plans.len()];
         let mut appended = Vec::new();
         let mut message_rows = Vec::with_capacity(plans.len());
+        let mut message_index = vec![None; plans.len()];
         for (i, p) in plans.iter().enumerate() {
             let Plan::Store {
                 a,
-                decision: Decision::Record { action, reason, .. },
+                decision: Decision::Record(r),
             } = p
             else {
                 continue;
             };
-            ticket_of[i] = match action {
+            ticket_of[i] = match &r.action {
                 TicketAction::Open(_) => {
                     folios[i].as_ref().and_then(|f| ticket_ids.get(f)).copied()
                 }
-                TicketAction::Append { ticket_id, folio } => {
+                TicketAction::Append {
+                    ticket_id,
+                    folio,
+                    changes,
+                } => {
                     folios[i] = Some(folio.clone());
                     appended.push(*ticket_id);
+                    tx.change_ticket(*ticket_id, changes).await?;
                     Some(*ticket_id)
                 }
                 TicketAction::None => None,
             };
+            if let Some(addr) = &r.failing_address {
+                let until = now
+                    + chrono::Duration::from_std(self.bounce_suppression)
+                        .unwrap_or(chrono::Duration::hours(72));
+                let error = r
+                    .events
+                    .iter()
+                    .find(|e| e.kind == "bounce")
+                    .map_or("bounced", |e| e.detail.as_str());
+                tx.mark_failing(addr, until, error, now).await?;
+            }
+            message_index[i] = Some(message_rows.len());
             message_rows.push(MessageRow {
                 ticket_id: ticket_of[i],
                 source: &raws[i].source,
                 raw: &raws[i].bytes,
                 mail: &a.mail,
+                new_content: &a.new_content,
                 automatic_kind: a.verdict.kind.map(|k| k.as_str()),
                 verdict_reason: &a.verdict.reason,
-                decision_reason: reason.as_str(),
+                decision_reason: r.reason.as_str(),
+                author_role: r.author.as_str(),
+                internal: r.internal,
                 seen_at: raws[i].seen_at,
             });
         }
@@ -449,40 +599,71 @@ impl Pipeline {
         tx.insert_attachments(&attachments, self.limits.max_attachment_bytes)
             .await?;
 
-        // Replies, into the outbox.
+        // History, and replies into the outbox.
+        let mut events = Vec::new();
         let mut outbox_rows = Vec::new();
         let mut queued = vec![false; plans.len()];
         for (i, p) in plans.iter().enumerate() {
-            let (
-                Plan::Store {
-                    decision:
-                        Decision::Record {
-                            reply: Some(reply), ..
-                        },
-                    ..
-                },
-                Some(folio),
-            ) = (p, &folios[i])
+            let Plan::Store {
+                a,
+                decision: Decision::Record(r),
+            } = p
             else {
                 continue;
             };
-            let mut context = reply.context.clone();
-            if let Some(obj) = context.as_object_mut() {
-                obj.insert("folio".into(), folio.as_str().into());
+            let actor = a.mail.from_email.clone();
+            let message_row = message_index[i].map(|k| row_ids[k]);
+            for e in &r.events {
+                events.push(EventRow {
+                    ticket_id: ticket_of[i],
+                    message_row,
+                    kind: e.kind,
+                    actor: actor.clone(),
+                    detail: e.detail.clone(),
+                });
             }
-            outbox_rows.push(OutboxRow {
-                ticket_id: ticket_of[i],
-                reply,
-                message_id: format!(
-                    "{}.{}@{}",
-                    folio.to_lowercase(),
-                    uuid::Uuid::now_v7().simple(),
-                    self.message_id_domain()
-                ),
-                context: context.to_string(),
-            });
-            queued[i] = true;
+            if let TicketAction::Append { changes, .. } = &r.action {
+                for c in changes {
+                    events.push(EventRow {
+                        ticket_id: ticket_of[i],
+                        message_row,
+                        kind: "changed",
+                        actor: actor.clone(),
+                        detail: describe_change(c),
+                    });
+                }
+            }
+            for reply in &r.replies {
+                let mut context = reply.context.clone();
+                if let (Some(obj), Some(folio)) = (context.as_object_mut(), &folios[i]) {
+                    obj.insert("folio".into(), folio.as_str().into());
+                }
+                let nonce = uuid::Uuid::now_v7().simple().to_string();
+                let domain = self.message_id_domain();
+                let (message_id, reply_to) = match &folios[i] {
+                    Some(folio) => (
+                        self.policy.tokens.message_id(folio, &nonce, domain),
+                        reply.staff.as_ref().map(|tech| {
+                            self.policy.tokens.staff_address(
+                                &self.policy.helpdesk_address,
+                                folio,
+                                tech,
+                            )
+                        }),
+                    ),
+                    None => (format!("{nonce}@{domain}"), None),
+                };
+                outbox_rows.push(OutboxRow {
+                    ticket_id: ticket_of[i],
+                    reply,
+                    message_id,
+                    reply_to,
+                    context: context.to_string(),
+                });
+                queued[i] = true;
+            }
         }
+        tx.insert_events(&events, now).await?;
         tx.insert_outbox(&outbox_rows, now).await?;
 
         for (raw, p) in raws.iter().zip(&plans) {
@@ -509,10 +690,7 @@ impl Pipeline {
                     message_id: a.mail.message_id.clone(),
                     folio: folios[i].clone(),
                     verdict: a.verdict.reason.clone(),
-                    decision: match decision {
-                        Decision::Duplicate => "duplicate",
-                        Decision::Record { reason, .. } => reason.as_str(),
-                    },
+                    decision: decision.reason().map_or("duplicate", |r| r.as_str()),
                     queued: queued[i],
                 },
             })
@@ -528,24 +706,35 @@ impl Pipeline {
     }
 }
 
+/// A ticket change as the history shows it.
+fn describe_change(c: &Change) -> String {
+    match c {
+        Change::Status(s) => format!("status → {}", s.as_str()),
+        Change::Priority(p) => format!("priority → {}", p.as_str()),
+        Change::Service(s) => format!("service → {s}"),
+        Change::Assignee(a) => format!("assignee → {a}"),
+    }
+}
+
 /// What `folio inspect --json` prints: what the pipeline extracts and decides, without a database.
 pub fn inspect_json(a: &Analysis, policy: &Policy) -> serde_json::Value {
     let m = &a.mail;
     let decision = match m.unusable_reason() {
         Some(r) => json!({"action": "quarantine", "reason": r}),
-        None => match decide(
-            m,
-            &a.verdict,
-            &a.requester,
-            a.folio_reference.as_deref(),
-            &Context::default(),
-            policy,
-        ) {
+        None => match decide(a, &Context::default(), policy) {
             Decision::Duplicate => json!({"action": "duplicate"}),
-            Decision::Record { reply, reason, .. } => json!({
-                "action": "record",
-                "reason": reason.as_str(),
-                "reply_to": reply.as_ref().map(|r| r.to.clone()),
+            Decision::Record(r) => json!({
+                "action": match &r.action {
+                    TicketAction::Open(_) => "open",
+                    TicketAction::Append { .. } => "append",
+                    TicketAction::None => "record",
+                },
+                "reason": r.reason.as_str(),
+                "routing": match &r.action {
+                    TicketAction::Open(t) => Some(&t.routing),
+                    _ => None,
+                },
+                "replies": r.replies.iter().map(|x| json!({"template": x.template, "to": x.to})).collect::<Vec<_>>(),
                 "note": "assuming no earlier ticket or message matches (inspect reads no database)",
             }),
         },
@@ -567,6 +756,9 @@ pub fn inspect_json(a: &Analysis, policy: &Policy) -> serde_json::Value {
         "automatic_kind": a.verdict.kind.map(|k| k.as_str()),
         "automatic_reason": if a.verdict.is_automatic() { Some(&a.verdict.reason) } else { None },
         "folio_reference": a.folio_reference,
+        "new_content": a.new_content,
+        "phone_note": a.phone_note,
+        "forwarded_from": a.forward.as_ref().map(|f| &f.requester.email),
         "unparseable": m.unusable_reason().is_some(),
         "requester": a.requester,
         "missing": a.requester.missing(),

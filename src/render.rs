@@ -44,7 +44,20 @@ pub enum TemplateError {
 }
 
 /// The templates every language folder must provide.
-pub const REQUIRED: &[&str] = &["confirmation"];
+pub const REQUIRED: &[&str] = &[
+    // to requesters (and a phone agent's copy of the confirmation)
+    "confirmation",
+    "reply",
+    "resolved",
+    "status",
+    "status_denied",
+    "my_tickets",
+    // to technicians
+    "assignment",
+    "follow_up",
+    "command_result",
+    "bounce_notice",
+];
 
 struct Registries {
     stamp: Vec<(PathBuf, SystemTime, u64)>,

@@ -107,12 +107,15 @@ pub fn route(
         t
     };
 
-    // Priority: the most urgent of the service's default, the keyword rules and VIP departments.
+    // Priority: the most urgent keyword rule that matches (it may be lower than the service's
+    // default: "sin prisa"), else the service's default; a VIP department raises it.
     let mut priority = service.map_or(catalog.default_priority, |s| s.default_priority);
     let mut why = "the service's default".to_string();
+    let mut matched: Option<Priority> = None;
     for r in &catalog.priority_rules {
         let hits = r.matcher.hits(&text);
-        if !hits.is_empty() && r.level > priority {
+        if !hits.is_empty() && matched.is_none_or(|m| r.level > m) {
+            matched = Some(r.level);
             priority = r.level;
             why = hits.join(", ");
         }
@@ -237,6 +240,9 @@ keywords = ["no funciona nada"]
 [[priority.rule]]
 level = "alta"
 keywords = ["urgente"]
+[[priority.rule]]
+level = "baja"
+keywords = ["sin prisa"]
 
 [type]
 incident_keywords = ["no puedo", "error"]
@@ -291,6 +297,8 @@ request_keywords = ["solicito"]
         assert_eq!(r.priority, Priority::Critica);
         let r = route(&c, "nómina", "hola", None, &Workload::default());
         assert_eq!(r.priority, Priority::Alta, "the service's default");
+        let r = route(&c, "nómina", "sin prisa", None, &Workload::default());
+        assert_eq!(r.priority, Priority::Baja, "a matching rule may lower it");
         assert_eq!(r.ticket_type, TicketType::Solicitud);
         let r = route(
             &c,

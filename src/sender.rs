@@ -215,6 +215,7 @@ impl Sender {
             from_name: self.from_name.clone(),
             from_address: self.from_address.clone(),
             to: m.to.clone(),
+            reply_to: m.reply_to.clone(),
             message_id: m.message_id.clone(),
             in_reply_to: m.in_reply_to.clone(),
             references: m.references.clone(),

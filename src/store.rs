@@ -15,8 +15,11 @@ use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
+use crate::catalog::Priority;
 use crate::decide::{NewTicket, Reply, TicketRef};
 use crate::mail::InboundMail;
+use crate::routing::Workload;
+use crate::ticket::{Change, Status};
 
 /// A database failure. All are treated as temporary by callers: the message stays in the mailbox
 /// and is retried.
@@ -82,6 +85,8 @@ pub struct OutboxMail {
     pub auto_submitted: String,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
+    /// Reply-To (a technician's tokenised address), if any.
+    pub reply_to: Option<String>,
 }
 
 /// The result of one delivery attempt.
@@ -113,6 +118,12 @@ pub struct TicketSummary {
     pub created_at: String,
     pub updated_at: String,
     pub messages: i64,
+    pub service: Option<String>,
+    pub ticket_type: Option<String>,
+    pub priority: String,
+    pub assignee: Option<String>,
+    /// The phone agent or staff member who opened it for the requester.
+    pub opened_by: Option<String>,
 }
 
 /// A message on a ticket, for `folio tickets show`.
@@ -122,11 +133,24 @@ pub struct TicketMessage {
     pub from_email: Option<String>,
     pub subject: String,
     pub body_text: String,
+    /// What the writer typed, quoted history removed.
+    pub new_content: Option<String>,
+    pub author_role: Option<String>,
+    pub internal: bool,
     pub automatic_kind: Option<String>,
     pub verdict_reason: String,
     pub decision_reason: String,
     pub stored_at: String,
     pub attachments: Vec<serde_json::Value>,
+}
+
+/// An entry of a ticket's history, for `folio tickets show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketEvent {
+    pub kind: String,
+    pub actor: Option<String>,
+    pub detail: String,
+    pub created_at: String,
 }
 
 /// An outgoing mail of a ticket, for `folio tickets show`.
@@ -148,8 +172,13 @@ pub struct TicketDetail {
     #[serde(flatten)]
     pub ticket: TicketSummary,
     pub referenced_folio: Option<String>,
+    /// The rules that routed it, one per line.
+    pub routing: Option<String>,
+    /// The requester and CC'd participants.
+    pub participants: Vec<serde_json::Value>,
     pub messages: Vec<TicketMessage>,
     pub outgoing: Vec<TicketMail>,
+    pub events: Vec<TicketEvent>,
 }
 
 /// Counters for status output and tests.
@@ -280,7 +309,7 @@ impl Store {
                           -- LIMIT stops early instead of sorting every pending row
                           ORDER BY next_attempt_at, id LIMIT ?)
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
-                       context, auto_submitted, attempts, created_at",
+                       context, auto_submitted, attempts, created_at, reply_to",
         )
         .bind(ts(until))
         .bind(ts(now))
@@ -306,6 +335,7 @@ impl Store {
                 auto_submitted: r.get(8),
                 attempts: r.get(9),
                 created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
+                reply_to: r.get(11),
             })
             .collect();
         mails.sort_by_key(|m| m.id);
@@ -400,7 +430,8 @@ impl Store {
     const TICKET_COLUMNS: &'static str =
         "SELECT t.folio, t.status, t.channel, t.subject, t.requester_email,
         t.requester_name, t.requester_department, t.requester_phone, t.created_at, t.updated_at,
-        (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.id, t.referenced_folio
+        (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.id, t.referenced_folio,
+        t.service, t.ticket_type, t.priority, t.assignee, t.opened_by, t.routing
         FROM tickets t";
 
     fn ticket_summary(r: &sqlx::sqlite::SqliteRow) -> TicketSummary {
@@ -416,6 +447,11 @@ impl Store {
             created_at: r.get(8),
             updated_at: r.get(9),
             messages: r.get(10),
+            service: r.get(13),
+            ticket_type: r.get(14),
+            priority: r.get(15),
+            assignee: r.get(16),
+            opened_by: r.get(17),
         }
     }
 
@@ -441,11 +477,13 @@ impl Store {
         };
         let ticket_id: i64 = r.get(11);
         let referenced_folio: Option<String> = r.get(12);
+        let routing: Option<String> = r.get(18);
         let ticket = Self::ticket_summary(&r);
         let mut messages = Vec::new();
         for m in sqlx::query(
             "SELECT id, message_id, from_email, subject, body_text, automatic_kind, verdict_reason,
-                    decision_reason, stored_at FROM messages WHERE ticket_id = ? ORDER BY id",
+                    decision_reason, stored_at, new_content, author_role, internal
+             FROM messages WHERE ticket_id = ? ORDER BY id",
         )
         .bind(ticket_id)
         .fetch_all(&self.pool)
@@ -468,6 +506,9 @@ impl Store {
                 from_email: m.get(2),
                 subject: m.get(3),
                 body_text: m.get(4),
+                new_content: m.get(9),
+                author_role: m.get(10),
+                internal: m.get(11),
                 automatic_kind: m.get(5),
                 verdict_reason: m.get(6),
                 decision_reason: m.get(7),
@@ -494,12 +535,47 @@ impl Store {
             sent_at: o.get(7),
         })
         .collect();
+        let participants = sqlx::query(
+            "SELECT email, role FROM participants WHERE ticket_id = ? ORDER BY role DESC, email",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|p| serde_json::json!({"email": p.get::<String, _>(0), "role": p.get::<String, _>(1)}))
+        .collect();
+        let events = sqlx::query(
+            "SELECT kind, actor, detail, created_at FROM ticket_events WHERE ticket_id = ? ORDER BY id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|e| TicketEvent {
+            kind: e.get(0),
+            actor: e.get(1),
+            detail: e.get(2),
+            created_at: e.get(3),
+        })
+        .collect();
         Ok(Some(TicketDetail {
             ticket,
             referenced_folio,
+            routing,
+            participants,
             messages,
             outgoing,
+            events,
         }))
+    }
+
+    /// The site secret that keys folio's tokens (created by the migrations).
+    pub async fn site_secret(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT secret FROM site_secret WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Closes the pool, flushing the WAL.
@@ -522,26 +598,52 @@ pub struct Batch {
 #[derive(Debug, Default)]
 pub struct Lookup<'a> {
     pub dedup_keys: Vec<&'a str>,
-    /// Message-IDs the messages answer (In-Reply-To and References).
+    /// Message-IDs the messages answer or report on (In-Reply-To, References, a DSN's
+    /// original): looked up among the mails we sent.
     pub parent_ids: Vec<&'a str>,
-    /// Folios mentioned in subjects and bodies.
-    pub folios: Vec<&'a str>,
-    /// Reply addresses, for the per-address cap.
+    /// Folios mentioned in subjects and bodies, and those of our verified Message-IDs.
+    pub folios: Vec<String>,
+    /// Addresses mail may be queued to, for the per-address cap.
     pub addresses: Vec<&'a str>,
+    /// Senders who asked for their tickets (`mis folios`).
+    pub senders: Vec<&'a str>,
     /// Start of the cap's window.
     pub since: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// A mail we sent, as a reply or bounce refers to it.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub outbox_id: i64,
+    pub to: String,
+    pub ticket_id: Option<i64>,
 }
 
 /// What the database knows about a batch.
 #[derive(Debug, Default)]
 pub struct Known {
     pub dedup_keys: HashSet<String>,
-    /// Our outgoing Message-ID → its ticket.
-    pub thread_tickets: HashMap<String, TicketRef>,
-    /// Folio → ticket.
+    /// Our outgoing Message-ID → that mail.
+    pub sent: HashMap<String, SentMail>,
+    /// Folio → ticket (every ticket the batch refers to).
     pub tickets: HashMap<String, TicketRef>,
+    /// Ticket id → folio.
+    pub folio_of: HashMap<i64, String>,
     /// Address → mails queued to it within the window.
     pub recent_mails: HashMap<String, u32>,
+    /// Addresses not to mail (they bounced).
+    pub failing: HashSet<String>,
+    pub workload: Workload,
+    /// Sender → their active tickets (as requester or participant), newest first.
+    pub sender_tickets: HashMap<String, Vec<TicketRef>>,
+}
+
+impl Known {
+    /// The ticket with this id, if the batch looked it up.
+    pub fn ticket_by_id(&self, id: i64) -> Option<&TicketRef> {
+        self.folio_of.get(&id).and_then(|f| self.tickets.get(f))
+    }
 }
 
 /// A ticket to insert.
@@ -556,9 +658,12 @@ pub struct MessageRow<'a> {
     pub source: &'a str,
     pub raw: &'a [u8],
     pub mail: &'a InboundMail,
+    pub new_content: &'a str,
     pub automatic_kind: Option<&'static str>,
     pub verdict_reason: &'a str,
     pub decision_reason: &'static str,
+    pub author_role: &'static str,
+    pub internal: bool,
     pub seen_at: DateTime<Utc>,
 }
 
@@ -567,8 +672,19 @@ pub struct OutboxRow<'a> {
     pub ticket_id: Option<i64>,
     pub reply: &'a Reply,
     pub message_id: String,
+    /// The technician's tokenised reply address, for staff notices.
+    pub reply_to: Option<String>,
     /// The reply's context with `folio` filled in.
     pub context: String,
+}
+
+/// An entry of a ticket's history.
+pub struct EventRow {
+    pub ticket_id: Option<i64>,
+    pub message_row: Option<i64>,
+    pub kind: &'static str,
+    pub actor: Option<String>,
+    pub detail: String,
 }
 
 /// Rows per multi-row statement: keeps the bound parameters far below SQLite's limit (32,766).
@@ -585,65 +701,142 @@ fn in_list(n: usize) -> String {
     s
 }
 
+/// The columns [`ticket_ref`] reads, in order.
+const TICKET_REF_COLUMNS: &str =
+    "t.id, t.folio, t.status, t.subject, t.requester_email, t.requester_name,
+    t.assignee, t.priority, t.service, t.language, t.created_at, t.updated_at";
+
+fn ticket_ref(r: &sqlx::sqlite::SqliteRow) -> TicketRef {
+    TicketRef {
+        id: r.get(0),
+        folio: r.get(1),
+        status: Status::parse(&r.get::<String, _>(2)),
+        subject: r.get(3),
+        requester_email: r.get(4),
+        requester_name: r.get(5),
+        participants: vec![],
+        assignee: r.get(6),
+        priority: Priority::parse(&r.get::<String, _>(7)).unwrap_or(Priority::Media),
+        service: r.get::<Option<String>, _>(8).unwrap_or_default(),
+        language: r.get(9),
+        created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
+        updated_at: parse_ts(&r.get::<String, _>(11)).unwrap_or_default(),
+    }
+}
+
 impl Batch {
+    /// Rows of `sql` (which ends in `IN (`) for `values`, in chunks.
+    async fn rows_in<V: AsRef<str>>(
+        &mut self,
+        sql: &str,
+        tail: &str,
+        values: &[V],
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{sql}{}){tail}", in_list(chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for v in chunk {
+                query = query.bind(v.as_ref().to_string());
+            }
+            out.extend(query.fetch_all(&mut *self.tx).await?);
+        }
+        Ok(out)
+    }
+
     /// Looks up, in a few queries, everything `decide` needs for a batch.
     pub async fn lookup(&mut self, q: &Lookup<'_>) -> Result<Known, StoreError> {
         let mut known = Known::default();
-        for keys in q.dedup_keys.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT dedup_key FROM messages WHERE dedup_key IN ({})",
-                in_list(keys.len())
-            );
-            let mut query =
-                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).persistent(false);
-            for k in keys {
-                query = query.bind(*k);
-            }
-            known
-                .dedup_keys
-                .extend(query.fetch_all(&mut *self.tx).await?);
+        for r in self
+            .rows_in(
+                "SELECT dedup_key FROM messages WHERE dedup_key IN (",
+                "",
+                &q.dedup_keys,
+            )
+            .await?
+        {
+            known.dedup_keys.insert(r.get(0));
         }
-        for ids in q.parent_ids.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT o.message_id, t.id, t.folio, t.requester_email FROM outbox o
-                 JOIN tickets t ON t.id = o.ticket_id WHERE o.message_id IN ({})",
-                in_list(ids.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-            for id in ids {
-                query = query.bind(*id);
+        let mut ticket_ids: Vec<String> = Vec::new();
+        for r in self
+            .rows_in(
+                "SELECT message_id, id, to_address, ticket_id FROM outbox WHERE message_id IN (",
+                "",
+                &q.parent_ids,
+            )
+            .await?
+        {
+            let sent = SentMail {
+                outbox_id: r.get(1),
+                to: r.get(2),
+                ticket_id: r.get(3),
+            };
+            if let Some(t) = sent.ticket_id {
+                ticket_ids.push(t.to_string());
             }
-            for r in query.fetch_all(&mut *self.tx).await? {
-                known.thread_tickets.insert(
-                    r.get(0),
-                    TicketRef {
-                        id: r.get(1),
-                        folio: r.get(2),
-                        requester_email: r.get(3),
-                    },
-                );
+            known.sent.insert(r.get(0), sent);
+        }
+        let mut rows = self
+            .rows_in(
+                &format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.folio IN ("),
+                "",
+                &q.folios,
+            )
+            .await?;
+        rows.extend(
+            self.rows_in(
+                &format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id IN ("),
+                "",
+                &ticket_ids,
+            )
+            .await?,
+        );
+        let mut by_sender: Vec<(String, TicketRef)> = Vec::new();
+        for r in self
+            .rows_in(
+                &format!(
+                    "SELECT {TICKET_REF_COLUMNS}, p.email FROM tickets t JOIN participants p ON p.ticket_id = t.id
+                     WHERE t.status IN ('open', 'pending') AND p.email IN ("
+                ),
+                " ORDER BY t.id DESC",
+                &q.senders,
+            )
+            .await?
+        {
+            by_sender.push((r.get(12), ticket_ref(&r)));
+        }
+        for r in &rows {
+            let t = ticket_ref(r);
+            known.folio_of.insert(t.id, t.folio.clone());
+            known.tickets.insert(t.folio.clone(), t);
+        }
+        // Participants of every ticket the batch refers to.
+        let ids: Vec<String> = known.folio_of.keys().map(i64::to_string).collect();
+        for r in self
+            .rows_in(
+                "SELECT ticket_id, email FROM participants WHERE role = 'cc' AND ticket_id IN (",
+                " ORDER BY email",
+                &ids,
+            )
+            .await?
+        {
+            let id: i64 = r.get(0);
+            if let Some(t) = known
+                .folio_of
+                .get(&id)
+                .cloned()
+                .and_then(|f| known.tickets.get_mut(&f))
+            {
+                t.participants.push(r.get(1));
             }
         }
-        for folios in q.folios.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT id, folio, requester_email FROM tickets WHERE folio IN ({})",
-                in_list(folios.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-            for f in folios {
-                query = query.bind(*f);
-            }
-            for r in query.fetch_all(&mut *self.tx).await? {
-                known.tickets.insert(
-                    r.get(1),
-                    TicketRef {
-                        id: r.get(0),
-                        folio: r.get(1),
-                        requester_email: r.get(2),
-                    },
-                );
+        for (sender, t) in by_sender {
+            let list = known.sender_tickets.entry(sender).or_default();
+            if list.len() < 50 {
+                list.push(t);
             }
         }
+
         let since = ts(q.since);
         for addrs in q.addresses.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -662,6 +855,31 @@ impl Batch {
                     .recent_mails
                     .insert(r.get(0), r.get::<i64, _>(1) as u32);
             }
+        }
+        known.failing =
+            sqlx::query_scalar("SELECT email FROM address_health WHERE failing_until > ?")
+                .bind(ts(q.now))
+                .fetch_all(&mut *self.tx)
+                .await?
+                .into_iter()
+                .collect();
+        for r in sqlx::query(
+            "SELECT assignee, count(*) FROM tickets WHERE assignee IS NOT NULL
+             AND status IN ('open', 'pending') GROUP BY assignee",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?
+        {
+            known
+                .workload
+                .open
+                .insert(r.get(0), r.get::<i64, _>(1) as u32);
+        }
+        for r in sqlx::query("SELECT group_id, technician FROM assignment_cursor")
+            .fetch_all(&mut *self.tx)
+            .await?
+        {
+            known.workload.last_assigned.insert(r.get(0), r.get(1));
         }
         Ok(known)
     }
@@ -690,13 +908,14 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
-                   requester_department, requester_phone, language, referenced_folio, created_at, updated_at) ",
+                   requester_department, requester_phone, language, referenced_folio, created_at, updated_at,
+                   service, ticket_type, priority, assignee, opened_by, routing) ",
             );
             b.push_values(chunk, |mut v, r| {
                 let t = r.ticket;
                 v.push_bind(r.folio.clone())
                     .push_bind("open")
-                    .push_bind("email")
+                    .push_bind(t.channel)
                     .push_bind(t.subject.clone())
                     .push_bind(t.requester.email.clone())
                     .push_bind(t.requester.name.clone())
@@ -705,14 +924,132 @@ impl Batch {
                     .push_bind(t.language.clone())
                     .push_bind(t.referenced_folio.clone())
                     .push_bind(now.clone())
-                    .push_bind(now.clone());
+                    .push_bind(now.clone())
+                    .push_bind(t.routing.service.clone())
+                    .push_bind(t.routing.ticket_type.as_str())
+                    .push_bind(t.routing.priority.as_str())
+                    .push_bind(t.routing.assignee.clone())
+                    .push_bind(t.opened_by.clone())
+                    .push_bind(t.routing.rules.join("\n"));
             });
             b.push(" RETURNING folio, id");
             for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {
                 ids.insert(r.get(0), r.get(1));
             }
         }
+        // Participants: the requester and the CC'd addresses.
+        let mut people: Vec<(i64, String, &str)> = Vec::new();
+        for r in rows {
+            let Some(id) = ids.get(&r.folio).copied() else {
+                continue;
+            };
+            let t = r.ticket;
+            if !t.requester.email.is_empty() {
+                people.push((id, t.requester.email.to_lowercase(), "requester"));
+            }
+            for p in &t.participants {
+                people.push((id, p.clone(), "cc"));
+            }
+        }
+        for chunk in people.chunks(ROWS_PER_STATEMENT) {
+            let mut b =
+                QueryBuilder::<Sqlite>::new("INSERT INTO participants (ticket_id, email, role) ");
+            b.push_values(chunk, |mut v, (id, email, role)| {
+                v.push_bind(*id).push_bind(email.clone()).push_bind(*role);
+            });
+            b.push(" ON CONFLICT DO NOTHING");
+            b.build().persistent(false).execute(&mut *self.tx).await?;
+        }
         Ok(ids)
+    }
+
+    /// Applies changes to a ticket.
+    pub async fn change_ticket(&mut self, id: i64, changes: &[Change]) -> Result<(), StoreError> {
+        for c in changes {
+            let (sql, value): (&'static str, String) = match c {
+                Change::Status(s) => (
+                    "UPDATE tickets SET status = ? WHERE id = ?",
+                    s.as_str().into(),
+                ),
+                Change::Priority(p) => (
+                    "UPDATE tickets SET priority = ? WHERE id = ?",
+                    p.as_str().into(),
+                ),
+                Change::Service(s) => ("UPDATE tickets SET service = ? WHERE id = ?", s.clone()),
+                Change::Assignee(a) => ("UPDATE tickets SET assignee = ? WHERE id = ?", a.clone()),
+            };
+            sqlx::query(sql)
+                .bind(value)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records the round-robin position of groups (`(group, technician)`).
+    pub async fn set_cursors(
+        &mut self,
+        cursors: &HashMap<String, String>,
+    ) -> Result<(), StoreError> {
+        for (group, tech) in cursors {
+            sqlx::query(
+                "INSERT INTO assignment_cursor (group_id, technician) VALUES (?, ?)
+                 ON CONFLICT (group_id) DO UPDATE SET technician = excluded.technician",
+            )
+            .bind(group)
+            .bind(tech)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks an address as bouncing until `until`.
+    pub async fn mark_failing(
+        &mut self,
+        email: &str,
+        until: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO address_health (email, failing_until, bounces, last_error, updated_at)
+             VALUES (?, ?, 1, ?, ?)
+             ON CONFLICT (email) DO UPDATE SET failing_until = excluded.failing_until,
+               bounces = bounces + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
+        )
+        .bind(email)
+        .bind(ts(until))
+        .bind(error)
+        .bind(ts(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends to tickets' history.
+    pub async fn insert_events(
+        &mut self,
+        rows: &[EventRow],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at) ",
+            );
+            b.push_values(chunk, |mut v, e| {
+                v.push_bind(e.ticket_id)
+                    .push_bind(e.message_row)
+                    .push_bind(e.kind)
+                    .push_bind(e.actor.clone())
+                    .push_bind(e.detail.clone())
+                    .push_bind(now.clone());
+            });
+            b.build().persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
     }
 
     /// Marks tickets as updated (a message was appended).
@@ -746,10 +1083,11 @@ impl Batch {
     ) -> Result<Vec<i64>, StoreError> {
         let now = ts(now);
         let mut by_key: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 8) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
-                   body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at) ",
+                   body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at,
+                   new_content, author_role, internal) ",
             );
             b.push_values(chunk, |mut v, r| {
                 let m = r.mail;
@@ -767,7 +1105,10 @@ impl Batch {
                     .push_bind(r.decision_reason)
                     .push_bind(r.raw.to_vec())
                     .push_bind(ts(r.seen_at))
-                    .push_bind(now.clone());
+                    .push_bind(now.clone())
+                    .push_bind(r.new_content.to_string())
+                    .push_bind(r.author_role)
+                    .push_bind(r.internal);
             });
             b.push(" RETURNING dedup_key, id");
             for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {
@@ -813,7 +1154,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
-                   references_list, context, auto_submitted, status, next_attempt_at, created_at) ",
+                   references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to) ",
             );
             b.push_values(chunk, |mut v, r| {
                 v.push_bind(r.ticket_id)
@@ -824,10 +1165,11 @@ impl Batch {
                     .push_bind(r.reply.in_reply_to.clone())
                     .push_bind(r.reply.references.join(" "))
                     .push_bind(r.context.clone())
-                    .push_bind("auto-replied")
+                    .push_bind(r.reply.auto_submitted)
                     .push_bind("pending")
                     .push_bind(now.clone())
-                    .push_bind(now.clone());
+                    .push_bind(now.clone())
+                    .push_bind(r.reply_to.clone());
             });
             b.build().persistent(false).execute(&mut *self.tx).await?;
         }

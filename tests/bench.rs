@@ -1247,21 +1247,14 @@ fn bench_1_ingest() {
     // The pure part alone, in this process on one thread: how much of the budget parsing takes.
     let base = r.requester_base.clone();
     let set = requests(1, BACKLOG, &base, REQUESTERS, "bench-hd@example.test");
-    let policy = folio::decide::Policy {
-        own_addresses: vec!["bench-hd@example.test".into()],
-        max_auto_replies_per_address: 100_000,
-        language: "es".into(),
-        helpdesk_name: "Mesa de Ayuda".into(),
-        institution: "Institución".into(),
-        helpdesk_phone: "(722) 2769600".into(),
-        helpdesk_address: "bench-hd@example.test".into(),
-    };
-    let format = folio::folio::FolioFormat::parse("MDA-{year}-{seq:06}").expect("folio format");
+    let policy = folio::decide::Policy::with_defaults(
+        "bench-hd@example.test",
+        folio::tokens::Tokens::new(b"bench".to_vec()),
+    );
     let directory = folio::requester::Directory::default();
     let started = Instant::now();
     for (raw, _) in &set {
-        let a =
-            folio::pipeline::analyze(raw, &directory, &format, &policy, 10 << 20).expect("analyze");
+        let a = folio::pipeline::analyze(raw, &directory, &policy, 10 << 20).expect("analyze");
         assert!(!a.verdict.is_automatic());
     }
     let analyze_secs = started.elapsed().as_secs_f64();
@@ -1660,6 +1653,7 @@ fn bench_4_cpu_and_memory() {
         from_name: "Mesa de Ayuda".into(),
         from_address: "bench-hd@example.test".into(),
         to: to.clone(),
+        reply_to: None,
         message_id: message_id.clone(),
         in_reply_to: in_reply_to.clone(),
         references: references.split_whitespace().map(str::to_string).collect(),

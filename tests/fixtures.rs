@@ -8,21 +8,15 @@
 use std::path::{Path, PathBuf};
 
 use folio::decide::Policy;
-use folio::folio::{FolioFormat, DEFAULT_FORMAT};
 use folio::pipeline::{analyze, inspect_json};
 use folio::requester::Directory;
 use serde_json::Value;
 
 fn policy() -> Policy {
-    Policy {
-        own_addresses: vec!["helpdesk@example.test".into()],
-        max_auto_replies_per_address: 20,
-        language: "es".into(),
-        helpdesk_name: "Mesa de Ayuda".into(),
-        institution: "DGSEI".into(),
-        helpdesk_phone: "(722) 2769600 ext. 60100".into(),
-        helpdesk_address: "helpdesk@example.test".into(),
-    }
+    Policy::with_defaults(
+        "helpdesk@example.test",
+        folio::tokens::Tokens::new(b"fixtures".to_vec()),
+    )
 }
 
 fn fixtures() -> Vec<PathBuf> {
@@ -120,7 +114,6 @@ fn check(actual: &Value, expected: &Value) -> Vec<String> {
 fn fixture_corpus_matches_expectations() {
     let files = fixtures();
     assert!(files.len() >= 20, "found only {} fixtures", files.len());
-    let format = FolioFormat::parse(DEFAULT_FORMAT).unwrap();
     let directory = Directory::default();
     let mut failures = Vec::new();
     for file in &files {
@@ -132,7 +125,7 @@ fn fixture_corpus_matches_expectations() {
         .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
         let raw = std::fs::read(file).unwrap();
         for (ending, bytes) in [("LF", raw.clone()), ("CRLF", to_crlf(&raw))] {
-            let analysis = analyze(&bytes, &directory, &format, &policy(), u64::MAX)
+            let analysis = analyze(&bytes, &directory, &policy(), u64::MAX)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let actual = inspect_json(&analysis, &policy());
             let problems = check(&actual, &expected);

@@ -34,7 +34,8 @@ async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
     ));
-    Pipeline::new(&config, store, clock).unwrap()
+    let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
+    Pipeline::new(&config, store, clock, tokens).unwrap()
 }
 
 fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMessage {
@@ -330,9 +331,22 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
         }])
         .await
         .unwrap();
-    assert_eq!(out[0].decision, "automatic_on_ticket");
+    assert_eq!(out[0].decision, "bounce_of_our_mail");
     assert_eq!(out[0].folio.as_deref(), Some(folio.as_str()));
     assert!(!out[0].queued, "a bounce is never answered");
+    // The address is failing now: a new request from it opens a ticket but mails nothing.
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Otra",
+            "Sigue sin imprimir.",
+            "a2@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, "new_ticket");
+    assert!(!out[0].queued, "no mail to a hard-bouncing address");
 }
 
 #[tokio::test]

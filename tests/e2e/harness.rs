@@ -127,6 +127,10 @@ pub struct Options {
     pub idle: bool,
     /// `limits.max_message_bytes`; default 50 MiB.
     pub max_message_bytes: u64,
+    /// The text of a catalogue file (services, technicians, agents); default: none.
+    pub catalog: Option<String>,
+    /// `security.trusted_authserv_ids`; default none.
+    pub trusted_authserv_ids: Vec<String>,
 }
 
 impl Default for Options {
@@ -141,6 +145,8 @@ impl Default for Options {
             log_format: None,
             idle: true,
             max_message_bytes: 50 * 1024 * 1024,
+            catalog: None,
+            trusted_authserv_ids: vec![],
         }
     }
 }
@@ -202,10 +208,23 @@ dir = "{templates}"
 max_auto_replies_per_address = {cap}
 max_message_bytes = {max_message_bytes}
 
+[security]
+trusted_authserv_ids = {trusted:?}
+
+{catalog}
 [log]
 level = "info"
 format = "{log_format}"
 "#,
+            trusted = opts.trusted_authserv_ids,
+            catalog = match &opts.catalog {
+                Some(text) => {
+                    let path = dir.path().join("catalog.toml");
+                    std::fs::write(&path, text).expect("write catalog");
+                    format!("[catalog]\nfile = \"{}\"\n", path.display())
+                }
+                None => String::new(),
+            },
             host = if tls == "none" {
                 "127.0.0.1"
             } else {
