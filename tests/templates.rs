@@ -1,75 +1,240 @@
-//! Snapshots of the rendered templates: every template × language rendered with a fixed context
-//! and compared with `tests/fixtures/rendered/`. After an intended template change, regenerate
-//! with `UPDATE_GOLDEN=1 cargo test --test templates` and review the diff.
+//! Every mail folio sends, rendered from the contexts `decide` really produces: a scenario per
+//! kind of mail (new request, phone note, follow-up, technician reply, commands, rejected
+//! commands, forged staff mail, status queries, bounce), each reply rendered in every language
+//! and compared with `tests/fixtures/rendered/`. A template that uses a variable the decision
+//! does not provide fails here (templates are strict), not in production. After an intended
+//! change, regenerate with `UPDATE_GOLDEN=1 cargo test --test templates` and review the diff.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
-use folio::render::Templates;
-use serde_json::json;
+use chrono::{TimeZone, Utc};
+use folio::catalog::{Catalog, Priority};
+use folio::decide::{decide, BouncedMail, Context, Decision, Policy, Reply, TicketRef};
+use folio::pipeline::analyze;
+use folio::render::{Templates, REQUIRED};
+use folio::requester::Directory;
+use folio::ticket::Status;
+use folio::tokens::Tokens;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const HD: &str = "helpdesk@example.test";
+const FOLIO: &str = "MDA-2026-000042";
 
-fn context(missing: bool) -> serde_json::Value {
-    json!({
-        "folio": "MDA-2026-000042",
-        "subject": "No puedo entrar al correo <urgente>",
-        "reply_subject": "Re: No puedo entrar al correo <urgente>",
-        "summary": "Desde ayer no puedo entrar.\nMe dice \"contraseña inválida\" & no la cambié.",
-        "requester": {
-            "name": "Alicia Hernández",
-            "email": "alice@example.test",
-            "department": if missing { serde_json::Value::Null } else { json!("Recursos Humanos") },
-            "phone": serde_json::Value::Null,
-        },
-        "missing": {"any": true, "name": false, "department": missing, "phone": true},
-        "attachments": [{"name": "captura <1>.png", "size": 1234}],
-        "helpdesk": {
-            "name": "Mesa de Ayuda",
-            "institution": "Dirección General de Sistemas y Tecnologías de la Información",
-            "phone": "(722) 2769600 ext. 60100",
-            "address": "helpdesk@example.test",
-        },
-    })
+fn policy() -> Policy {
+    let mut p = Policy::with_defaults(HD, Tokens::new(b"templates".to_vec()));
+    p.catalog = Arc::new(Catalog::load(&Path::new(REPO).join("config/catalog.toml")).unwrap());
+    p
+}
+
+fn ticket() -> TicketRef {
+    TicketRef {
+        id: 42,
+        folio: FOLIO.into(),
+        status: Status::Open,
+        subject: "No puedo entrar al correo <urgente>".into(),
+        requester_email: "alice@example.test".into(),
+        requester_name: Some("Alicia Hernández".into()),
+        participants: vec!["carol@example.test".into()],
+        assignee: Some("tech1@example.test".into()),
+        priority: Priority::Media,
+        service: "correo-institucional".into(),
+        language: "es".into(),
+        created_at: Utc.with_ymd_and_hms(2026, 11, 26, 16, 5, 0).unwrap(),
+        updated_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
+    }
+}
+
+fn raw(from: &str, to: &str, subject: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\n{extra}Subject: {subject}\r\nMessage-ID: <m.{}@client.test>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
+        subject.len() + body.len(),
+        body.replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+/// The replies `decide` queues for `raw` given `ctx`.
+fn replies(raw: &[u8], ctx: &Context) -> Vec<Reply> {
+    let p = policy();
+    let a = analyze(raw, &Directory::default(), &p, u64::MAX).unwrap();
+    match decide(&a, ctx, &p) {
+        Decision::Record(r) => r.replies,
+        Decision::Duplicate => vec![],
+    }
+}
+
+fn on_ticket() -> Context<'static> {
+    Context {
+        thread_ticket: Some(ticket()),
+        ..Context::default()
+    }
+}
+
+fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
+    let tokens = policy().tokens;
+    let tech1_token = tokens.staff_address(HD, FOLIO, "tech1@example.test");
+    let tech = |body: &str| {
+        raw(
+            "Técnico Uno <tech1@example.test>",
+            &tech1_token,
+            &format!("RE: [Folio {FOLIO}] Asignado"),
+            body,
+            "",
+        )
+    };
+    let mut bounced_ctx = Context::default();
+    bounced_ctx.bounced = Some(BouncedMail {
+        outbox_id: 7,
+        to: "alice@example.test".into(),
+        ticket: Some(ticket()),
+    });
+    let mut mine = Context::default();
+    mine.sender_tickets = vec![ticket()];
+    vec![
+        (
+            "new_request",
+            replies(
+                &raw(
+                    "Alicia Hernández <alice@example.test>",
+                    HD,
+                    "No puedo entrar al correo <urgente>",
+                    "Desde ayer no puedo entrar.\nMe dice \"contraseña inválida\" & <b>no</b> la cambié.",
+                    "Cc: carol@example.test\r\n",
+                ),
+                &Context::default(),
+            ),
+        ),
+        (
+            "phone_note",
+            replies(
+                &raw(
+                    "agent1@example.test",
+                    HD,
+                    "Llamada",
+                    "Nombre: Bob Benítez\nCorreo: bob@example.test\nDetalle: La impresora no imprime.\n",
+                    "",
+                ),
+                &Context::default(),
+            ),
+        ),
+        (
+            "follow_up",
+            replies(
+                &raw(
+                    "alice@example.test",
+                    HD,
+                    &format!("RE: [Folio {FOLIO}]"),
+                    "Sigue igual.\n\nEl jue, 26 nov 2026 a las 10:15, Mesa de Ayuda escribió:\n> Hola",
+                    "",
+                ),
+                &on_ticket(),
+            ),
+        ),
+        ("technician_reply", replies(&tech("Ya quedó, intente de nuevo."), &on_ticket())),
+        (
+            "technician_commands",
+            replies(&tech("#prioridad alta\n#asignar tech2"), &on_ticket()),
+        ),
+        (
+            "technician_resolves",
+            replies(&tech("#resuelto Se restableció la contraseña."), &on_ticket()),
+        ),
+        ("technician_bad_command", replies(&tech("#borrar todo"), &on_ticket())),
+        (
+            "forged_technician",
+            replies(
+                &raw("tech1@example.test", HD, "RE: x", "#cerrar", ""),
+                &on_ticket(),
+            ),
+        ),
+        (
+            "status",
+            replies(
+                &raw("alice@example.test", HD, "Consulta", "estado", ""),
+                &on_ticket(),
+            ),
+        ),
+        (
+            "status_denied",
+            replies(
+                &raw("eve@example.test", HD, "Consulta", &format!("estado {FOLIO}"), ""),
+                &Context::default(),
+            ),
+        ),
+        (
+            "my_tickets",
+            replies(&raw("alice@example.test", HD, "mis folios", "", ""), &mine),
+        ),
+        (
+            "bounce",
+            replies(
+                &raw(
+                    "MAILER-DAEMON@example.test",
+                    HD,
+                    "Undelivered Mail Returned to Sender",
+                    "Mailbox full.",
+                    "Auto-Submitted: auto-replied\r\n",
+                ),
+                &bounced_ctx,
+            ),
+        ),
+    ]
 }
 
 #[test]
-fn rendered_templates_match_snapshots() {
+fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
     let templates = Templates::new(Path::new(REPO).join("mail-templates"));
     let dir = Path::new(REPO).join("tests/fixtures/rendered");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    if update {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+    }
     let mut mismatches = Vec::new();
-    for lang in ["es", "en"] {
-        for (variant, missing) in [("complete", false), ("missing", true)] {
-            let r = templates
-                .render(lang, "confirmation", &context(missing))
-                .unwrap();
-            for (part, text) in [("subject", &r.subject), ("txt", &r.text), ("html", &r.html)] {
-                let file = dir.join(format!("confirmation.{lang}.{variant}.{part}"));
-                if update {
-                    std::fs::create_dir_all(&dir).unwrap();
-                    std::fs::write(&file, text).unwrap();
-                    continue;
+    let mut used = BTreeSet::new();
+    for (scenario, replies) in scenarios() {
+        assert!(!replies.is_empty(), "{scenario}: no mail queued");
+        for (n, reply) in replies.iter().enumerate() {
+            used.insert(reply.template);
+            let mut context = reply.context.clone();
+            if !matches!(scenario, "status_denied" | "my_tickets") {
+                context["folio"] = FOLIO.into();
+            }
+            for lang in ["es", "en"] {
+                let r = templates
+                    .render(lang, reply.template, &context)
+                    .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+                for (part, text) in [("subject", &r.subject), ("txt", &r.text), ("html", &r.html)] {
+                    let file = dir.join(format!("{scenario}.{n}.{}.{lang}.{part}", reply.template));
+                    if update {
+                        std::fs::write(&file, text).unwrap();
+                        continue;
+                    }
+                    let want = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                        panic!("{}: {e} (run with UPDATE_GOLDEN=1)", file.display())
+                    });
+                    if &want != text {
+                        std::fs::write(file.with_extension(format!("{part}.actual")), text)
+                            .unwrap();
+                        mismatches.push(file.display().to_string());
+                    }
                 }
-                let want = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-                    panic!("{}: {e} (run with UPDATE_GOLDEN=1)", file.display())
-                });
-                if &want != text {
-                    std::fs::write(file.with_extension(format!("{part}.actual")), text).unwrap();
-                    mismatches.push(file.display().to_string());
+                // User text is escaped in HTML and shown as written in text.
+                if reply.template == "confirmation" && scenario == "new_request" {
+                    assert!(r.html.contains("&amp; &lt;b&gt;no&lt;/b&gt;"), "{}", r.html);
+                    assert!(r.text.contains("& <b>no</b> la cambié"));
+                    assert!(r.subject.contains("<urgente>"), "subjects are text");
                 }
             }
-            // HTML escapes user text; the text part shows it as written.
-            assert!(
-                r.html.contains("No puedo entrar al correo &lt;urgente&gt;")
-                    || !r.html.contains("urgente")
-            );
-            assert!(r.html.contains("captura &lt;1&gt;.png"));
-            assert!(r.text.contains("captura <1>.png"));
-            assert!(r.subject == "[Folio MDA-2026-000042] Re: No puedo entrar al correo <urgente>");
         }
     }
+    let all: BTreeSet<&str> = REQUIRED.iter().copied().collect();
+    assert_eq!(used, all, "every template is exercised by a scenario");
     assert!(
         mismatches.is_empty(),
         "rendered mail differs from the snapshot: {mismatches:?}"
