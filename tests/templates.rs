@@ -87,14 +87,18 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             "",
         )
     };
-    let mut bounced_ctx = Context::default();
-    bounced_ctx.bounced = Some(BouncedMail {
-        outbox_id: 7,
-        to: "alice@example.test".into(),
-        ticket: Some(ticket()),
-    });
-    let mut mine = Context::default();
-    mine.sender_tickets = vec![ticket()];
+    let bounced_ctx = Context {
+        bounced: Some(BouncedMail {
+            outbox_id: 7,
+            to: "alice@example.test".into(),
+            ticket: Some(ticket()),
+        }),
+        ..Context::default()
+    };
+    let mine = Context {
+        sender_tickets: vec![ticket()],
+        ..Context::default()
+    };
     vec![
         (
             "new_request",
