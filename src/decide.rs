@@ -1202,3 +1202,334 @@ pub fn summary(body: &str) -> String {
     };
     format!("{}…", cut.trim_end())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::requester::Directory;
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    const HD: &str = "helpdesk@example.test";
+
+    fn policy() -> Policy {
+        let mut p = Policy::with_defaults(HD, Tokens::new(b"decide-tests".to_vec()));
+        p.max_auto_replies_per_address = 2;
+        p.catalog = Arc::new(
+            Catalog::parse(
+                Path::new("catalog.toml"),
+                "[[group]]\nid='g'\n\
+                 [[technician]]\nname='Tomás Uno'\nemail='tech1@example.test'\ngroups=['g']\n\
+                 [[technician]]\nname='Teresa Dos'\nemail='tech2@example.test'\ngroups=['g']\n\
+                 [[agent]]\nname='Agente'\nemail='agent1@example.test'\n\
+                 [[service]]\nid='correo'\nname='Correo'\ngroup='g'\nkeywords=['correo']\n",
+            )
+            .unwrap(),
+        );
+        p
+    }
+
+    fn ticket() -> TicketRef {
+        TicketRef {
+            id: 7,
+            folio: "MDA-2026-000007".into(),
+            status: Status::Open,
+            subject: "Impresora".into(),
+            requester_email: "ana@example.test".into(),
+            requester_name: Some("Ana".into()),
+            participants: vec!["carol@example.test".into()],
+            assignee: Some("tech1@example.test".into()),
+            priority: Priority::Media,
+            service: "correo".into(),
+            language: "es".into(),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
+            updated_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
+        }
+    }
+
+    fn analysis(from: &str, to: &str, subject: &str, body: &str, extra: &str) -> Analysis {
+        let raw = format!(
+            "From: {from}\r\nTo: {to}\r\n{extra}Subject: {subject}\r\nMessage-ID: <m1@client.test>\r\n\r\n{body}\r\n"
+        );
+        crate::pipeline::analyze(raw.as_bytes(), &Directory::default(), &policy(), u64::MAX)
+            .unwrap()
+    }
+
+    fn record(a: &Analysis, ctx: &Context) -> Record {
+        match decide(a, ctx, &policy()) {
+            Decision::Record(r) => r,
+            Decision::Duplicate => panic!("unexpected duplicate"),
+        }
+    }
+
+    fn on_ticket() -> Context<'static> {
+        Context {
+            thread_ticket: Some(ticket()),
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn new_request_is_routed_confirmed_threaded_and_notified() {
+        let a = analysis(
+            "Ana <ana@example.test>",
+            HD,
+            "No llega el correo",
+            "Hola",
+            "Cc: carol@example.test\r\n",
+        );
+        let r = record(&a, &Context::default());
+        assert_eq!(r.reason, Reason::NewTicket);
+        let TicketAction::Open(t) = &r.action else {
+            panic!()
+        };
+        assert_eq!(t.routing.service, "correo");
+        assert_eq!(t.routing.assignee.as_deref(), Some("tech1@example.test"));
+        assert_eq!(t.participants, vec!["carol@example.test"]);
+        let templates: Vec<_> = r
+            .replies
+            .iter()
+            .map(|x| (x.template, x.to.as_str()))
+            .collect();
+        assert_eq!(
+            templates,
+            vec![
+                ("confirmation", "ana@example.test"),
+                ("assignment", "tech1@example.test")
+            ]
+        );
+        assert_eq!(r.replies[0].in_reply_to.as_deref(), Some("m1@client.test"));
+        assert_eq!(r.replies[1].staff.as_deref(), Some("tech1@example.test"));
+    }
+
+    #[test]
+    fn duplicates_rate_limit_and_automatic_mail() {
+        let a = analysis("ana@example.test", HD, "x", "y", "");
+        let dup = Context {
+            already_processed: true,
+            ..Context::default()
+        };
+        assert_eq!(decide(&a, &dup, &policy()), Decision::Duplicate);
+        let recent: HashMap<String, u32> = [("ana@example.test".to_string(), 2)].into();
+        let busy = Context {
+            recent_mails: Some(&recent),
+            ..Context::default()
+        };
+        let r = record(&a, &busy);
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        assert!(r.replies.iter().all(|x| x.to != "ana@example.test"));
+        let ooo = analysis(
+            "ana@example.test",
+            HD,
+            "Fuera",
+            "x",
+            "Auto-Submitted: auto-replied\r\n",
+        );
+        let r = record(&ooo, &on_ticket());
+        assert_eq!(r.reason, Reason::AutomaticOnTicket);
+        assert!(r.replies.is_empty());
+        assert!(matches!(r.action, TicketAction::Append { ref changes, .. } if changes.is_empty()));
+    }
+
+    #[test]
+    fn a_folio_counts_only_for_requester_participants_and_staff() {
+        let by_folio = |from: &str| {
+            let a = analysis(from, HD, "RE: [Folio MDA-2026-000007]", "más datos", "");
+            record(
+                &a,
+                &Context {
+                    referenced_ticket: Some(ticket()),
+                    ..Context::default()
+                },
+            )
+        };
+        assert_eq!(by_folio("ana@example.test").reason, Reason::FollowUpByFolio);
+        assert_eq!(
+            by_folio("carol@example.test").reason,
+            Reason::FollowUpByFolio
+        );
+        let stranger = by_folio("eve@example.test");
+        assert_eq!(
+            stranger.reason,
+            Reason::NewTicket,
+            "a stranger cannot write on it"
+        );
+        let TicketAction::Open(t) = &stranger.action else {
+            panic!()
+        };
+        assert_eq!(t.referenced_folio.as_deref(), Some("MDA-2026-000007"));
+    }
+
+    #[test]
+    fn requester_follow_up_notifies_the_assignee_and_reopens_a_resolved_ticket() {
+        let a = analysis("ana@example.test", HD, "RE: x", "Sigue igual", "");
+        let mut t = ticket();
+        t.status = Status::Resolved;
+        let r = record(
+            &a,
+            &Context {
+                thread_ticket: Some(t),
+                ..Context::default()
+            },
+        );
+        assert!(
+            matches!(&r.action, TicketAction::Append { changes, .. } if changes == &vec![Change::Status(Status::Open)])
+        );
+        assert_eq!(r.replies.len(), 1);
+        assert_eq!(
+            (r.replies[0].template, r.replies[0].to.as_str()),
+            ("follow_up", "tech1@example.test")
+        );
+    }
+
+    #[test]
+    fn technician_commands_need_proof() {
+        let p = policy();
+        let token = p
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech1@example.test");
+        // With the tokenised address: applied, confirmed, and the text relayed.
+        let a = analysis(
+            "tech1@example.test",
+            &token,
+            "RE: x",
+            "#prioridad alta\nYa casi queda.",
+            "",
+        );
+        let r = record(&a, &on_ticket());
+        assert_eq!(r.reason, Reason::StaffReply);
+        assert!(
+            matches!(&r.action, TicketAction::Append { changes, .. } if changes == &vec![Change::Priority(Priority::Alta)])
+        );
+        let sent: Vec<_> = r
+            .replies
+            .iter()
+            .map(|x| (x.template, x.to.as_str()))
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                ("reply", "ana@example.test"),
+                ("reply", "carol@example.test"),
+                ("command_result", "tech1@example.test")
+            ]
+        );
+        assert_eq!(r.replies[0].context["text"], "Ya casi queda.");
+        // Another technician's token, or none: ignored, nothing relayed, a security event.
+        let other = p
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech2@example.test");
+        for to in [HD.to_string(), other] {
+            let a = analysis("tech1@example.test", &to, "RE: x", "#cerrar", "");
+            let r = record(&a, &on_ticket());
+            assert_eq!(r.reason, Reason::StaffUnauthenticated);
+            assert!(
+                matches!(&r.action, TicketAction::Append { changes, .. } if changes.is_empty())
+            );
+            assert!(r.events.iter().any(|e| e.kind == "security"));
+            assert!(
+                r.replies.iter().all(|x| x.to == "tech1@example.test"),
+                "only the real technician is told"
+            );
+        }
+        // A trusted server's aligned DKIM pass is proof too.
+        let mut p = policy();
+        p.trusted_authserv_ids = vec!["mx.example.test".into()];
+        let a = analysis(
+            "tech1@example.test",
+            HD,
+            "RE: x",
+            "#nota\ninterno",
+            "Authentication-Results: mx.example.test; dkim=pass header.d=example.test\r\n",
+        );
+        let Decision::Record(r) = decide(&a, &on_ticket(), &p) else {
+            panic!()
+        };
+        assert_eq!(r.reason, Reason::StaffReply);
+        assert!(r.internal);
+        assert!(
+            r.replies.iter().all(|x| x.template == "command_result"),
+            "a note reaches no requester"
+        );
+    }
+
+    #[test]
+    fn invalid_commands_change_nothing() {
+        let p = policy();
+        let token = p
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech1@example.test");
+        let a = analysis(
+            "tech1@example.test",
+            &token,
+            "RE: x",
+            "#prioridad alta\n#reabrir\nTexto",
+            "",
+        );
+        let r = record(&a, &on_ticket());
+        assert_eq!(r.reason, Reason::StaffCommandsRejected);
+        assert!(matches!(&r.action, TicketAction::Append { changes, .. } if changes.is_empty()));
+        assert_eq!(r.replies.len(), 1);
+        assert_eq!(r.replies[0].template, "command_result");
+        assert!(r.replies[0].context["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("#reabrir"));
+    }
+
+    #[test]
+    fn phone_note_and_queries() {
+        let a = analysis(
+            "agent1@example.test",
+            HD,
+            "Llamada",
+            "Nombre: Bob\nCorreo: bob@example.test\nDetalle: no llega el correo",
+            "",
+        );
+        let r = record(&a, &Context::default());
+        assert_eq!(r.reason, Reason::PhoneNote);
+        let TicketAction::Open(t) = &r.action else {
+            panic!()
+        };
+        assert_eq!(
+            (t.channel, t.requester.email.as_str()),
+            ("phone", "bob@example.test")
+        );
+        assert_eq!(t.opened_by.as_deref(), Some("agent1@example.test"));
+        let to: Vec<_> = r.replies.iter().map(|x| x.to.as_str()).collect();
+        assert_eq!(
+            to,
+            vec![
+                "bob@example.test",
+                "agent1@example.test",
+                "tech1@example.test"
+            ]
+        );
+
+        let ask = |from: &str| {
+            let a = analysis(from, HD, "Consulta", "estado MDA-2026-000007", "");
+            record(
+                &a,
+                &Context {
+                    referenced_ticket: Some(ticket()),
+                    ..Context::default()
+                },
+            )
+        };
+        let mine = ask("ana@example.test");
+        assert_eq!(
+            (mine.reason, mine.replies[0].template),
+            (Reason::StatusQuery, "status")
+        );
+        let theirs = ask("eve@example.test");
+        assert_eq!(
+            (theirs.reason, theirs.replies[0].template),
+            (Reason::StatusQueryDenied, "status_denied")
+        );
+        assert_eq!(theirs.action, TicketAction::None);
+        assert!(
+            !theirs.replies[0].context.to_string().contains("Impresora"),
+            "reveals nothing"
+        );
+    }
+}
