@@ -435,7 +435,9 @@ impl Decider<'_> {
             r.action = append(t, vec![]);
             r.reason = Reason::AutomaticOnTicket;
         }
-        if let (Some(b), Some(AutoKind::Bounce)) = (&self.ctx.bounced, self.a.verdict.kind) {
+        let hard_bounce = self.a.verdict.kind == Some(AutoKind::Bounce)
+            && !self.a.mail.signals.report_only_delayed;
+        if let (Some(b), true) = (&self.ctx.bounced, hard_bounce) {
             r.reason = Reason::BounceOfOurMail;
             r.failing_address = Some(b.to.clone());
             r.events.push(Event {
@@ -948,7 +950,9 @@ impl Decider<'_> {
     // ---- queries ----
 
     fn query(&self, q: Query, matched: Option<&TicketRef>) -> Record {
-        let sender_address = self.a.requester.email.clone();
+        // Ticket data goes to the address that is a party to it: a forged From with one's own
+        // Reply-To must not receive someone else's ticket.
+        let mut sender_address = self.a.requester.email.clone();
         let mut r = Record {
             action: TicketAction::None,
             replies: vec![],
@@ -959,13 +963,17 @@ impl Decider<'_> {
             failing_address: None,
         };
         let (template, context) = match q {
-            Query::MyTickets => (
-                "my_tickets",
-                json!({
-                    "tickets": self.ctx.sender_tickets.iter().map(|t| self.ticket_json(t)).collect::<Vec<_>>(),
-                    "helpdesk": self.helpdesk_json(),
-                }),
-            ),
+            Query::MyTickets => {
+                // The list is of the From address's tickets, and goes only there.
+                sender_address = self.sender().to_lowercase();
+                (
+                    "my_tickets",
+                    json!({
+                        "tickets": self.ctx.sender_tickets.iter().map(|t| self.ticket_json(t)).collect::<Vec<_>>(),
+                        "helpdesk": self.helpdesk_json(),
+                    }),
+                )
+            }
             Query::Status(folio) => {
                 // The ticket asked about: the folio typed, else the one the mail answers.
                 let target = match &folio {
@@ -982,6 +990,7 @@ impl Decider<'_> {
                     Some(t) => {
                         r.action = append(t, vec![]);
                         r.author = self.role_in(t);
+                        sender_address = self.party_address(t);
                         (
                             "status",
                             json!({
@@ -1023,6 +1032,21 @@ impl Decider<'_> {
     }
 
     // ---- helpers ----
+
+    /// The sender's address that is a party to `t`: From if it is, else Reply-To.
+    fn party_address(&self, t: &TicketRef) -> String {
+        let from = self.sender();
+        let is_party = |a: &str| {
+            t.requester_email.eq_ignore_ascii_case(a)
+                || t.participants.iter().any(|p| p.eq_ignore_ascii_case(a))
+                || self.policy.catalog.is_staff(a)
+        };
+        if is_party(from) {
+            from.to_lowercase()
+        } else {
+            self.a.requester.email.clone()
+        }
+    }
 
     /// Queues a reply unless its address is failing or over the cap (staff are exempt from the
     /// cap: they legitimately get many notices).
@@ -1531,5 +1555,53 @@ mod tests {
             !theirs.replies[0].context.to_string().contains("Impresora"),
             "reveals nothing"
         );
+        // A forged From with one's own Reply-To: the status goes to the real requester.
+        let a = analysis(
+            "ana@example.test",
+            HD,
+            "Consulta",
+            "estado MDA-2026-000007",
+            "Reply-To: eve@example.test\r\n",
+        );
+        let r = record(
+            &a,
+            &Context {
+                referenced_ticket: Some(ticket()),
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.replies[0].to, "ana@example.test");
+    }
+
+    #[test]
+    fn a_delayed_delivery_report_is_not_a_hard_bounce() {
+        let dsn = |action: &str, status: &str| {
+            format!(
+                "From: MAILER-DAEMON@x.test\r\nTo: {HD}\r\nSubject: Delivery Status Notification\r\n\
+                 MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n\
+                 Reporting-MTA: dns; x.test\r\n\r\nFinal-Recipient: rfc822; ana@example.test\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--b--\r\n"
+            )
+        };
+        let ctx = Context {
+            bounced: Some(BouncedMail {
+                outbox_id: 1,
+                to: "ana@example.test".into(),
+                ticket: Some(ticket()),
+            }),
+            ..Context::default()
+        };
+        let p = policy();
+        let run = |raw: String| {
+            let a = crate::pipeline::analyze(raw.as_bytes(), &Directory::default(), &p, u64::MAX)
+                .unwrap();
+            record(&a, &ctx)
+        };
+        let hard = run(dsn("failed", "5.1.1"));
+        assert_eq!(hard.reason, Reason::BounceOfOurMail);
+        assert_eq!(hard.failing_address.as_deref(), Some("ana@example.test"));
+        let soft = run(dsn("delayed", "4.4.1"));
+        assert_eq!(soft.reason, Reason::AutomaticOnTicket);
+        assert_eq!(soft.failing_address, None);
     }
 }

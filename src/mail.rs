@@ -41,6 +41,9 @@ pub struct AutoSignals {
     pub delivery_report: bool,
     /// The Message-ID of the original message inside a delivery report.
     pub report_original_message_id: Option<String>,
+    /// A delivery report that only says "delayed, still trying" (`Action: delayed` or a 4.x.x
+    /// status and no failure): not a hard bounce.
+    pub report_only_delayed: bool,
 }
 
 /// Everything folio extracts from an inbound message.
@@ -380,11 +383,23 @@ fn signals(msg: &Message) -> AutoSignals {
     });
     let mut has_status_part = false;
     let mut original_id = None;
+    let (mut failed, mut delayed) = (false, false);
     for part in &msg.parts {
         if part.is_content_type("message", "delivery-status")
             || part.is_content_type("message", "global-delivery-status")
         {
             has_status_part = true;
+            let text = String::from_utf8_lossy(part.contents()).to_lowercase();
+            for line in text.lines() {
+                let line = line.trim();
+                if let Some(v) = line.strip_prefix("action:") {
+                    failed |= v.trim().starts_with("failed");
+                    delayed |= v.trim().starts_with("delayed");
+                } else if let Some(v) = line.strip_prefix("status:") {
+                    failed |= v.trim().starts_with('5');
+                    delayed |= v.trim().starts_with('4');
+                }
+            }
         }
         if original_id.is_none() {
             original_id = match &part.body {
@@ -411,6 +426,7 @@ fn signals(msg: &Message) -> AutoSignals {
         return_path_empty,
         delivery_report: root_is_report || has_status_part,
         report_original_message_id: original_id,
+        report_only_delayed: delayed && !failed,
     }
 }
 
