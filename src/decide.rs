@@ -272,6 +272,8 @@ pub struct Reply {
     pub staff: Option<String>,
     /// `auto-replied` (answers a message) or `auto-generated` (a notice).
     pub auto_submitted: &'static str,
+    /// Carries the attachments of the message being decided (stored with it).
+    pub with_attachments: bool,
 }
 
 /// Something worth keeping in the ticket's history besides messages and changes.
@@ -654,6 +656,7 @@ impl Decider<'_> {
                         } else {
                             "auto-generated"
                         },
+                        with_attachments: false,
                     },
                 );
             }
@@ -676,6 +679,7 @@ impl Decider<'_> {
                     context,
                     staff: None,
                     auto_submitted: "auto-replied",
+                    with_attachments: false,
                 },
             );
         }
@@ -707,6 +711,7 @@ impl Decider<'_> {
                 context,
                 staff: Some(tech.clone()),
                 auto_submitted: "auto-generated",
+                with_attachments: true,
             });
         }
         r
@@ -753,7 +758,7 @@ impl Decider<'_> {
             "commands": guide_json(),
             "helpdesk": self.helpdesk_json(),
         });
-        self.push_staff(r, tech, "follow_up", context);
+        self.push_staff_with(r, tech, "follow_up", context, true);
     }
 
     /// A technician's reply: with proof, relay and apply commands; without, a follow-up.
@@ -877,6 +882,7 @@ impl Decider<'_> {
                         context: context.clone(),
                         staff: None,
                         auto_submitted: "auto-generated",
+                        with_attachments: true,
                     },
                 );
             }
@@ -1026,6 +1032,7 @@ impl Decider<'_> {
                 context,
                 staff: None,
                 auto_submitted: "auto-replied",
+                with_attachments: false,
             },
         );
         r
@@ -1076,6 +1083,18 @@ impl Decider<'_> {
 
     /// Queues a notice to a technician; its Reply-To will be their tokenised address.
     fn push_staff(&self, r: &mut Record, to: &str, template: &'static str, context: Value) {
+        self.push_staff_with(r, to, template, context, false);
+    }
+
+    /// Like [`Decider::push_staff`]; `with_attachments`: the message's files go along.
+    fn push_staff_with(
+        &self,
+        r: &mut Record,
+        to: &str,
+        template: &'static str,
+        context: Value,
+        with_attachments: bool,
+    ) {
         self.push(
             r,
             Reply {
@@ -1087,6 +1106,7 @@ impl Decider<'_> {
                 context,
                 staff: Some(to.to_string()),
                 auto_submitted: "auto-generated",
+                with_attachments,
             },
         );
     }

@@ -22,6 +22,14 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// A file sent along (a stored attachment of an inbound message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
 /// The addressing and threading of one outgoing mail.
 #[derive(Debug, Clone)]
 pub struct Addressing {
@@ -51,8 +59,13 @@ pub enum BuildError {
     Message(#[from] lettre::error::Error),
 }
 
-/// Builds the `multipart/alternative` (text + HTML, UTF-8) message.
-pub fn build(a: &Addressing, r: &Rendered) -> Result<Message, BuildError> {
+/// Builds the `multipart/alternative` (text + HTML, UTF-8) message, inside a
+/// `multipart/mixed` with the files when there are any.
+pub fn build(
+    a: &Addressing,
+    r: &Rendered,
+    files: &[FileAttachment],
+) -> Result<Message, BuildError> {
     let mailbox = |name: &str, address: &str| -> Result<Mailbox, BuildError> {
         let addr = address.parse().map_err(|source| BuildError::Address {
             address: address.to_string(),
@@ -87,20 +100,31 @@ pub fn build(a: &Addressing, r: &Rendered) -> Result<Message, BuildError> {
         .raw_header(raw("X-Auto-Response-Suppress", "All"))
         .raw_header(raw(LOOP_HEADER, &a.from_address))
         .raw_header(raw("Precedence", "auto_reply"));
-    let message = builder.multipart(
-        MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(r.text.clone()),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(r.html.clone()),
-            ),
-    )?;
-    Ok(message)
+    let alternative = MultiPart::alternative()
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(r.text.clone()),
+        )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(r.html.clone()),
+        );
+    if files.is_empty() {
+        return Ok(builder.multipart(alternative)?);
+    }
+    let mut mixed = MultiPart::mixed().multipart(alternative);
+    for f in files {
+        let content_type = ContentType::parse(&f.content_type).unwrap_or_else(|_| {
+            ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+        });
+        mixed = mixed.singlepart(
+            lettre::message::Attachment::new(f.name.replace(['\r', '\n'], " "))
+                .body(f.data.clone(), content_type),
+        );
+    }
+    Ok(builder.multipart(mixed)?)
 }
 
 #[cfg(test)]
@@ -125,7 +149,7 @@ mod tests {
             text: "Señor".into(),
             html: "<p>Señor</p>".into(),
         };
-        let bytes = build(&a, &r).unwrap().formatted();
+        let bytes = build(&a, &r, &[]).unwrap().formatted();
         let parsed = crate::mail::parse(&bytes, 0);
         assert_eq!(parsed.subject, "[Folio MDA-2026-000001] Re: Impresión");
         assert_eq!(parsed.in_reply_to.as_deref(), Some("orig@client.test"));
@@ -138,5 +162,16 @@ mod tests {
         // Our own mail coming back in is recognised as a loop.
         let v = crate::classify::classify(&parsed, &["helpdesk@example.test".into()]);
         assert_eq!(v.kind, Some(crate::classify::AutoKind::Loop));
+        // With files: they come through as attachments, the text part stays the body.
+        let files = [FileAttachment {
+            name: "captura pantalla.png".into(),
+            content_type: "image/png".into(),
+            data: vec![0x89, b'P', b'N', b'G', 0, 1, 2],
+        }];
+        let parsed = crate::mail::parse(&build(&a, &r, &files).unwrap().formatted(), u64::MAX);
+        assert_eq!(parsed.body_text, "Señor");
+        assert_eq!(parsed.attachments.len(), 1);
+        assert_eq!(parsed.attachments[0].name, "captura pantalla.png");
+        assert_eq!(parsed.attachments[0].data, files[0].data);
     }
 }

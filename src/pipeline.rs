@@ -653,11 +653,13 @@ impl Pipeline {
                     ),
                     None => (format!("{nonce}@{domain}"), None),
                 };
+                let has_files = a.mail.attachments.iter().any(|x| !x.data.is_empty());
                 outbox_rows.push(OutboxRow {
                     ticket_id: ticket_of[i],
                     reply,
                     message_id,
                     reply_to,
+                    attachments_of: message_row.filter(|_| reply.with_attachments && has_files),
                     context: context.to_string(),
                 });
                 queued[i] = true;

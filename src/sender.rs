@@ -160,8 +160,20 @@ impl Sender {
         );
         let job = self.prepare(&mail);
         let smtp = self.smtp.clone();
+        let store = self.store.clone();
         tasks.spawn(async move {
-            let delivery = match job {
+            let files = match mail.attachments_of {
+                Some(row) => match store.attachments(row).await {
+                    Ok(f) => f,
+                    Err(e) => return (mail.id, Delivery::NotReady(format!("attachments: {e}"))),
+                },
+                None => vec![],
+            };
+            let built = job.and_then(|(addressing, rendered)| {
+                outgoing::build(&addressing, &rendered, &files)
+                    .map_err(|e| Delivery::Refused(e.to_string()))
+            });
+            let delivery = match built {
                 Ok(message) => match smtp.send(message.envelope(), &message.formatted()).await {
                     Ok(()) => Delivery::Sent,
                     Err(SendError::Permanent(e)) => Delivery::Refused(e),
@@ -204,9 +216,10 @@ impl Sender {
         Ok(())
     }
 
-    /// Renders and builds one mail. A template error leaves it queued (the admin can fix the
-    /// template); an address lettre cannot use will never work and is refused for good.
-    fn prepare(&self, m: &OutboxMail) -> Result<lettre::Message, Delivery> {
+    /// Renders one mail and addresses it (it is built with its files in the send task). A
+    /// template error leaves it queued (the admin can fix the template); an address lettre cannot
+    /// use will never work and is refused for good when built.
+    fn prepare(&self, m: &OutboxMail) -> Result<(Addressing, outgoing::Rendered), Delivery> {
         let rendered = self
             .templates
             .render(&m.language, &m.template, &m.context)
@@ -226,7 +239,7 @@ impl Sender {
             },
             date: m.created_at,
         };
-        outgoing::build(&addressing, &rendered).map_err(|e| Delivery::Refused(e.to_string()))
+        Ok((addressing, rendered))
     }
 }
 

@@ -87,6 +87,8 @@ pub struct OutboxMail {
     pub created_at: DateTime<Utc>,
     /// Reply-To (a technician's tokenised address), if any.
     pub reply_to: Option<String>,
+    /// The stored message whose attachments go with this mail.
+    pub attachments_of: Option<i64>,
 }
 
 /// The result of one delivery attempt.
@@ -309,7 +311,7 @@ impl Store {
                           -- LIMIT stops early instead of sorting every pending row
                           ORDER BY next_attempt_at, id LIMIT ?)
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
-                       context, auto_submitted, attempts, created_at, reply_to",
+                       context, auto_submitted, attempts, created_at, reply_to, attachments_of",
         )
         .bind(ts(until))
         .bind(ts(now))
@@ -336,6 +338,7 @@ impl Store {
                 attempts: r.get(9),
                 created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
                 reply_to: r.get(11),
+                attachments_of: r.get(12),
             })
             .collect();
         mails.sort_by_key(|m| m.id);
@@ -569,6 +572,26 @@ impl Store {
         }))
     }
 
+    /// The stored attachments of a message (those kept whole: larger ones are not stored).
+    pub async fn attachments(
+        &self,
+        message_row: i64,
+    ) -> Result<Vec<crate::outgoing::FileAttachment>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT name, content_type, data FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
+        )
+        .bind(message_row)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| crate::outgoing::FileAttachment {
+            name: r.get(0),
+            content_type: r.get(1),
+            data: r.get(2),
+        })
+        .collect())
+    }
+
     /// The site secret that keys folio's tokens (created by the migrations).
     pub async fn site_secret(&self) -> Result<Vec<u8>, StoreError> {
         Ok(
@@ -674,6 +697,8 @@ pub struct OutboxRow<'a> {
     pub message_id: String,
     /// The technician's tokenised reply address, for staff notices.
     pub reply_to: Option<String>,
+    /// The stored message whose attachments go along.
+    pub attachments_of: Option<i64>,
     /// The reply's context with `folio` filled in.
     pub context: String,
 }
@@ -1154,7 +1179,8 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
-                   references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to) ",
+                   references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to,
+                   attachments_of) ",
             );
             b.push_values(chunk, |mut v, r| {
                 v.push_bind(r.ticket_id)
@@ -1169,7 +1195,8 @@ impl Batch {
                     .push_bind("pending")
                     .push_bind(now.clone())
                     .push_bind(now.clone())
-                    .push_bind(r.reply_to.clone());
+                    .push_bind(r.reply_to.clone())
+                    .push_bind(r.attachments_of);
             });
             b.build().persistent(false).execute(&mut *self.tx).await?;
         }

@@ -1666,7 +1666,7 @@ fn bench_4_cpu_and_memory() {
         let rendered = templates
             .render("es", "confirmation", &context)
             .expect("render");
-        let message = folio::outgoing::build(&addressing, &rendered).expect("build");
+        let message = folio::outgoing::build(&addressing, &rendered, &[]).expect("build");
         bytes += message.formatted().len();
     }
     let prepare = started.elapsed().as_secs_f64();

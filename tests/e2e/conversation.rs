@@ -120,21 +120,19 @@ async fn a_full_conversation_by_email() {
     );
     folio.start(&[]).await;
 
-    // 1. alice opens a ticket, with carol in CC: routed to tech1, who gets the full notice.
+    // 1. alice opens a ticket, with carol in CC and a screenshot: routed to tech1, who gets the
+    //    full notice with the file.
     let opening = message_id();
-    send(
-        &alice,
-        &hd,
-        &mail(
-            &alice,
-            &hd,
-            "No puedo entrar al correo",
-            "Buenos días,\nNo puedo entrar al correo desde ayer.\nTeléfono: 722 111 2233\n",
-            &opening,
-            &format!("Cc: {carol}\r\n"),
-        ),
-    )
-    .await;
+    let raw = format!(
+        "From: Alicia <{alice}>\r\nTo: {hd}\r\nCc: {carol}\r\nSubject: No puedo entrar al correo\r\n\
+         Date: Fri, 27 Nov 2026 10:00:00 -0600\r\nMessage-ID: <{opening}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Buenos días,\r\nNo puedo entrar al correo desde ayer.\r\nTeléfono: 722 111 2233\r\n--b\r\n\
+         Content-Type: image/png; name=\"error.png\"\r\nContent-Disposition: attachment; filename=\"error.png\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgoAAAANSUhEUgAAAAE=\r\n--b--\r\n"
+    );
+    send(&alice, &hd, raw.as_bytes()).await;
     let confirmation = inbox(&alice, 1).await.remove(0);
     let f = folio.first_folio().await;
     assert!(confirmation.subject.contains(&f));
@@ -157,6 +155,16 @@ async fn a_full_conversation_by_email() {
             notice.body_text
         );
     }
+    assert_eq!(
+        notice.attachments.len(),
+        1,
+        "the requester's file goes to the technician"
+    );
+    assert_eq!(notice.attachments[0].name, "error.png");
+    assert!(
+        confirmation.attachments.is_empty(),
+        "files are not echoed to the requester"
+    );
     let t = folio.show(&f);
     assert_eq!(t["assignee"], tech1.as_str());
     assert_eq!(t["service"], "correo-institucional");
