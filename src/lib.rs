@@ -3,12 +3,13 @@
 //! The pipeline, top to bottom (see `ARCHITECTURE.md`):
 //!
 //! ```text
-//! imap (fetch) → mail::parse → classify → requester → decide → store (one transaction)
+//! imap (fetch) → mail::parse → classify → requester → quote → decide → store (one transaction)
 //!             → imap (move to Procesados) … sender: outbox → render → smtp
 //! ```
 //!
 //! Functional core (no I/O, no clock): [`mail`], [`classify`], [`folio`], [`requester`],
-//! [`decide`], [`outgoing`].
+//! [`subject`], [`quote`], [`command`], [`phone_note`], [`catalog`], [`routing`], [`ticket`],
+//! [`tokens`], [`authentication`], [`decide`], [`outgoing`].
 //! At the edge: [`render`] (reads the template files), [`config`] (reads the config file).
 //! I/O shell: [`store`], [`imap`], [`smtp`], [`tls`], [`sender`], [`pipeline`], [`daemon`],
 //! [`clock`], [`shutdown`].
