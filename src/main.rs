@@ -154,8 +154,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     } else {
                         for t in tickets {
                             println!(
-                                "{}  {:<8} {:<24} {}  {}",
-                                t.folio, t.status, t.requester_email, t.created_at, t.subject
+                                "{}  {:<8} {:<7} {:<24} {:<24} {}  {}",
+                                t.folio,
+                                t.status,
+                                t.priority,
+                                t.assignee.as_deref().unwrap_or("-"),
+                                t.requester_email,
+                                t.created_at,
+                                t.subject
                             );
                         }
                     }
@@ -185,13 +191,44 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                             s.requester_phone.as_deref().unwrap_or("-")
                         );
                         println!("Creado:       {}", s.created_at);
+                        println!(
+                            "Servicio:     {}  ({}, prioridad {})",
+                            s.service.as_deref().unwrap_or("-"),
+                            s.ticket_type.as_deref().unwrap_or("-"),
+                            s.priority
+                        );
+                        println!("Asignado a:   {}", s.assignee.as_deref().unwrap_or("-"));
+                        if let Some(by) = &s.opened_by {
+                            println!("Registró:     {by} (canal {})", s.channel);
+                        }
+                        for p in &t.participants {
+                            if p["role"] == "cc" {
+                                println!("Participante: {}", p["email"].as_str().unwrap_or("-"));
+                            }
+                        }
+                        if let Some(r) = &t.routing {
+                            println!("Enrutamiento:");
+                            for line in r.lines() {
+                                println!("  {line}");
+                            }
+                        }
                         for m in &t.messages {
                             println!(
-                                "\n--- {} from {} ({}) ---\n{}",
+                                "\n--- {} from {} ({}{}) ---\n{}",
                                 m.stored_at,
                                 m.from_email.as_deref().unwrap_or("-"),
                                 m.decision_reason,
-                                m.body_text
+                                if m.internal { ", interno" } else { "" },
+                                m.new_content.as_deref().unwrap_or(&m.body_text)
+                            );
+                        }
+                        for e in &t.events {
+                            println!(
+                                "\n*** {} {} {}: {}",
+                                e.created_at,
+                                e.kind,
+                                e.actor.as_deref().unwrap_or("-"),
+                                e.detail
                             );
                         }
                         for o in &t.outgoing {
