@@ -844,10 +844,12 @@ impl Decider<'_> {
 
         // Relay the text to the requester and participants, unless it is a note.
         let resolve_text = commands.commands.iter().find_map(|c| match c {
-            Command::Resolve(t) => Some(t.clone().unwrap_or_default()),
+            Command::Resolve(t) => Some(crate::tokens::redact_staff_addresses(
+                t.as_deref().unwrap_or_default(),
+            )),
             _ => None,
         });
-        let public_text = commands.body.trim().to_string();
+        let public_text = crate::tokens::redact_staff_addresses(commands.body.trim());
         let relay = !commands.is_note() && (!public_text.is_empty() || resolve_text.is_some());
         if relay {
             r.internal = false;

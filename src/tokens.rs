@@ -102,6 +102,16 @@ impl Tokens {
     }
 }
 
+/// `text` with every staff token removed (`helpdesk+t.<token>@x` → `helpdesk@x`): a technician's
+/// relayed text must not hand the requester the address that proves the technician's identity.
+pub fn redact_staff_addresses(text: &str) -> String {
+    static TOKEN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\+t\.[0-9a-f]{8,}@")
+            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    TOKEN.replace_all(text, "@").into_owned()
+}
+
 /// Compares without leaking where the first difference is.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -128,6 +138,21 @@ mod tests {
         for bad in ["", "@", "a.b@c", "x.y.z@d", "...@x", "mda.1.zz@x"] {
             assert_eq!(t.verify_message_id(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn relayed_text_never_carries_a_token() {
+        let t = tokens();
+        let addr = t.staff_address(
+            "helpdesk@example.test",
+            "MDA-2026-000042",
+            "tech1@example.test",
+        );
+        let text = format!("Listo.\n\nPara: Mesa <{addr}>\n");
+        assert_eq!(
+            redact_staff_addresses(&text),
+            "Listo.\n\nPara: Mesa <helpdesk@example.test>\n"
+        );
     }
 
     #[test]
