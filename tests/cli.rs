@@ -96,6 +96,32 @@ fn check_config_names_file_and_key() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The catalogue's problems name its file and key, all of them at once.
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[[group]]\nid = \"correo\"\n[[technician]]\nname = \"T\"\nemail = \"sin-arroba\"\ngroups = [\"correo\"]\n\
+         [[service]]\nid = \"x\"\nname = \"X\"\ngroup = \"redes\"\npatterns = [\"(\"]\n",
+    )
+    .unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!("[catalog]\nfile = \"{}\"\n", catalog.display()),
+    );
+    let out = folio(&["--config", path.to_str().unwrap(), "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for key in [
+        "technician[0].email",
+        "service[0].group",
+        "service[0].patterns[0]",
+    ] {
+        assert!(
+            err.contains(&format!("{}: {key}", catalog.display())),
+            "{key} not named in: {err}"
+        );
+    }
 }
 
 #[test]
