@@ -107,7 +107,8 @@ pub fn parse_commands(text: &str) -> Commands {
             None => (rest, ""),
         };
         let word = fold(word.trim_end_matches([':', '.', ',']));
-        let arg = arg.trim_start_matches(':').trim();
+        let arg = crate::mail::without_mailto(arg.trim_start_matches(':').trim());
+        let arg = arg.as_str();
         let need = |make: fn(String) -> Command, what: &str| {
             if arg.is_empty() {
                 Err(format!("#{word} needs {what}"))
@@ -170,6 +171,7 @@ pub fn parse_query(
     let subject = crate::subject::strip_prefixes(subject);
     for candidate in [line, subject.as_str()] {
         let folded = fold(candidate)
+            .trim_start_matches(['¿', '¡'])
             .trim_end_matches(['.', '?', '!', ':'])
             .trim()
             .to_string();
@@ -269,6 +271,15 @@ mod tests {
     }
 
     #[test]
+    fn outlook_link_text_is_not_part_of_the_argument() {
+        let c = parse_commands("#asignar tech2@example.test<mailto:tech2@example.test>\n");
+        assert_eq!(
+            c.commands,
+            vec![Command::Assign("tech2@example.test".into())]
+        );
+    }
+
+    #[test]
     fn text_is_not_a_command() {
         let c = parse_commands("Hola,\n#cerrar\n");
         assert!(c.commands.is_empty() && c.errors.is_empty());
@@ -289,6 +300,10 @@ mod tests {
             Some(Query::Status(Some("MDA-2026-000042".into())))
         );
         assert_eq!(parse_query("status", "", folio), Some(Query::Status(None)));
+        assert_eq!(
+            parse_query("¿Estatus?", "", folio),
+            Some(Query::Status(None))
+        );
         assert_eq!(
             parse_query("", "RE: [Folio MDA-2026-000042] estado", folio),
             None,

@@ -254,6 +254,21 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
     }
 }
 
+/// Text with the link decorations mail clients add to a typed address removed: Outlook's plain
+/// text `juan@x.mx<mailto:juan@x.mx>` and html2text's `[juan@x.mx]` both become `juan@x.mx`.
+pub fn without_mailto(text: &str) -> String {
+    static MAILTO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\s*<mailto:[^>\s]*>?|\[(\S+@\S+?)\]")
+            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    MAILTO
+        .replace_all(text, |c: &regex::Captures| {
+            c.get(1).map_or(String::new(), |m| m.as_str().to_string())
+        })
+        .trim()
+        .to_string()
+}
+
 /// Message-IDs without `<>` and whitespace, the one form folio stores and compares.
 pub fn clean_id(id: &str) -> String {
     id.trim()
@@ -433,6 +448,15 @@ fn signals(msg: &Message) -> AutoSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_decorations_of_addresses_are_removed() {
+        assert_eq!(without_mailto("a@x.mx<mailto:a@x.mx>"), "a@x.mx");
+        assert_eq!(without_mailto("a@x.mx <mailto:a@x.mx"), "a@x.mx");
+        assert_eq!(without_mailto("[a@x.mx]"), "a@x.mx");
+        assert_eq!(without_mailto("tech2"), "tech2");
+        assert_eq!(without_mailto("[nota] texto"), "[nota] texto");
+    }
 
     #[test]
     fn parses_basic_fields() {

@@ -19,6 +19,20 @@ pub struct PhoneNote {
     pub detail: Option<String>,
 }
 
+/// Lines that end an agent's note: the closing of their signature.
+const CLOSINGS: &[&str] = &[
+    "saludos",
+    "saludos cordiales",
+    "atentamente",
+    "atte",
+    "cordialmente",
+    "regards",
+    "best regards",
+    "kind regards",
+    "thanks",
+    "thank you",
+];
+
 #[derive(Clone, Copy, PartialEq)]
 enum Field {
     Name,
@@ -45,8 +59,21 @@ fn field_of(label: &str) -> Option<Field> {
 
 impl PhoneNote {
     /// The form in `text`, if it is one: at least the detail and one way to know the caller
-    /// (name or address).
-    pub fn parse(text: &str) -> Option<PhoneNote> {
+    /// (name or address). `signer` is the writer's name: a line with it (or a closing such as
+    /// "Saludos") ends the detail, since it starts their signature (Outlook signatures have no
+    /// `-- ` line).
+    pub fn parse(text: &str, signer: Option<&str>) -> Option<PhoneNote> {
+        let signer = signer.map(fold).filter(|s| !s.trim().is_empty());
+        let ends_detail = |line: &str| {
+            let l = fold(line.trim())
+                .trim_end_matches([',', '.', '!'])
+                .to_string();
+            l == "--"
+                || CLOSINGS.contains(&l.as_str())
+                || signer
+                    .as_deref()
+                    .is_some_and(|s| l == s.trim() || (l.len() >= 5 && s.starts_with(&l)))
+        };
         let mut note = PhoneNote::default();
         let mut detail: Option<Vec<String>> = None;
         let mut in_detail = false;
@@ -72,7 +99,7 @@ impl PhoneNote {
                         Field::Department => set(&mut note.department),
                         Field::Phone => set(&mut note.phone),
                         Field::Email => {
-                            let addr = value
+                            let addr = crate::mail::without_mailto(value)
                                 .trim_matches(['<', '>'])
                                 .trim_start_matches("mailto:")
                                 .to_lowercase();
@@ -93,7 +120,7 @@ impl PhoneNote {
                 }
                 None if in_detail => {
                     // A signature ends the detail.
-                    if trimmed == "--" || trimmed == "-- " {
+                    if ends_detail(trimmed) {
                         in_detail = false;
                         continue;
                     }
@@ -140,6 +167,7 @@ mod tests {
             "Nota telefónica\n\nTELEFONO: 722 555 0101\nnombre:  Bob Martínez \nCorreo: <Bob@Example.test>\n\
              Departamento: Recursos Humanos\nDetalle: No imprime la impresora del piso 3.\n\
              Ya reinició el equipo.\n\n-- \nAgente Uno\n",
+            None,
         )
         .unwrap();
         assert_eq!(n.name.as_deref(), Some("Bob Martínez"));
@@ -155,21 +183,43 @@ mod tests {
 
     #[test]
     fn english_aliases_and_missing_fields() {
-        let n = PhoneNote::parse("Name: Carol\nDetails:\nVPN drops every hour\n").unwrap();
+        let n = PhoneNote::parse("Name: Carol\nDetails:\nVPN drops every hour\n", None).unwrap();
         assert_eq!(n.detail.as_deref(), Some("VPN drops every hour"));
         assert_eq!(n.missing(), vec!["departamento", "correo", "telefono"]);
     }
 
     #[test]
+    fn an_outlook_signature_and_linked_address_stay_out() {
+        let n = PhoneNote::parse(
+            "Nombre: Ana\nCorreo: ana@x.mx<mailto:ana@x.mx>\nDetalle: No hay red.\nDesde ayer.\n\n\
+             Alejandra Torres\nAgente de Mesa de Ayuda | Ext. 60101\n",
+            Some("Alejandra Torres"),
+        )
+        .unwrap();
+        assert_eq!(n.email.as_deref(), Some("ana@x.mx"));
+        assert_eq!(n.detail.as_deref(), Some("No hay red.\nDesde ayer."));
+        let n = PhoneNote::parse(
+            "Name: Bo\nEmail: [bo@x.mx]\nDetail: VPN\n\nRegards,\nLaura",
+            None,
+        )
+        .unwrap();
+        assert_eq!(n.email.as_deref(), Some("bo@x.mx"));
+        assert_eq!(n.detail.as_deref(), Some("VPN"));
+    }
+
+    #[test]
     fn not_a_note() {
-        assert_eq!(PhoneNote::parse("Hola, no puedo entrar al correo."), None);
         assert_eq!(
-            PhoneNote::parse("Nombre: Ana\nTeléfono: 123"),
+            PhoneNote::parse("Hola, no puedo entrar al correo.", None),
+            None
+        );
+        assert_eq!(
+            PhoneNote::parse("Nombre: Ana\nTeléfono: 123", None),
             None,
             "no detail"
         );
         assert_eq!(
-            PhoneNote::parse("Detalle: algo"),
+            PhoneNote::parse("Detalle: algo", None),
             None,
             "nobody to open it for"
         );

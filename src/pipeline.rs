@@ -180,8 +180,22 @@ pub fn analyze(
     let folio_reference = format
         .find(&mail.subject)
         .or_else(|| format.find(&mail.body_text));
-    let new_content = crate::quote::new_content(&mail.body_text);
-    let phone_note = PhoneNote::parse(&new_content);
+    // A reply's quoted part is our own earlier mail; anything else may be a forward whose
+    // forwarded text is the request.
+    let is_reply = mail.in_reply_to.is_some() || crate::subject::is_reply(&mail.subject);
+    let new_content = if is_reply {
+        crate::quote::reply_content(&mail.body_text)
+    } else {
+        crate::quote::new_content(&mail.body_text)
+    };
+    // The writer's own name ends a phone note's detail: it starts their signature.
+    let signer = mail
+        .from_email
+        .as_deref()
+        .and_then(|e| policy.catalog.agent(e))
+        .map(|a| a.name.as_str())
+        .or(mail.from_name.as_deref());
+    let phone_note = PhoneNote::parse(&new_content, signer);
     let forward = forward_of(&mail, directory);
     Ok(Analysis {
         mail,

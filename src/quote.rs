@@ -66,6 +66,18 @@ pub fn new_content(body: &str) -> String {
     }
 }
 
+/// What the writer of a *reply* typed: like [`new_content`], but without the fallback to the
+/// whole body. Below a reply's header block is our own earlier mail, never the writer's words,
+/// so a reply that only carries an attachment has no new text (and relaying the quoted
+/// history would send the help desk's own mail back out).
+pub fn reply_content(body: &str) -> String {
+    let lines: Vec<&str> = body.lines().collect();
+    match find_cut(&lines) {
+        Some(cut) => strip_quoted(&lines[..cut]),
+        None => strip_quoted(&lines),
+    }
+}
+
 /// A message forwarded inline (Outlook "RV:"/"ENC:", Gmail/Thunderbird "Fwd:"), as found in the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
@@ -271,6 +283,22 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
     dated && addressed
 }
 
+/// A run of header lines starting at `i`, in any order, with a sender, a date and a recipient
+/// or subject: Thunderbird's forward puts `Asunto:` and `Fecha:` before `De:`.
+fn header_run_at(lines: &[&str], i: usize) -> bool {
+    let (mut from, mut dated, mut addressed) = (false, false, false);
+    for line in lines.iter().skip(i).take(HEADER_SCAN) {
+        match header_field(line).map(|(key, _)| key) {
+            Some(Key::From) => from = true,
+            Some(Key::Date) => dated = true,
+            Some(Key::To | Key::Subject) => addressed = true,
+            Some(Key::Other) => {}
+            None => break,
+        }
+    }
+    from && dated && addressed
+}
+
 /// Next line with words in it; a bare `>` counts as blank because Apple Mail
 /// quotes the blank line between a forward separator and its headers.
 fn next_nonblank(lines: &[&str], from: usize, max_blanks: usize) -> Option<usize> {
@@ -283,7 +311,7 @@ fn next_nonblank(lines: &[&str], from: usize, max_blanks: usize) -> Option<usize
         })
 }
 
-/// If history starts at line `i`, the index of its header block's `From:` line
+/// If history starts at line `i`, the index of its header block's first line
 /// (`None` inside when a bare separator has no recognisable header after it).
 fn marker_at(lines: &[&str], i: usize) -> Option<Option<usize>> {
     let line = lines.get(i)?;
@@ -299,7 +327,7 @@ fn marker_at(lines: &[&str], i: usize) -> Option<Option<usize>> {
         return None;
     }
     let header = next_nonblank(lines, i + 1, MAX_BLANKS_BEFORE_HEADER)
-        .filter(|&h| header_block_at(lines, h));
+        .filter(|&h| header_block_at(lines, h) || header_run_at(lines, h));
     (separator || header.is_some()).then_some(header)
 }
 

@@ -126,14 +126,20 @@ impl Sender {
                     Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
                 }
             }
-            // Start the next sends before the commit, so no connection waits for the fsync.
+            // Start the next sends before the commit, so no connection waits for it.
             let stopping = self.halted(stop_refilling, shutdown);
             while tasks.len() < self.concurrency && !stopping {
                 let Some(mail) = queue.pop_front() else { break };
                 self.spawn_send(&mut tasks, &mut in_flight, mail);
             }
-            self.record(&mut pending, &mut in_flight, &mut accepted)
-                .await?;
+            // Record once a connection's worth of results is ready (each commit is a round trip
+            // to the database thread), or when nothing else is in flight. Unrecorded accepted
+            // mail stays bounded as before: at most `concurrency` results waiting plus
+            // `concurrency` sends in flight, the mails a crash could send twice.
+            if pending.len() >= self.concurrency || tasks.is_empty() || stopping {
+                self.record(&mut pending, &mut in_flight, &mut accepted)
+                    .await?;
+            }
         }
     }
 

@@ -43,6 +43,12 @@ pub fn strip_prefixes(subject: &str) -> String {
     }
 }
 
+/// Whether the subject starts with a reply prefix (`RE:`, `RES:`, `AW:`, `SV:`, `Antw:`, …) and
+/// is not a forward.
+pub fn is_reply(subject: &str) -> bool {
+    !is_forward(subject) && PREFIX.find(subject).is_some_and(|m| m.end() > 0)
+}
+
 /// Whether the subject starts with a forward prefix (`RV:`, `ENC:`, `Fwd:`, `FW:`, `WG:`, `TR:`).
 pub fn is_forward(subject: &str) -> bool {
     static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
@@ -96,6 +102,14 @@ mod tests {
         }
         assert_eq!(f.find("RE: MDA-2026-"), None);
         assert_eq!(f.find("RE: XMDA-2026-000042"), None);
+    }
+
+    #[test]
+    fn replies() {
+        assert!(is_reply("RE: x"));
+        assert!(is_reply("Antw: x"));
+        assert!(!is_reply("RV: x"));
+        assert!(!is_reply("Reunión: x"));
     }
 
     #[test]
