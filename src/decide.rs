@@ -46,9 +46,17 @@ pub struct TicketRef {
     pub language: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Message-ID of the mail that opened the ticket: what later mail about it refers to, so
+    /// clients thread the whole conversation.
+    pub opening_message_id: Option<String>,
 }
 
 impl TicketRef {
+    /// `References` for a mail about this ticket.
+    fn thread(&self) -> Vec<String> {
+        self.opening_message_id.iter().cloned().collect()
+    }
+
     fn state(&self) -> TicketState {
         TicketState {
             status: self.status,
@@ -460,7 +468,7 @@ impl Decider<'_> {
                         "report": first_lines(&self.a.mail.body_text, 20),
                         "helpdesk": self.helpdesk_json(),
                     });
-                    self.push_staff(&mut r, tech, "bounce_notice", context);
+                    self.push_staff(&mut r, t, tech, "bounce_notice", context);
                 }
             }
         }
@@ -707,7 +715,7 @@ impl Decider<'_> {
                 language: policy.language.clone(),
                 to: tech.clone(),
                 in_reply_to: None,
-                references: vec![],
+                references: a.mail.message_id.iter().cloned().collect(),
                 context,
                 staff: Some(tech.clone()),
                 auto_submitted: "auto-generated",
@@ -758,7 +766,7 @@ impl Decider<'_> {
             "commands": guide_json(),
             "helpdesk": self.helpdesk_json(),
         });
-        self.push_staff_with(r, tech, "follow_up", context, true);
+        self.push_staff_with(r, t, tech, "follow_up", context, true);
     }
 
     /// A technician's reply: with proof, relay and apply commands; without, a follow-up.
@@ -794,7 +802,7 @@ impl Decider<'_> {
                     "commands": guide_json(),
                     "helpdesk": self.helpdesk_json(),
                 });
-                self.push_staff(&mut r, sender, "follow_up", context);
+                self.push_staff(&mut r, t, sender, "follow_up", context);
             }
             return r;
         };
@@ -832,7 +840,7 @@ impl Decider<'_> {
                     "commands": guide_json(),
                     "helpdesk": self.helpdesk_json(),
                 });
-                self.push_staff(&mut r, sender, "command_result", context);
+                self.push_staff(&mut r, t, sender, "command_result", context);
                 return r;
             }
             Ok(c) => c,
@@ -879,8 +887,8 @@ impl Decider<'_> {
                         template,
                         language: t.language.clone(),
                         to: to.clone(),
-                        in_reply_to: None,
-                        references: vec![],
+                        in_reply_to: t.opening_message_id.clone(),
+                        references: t.thread(),
                         context: context.clone(),
                         staff: None,
                         auto_submitted: "auto-generated",
@@ -899,7 +907,7 @@ impl Decider<'_> {
                 "commands": guide_json(),
                 "helpdesk": self.helpdesk_json(),
             });
-            self.push_staff(&mut r, sender, "command_result", context);
+            self.push_staff(&mut r, t, sender, "command_result", context);
         }
         for c in &changes {
             if let Change::Assignee(new) = c {
@@ -927,7 +935,7 @@ impl Decider<'_> {
                         "commands": guide_json(),
                         "helpdesk": self.helpdesk_json(),
                     });
-                    self.push_staff(&mut r, new, "assignment", context);
+                    self.push_staff(&mut r, t, new, "assignment", context);
                 }
             }
         }
@@ -1084,14 +1092,22 @@ impl Decider<'_> {
     }
 
     /// Queues a notice to a technician; its Reply-To will be their tokenised address.
-    fn push_staff(&self, r: &mut Record, to: &str, template: &'static str, context: Value) {
-        self.push_staff_with(r, to, template, context, false);
+    fn push_staff(
+        &self,
+        r: &mut Record,
+        t: &TicketRef,
+        to: &str,
+        template: &'static str,
+        context: Value,
+    ) {
+        self.push_staff_with(r, t, to, template, context, false);
     }
 
     /// Like [`Decider::push_staff`]; `with_attachments`: the message's files go along.
     fn push_staff_with(
         &self,
         r: &mut Record,
+        t: &TicketRef,
         to: &str,
         template: &'static str,
         context: Value,
@@ -1104,7 +1120,7 @@ impl Decider<'_> {
                 language: self.policy.language.clone(),
                 to: to.to_string(),
                 in_reply_to: None,
-                references: vec![],
+                references: t.thread(),
                 context,
                 staff: Some(to.to_string()),
                 auto_submitted: "auto-generated",
@@ -1290,6 +1306,7 @@ mod tests {
             language: "es".into(),
             created_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
             updated_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
+            opening_message_id: Some("a1@client.test".into()),
         }
     }
 

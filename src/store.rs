@@ -746,6 +746,7 @@ fn ticket_ref(r: &sqlx::sqlite::SqliteRow) -> TicketRef {
         language: r.get(9),
         created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
         updated_at: parse_ts(&r.get::<String, _>(11)).unwrap_or_default(),
+        opening_message_id: r.get(12),
     }
 }
 
@@ -828,7 +829,7 @@ impl Batch {
             )
             .await?
         {
-            by_sender.push((r.get(12), ticket_ref(&r)));
+            by_sender.push((r.get(13), ticket_ref(&r)));
         }
         for r in &rows {
             let t = ticket_ref(r);
