@@ -250,6 +250,11 @@ fn header_field(line: &str) -> Option<(Key, String)> {
     if line.len() > MAX_MARKER_LEN {
         return None;
     }
+    // Fast path for the common line: a field name is at most two short words, so the colon
+    // comes early (after any quote markers, indentation and `*bold*` asterisks).
+    if line.find(':').is_none_or(|c| c > 40) {
+        return None;
+    }
     let text = normalize(line);
     let caps = HEADER_FIELD.as_ref()?.captures(&text)?;
     let name = caps.get(1)?.as_str().to_lowercase();
@@ -321,6 +326,20 @@ fn marker_at(lines: &[&str], i: usize) -> Option<Option<usize>> {
     if header_block_at(lines, i) {
         return Some(Some(i));
     }
+    // Fast path: separators and rules start with a dash, an underscore, a box-drawing line or
+    // "Begin"/"Inicio"/"Comienzo".
+    let first = line
+        .trim_start_matches(|c: char| c == '>' || c == '*' || c.is_whitespace())
+        .chars()
+        .next();
+    if !first.is_some_and(|c| {
+        matches!(
+            c,
+            '-' | '_' | '─' | '━' | '—' | 'b' | 'B' | 'i' | 'I' | 'c' | 'C'
+        )
+    }) {
+        return None;
+    }
     let text = normalize(line);
     let separator = is_match(&SEPARATOR, &text);
     if !separator && !is_match(&RULE, &text) {
@@ -333,7 +352,13 @@ fn marker_at(lines: &[&str], i: usize) -> Option<Option<usize>> {
 
 fn is_mobile_signature(line: &str) -> bool {
     let text = line.trim();
-    text.len() <= MAX_MARKER_LEN && !is_quoted(text) && is_match(&MOBILE_SIGNATURE, text)
+    // Fast path: these lines are short and start with one of a few letters.
+    text.len() <= 120
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| matches!(c.to_ascii_lowercase(), 'e' | 's' | 'o' | 'g' | 'd'))
+        && is_match(&MOBILE_SIGNATURE, text)
 }
 
 /// Trimmed lines joined with spaces, as if a wrapped line were unwrapped.
