@@ -287,7 +287,8 @@ pub struct Reply {
 /// Something worth keeping in the ticket's history besides messages and changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
-    /// `routed`, `security`, `bounce`, `suppressed`, `rate_limited`, `commands_rejected`.
+    /// `security`, `authenticated`, `bounce`, `suppressed`, `rate_limited`,
+    /// `commands_rejected` (and `changed`, added by the shell for each ticket change).
     pub kind: &'static str,
     pub detail: String,
 }
@@ -600,10 +601,8 @@ impl Decider<'_> {
         let mut r = Record {
             action: TicketAction::Open(Box::new(ticket)),
             replies: vec![],
-            events: vec![Event {
-                kind: "routed",
-                detail: routing.rules.join("; "),
-            }],
+            // The routing rules are stored on the ticket itself (tickets.routing).
+            events: vec![],
             reason,
             author: match channel {
                 "phone" => Role::Agent,

@@ -485,7 +485,7 @@ impl Store {
         let mut messages = Vec::new();
         for m in sqlx::query(
             "SELECT id, message_id, from_email, subject, body_text, automatic_kind, verdict_reason,
-                    decision_reason, stored_at, new_content, author_role, internal
+                    decision_reason, stored_at, COALESCE(new_content, body_text), author_role, internal
              FROM messages WHERE ticket_id = ? ORDER BY id",
         )
         .bind(ticket_id)
@@ -729,7 +729,8 @@ fn in_list(n: usize) -> String {
 /// The columns [`ticket_ref`] reads, in order.
 const TICKET_REF_COLUMNS: &str =
     "t.id, t.folio, t.status, t.subject, t.requester_email, t.requester_name,
-    t.assignee, t.priority, t.service, t.language, t.created_at, t.updated_at";
+    t.assignee, t.priority, t.service, t.language, t.created_at, t.updated_at,
+    (SELECT m.message_id FROM messages m WHERE m.ticket_id = t.id ORDER BY m.id LIMIT 1)";
 
 fn ticket_ref(r: &sqlx::sqlite::SqliteRow) -> TicketRef {
     TicketRef {
@@ -1132,7 +1133,8 @@ impl Batch {
                     .push_bind(r.raw.to_vec())
                     .push_bind(ts(r.seen_at))
                     .push_bind(now.clone())
-                    .push_bind(r.new_content.to_string())
+                    // Most requests quote nothing: store the new content only when it differs.
+                    .push_bind((r.new_content != m.body_text).then(|| r.new_content.to_string()))
                     .push_bind(r.author_role)
                     .push_bind(r.internal);
             });
