@@ -779,6 +779,27 @@ fn pid_of(config: &Path) -> u32 {
     panic!("no folio process with --config {}", config.display());
 }
 
+/// Machine-wide CPU ticks from /proc/stat: `(busy, total)` over all cores.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let cpu = stat.lines().next().expect("cpu line");
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    (total - idle, total)
+}
+
+/// The share of all cores that was busy between two [`machine_ticks`] readings.
+fn busy_share(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.1.saturating_sub(before.1).max(1) as f64;
+    after.0.saturating_sub(before.0) as f64 / total
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -992,6 +1013,10 @@ struct BacklogRun {
     ingest_secs: f64,
     /// Spawn → the last confirmation accepted by Postfix.
     e2e_secs: f64,
+    /// Share of the machine's cores busy (everything: folio, Dovecot, Postfix, the benchmark)
+    /// during ingest and during the sending phase.
+    busy_ingest: f64,
+    busy_sending: f64,
     first_sent_secs: f64,
     sent_by_ingest_end: i64,
     batches: Vec<(usize, f64, DateTime<Utc>)>,
@@ -1103,6 +1128,7 @@ async fn run_backlog() -> BacklogRun {
     let n = BACKLOG as i64;
     let limit = Instant::now() + Duration::from_secs(240);
     let mut rss_timeline: Vec<(f64, i64, u64)> = Vec::new();
+    let machine_at_start = machine_ticks();
     let (cpu_ingest_secs, sent_by_ingest_end) = loop {
         let messages = count(&db, "SELECT count(*) FROM messages").await;
         let since = secs(Utc::now() - spawned);
@@ -1122,6 +1148,7 @@ async fn run_backlog() -> BacklogRun {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let machine_at_ingest_end = machine_ticks();
     let cpu_ingest_split = cpu_split(pid);
     let threads_ingest = describe_threads(&cpu_by_thread(pid), cpu_ingest_split);
     let hwm_ingest_kb = status_kb(pid, "VmHWM");
@@ -1147,6 +1174,7 @@ async fn run_backlog() -> BacklogRun {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
+    let machine_at_end = machine_ticks();
     let cpu_total_split = cpu_split(pid);
     let threads_total = describe_threads(&cpu_by_thread(pid), cpu_total_split);
     let log = folio.log_text();
@@ -1195,6 +1223,8 @@ async fn run_backlog() -> BacklogRun {
         ready_secs,
         ingest_secs: secs(last_commit - spawned),
         e2e_secs: secs(last_sent - spawned),
+        busy_ingest: busy_share(machine_at_start, machine_at_ingest_end),
+        busy_sending: busy_share(machine_at_ingest_end, machine_at_end),
         first_sent_secs: secs(first_sent - spawned),
         sent_by_ingest_end,
         batches: batches(&log),
@@ -1312,6 +1342,7 @@ async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, to: &str) -> (f64, f6
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let cpu_before = cpu_seconds(std::process::id());
+    let machine_before = machine_ticks();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..SMTP_CONCURRENCY {
         let (mails, next, envelope) = (mails.clone(), next.clone(), envelope.clone());
@@ -1341,6 +1372,12 @@ async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, to: &str) -> (f64, f6
     while let Some(r) = tasks.join_next().await {
         r.expect("sender task");
     }
+    let busy = busy_share(machine_before, machine_ticks());
+    info(format!(
+        "while the ceiling client sent, {:.0} % of the machine's {} cores was busy",
+        100.0 * busy,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
     (
         started.elapsed().as_secs_f64(),
         cpu_seconds(std::process::id()) - cpu_before,
@@ -1406,6 +1443,11 @@ fn bench_2_end_to_end() {
             r.failed
         ));
         assert_eq!(r.failed, 0, "no confirmation may fail");
+        info(format!(
+            "machine busy during folio's ingest: {:.0} %; during its sending phase: {:.0} %",
+            100.0 * r.busy_ingest,
+            100.0 * r.busy_sending
+        ));
         result(
             "2 end to end",
             "Postfix ceiling (minimal lettre client, TCP_NODELAY, 4 connections, same mail)",
