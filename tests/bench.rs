@@ -1322,7 +1322,7 @@ fn bench_1_ingest() {
 /// minimal client (lettre's `AsyncSmtpConnection` on `TCP_NODELAY` sockets, one per task);
 /// returns the elapsed seconds and the CPU seconds this process spent sending (the SMTP
 /// conversation alone: the floor of what any lettre-based sender pays per mail).
-async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, to: &str) -> (f64, f64) {
+async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, recipients: &[String]) -> (f64, f64) {
     let mails: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..n)
             .map(|i| {
@@ -1334,18 +1334,27 @@ async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, to: &str) -> (f64, f6
             })
             .collect(),
     );
-    let envelope = Envelope::new(
-        Some(from.parse().expect("from")),
-        vec![to.parse().expect("to")],
-    )
-    .expect("envelope");
+    // Mail i goes to recipients[i % len]: the delivery work behind the SMTP server's
+    // acceptance (Dovecot's LMTP into each mailbox) depends on how many mailboxes there are.
+    let envelopes: Arc<Vec<Envelope>> = Arc::new(
+        recipients
+            .iter()
+            .map(|to| {
+                Envelope::new(
+                    Some(from.parse().expect("from")),
+                    vec![to.parse().expect("to")],
+                )
+                .expect("envelope")
+            })
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let cpu_before = cpu_seconds(std::process::id());
     let machine_before = machine_ticks();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..SMTP_CONCURRENCY {
-        let (mails, next, envelope) = (mails.clone(), next.clone(), envelope.clone());
+        let (mails, next, envelopes) = (mails.clone(), next.clone(), envelopes.clone());
         tasks.spawn(async move {
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack().smtp_port))
                 .await
@@ -1362,7 +1371,7 @@ async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, to: &str) -> (f64, f6
                 if i >= mails.len() {
                     break;
                 }
-                conn.send(&envelope, &mails[i])
+                conn.send(&envelopes[i % envelopes.len()], &mails[i])
                     .await
                     .expect("Postfix accepts the mail");
             }
@@ -1423,14 +1432,21 @@ fn bench_2_end_to_end() {
         kept.push_str(&text[body_start + 2..]);
         let sample = kept.into_bytes();
         info(format!(
-            "ceiling client: {BACKLOG} copies of one of folio's confirmations ({} bytes) to one recipient over {SMTP_CONCURRENCY} connections, lettre AsyncSmtpConnection on TCP_NODELAY sockets",
+            "ceiling client: {BACKLOG} copies of one of folio's confirmations ({} bytes) to the same {REQUESTERS} recipients folio's confirmations went to, over {SMTP_CONCURRENCY} connections, lettre AsyncSmtpConnection on TCP_NODELAY sockets",
             sample.len()
         ));
         let hd = unique("bench-ceil-from");
-        let to = unique("bench-ceil");
-        let (ceiling_secs, ceiling_cpu) = smtp_ceiling(&sample, BACKLOG, &hd, &to).await;
+        let recipients: Vec<String> = (0..REQUESTERS)
+            .map(|k| format!("{}-{k}@example.test", r.requester_base))
+            .collect();
+        let (ceiling_secs, ceiling_cpu) = smtp_ceiling(&sample, BACKLOG, &hd, &recipients).await;
         let ceiling = BACKLOG as f64 / ceiling_secs;
         drain_postfix("the ceiling client's mail").await;
+        // The same to a single mailbox, as earlier versions of this benchmark measured it: the
+        // delivery behind acceptance is cheaper, so this ceiling is higher.
+        let one = vec![unique("bench-ceil")];
+        let (single_secs, _) = smtp_ceiling(&sample, BACKLOG, &hd, &one).await;
+        drain_postfix("the single-recipient ceiling's mail").await;
 
         let e2e = BACKLOG as f64 / r.e2e_secs;
         let send_phase = r.e2e_secs - r.first_sent_secs;
@@ -1450,9 +1466,19 @@ fn bench_2_end_to_end() {
         ));
         result(
             "2 end to end",
-            "Postfix ceiling (minimal lettre client, TCP_NODELAY, 4 connections, same mail)",
+            "Postfix ceiling (minimal lettre client, TCP_NODELAY, 4 connections, same mail, same 1000 recipients)",
             format!("{ceiling_secs:.2} s = {ceiling:.0} msg/s"),
             "(reference)",
+            None,
+        );
+        result(
+            "2 end to end",
+            "the same to one recipient (cheaper delivery behind acceptance)",
+            format!(
+                "{single_secs:.2} s = {:.0} msg/s",
+                BACKLOG as f64 / single_secs
+            ),
+            "(info)",
             None,
         );
         result(
