@@ -5,7 +5,12 @@
 //! and only the topmost one with that id: the trusted server adds its result on top, and it
 //! must remove headers carrying its id that came from outside (RFC 8601 §5; Exchange Online,
 //! OpenDKIM/OpenDMARC and rspamd do). A pass counts only when aligned with the From domain
-//! (the same domain or a subdomain of it), as DMARC would judge it.
+//! (the same domain or a subdomain of it), as DMARC would judge it: DKIM's `header.d`/`header.i`
+//! or SPF's `smtp.mailfrom` (not `smtp.helo`, which DMARC does not align).
+//!
+//! Limit: this proves the sender's *domain*. Anyone who can send authenticated mail from the
+//! staff's domain can pass as a technician by this proof; the tokenised reply address binds the
+//! person and the ticket and is the stronger proof.
 
 use std::sync::LazyLock;
 
@@ -19,7 +24,7 @@ pub fn aligned_pass(headers: &[String], trusted: &[String], from_domain: &str) -
             .unwrap_or_else(|e| unreachable!("static regex: {e}"))
     });
     static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)\b(?:header\.d|header\.i|smtp\.mailfrom|smtp\.helo)\s*=\s*([^\s;]+)")
+        Regex::new(r"(?i)\b(?:header\.d|header\.i|smtp\.mailfrom)\s*=\s*([^\s;]+)")
             .unwrap_or_else(|e| unreachable!("static regex: {e}"))
     });
     let from_domain = from_domain.to_lowercase();

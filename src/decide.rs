@@ -352,6 +352,9 @@ impl Decision {
     }
 }
 
+/// At most this many CC'd addresses become participants of a ticket.
+const MAX_PARTICIPANTS: usize = 10;
+
 /// How many characters of the request the confirmation quotes back.
 const SUMMARY_CHARS: usize = 500;
 
@@ -375,21 +378,15 @@ impl Decider<'_> {
         self.a.mail.from_email.as_deref().unwrap_or_default()
     }
 
+    /// Who the sender is on `t`, judged by From alone: anyone can put any address in Reply-To.
     fn role_in(&self, t: &TicketRef) -> Role {
         let s = self.sender();
-        let reply = self.a.requester.email.as_str();
         let catalog = &self.policy.catalog;
         if catalog.technician(s).is_some() {
             Role::Technician
-        } else if t.requester_email.eq_ignore_ascii_case(s)
-            || t.requester_email.eq_ignore_ascii_case(reply)
-        {
+        } else if t.requester_email.eq_ignore_ascii_case(s) {
             Role::Requester
-        } else if t
-            .participants
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(s) || p.eq_ignore_ascii_case(reply))
-        {
+        } else if t.participants.iter().any(|p| p.eq_ignore_ascii_case(s)) {
             Role::Participant
         } else if catalog.agent(s).is_some() {
             Role::Agent
@@ -404,16 +401,40 @@ impl Decider<'_> {
         }
         // The ticket this mail belongs to: by our Message-ID from anyone, by folio only from
         // someone who may write on it.
+        // A technician's folio counts only in the subject: "parecido a MDA-2026-000007" in the
+        // body of a new mail must not relay that mail to ticket 7's requester.
+        let staff = self.policy.catalog.technician(self.sender()).is_some();
+        let in_subject = self
+            .policy
+            .folio_format
+            .find(&self.a.mail.subject)
+            .is_some();
         let ticket = match (&self.ctx.thread_ticket, &self.ctx.referenced_ticket) {
             (Some(t), _) => Some((t, Reason::FollowUpByThread)),
-            (None, Some(t)) if self.role_in(t) != Role::Other => Some((t, Reason::FollowUpByFolio)),
+            (None, Some(t)) if self.role_in(t) != Role::Other && (!staff || in_subject) => {
+                Some((t, Reason::FollowUpByFolio))
+            }
             _ => None,
         };
-        if let Some(q) = command::parse_query(
-            &self.a.new_content,
-            &self.a.mail.subject,
-            &self.policy.folio_format,
-        ) {
+        // Queries come from requesters. The subject counts only on a new mail: a ticket whose
+        // subject happens to be "Estado" must not turn every reply into a query.
+        let is_reply =
+            self.a.mail.in_reply_to.is_some() || crate::subject::is_reply(&self.a.mail.subject);
+        let query_subject = if is_reply {
+            ""
+        } else {
+            self.a.mail.subject.as_str()
+        };
+        if let Some(q) = (!staff)
+            .then(|| {
+                command::parse_query(
+                    &self.a.new_content,
+                    query_subject,
+                    &self.policy.folio_format,
+                )
+            })
+            .flatten()
+        {
             return self.query(q, ticket.map(|(t, _)| t));
         }
         match ticket {
@@ -485,21 +506,40 @@ impl Decider<'_> {
         let is_agent = catalog.agent(sender).is_some();
         let is_staff = catalog.is_staff(sender);
 
-        // Phone agent's note: a ticket for the caller.
-        if let (true, Some(note)) = (is_agent, &a.phone_note) {
-            return self.phone_note(note);
-        }
-        // Staff forwarding a requester's mail: a ticket for the original sender.
-        if let (true, Some(fwd)) = (is_staff, &a.forward) {
-            if !fwd.requester.email.is_empty() && !catalog.is_staff(&fwd.requester.email) {
-                return self.opened_for(
-                    fwd.requester.clone(),
-                    &fwd.subject,
-                    &fwd.body,
-                    "email",
-                    Reason::ForwardedByStaff,
-                    None,
-                );
+        // Acting for someone else (a phone note, a forward) takes the staff member's word for
+        // who the requester is; where the site has a trusted server, that word needs its
+        // aligned DKIM/SPF pass, so a forged From cannot make folio mail arbitrary addresses.
+        let on_behalf = (is_agent && a.phone_note.is_some())
+            || (is_staff
+                && a.forward
+                    .as_ref()
+                    .is_some_and(|f| !f.requester.email.is_empty()));
+        let vouched = self.policy.trusted_authserv_ids.is_empty() || self.identity_pass().is_some();
+        let mut unproven = None;
+        if on_behalf && !vouched {
+            unproven = Some(Event {
+                kind: "security",
+                detail: format!(
+                    "mail from staff address {sender} without an aligned DKIM/SPF pass from a trusted server: opened as its own request, not on someone's behalf"
+                ),
+            });
+        } else {
+            // Phone agent's note: a ticket for the caller.
+            if let (true, Some(note)) = (is_agent, &a.phone_note) {
+                return self.phone_note(note);
+            }
+            // Staff forwarding a requester's mail: a ticket for the original sender.
+            if let (true, Some(fwd)) = (is_staff, &a.forward) {
+                if !fwd.requester.email.is_empty() && !catalog.is_staff(&fwd.requester.email) {
+                    return self.opened_for(
+                        fwd.requester.clone(),
+                        &fwd.subject,
+                        &fwd.body,
+                        "email",
+                        Reason::ForwardedByStaff,
+                        None,
+                    );
+                }
             }
         }
 
@@ -516,6 +556,7 @@ impl Decider<'_> {
         if let TicketAction::Open(t) = &mut r.action {
             t.referenced_folio = a.folio_reference.clone();
         }
+        r.events.extend(unproven);
         r
     }
 
@@ -565,26 +606,26 @@ impl Decider<'_> {
             self.ctx.workload.unwrap_or(&empty),
         );
         let requester_address = requester.email.to_lowercase();
-        let participants: Vec<String> =
-            if policy.cc_participants && channel == "email" && reason == Reason::NewTicket {
-                a.mail
-                    .cc
-                    .iter()
-                    .chain(a.mail.to.iter())
-                    .filter(|x| {
-                        **x != requester_address
-                            && !policy.own_addresses.contains(x)
-                            && !is_ours(x, &policy.helpdesk_address)
-                            && !policy.catalog.is_staff(x)
-                    })
-                    .cloned()
-                    .collect::<Vec<_>>()
-            } else {
-                vec![]
-            };
-        let mut participants = participants;
-        participants.sort();
-        participants.dedup();
+        // Participants: the CC'd addresses (at most MAX_PARTICIPANTS: each public reply goes to
+        // all of them), and the From address when replies go elsewhere (Reply-To), so the
+        // person who wrote stays a party to their ticket.
+        let mut participants: Vec<String> = Vec::new();
+        if reason == Reason::NewTicket {
+            let from = self.sender().to_lowercase();
+            let cc = a.mail.cc.iter().filter(|_| policy.cc_participants);
+            for x in std::iter::once(&from).chain(cc) {
+                if *x != requester_address
+                    && !x.is_empty()
+                    && !policy.own_addresses.contains(x)
+                    && !is_ours(x, &policy.helpdesk_address)
+                    && !policy.catalog.is_staff(x)
+                    && !participants.contains(x)
+                    && participants.len() < MAX_PARTICIPANTS
+                {
+                    participants.push(x.clone());
+                }
+            }
+        }
 
         let ticket = NewTicket {
             requester: requester.clone(),
@@ -791,7 +832,10 @@ impl Decider<'_> {
             });
             // The real technician hears about it (the forged sender never does: it goes to
             // the configured address).
-            if t.assignee.as_deref() == Some(sender) {
+            // Only for a mail that tried commands: a technician's mailbox rule that forwards
+            // folio's notices back must not get a warning per notice.
+            let tried_commands = !commands.commands.is_empty() || !commands.errors.is_empty();
+            if tried_commands && t.assignee.as_deref() == Some(sender) {
                 let context = json!({
                     "ticket": self.ticket_json(t),
                     "author": {"name": a.mail.from_name, "email": sender, "role": "technician"},
@@ -858,6 +902,7 @@ impl Decider<'_> {
         });
         let public_text = crate::tokens::redact_staff_addresses(commands.body.trim());
         let relay = !commands.is_note() && (!public_text.is_empty() || resolve_text.is_some());
+        let mut relayed = false;
         if relay {
             r.internal = false;
             let template = if resolve_text.is_some() {
@@ -880,7 +925,7 @@ impl Decider<'_> {
                 if to.is_empty() {
                     continue;
                 }
-                self.push(
+                relayed |= self.push_capped(
                     &mut r,
                     Reply {
                         template,
@@ -893,6 +938,7 @@ impl Decider<'_> {
                         auto_submitted: "auto-generated",
                         with_attachments: true,
                     },
+                    false,
                 );
             }
         }
@@ -902,7 +948,7 @@ impl Decider<'_> {
                 "ticket": self.ticket_json(t),
                 "applied": commands.commands.iter().map(Command::describe).collect::<Vec<_>>(),
                 "errors": [],
-                "relayed": relay,
+                "relayed": relayed,
                 "commands": guide_json(),
                 "helpdesk": self.helpdesk_json(),
             });
@@ -942,6 +988,16 @@ impl Decider<'_> {
         r
     }
 
+    /// The sender's domain authenticated by a trusted server (aligned DKIM/SPF pass), described.
+    fn identity_pass(&self) -> Option<String> {
+        let domain = self.sender().rsplit_once('@').map(|(_, d)| d)?;
+        crate::authentication::aligned_pass(
+            &self.a.mail.authentication_results,
+            &self.policy.trusted_authserv_ids,
+            domain,
+        )
+    }
+
     /// Proof that a technician's mail is really theirs, described; `None` without proof.
     fn proof(&self, t: &TicketRef) -> Option<String> {
         let m = &self.a.mail;
@@ -965,9 +1021,9 @@ impl Decider<'_> {
     // ---- queries ----
 
     fn query(&self, q: Query, matched: Option<&TicketRef>) -> Record {
-        // Ticket data goes to the address that is a party to it: a forged From with one's own
-        // Reply-To must not receive someone else's ticket.
-        let mut sender_address = self.a.requester.email.clone();
+        // Ticket data goes to the From address, the one judged a party to the ticket: a
+        // Reply-To could be anyone's.
+        let sender_address = self.sender().to_lowercase();
         let mut r = Record {
             action: TicketAction::None,
             replies: vec![],
@@ -979,8 +1035,7 @@ impl Decider<'_> {
         };
         let (template, context) = match q {
             Query::MyTickets => {
-                // The list is of the From address's tickets, and goes only there.
-                sender_address = self.sender().to_lowercase();
+                // The list is of the From address's tickets (looked up so), and goes there.
                 (
                     "my_tickets",
                     json!({
@@ -1005,7 +1060,6 @@ impl Decider<'_> {
                     Some(t) => {
                         r.action = append(t, vec![]);
                         r.author = self.role_in(t);
-                        sender_address = self.party_address(t);
                         (
                             "status",
                             json!({
@@ -1049,24 +1103,17 @@ impl Decider<'_> {
 
     // ---- helpers ----
 
-    /// The sender's address that is a party to `t`: From if it is, else Reply-To.
-    fn party_address(&self, t: &TicketRef) -> String {
-        let from = self.sender();
-        let is_party = |a: &str| {
-            t.requester_email.eq_ignore_ascii_case(a)
-                || t.participants.iter().any(|p| p.eq_ignore_ascii_case(a))
-                || self.policy.catalog.is_staff(a)
-        };
-        if is_party(from) {
-            from.to_lowercase()
-        } else {
-            self.a.requester.email.clone()
-        }
+    /// Queues a reply unless its address is failing or over the cap. Staff get many notices
+    /// legitimately, so their cap is ten times higher (but there is one: a technician's mailbox
+    /// rule forwarding notices back to the help desk must not loop forever).
+    fn push(&self, r: &mut Record, reply: Reply) -> bool {
+        self.push_capped(r, reply, true)
     }
 
-    /// Queues a reply unless its address is failing or over the cap (staff are exempt from the
-    /// cap: they legitimately get many notices).
-    fn push(&self, r: &mut Record, reply: Reply) {
+    /// Like [`Decider::push`]; `capped = false` for a technician's relayed reply to the
+    /// requester: an authenticated person wrote it, it cannot be a loop, and the requester must
+    /// not miss it because robots used up their cap.
+    fn push_capped(&self, r: &mut Record, reply: Reply, capped: bool) -> bool {
         let to = reply.to.as_str();
         if self.ctx.is_failing(to) {
             r.events.push(Event {
@@ -1076,18 +1123,22 @@ impl Decider<'_> {
                     reply.template
                 ),
             });
-            return;
+            return false;
         }
-        if !self.policy.catalog.is_staff(to)
-            && self.ctx.recent(to) >= self.policy.max_auto_replies_per_address
-        {
+        let cap = if self.policy.catalog.is_staff(to) {
+            self.policy.max_auto_replies_per_address.saturating_mul(10)
+        } else {
+            self.policy.max_auto_replies_per_address
+        };
+        if capped && self.ctx.recent(to) >= cap {
             r.events.push(Event {
                 kind: "rate_limited",
                 detail: format!("no {} to {to}: cap reached", reply.template),
             });
-            return;
+            return false;
         }
         r.replies.push(reply);
+        true
     }
 
     /// Queues a notice to a technician; its Reply-To will be their tokenised address.
@@ -1609,6 +1660,209 @@ mod tests {
             },
         );
         assert_eq!(r.replies[0].to, "ana@example.test");
+    }
+
+    #[test]
+    fn reply_to_never_makes_a_stranger_a_party() {
+        let ctx = || Context {
+            referenced_ticket: Some(ticket()),
+            ..Context::default()
+        };
+        // Eve's own domain, Ana's address in Reply-To: not Ana's follow-up.
+        let a = analysis(
+            "eve@evil.test",
+            HD,
+            "Re: [Folio MDA-2026-000007]",
+            "ciérrenlo",
+            "Reply-To: ana@example.test\r\n",
+        );
+        let r = record(&a, &ctx());
+        assert_eq!(r.reason, Reason::NewTicket);
+        // Nor does it get Ana's tickets or ticket data.
+        let a = analysis(
+            "eve@evil.test",
+            HD,
+            "mis folios",
+            "",
+            "Reply-To: ana@example.test\r\n",
+        );
+        let r = record(
+            &a,
+            &Context {
+                sender_tickets: vec![],
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.replies[0].template, "my_tickets");
+        assert_eq!(r.replies[0].to, "eve@evil.test");
+        let a = analysis(
+            "eve@evil.test",
+            HD,
+            "x",
+            "estado MDA-2026-000007",
+            "Reply-To: ana@example.test\r\n",
+        );
+        let r = record(&a, &ctx());
+        assert_eq!(
+            (r.reason, r.replies[0].to.as_str()),
+            (Reason::StatusQueryDenied, "eve@evil.test")
+        );
+    }
+
+    #[test]
+    fn a_technicians_folio_counts_in_the_subject_only() {
+        let p = policy();
+        let token = p
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech1@example.test");
+        let ctx = || Context {
+            referenced_ticket: Some(ticket()),
+            ..Context::default()
+        };
+        let body_only = analysis(
+            "tech1@example.test",
+            &token,
+            "Nuevo problema",
+            "Parecido a MDA-2026-000007.",
+            "",
+        );
+        assert_eq!(record(&body_only, &ctx()).reason, Reason::NewTicket);
+        let in_subject = analysis(
+            "tech1@example.test",
+            &token,
+            "RE: [Folio MDA-2026-000007]",
+            "Listo.",
+            "",
+        );
+        assert_eq!(record(&in_subject, &ctx()).reason, Reason::StaffReply);
+    }
+
+    #[test]
+    fn a_reply_to_a_ticket_called_estado_is_not_a_query() {
+        let mut t = ticket();
+        t.subject = "Estado".into();
+        let a = analysis(
+            "ana@example.test",
+            HD,
+            "RE: Estado",
+            "Sigue sin funcionar",
+            "",
+        );
+        let r = record(
+            &a,
+            &Context {
+                thread_ticket: Some(t),
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.reason, Reason::FollowUpByThread);
+    }
+
+    #[test]
+    fn relays_ignore_the_cap_and_staff_have_a_higher_one() {
+        let p = policy();
+        let token = p
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech1@example.test");
+        let recent: HashMap<String, u32> = [
+            ("ana@example.test".to_string(), 50),
+            ("tech1@example.test".to_string(), 5),
+        ]
+        .into();
+        let ctx = Context {
+            thread_ticket: Some(ticket()),
+            recent_mails: Some(&recent),
+            ..Context::default()
+        };
+        let a = analysis(
+            "tech1@example.test",
+            &token,
+            "RE: x",
+            "#prioridad alta\nYa quedó.",
+            "",
+        );
+        let r = record(&a, &ctx);
+        let to: Vec<_> = r
+            .replies
+            .iter()
+            .map(|x| (x.template, x.to.as_str()))
+            .collect();
+        assert!(to.contains(&("reply", "ana@example.test")), "{to:?}");
+        let result = r
+            .replies
+            .iter()
+            .find(|x| x.template == "command_result")
+            .unwrap();
+        assert_eq!(result.context["relayed"], true);
+        // A technician over ten times the cap gets no more notices (a forwarding loop ends).
+        let looped: HashMap<String, u32> = [("tech1@example.test".to_string(), 19)].into();
+        let a = analysis("ana@example.test", HD, "RE: x", "otra vez", "");
+        let r = record(
+            &a,
+            &Context {
+                thread_ticket: Some(ticket()),
+                recent_mails: Some(&looped),
+                ..Context::default()
+            },
+        );
+        assert!(
+            r.replies.iter().any(|x| x.to == "tech1@example.test"),
+            "19 < 10 x the cap of 2"
+        );
+        let looped: HashMap<String, u32> = [("tech1@example.test".to_string(), 20 * 10)].into();
+        let r = record(
+            &a,
+            &Context {
+                thread_ticket: Some(ticket()),
+                recent_mails: Some(&looped),
+                ..Context::default()
+            },
+        );
+        assert!(r.replies.is_empty());
+    }
+
+    #[test]
+    fn a_technicians_own_notice_forwarded_back_does_not_loop() {
+        // tech1's mailbox rule forwards folio's notice back, without proof and without commands.
+        let a = analysis(
+            "tech1@example.test",
+            HD,
+            "RV: [Folio MDA-2026-000007] Nuevo mensaje",
+            "tech1 escribió en el folio MDA-2026-000007:\n\nSigue igual",
+            "In-Reply-To: <x@y>\r\n",
+        );
+        let r = record(&a, &on_ticket());
+        assert_eq!(r.reason, Reason::StaffUnauthenticated);
+        assert!(r.replies.is_empty(), "{:?}", r.replies);
+    }
+
+    #[test]
+    fn with_a_trusted_server_a_phone_note_needs_its_pass() {
+        let mut p = policy();
+        p.trusted_authserv_ids = vec!["mx.example.test".into()];
+        let note = "Nombre: Bob\nCorreo: victim@example.test\nDetalle: compre aqui";
+        let a = analysis("agent1@example.test", HD, "Llamada", note, "");
+        let Decision::Record(r) = decide(&a, &Context::default(), &p) else {
+            panic!()
+        };
+        assert_eq!(
+            r.reason,
+            Reason::NewTicket,
+            "a forged agent opens only its own request"
+        );
+        assert!(r.replies.iter().all(|x| x.to != "victim@example.test"));
+        assert!(r.events.iter().any(|e| e.kind == "security"));
+        let a = analysis(
+            "agent1@example.test",
+            HD,
+            "Llamada",
+            note,
+            "Authentication-Results: mx.example.test; dkim=pass header.d=example.test\r\n",
+        );
+        let Decision::Record(r) = decide(&a, &Context::default(), &p) else {
+            panic!()
+        };
+        assert_eq!(r.reason, Reason::PhoneNote);
     }
 
     #[test]

@@ -418,18 +418,29 @@ impl Pipeline {
                     .filter_map(|a| a.folio_reference.clone())
                     .chain(thread_folios.iter().flatten().cloned())
                     .collect(),
+                // Where mail may be queued: the senders and on-behalf requesters (the cap),
+                // and the technicians (their notices have a cap too).
                 addresses: usable
                     .iter()
                     .flat_map(|a| {
                         std::iter::once(a.requester.email.as_str())
+                            .chain(a.mail.from_email.as_deref())
                             .chain(a.forward.iter().map(|f| f.requester.email.as_str()))
                             .chain(a.phone_note.iter().filter_map(|n| n.email.as_deref()))
                     })
+                    .chain(
+                        self.policy
+                            .catalog
+                            .technicians
+                            .iter()
+                            .map(|t| t.email.as_str()),
+                    )
                     .collect(),
+                // `mis folios` lists the From address's tickets.
                 senders: usable
                     .iter()
                     .filter(|a| asks_for_list(a))
-                    .map(|a| a.requester.email.as_str())
+                    .filter_map(|a| a.mail.from_email.as_deref())
                     .collect(),
                 since: now - window,
                 now,
@@ -482,9 +493,11 @@ impl Pipeline {
                         .and_then(|f| known.tickets.get(f))
                         .cloned(),
                     bounced,
-                    sender_tickets: known
-                        .sender_tickets
-                        .get(&a.requester.email)
+                    sender_tickets: a
+                        .mail
+                        .from_email
+                        .as_ref()
+                        .and_then(|f| known.sender_tickets.get(f))
                         .cloned()
                         .unwrap_or_default(),
                     recent_mails: Some(&recent),
@@ -496,6 +509,10 @@ impl Pipeline {
             if let Decision::Record(r) = &decision {
                 for reply in &r.replies {
                     *recent.entry(reply.to.clone()).or_default() += 1;
+                }
+                // A hard bounce counts for the rest of the batch too.
+                if let Some(addr) = &r.failing_address {
+                    known.failing.insert(addr.clone());
                 }
                 match &r.action {
                     TicketAction::Open(t) => {

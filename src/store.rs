@@ -303,6 +303,18 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<OutboxMail>, StoreError> {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        // Mail queued to an address that hard-bounced since is not sent (it would bounce
+        // again); the row says why.
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed',
+               last_error = 'not sent: the address hard-bounced recently (limits.bounce_suppression)'
+             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= ?)
+               AND to_address IN (SELECT email FROM address_health WHERE failing_until > ?)",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&self.marks)
+        .await?;
         let rows = sqlx::query(
             "UPDATE outbox SET lease_until = ?
              WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?

@@ -347,6 +347,20 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
         .unwrap();
     assert_eq!(out[0].decision, "new_ticket");
     assert!(!out[0].queued, "no mail to a hard-bouncing address");
+    // Mail queued to it before the bounce is not sent either: the claim marks it failed.
+    let due = p
+        .store
+        .claim_due(Utc::now(), 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(due.iter().all(|m| m.to != "ana@example.test"), "{due:?}");
+    let t = p.store.ticket(&folio).await.unwrap().unwrap();
+    assert_eq!(t.outgoing[0].status, "failed");
+    assert!(t.outgoing[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("hard-bounced"));
 }
 
 #[tokio::test]
