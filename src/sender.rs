@@ -35,6 +35,19 @@ pub struct Sender {
     /// How long a claimed mail is reserved for this sender: longer than connecting and sending
     /// can take (2 × smtp.timeout and a margin).
     pub lease: Duration,
+    /// `limits.bounce_suppression`: how long an address the server refused as unknown gets no
+    /// mail.
+    pub bounce_suppression: Duration,
+}
+
+/// Whether an SMTP refusal says the address itself is bad (RFC 3463 X.1.X address status, or
+/// 551/553), rather than the message or a policy: only then is the address marked failing.
+pub fn refuses_the_address(error: &str) -> bool {
+    static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b5\.1\.\d{1,3}\b|\(55[13]\)|\b55[13][ -]")
+            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    ADDRESS.is_match(error)
 }
 
 /// Retry delay after `attempts` failed attempts.
@@ -215,10 +228,25 @@ impl Sender {
                     outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
                     "send failed; will retry"
                 ),
-                SendResult::Rejected { error } => tracing::error!(
-                    outbox_id = id, %to, %message_id, %error,
-                    "refused by the SMTP server; not retried"
-                ),
+                SendResult::Rejected { error } => {
+                    tracing::error!(
+                        outbox_id = id, %to, %message_id, %error,
+                        "refused by the SMTP server; not retried"
+                    );
+                    // An unknown address stays unknown: nothing more goes to it for a while,
+                    // as after a bounce report.
+                    if refuses_the_address(&error) {
+                        let now = self.clock.now();
+                        self.store
+                            .mark_failing(
+                                &to,
+                                now + to_chrono(self.bounce_suppression),
+                                &error,
+                                now,
+                            )
+                            .await?;
+                    }
+                }
             }
         }
         Ok(())
@@ -291,6 +319,22 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_address_refusals_mark_the_address() {
+        assert!(refuses_the_address(
+            "permanent error (550): 5.1.1 <x@y>: Recipient address rejected: User unknown"
+        ));
+        assert!(refuses_the_address(
+            "permanent error (553): mailbox name not allowed"
+        ));
+        assert!(!refuses_the_address(
+            "permanent error (552): 5.3.4 Message size exceeds limit"
+        ));
+        assert!(!refuses_the_address(
+            "permanent error (550): 5.7.1 Relay access denied"
+        ));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

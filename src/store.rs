@@ -584,6 +584,24 @@ impl Store {
         }))
     }
 
+    /// Marks an address as failing until `until` (the SMTP server refused it as unknown).
+    pub async fn mark_failing(
+        &self,
+        email: &str,
+        until: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(MARK_FAILING)
+            .bind(email)
+            .bind(ts(until))
+            .bind(error)
+            .bind(ts(now))
+            .execute(&self.marks)
+            .await?;
+        Ok(())
+    }
+
     /// The stored attachments of a message (those kept whole: larger ones are not stored).
     pub async fn attachments(
         &self,
@@ -723,6 +741,13 @@ pub struct EventRow {
     pub actor: Option<String>,
     pub detail: String,
 }
+
+/// Records a hard bounce of an address (`email`, `failing_until`, `last_error`, `updated_at`).
+const MARK_FAILING: &str =
+    "INSERT INTO address_health (email, failing_until, bounces, last_error, updated_at)
+     VALUES (?, ?, 1, ?, ?)
+     ON CONFLICT (email) DO UPDATE SET failing_until = excluded.failing_until,
+       bounces = bounces + 1, last_error = excluded.last_error, updated_at = excluded.updated_at";
 
 /// Rows per multi-row statement: keeps the bound parameters far below SQLite's limit (32,766).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -1052,18 +1077,13 @@ impl Batch {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO address_health (email, failing_until, bounces, last_error, updated_at)
-             VALUES (?, ?, 1, ?, ?)
-             ON CONFLICT (email) DO UPDATE SET failing_until = excluded.failing_until,
-               bounces = bounces + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
-        )
-        .bind(email)
-        .bind(ts(until))
-        .bind(error)
-        .bind(ts(now))
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(MARK_FAILING)
+            .bind(email)
+            .bind(ts(until))
+            .bind(error)
+            .bind(ts(now))
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
