@@ -1010,12 +1010,7 @@ impl Decider<'_> {
         {
             return Some("replied to the ticket's tokenised address".into());
         }
-        let domain = sender.rsplit_once('@').map(|(_, d)| d)?;
-        crate::authentication::aligned_pass(
-            &m.authentication_results,
-            &self.policy.trusted_authserv_ids,
-            domain,
-        )
+        self.identity_pass()
     }
 
     // ---- queries ----
