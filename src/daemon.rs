@@ -51,6 +51,7 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
         clock,
         pause: pipeline.ingest_busy.clone(),
         lease: 2 * config.smtp.timeout + std::time::Duration::from_secs(5),
+        send_timeout: 2 * config.smtp.timeout,
         bounce_suppression: config.limits.bounce_suppression,
     });
     Ok(Parts {

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -33,18 +33,23 @@ pub struct Sender {
     /// While set, no new sends start (ingest is catching up; see `Pipeline::ingest_busy`).
     pub pause: Arc<AtomicBool>,
     /// How long a claimed mail is reserved for this sender: longer than connecting and sending
-    /// can take (2 × smtp.timeout and a margin).
+    /// can take (`send_timeout` and a margin).
     pub lease: Duration,
+    /// The longest one send can take: connecting plus the SMTP conversation (2 × smtp.timeout).
+    pub send_timeout: Duration,
     /// `limits.bounce_suppression`: how long an address the server refused as unknown gets no
     /// mail.
     pub bounce_suppression: Duration,
 }
 
-/// Whether an SMTP refusal says the address itself is bad (RFC 3463 X.1.X address status, or
-/// 551/553), rather than the message or a policy: only then is the address marked failing.
+/// Whether an SMTP refusal says the recipient's address itself is bad (RFC 3463 5.1.1 unknown,
+/// 5.1.2 bad domain, 5.1.3 bad syntax, 5.1.6 moved, 5.1.10 null MX), rather than the message, the
+/// sender or a policy: only then is the address marked failing.
 pub fn refuses_the_address(error: &str) -> bool {
+    // Recipient address statuses only: 5.1.7/5.1.8 (and bare 553s) concern the sender, and a
+    // misconfigured From must not suppress every recipient.
     static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\b5\.1\.\d{1,3}\b|\(55[13]\)|\b55[13][ -]")
+        regex::Regex::new(r"\b5\.1\.(?:1|2|3|6|10)\b")
             .unwrap_or_else(|e| unreachable!("static regex: {e}"))
     });
     ADDRESS.is_match(error)
@@ -89,38 +94,74 @@ impl Sender {
 
     /// Sends every mail due now, `concurrency` at a time, until none is due. Returns how many
     /// were accepted. Stops early (leaving mail queued) when shutdown is triggered.
+    ///
+    /// Bounds, for crash safety: at most `2 × concurrency` mails are accepted by the server but
+    /// not yet recorded at any time (results waiting for their commit plus sends in flight), so a
+    /// `kill -9` resends at most that many; a claimed mail is started only while its lease
+    /// outlasts the longest a send can take, so no other process can have claimed it meanwhile.
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut accepted = 0;
         // Mails being sent, for the log, the retry delay, and to skip them when refilling.
         let mut in_flight: HashMap<i64, InFlight> = HashMap::new();
         let mut tasks: JoinSet<(i64, Delivery)> = JoinSet::new();
         let mut queue: VecDeque<OutboxMail> = VecDeque::new();
+        // Until when the claimed, unstarted mails in `queue` may be started: their lease minus
+        // the longest one send can take.
+        let mut queue_valid_until = Instant::now();
         let mut pending: Vec<(i64, SendResult)> = Vec::new();
         // After a temporary failure the server is probably down: finish what is in flight and
         // let `run` sleep until the earliest retry instead of trying the rest of the queue.
         let mut stop_refilling = false;
+        // A database error while claiming: sends in flight are finished and recorded first.
+        let mut failure: Option<StoreError> = None;
         loop {
-            let stopping = self.halted(stop_refilling, shutdown);
+            let stopping = self.halted(stop_refilling || failure.is_some(), shutdown);
             if queue.is_empty() && !stopping {
+                // Record first, so an error while claiming leaves no accepted mail unrecorded.
+                self.record(&mut pending, &mut in_flight, &mut accepted)
+                    .await?;
                 // Claim 16 per connection at a time: each claim is a round trip to the database
                 // thread during which no connection is refilled (4 per connection measured 3
                 // points lower in benchmark 2), and a crash strands only what was claimed, until
                 // the lease ends.
-                let due = self
+                match self
                     .store
                     .claim_due(self.clock.now(), 16 * self.concurrency as u32, self.lease)
-                    .await?;
-                queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
+                    .await
+                {
+                    Ok(due) => {
+                        queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
+                        queue_valid_until =
+                            Instant::now() + self.lease.saturating_sub(self.send_timeout);
+                    }
+                    Err(e) => failure = Some(e),
+                }
             }
-            while tasks.len() < self.concurrency && !stopping {
-                let Some(mail) = queue.pop_front() else { break };
-                self.spawn_send(&mut tasks, &mut in_flight, mail);
-            }
+            self.refill(
+                &mut tasks,
+                &mut in_flight,
+                &mut queue,
+                queue_valid_until,
+                pending.len(),
+                stop_refilling || failure.is_some(),
+                shutdown,
+            )
+            .await;
             if tasks.is_empty() {
                 self.record(&mut pending, &mut in_flight, &mut accepted)
                     .await?;
+                let stopping = self.halted(stop_refilling || failure.is_some(), shutdown);
                 if queue.is_empty() || stopping {
-                    return Ok(accepted);
+                    // After server trouble the unstarted claims keep their lease: it spaces out
+                    // the retries while the server is down. Otherwise (shutdown, a pause for
+                    // ingest) they go back at once.
+                    if !stop_refilling {
+                        self.release(&mut queue).await;
+                    }
+                    return match failure {
+                        Some(e) => Err(e),
+                        None => Ok(accepted),
+                    };
                 }
                 continue;
             }
@@ -141,20 +182,65 @@ impl Sender {
                     Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
                 }
             }
-            // Start the next sends before the commit, so no connection waits for it.
-            let stopping = self.halted(stop_refilling, shutdown);
-            while tasks.len() < self.concurrency && !stopping {
-                let Some(mail) = queue.pop_front() else { break };
-                self.spawn_send(&mut tasks, &mut in_flight, mail);
-            }
+            // Start the next sends before the commit, so no connection waits for it (within the
+            // bound: results waiting plus sends in flight stay within 2 × concurrency).
+            self.refill(
+                &mut tasks,
+                &mut in_flight,
+                &mut queue,
+                queue_valid_until,
+                pending.len(),
+                stop_refilling || failure.is_some(),
+                shutdown,
+            )
+            .await;
             // Record once a connection's worth of results is ready (each commit is a round trip
-            // to the database thread), or when nothing else is in flight. Unrecorded accepted
-            // mail stays bounded as before: at most `concurrency` results waiting plus
-            // `concurrency` sends in flight, the mails a crash could send twice.
-            if pending.len() >= self.concurrency || tasks.is_empty() || stopping {
+            // to the database thread), or when nothing else is in flight.
+            if pending.len() >= self.concurrency || tasks.is_empty() {
                 self.record(&mut pending, &mut in_flight, &mut accepted)
                     .await?;
             }
+        }
+    }
+
+    /// Starts queued mails while there is a free connection, results waiting plus sends in
+    /// flight stay within `2 × concurrency`, and the claims are still safely leased (else they go
+    /// back to the outbox).
+    #[allow(clippy::too_many_arguments)]
+    async fn refill(
+        &self,
+        tasks: &mut JoinSet<(i64, Delivery)>,
+        in_flight: &mut HashMap<i64, InFlight>,
+        queue: &mut VecDeque<OutboxMail>,
+        valid_until: Instant,
+        waiting_results: usize,
+        stop_refilling: bool,
+        shutdown: Option<&Shutdown>,
+    ) {
+        if self.halted(stop_refilling, shutdown) {
+            return;
+        }
+        if Instant::now() > valid_until {
+            self.release(queue).await;
+            return;
+        }
+        while tasks.len() < self.concurrency && tasks.len() + waiting_results < 2 * self.concurrency
+        {
+            let Some(mail) = queue.pop_front() else { break };
+            self.spawn_send(tasks, in_flight, mail);
+        }
+    }
+
+    /// Gives claimed but unstarted mails back to the outbox (their lease is cleared), so they
+    /// need not wait for it to end.
+    async fn release(&self, queue: &mut VecDeque<OutboxMail>) {
+        if queue.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = queue.drain(..).map(|m| m.id).collect();
+        if let Err(e) = self.store.release_claims(&ids).await {
+            // Not fatal: the leases end by themselves.
+            tracing::warn!(error = %e, "outbox: could not release unstarted claims");
         }
     }
 
@@ -325,8 +411,11 @@ mod tests {
         assert!(refuses_the_address(
             "permanent error (550): 5.1.1 <x@y>: Recipient address rejected: User unknown"
         ));
-        assert!(refuses_the_address(
-            "permanent error (553): mailbox name not allowed"
+        assert!(!refuses_the_address(
+            "permanent error (553): 5.7.1 <hd@x>: Sender address rejected: not owned by user"
+        ));
+        assert!(!refuses_the_address(
+            "permanent error (550): 5.1.8 Bad sender's system address"
         ));
         assert!(!refuses_the_address(
             "permanent error (552): 5.3.4 Message size exceeds limit"

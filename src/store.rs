@@ -357,6 +357,22 @@ impl Store {
         Ok(mails)
     }
 
+    /// Clears the lease of claimed mails that were not started (they may be claimed at once).
+    pub async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE outbox SET lease_until = NULL WHERE status = 'pending' AND id IN ({})",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&self.marks).await?;
+        }
+        Ok(())
+    }
+
     /// When the next pending mail falls due, if any.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<String> =
