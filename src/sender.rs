@@ -321,16 +321,13 @@ impl Sender {
                     );
                     // An unknown address stays unknown: nothing more goes to it for a while,
                     // as after a bounce report.
+                    // Not fatal: the results are stored, and the sends in flight must go on.
                     if refuses_the_address(&error) {
                         let now = self.clock.now();
-                        self.store
-                            .mark_failing(
-                                &to,
-                                now + to_chrono(self.bounce_suppression),
-                                &error,
-                                now,
-                            )
-                            .await?;
+                        let until = now + to_chrono(self.bounce_suppression);
+                        if let Err(e) = self.store.mark_failing(&to, until, &error, now).await {
+                            tracing::warn!(error = %e, %to, "could not mark the address failing");
+                        }
                     }
                 }
             }
