@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::requester::fold;
+use crate::requester::{fold, DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
 
 /// The form's fields, as the agent typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -44,17 +44,35 @@ enum Field {
 
 fn field_of(label: &str) -> Option<Field> {
     let l = fold(label.trim().trim_matches(['*', '-', '•', ' ']));
-    Some(match l.as_str() {
-        "nombre" | "nombre completo" | "name" | "full name" | "solicitante" | "caller" => {
+    let l = l.as_str();
+    Some(
+        if NAME_LABELS.contains(&l) || matches!(l, "solicitante" | "caller") {
             Field::Name
-        }
-        "departamento" | "depto" | "area" | "dependencia" | "department" => Field::Department,
-        "correo" | "correo electronico" | "email" | "e-mail" | "mail" => Field::Email,
-        "telefono" | "tel" | "extension" | "ext" | "phone" | "telephone" => Field::Phone,
-        "detalle" | "detalles" | "descripcion" | "detail" | "details" | "description"
-        | "problema" | "problem" => Field::Detail,
-        _ => return None,
-    })
+        } else if DEPARTMENT_LABELS.contains(&l) {
+            Field::Department
+        } else if PHONE_LABELS.contains(&l) {
+            Field::Phone
+        } else if matches!(
+            l,
+            "correo" | "correo electronico" | "email" | "e-mail" | "mail"
+        ) {
+            Field::Email
+        } else if matches!(
+            l,
+            "detalle"
+                | "detalles"
+                | "descripcion"
+                | "detail"
+                | "details"
+                | "description"
+                | "problema"
+                | "problem"
+        ) {
+            Field::Detail
+        } else {
+            return None;
+        },
+    )
 }
 
 impl PhoneNote {

@@ -146,6 +146,13 @@ impl Requester {
     }
 }
 
+/// Labels of the form lines people type, folded (lower case, no accents). Shared by the
+/// requester's own lines and the phone-note form, so an alias added here works in both.
+pub const NAME_LABELS: &[&str] = &["nombre", "nombre completo", "name", "full name"];
+pub const DEPARTMENT_LABELS: &[&str] =
+    &["departamento", "depto", "area", "dependencia", "department"];
+pub const PHONE_LABELS: &[&str] = &["telefono", "tel", "extension", "ext", "phone", "telephone"];
+
 /// Builds the requester from the message, the directory and the body's form lines.
 pub fn requester_of(mail: &InboundMail, directory: &Directory) -> Requester {
     let email = mail.reply_address().unwrap_or_default().to_string();
@@ -157,13 +164,13 @@ pub fn requester_of(mail: &InboundMail, directory: &Directory) -> Requester {
         name: entry
             .and_then(|e| e.name.clone())
             .or_else(|| mail.from_name.clone().filter(|n| !n.contains('@')))
-            .or_else(|| from_body(&["nombre", "nombre completo", "name"])),
+            .or_else(|| from_body(NAME_LABELS)),
         department: entry
             .and_then(|e| e.department.clone())
-            .or_else(|| from_body(&["departamento", "depto", "area", "dependencia", "department"])),
+            .or_else(|| from_body(DEPARTMENT_LABELS)),
         phone: entry
             .and_then(|e| e.phone.clone())
-            .or_else(|| from_body(&["telefono", "tel", "extension", "ext", "phone"])),
+            .or_else(|| from_body(PHONE_LABELS)),
         email,
     }
 }
