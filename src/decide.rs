@@ -418,9 +418,7 @@ impl Decider<'_> {
         };
         // Queries come from requesters. The subject counts only on a new mail: a ticket whose
         // subject happens to be "Estado" must not turn every reply into a query.
-        let is_reply =
-            self.a.mail.in_reply_to.is_some() || crate::subject::is_reply(&self.a.mail.subject);
-        let query_subject = if is_reply {
+        let query_subject = if self.a.mail.is_reply() {
             ""
         } else {
             self.a.mail.subject.as_str()

@@ -98,6 +98,12 @@ impl InboundMail {
         }
     }
 
+    /// Whether this answers an earlier mail (In-Reply-To, or a reply prefix in the subject):
+    /// what it quotes is then someone else's earlier mail, never a forwarded request.
+    pub fn is_reply(&self) -> bool {
+        self.in_reply_to.is_some() || crate::subject::is_reply(&self.subject)
+    }
+
     /// Where replies go: Reply-To when present, else From.
     pub fn reply_address(&self) -> Option<&str> {
         self.reply_to.as_deref().or(self.from_email.as_deref())

@@ -182,8 +182,7 @@ pub fn analyze(
         .or_else(|| format.find(&mail.body_text));
     // A reply's quoted part is our own earlier mail; anything else may be a forward whose
     // forwarded text is the request.
-    let is_reply = mail.in_reply_to.is_some() || crate::subject::is_reply(&mail.subject);
-    let new_content = if is_reply {
+    let new_content = if mail.is_reply() {
         crate::quote::reply_content(&mail.body_text)
     } else {
         crate::quote::new_content(&mail.body_text)
