@@ -51,6 +51,40 @@ keywords = ["urgente"]
     )
 }
 
+/// A running folio with its own help-desk address and staff (unique per test, so their
+/// mailboxes start empty).
+struct Desk {
+    folio: Folio,
+    hd: String,
+    tech1: String,
+    tech2: String,
+    agent1: String,
+}
+
+async fn staffed_desk() -> Desk {
+    let (hd, tech1, tech2, agent1) = (
+        unique("hd"),
+        unique("tech1"),
+        unique("tech2"),
+        unique("agent1"),
+    );
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            catalog: Some(catalog(&tech1, &tech2, &agent1)),
+            ..Options::default()
+        },
+    );
+    folio.start(&[]).await;
+    Desk {
+        folio,
+        hd,
+        tech1,
+        tech2,
+        agent1,
+    }
+}
+
 /// A raw mail with extra headers (`Name: value` lines).
 fn mail(from: &str, to: &str, subject: &str, body: &str, id: &str, extra: &str) -> Vec<u8> {
     format!(
@@ -102,21 +136,16 @@ fn texts(t: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_conversation_by_email() {
-    let hd = unique("hd");
+    let Desk {
+        folio,
+        hd,
+        tech1,
+        tech2,
+        agent1: _,
+    } = staffed_desk().await;
     let alice = unique("alice");
     let carol = unique("carol");
-    let tech1 = unique("tech1");
-    let tech2 = unique("tech2");
-    let agent1 = unique("agent1");
     let stranger = unique("stranger");
-    let mut folio = Folio::new(
-        &hd,
-        Options {
-            catalog: Some(catalog(&tech1, &tech2, &agent1)),
-            ..Options::default()
-        },
-    );
-    folio.start(&[]).await;
 
     // 1. alice opens a ticket, with carol in CC and a screenshot: routed to tech1, who gets the
     //    full notice with the file.
@@ -377,20 +406,15 @@ async fn a_full_conversation_by_email() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_notes_forwards_and_bounces() {
-    let hd = unique("hd");
+    let Desk {
+        folio,
+        hd,
+        tech1,
+        tech2: _,
+        agent1,
+    } = staffed_desk().await;
     let bob = unique("bob");
     let dave = unique("dave");
-    let tech1 = unique("tech1");
-    let tech2 = unique("tech2");
-    let agent1 = unique("agent1");
-    let mut folio = Folio::new(
-        &hd,
-        Options {
-            catalog: Some(catalog(&tech1, &tech2, &agent1)),
-            ..Options::default()
-        },
-    );
-    folio.start(&[]).await;
 
     // A phone note from agent1 for bob: bob is the requester, agent1 gets a copy with the folio.
     let note = format!(
