@@ -5,11 +5,15 @@
 //!
 //! The rules that keep strangers and forgers out:
 //! - a mail joins a ticket by one of our Message-IDs (unforgeable, see `tokens`) from anyone,
-//!   or by a folio in the subject/body only from the ticket's requester, a participant or staff;
+//!   or by a folio in the subject/body only from the ticket's requester, a participant or staff
+//!   (for a technician, only a folio in the subject);
+//! - who someone is on a ticket is judged by the From address alone: any Reply-To can be forged;
 //! - a technician's reply is relayed and its commands applied only with proof (the tokenised
 //!   reply address, or an aligned DKIM/SPF pass from a trusted server); without proof it is an
 //!   ordinary follow-up and a security event;
-//! - ticket data goes only to the requester, participants and staff.
+//! - ticket data goes only to the requester, participants and staff, at their From address;
+//! - every queued mail passes the per-address cap (ten times higher for staff; a technician's
+//!   relayed reply is exempt) and skips addresses that hard-bounced.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
