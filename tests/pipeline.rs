@@ -386,7 +386,10 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     // A sender that stops gives its unstarted claims back: they can be claimed at once.
     p.store.release_claims(&[second[0].id]).await.unwrap();
     let again = p.store.claim_due(now, 10, lease).await.unwrap();
-    assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), vec![second[0].id]);
+    assert_eq!(
+        again.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![second[0].id]
+    );
     // A sender that died leaves its claims behind; they expire.
     let later = now + chrono::Duration::seconds(31);
     assert_eq!(p.store.claim_due(later, 10, lease).await.unwrap().len(), 3);
