@@ -145,6 +145,8 @@ impl Templates {
         Ok(())
     }
 
+    // Edge: the re-check interval is a monotonic duration on this process's timer, not a date.
+    #[allow(clippy::disallowed_methods)]
     fn registries(&self, language: &str) -> Result<Arc<Registries>, TemplateError> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((r, checked)) = cache.get(language) {

@@ -99,6 +99,9 @@ impl Sender {
     /// not yet recorded at any time (results waiting for their commit plus sends in flight), so a
     /// `kill -9` resends at most that many; a claimed mail is started only while its lease
     /// outlasts the longest a send can take, so no other process can have claimed it meanwhile.
+    // Shell: how long claimed mail may still be started is a monotonic budget (the lease minus
+    // the longest send), measured on this process's own timer, never a date.
+    #[allow(clippy::disallowed_methods)]
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut accepted = 0;
         // Mails being sent, for the log, the retry delay, and to skip them when refilling.
@@ -207,6 +210,8 @@ impl Sender {
     /// flight stay within `2 × concurrency`, and the claims are still safely leased (else they go
     /// back to the outbox).
     #[allow(clippy::too_many_arguments)]
+    // Shell: checks the claim's monotonic budget (see `send_due`).
+    #[allow(clippy::disallowed_methods)]
     async fn refill(
         &self,
         tasks: &mut JoinSet<(i64, Delivery)>,

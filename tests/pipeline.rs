@@ -21,6 +21,12 @@ impl Env for NoEnv {
     }
 }
 
+/// The one instant these tests live at: the pipeline's clock and every message's `seen_at`. Never
+/// the wall clock, which would make a test depend on the day it runs.
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap()
+}
+
 async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
     let text = format!(
         "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
@@ -31,9 +37,7 @@ async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
     let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
         .await
         .unwrap();
-    let clock = Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
-    ));
+    let clock = Arc::new(FixedClock::new(t0()));
     let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
     Pipeline::new(&config, store, clock, tokens).unwrap()
 }
@@ -45,7 +49,7 @@ fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMess
             "From: {from}\r\nTo: helpdesk@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\n{body}\r\n"
         )
         .into_bytes(),
-        seen_at: Utc::now(),
+        seen_at: t0(),
     }
 }
 
@@ -237,7 +241,7 @@ async fn unusable_mail_is_quarantined_without_sinking_the_batch() {
             "{REPO}/tests/fixtures/mail/malformed/binary_garbage_no_headers.eml"
         ))
         .unwrap(),
-        seen_at: Utc::now(),
+        seen_at: t0(),
     };
     let out = p
         .process(&[
@@ -327,7 +331,7 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
         .process(&[RawMessage {
             source: "test:dsn".into(),
             bytes: dsn.into_bytes(),
-            seen_at: Utc::now(),
+            seen_at: t0(),
         }])
         .await
         .unwrap();
@@ -350,7 +354,7 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
     // Mail queued to it before the bounce is not sent either: the claim marks it failed.
     let due = p
         .store
-        .claim_due(Utc::now(), 10, std::time::Duration::from_secs(60))
+        .claim_due(p.clock.now(), 10, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     assert!(due.iter().all(|m| m.to != "ana@example.test"), "{due:?}");

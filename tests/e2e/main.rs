@@ -2,6 +2,9 @@
 //! (started by `scripts/mailstack`). Run with `cargo test --test e2e`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// These tests run the real binary on the real clock against real servers: their waits and
+// unique names use the wall clock, and no fixed clock is in play.
+#![allow(clippy::disallowed_methods)]
 
 mod conversation;
 mod harness;
