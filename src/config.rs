@@ -153,6 +153,29 @@ pub struct LimitsConfig {
     pub max_message_bytes: u64,
     /// How long folio sends nothing to an address after it hard-bounced.
     pub bounce_suppression: Duration,
+    /// The longest the analysis (MIME parsing, HTML to text, classification) of one message may
+    /// take; past it the message is quarantined with the reason.
+    pub analysis_deadline: Duration,
+    /// Messages with more MIME parts than this are quarantined.
+    pub max_mime_parts: u64,
+}
+
+impl Default for LimitsConfig {
+    /// The documented defaults (what `[limits]` means when it is empty).
+    fn default() -> Self {
+        struct NoEnv;
+        impl Env for NoEnv {
+            fn var(&self, _: &str) -> Option<String> {
+                None
+            }
+        }
+        let mut v = Validator {
+            path: Path::new("(defaults)"),
+            issues: Vec::new(),
+        };
+        // The other sections' missing keys are reported to `v` and ignored here.
+        v.validate(RawConfig::default(), &NoEnv).limits
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +320,8 @@ struct RawLimits {
     max_attachment_bytes: Option<i64>,
     max_message_bytes: Option<i64>,
     bounce_suppression: Option<String>,
+    analysis_deadline: Option<String>,
+    max_mime_parts: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -699,6 +724,13 @@ impl Validator<'_> {
                 l.bounce_suppression,
                 "72h",
             ),
+            analysis_deadline: self.duration(
+                "limits.analysis_deadline",
+                l.analysis_deadline,
+                "20s",
+            ),
+            max_mime_parts: self.positive("limits.max_mime_parts", l.max_mime_parts, 500, i64::MAX)
+                as u64,
         };
 
         // [directory]

@@ -256,6 +256,7 @@ impl Mailbox {
                     shutdown,
                 )
                 .await?;
+            self.file_slow(&mut session, &caps, uidvalidity).await?;
             // The connection works end to end: the next failure starts the backoff afresh. (Not
             // before: a batch that fails every time must not be retried every second.)
             *backoff = Duration::from_secs(1);
@@ -288,6 +289,7 @@ impl Mailbox {
                 let mut sd = shutdown.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(cfg.poll_interval) => {}
+                    _ = self.pipeline.slow_done.notified() => {}
                     _ = sd.wait() => {}
                 }
                 session
@@ -489,6 +491,8 @@ impl Mailbox {
                     match o.disposition {
                         Disposition::Processed => processed.push(*uid),
                         Disposition::Quarantined(_) => quarantined.push(*uid),
+                        // Left in the folder; `file_slow` moves it when its analysis ends.
+                        Disposition::Deferred => {}
                     }
                 }
                 file_away(session, caps, &processed, &cfg.processed_folder, t).await?;
@@ -499,7 +503,41 @@ impl Mailbox {
         Ok(next)
     }
 
-    /// Waits in IDLE until the server reports a change, `idle_renew` passes, or shutdown.
+    /// Stores the messages whose slow analysis has ended and files them away. Their UIDs are
+    /// below the next UID to look at, so the next pass does not see them again.
+    async fn file_slow(
+        &self,
+        session: &mut Session,
+        caps: &Capabilities,
+        uidvalidity: u32,
+    ) -> Result<(), ImapError> {
+        let ended = self.pipeline.finish_slow().await?;
+        let prefix = format!("imap:{}:{uidvalidity}:", self.cfg.folder);
+        let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
+        for (source, o) in ended {
+            // A message read under an earlier UIDVALIDITY is found again under the new one and
+            // recognised as stored.
+            let Some(uid) = source
+                .strip_prefix(&prefix)
+                .and_then(|u| u.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            match o.disposition {
+                Disposition::Processed => processed.push(uid),
+                Disposition::Quarantined(_) => quarantined.push(uid),
+                Disposition::Deferred => {}
+            }
+        }
+        processed.sort_unstable();
+        quarantined.sort_unstable();
+        let t = self.cfg.command_timeout;
+        file_away(session, caps, &processed, &self.cfg.processed_folder, t).await?;
+        file_away(session, caps, &quarantined, &self.cfg.quarantine_folder, t).await
+    }
+
+    /// Waits in IDLE until the server reports a change, a slow analysis ends, `idle_renew`
+    /// passes, or shutdown.
     /// Returns the session, or `None` on shutdown.
     async fn idle(
         &self,
@@ -517,6 +555,8 @@ impl Mailbox {
             tokio::select! {
                 r = wait => Some(r?),
                 _ = tokio::time::sleep(self.cfg.idle_renew) => Some(IdleResponse::Timeout),
+                // A slow analysis ended: its message is stored and filed away by the next pass.
+                _ = self.pipeline.slow_done.notified() => Some(IdleResponse::ManualInterrupt),
                 _ = sd.wait() => None,
             }
         };

@@ -285,11 +285,29 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
         }
     };
     init_logging(config.log.format, &config.log.level);
+    // At most one byte more than the limit is held in memory; the rest of a bigger message is
+    // read (so the delivering MTA sees it taken) and counted, not kept.
+    let max = config.limits.max_message_bytes;
     let mut bytes = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-        eprintln!("folio ingest: cannot read standard input: {e}");
-        return Ok(ExitCode::from(EX_TEMPFAIL));
-    }
+    let mut stdin = std::io::stdin().lock();
+    let read = (&mut stdin)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .and_then(|n| {
+            let rest = if n as u64 > max {
+                std::io::copy(&mut stdin, &mut std::io::sink())?
+            } else {
+                0
+            };
+            Ok(n as u64 + rest)
+        });
+    let size = match read {
+        Ok(size) => size,
+        Err(e) => {
+            eprintln!("folio ingest: cannot read standard input: {e}");
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
     let parts = match folio::daemon::assemble(&config).await {
         Ok(p) => p,
         Err(e) => {
@@ -297,13 +315,24 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
             return Ok(ExitCode::from(EX_TEMPFAIL));
         }
     };
-    let raw = RawMessage {
-        source: format!("stdin:{}", hex::encode(&sha2::Sha256::digest(&bytes)[..12])),
-        bytes,
-        seen_at: chrono::Utc::now(),
+    let source = format!("stdin:{}", hex::encode(&sha2::Sha256::digest(&bytes)[..12]));
+    let outcome = if size > max {
+        let head = pipeline::header_section(&bytes, 64 * 1024).to_vec();
+        drop(bytes);
+        parts
+            .pipeline
+            .quarantine_oversize(&source, &head, size)
+            .await
+    } else {
+        let raw = RawMessage {
+            source,
+            bytes,
+            seen_at: parts.pipeline.clock.now(),
+        };
+        ingest_one(&parts.pipeline, raw).await
     };
-    let outcome = match parts.pipeline.process(std::slice::from_ref(&raw)).await {
-        Ok(mut o) => o.remove(0),
+    let outcome = match outcome {
+        Ok(o) => o,
         Err(e) => {
             eprintln!("folio ingest: {e}");
             return Ok(ExitCode::from(EX_TEMPFAIL));
@@ -316,6 +345,7 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
             outcome.decision
         ),
         Disposition::Quarantined(reason) => println!("quarantined: {reason}"),
+        Disposition::Deferred => println!("deferred"),
     }
     if !queue_only {
         // Long enough for every send to finish or time out by itself: cutting a send short
@@ -331,31 +361,74 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Processes one message, waiting for its analysis however slow (up to
+/// `limits.analysis_deadline`): `ingest` has nothing else to do meanwhile.
+async fn ingest_one(
+    pipeline: &folio::pipeline::Pipeline,
+    raw: RawMessage,
+) -> Result<folio::pipeline::Outcome, folio::store::StoreError> {
+    let mut outcome = pipeline
+        .process(std::slice::from_ref(&raw))
+        .await?
+        .remove(0);
+    while outcome.disposition == Disposition::Deferred {
+        let wake = pipeline.slow_done.notified();
+        if let Some((_, o)) = pipeline.finish_slow().await?.pop() {
+            outcome = o;
+        } else {
+            wake.await;
+        }
+    }
+    Ok(outcome)
+}
+
 fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     // inspect must work on a machine without secrets: fall back to defaults when the
     // configuration does not validate, and say so.
-    // No database either: tokens cannot be checked (a random secret verifies nothing).
-    let tokens = folio::tokens::Tokens::new(uuid::Uuid::now_v7().as_bytes().to_vec());
-    let (policy, directory, max_attachment) = match load_config(config_path) {
+    // No database either: tokens cannot be checked (a secret of its own verifies nothing).
+    let tokens = folio::tokens::Tokens::new(b"folio inspect: no site secret".to_vec());
+    let (policy, directory, limits) = match load_config(config_path) {
         Ok(config) => (
             pipeline::policy_of(&config, tokens)?,
             pipeline::directory_of(&config)?,
-            config.limits.max_attachment_bytes,
+            config.limits,
         ),
         Err(e) => {
             eprintln!("folio inspect: using default settings ({e:#})");
             (
                 folio::decide::Policy::with_defaults("", tokens),
                 Default::default(),
-                u64::MAX,
+                folio::config::LimitsConfig::default(),
             )
         }
     };
-    let analysis = pipeline::analyze(&bytes, &directory, &policy, max_attachment)
+    let cannot_read = || format!("cannot read {}", file.display());
+    let size = std::fs::metadata(file).with_context(cannot_read)?.len();
+    // Too big: the daemon quarantines it from its size alone; so does inspect, reading only
+    // its headers.
+    if let Some(reason) = pipeline::oversize_reason(size, &limits) {
+        let mut head = Vec::new();
+        std::fs::File::open(file)
+            .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+            .with_context(cannot_read)?;
+        let headers = String::from_utf8_lossy(pipeline::header_section(&head, head.len()));
+        if json {
+            let value = serde_json::json!({
+                "size": size,
+                "decision": {"action": "quarantine", "reason": reason},
+                "headers": headers,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else {
+            println!("Size:       {size} bytes\nDecision:   quarantine ({reason})\n\n{headers}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bytes = std::fs::read(file).with_context(cannot_read)?;
+    let analysis = pipeline::analyze(&bytes, &directory, &policy, limits.max_attachment_bytes)
         .map_err(anyhow::Error::msg)
         .with_context(|| file.display().to_string())?;
-    let value = pipeline::inspect_json(&analysis, &policy);
+    let value = pipeline::inspect_json(&analysis, &policy, &limits);
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {

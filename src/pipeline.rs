@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::classify::classify;
@@ -25,6 +26,15 @@ use crate::routing::Workload;
 use crate::store::{EventRow, Lookup, MessageRow, OutboxRow, Store, StoreError, TicketRow};
 use crate::ticket::Change;
 use crate::tokens::Tokens;
+
+/// How long a batch waits for a slow analysis before it goes on without it: the slow message is
+/// deferred (its analysis goes on, and it is stored when that ends), so one slow mail delays the
+/// others' confirmations by at most this.
+pub const ANALYSIS_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Attempts at a message's analysis that started and never finished (the process died during
+/// them) after which the message is quarantined unread.
+pub const MAX_UNFINISHED_ATTEMPTS: u32 = 2;
 
 /// One message as fetched.
 #[derive(Debug, Clone)]
@@ -43,6 +53,9 @@ pub enum Disposition {
     Processed,
     /// Cannot be processed: move to the quarantine folder.
     Quarantined(String),
+    /// Its analysis is slow and goes on in the background: leave it where it is;
+    /// [`Pipeline::finish_slow`] returns its real outcome later.
+    Deferred,
 }
 
 /// The result for one message, for the mailbox side and the log.
@@ -55,6 +68,104 @@ pub struct Outcome {
     pub decision: &'static str,
     /// A reply was queued.
     pub queued: bool,
+}
+
+impl Outcome {
+    fn deferred() -> Outcome {
+        Outcome {
+            disposition: Disposition::Deferred,
+            message_id: None,
+            folio: None,
+            verdict: "pending".into(),
+            decision: "deferred",
+            queued: false,
+        }
+    }
+}
+
+/// One line in the log per message.
+fn log_outcome(source: &str, o: &Outcome, ms: f64) {
+    match &o.disposition {
+        Disposition::Processed => tracing::info!(
+            source = %source,
+            message_id = o.message_id.as_deref().unwrap_or("-"),
+            folio = o.folio.as_deref().unwrap_or("-"),
+            verdict = %o.verdict,
+            decision = o.decision,
+            ms = format!("{ms:.1}"),
+            "processed"
+        ),
+        Disposition::Quarantined(reason) => tracing::warn!(
+            source = %source,
+            message_id = o.message_id.as_deref().unwrap_or("-"),
+            reason = %reason,
+            "quarantined"
+        ),
+        Disposition::Deferred => tracing::info!(source = %source, "deferred: slow analysis"),
+    }
+}
+
+/// An analysis running on the blocking pool.
+struct Analyzing {
+    handle: JoinHandle<Result<Analysis, String>>,
+    /// Set when the batch stopped waiting for it: its end must wake the mailbox worker.
+    slow: Arc<AtomicBool>,
+}
+
+/// A message whose analysis outlasted [`ANALYSIS_PATIENCE`].
+struct SlowAnalysis {
+    raw: RawMessage,
+    handle: JoinHandle<Result<Analysis, String>>,
+}
+
+/// The result of an analysis task.
+fn joined(r: Result<Result<Analysis, String>, tokio::task::JoinError>) -> Result<Analysis, String> {
+    r.unwrap_or_else(|e| Err(format!("the analysis of this message failed: {e}")))
+}
+
+/// The analysis of one message with the limits that make it unusable: its size and number of
+/// MIME parts.
+fn analyze_checked(
+    raw: &[u8],
+    directory: &Directory,
+    policy: &Policy,
+    limits: &crate::config::LimitsConfig,
+) -> Result<Analysis, String> {
+    if let Some(reason) = oversize_reason(raw.len() as u64, limits) {
+        return Err(reason);
+    }
+    let a = analyze(raw, directory, policy, limits.max_attachment_bytes)?;
+    match quarantine_reason(&a, limits) {
+        Some(reason) => Err(reason),
+        None => Ok(a),
+    }
+}
+
+/// Why the daemon quarantines an analysed message instead of storing it, or `None`.
+pub fn quarantine_reason(a: &Analysis, _limits: &crate::config::LimitsConfig) -> Option<String> {
+    a.mail.unusable_reason().map(str::to_string)
+}
+
+/// Why the daemon quarantines a message of `size` bytes without reading it, or `None`.
+pub fn oversize_reason(size: u64, limits: &crate::config::LimitsConfig) -> Option<String> {
+    (size > limits.max_message_bytes).then(|| {
+        format!(
+            "message of {size} bytes exceeds limits.max_message_bytes ({}); only its headers are kept",
+            limits.max_message_bytes
+        )
+    })
+}
+
+/// The header section of a raw message (up to the first empty line), at most `cap` bytes: what
+/// is kept of a message too big to store.
+pub fn header_section(raw: &[u8], cap: usize) -> &[u8] {
+    let head = &raw[..raw.len().min(cap)];
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|i| i + 2));
+    &head[..end.unwrap_or(head.len())]
 }
 
 /// What a batch does with one message, decided before anything is written.
@@ -93,8 +204,8 @@ fn parents(mail: &InboundMail) -> impl Iterator<Item = &String> {
 /// Everything the pipeline needs, built once from the configuration.
 pub struct Pipeline {
     pub store: Store,
-    pub directory: Directory,
-    pub policy: Policy,
+    pub directory: Arc<Directory>,
+    pub policy: Arc<Policy>,
     /// `limits.bounce_suppression`: how long a hard-bouncing address gets no mail.
     pub bounce_suppression: std::time::Duration,
     pub clock: Arc<dyn Clock>,
@@ -106,6 +217,14 @@ pub struct Pipeline {
     /// would otherwise take half the CPU from ingest, and the first goal after an outage is that
     /// every waiting message has its ticket; the confirmations follow right after.
     pub ingest_busy: Arc<AtomicBool>,
+    /// How long a batch waits for a slow analysis ([`ANALYSIS_PATIENCE`]).
+    pub patience: Duration,
+    /// Analyses that outlasted the patience and go on in the background.
+    slow: Mutex<Vec<SlowAnalysis>>,
+    /// Woken when one of them ends.
+    pub slow_done: Arc<Notify>,
+    /// One permit per core: analyses in parallel, never more than the machine runs at once.
+    cores: Arc<Semaphore>,
 }
 
 /// Holds [`Pipeline::ingest_busy`] set; clears it and wakes the sender when dropped.
@@ -248,13 +367,19 @@ impl Pipeline {
     ) -> Result<Pipeline, SetupError> {
         Ok(Pipeline {
             store,
-            directory: directory_of(config)?,
-            policy: policy_of(config, tokens)?,
+            directory: Arc::new(directory_of(config)?),
+            policy: Arc::new(policy_of(config, tokens)?),
             bounce_suppression: config.limits.bounce_suppression,
             clock,
             limits: config.limits.clone(),
             outbox_ready: Arc::new(Notify::new()),
             ingest_busy: Arc::new(AtomicBool::new(false)),
+            patience: ANALYSIS_PATIENCE,
+            slow: Mutex::new(Vec::new()),
+            slow_done: Arc::new(Notify::new()),
+            cores: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 
@@ -269,26 +394,264 @@ impl Pipeline {
         tx.commit().await
     }
 
+    /// Quarantines a message too big to store (`folio ingest` read only its head): its headers
+    /// and size are kept, not its bytes.
+    pub async fn quarantine_oversize(
+        &self,
+        source: &str,
+        head: &[u8],
+        size: u64,
+    ) -> Result<Outcome, StoreError> {
+        let reason = oversize_reason(size, &self.limits)
+            .unwrap_or_else(|| format!("message of {size} bytes exceeds limits.max_message_bytes"));
+        let mut tx = self.store.begin().await?;
+        tx.quarantine(source, &reason, head, self.clock.now())
+            .await?;
+        tx.commit().await?;
+        let o = Outcome {
+            disposition: Disposition::Quarantined(reason),
+            message_id: None,
+            folio: None,
+            verdict: "unusable".into(),
+            decision: "quarantined",
+            queued: false,
+        };
+        log_outcome(source, &o, 0.0);
+        Ok(o)
+    }
+
     /// Marks a backlog catch-up until the returned guard is dropped.
     pub fn catching_up(&self) -> CatchingUp<'_> {
         self.ingest_busy.store(true, Ordering::SeqCst);
         CatchingUp(self)
     }
 
-    /// Processes a batch in one transaction. An `Err` means nothing was stored (a database
-    /// problem): the caller leaves the messages where they are and retries later.
+    /// Processes a batch: the analyses run in parallel off the async task (see
+    /// [`ANALYSIS_PATIENCE`]), then one transaction stores the results. Returns one outcome
+    /// per message, in order; a message whose analysis outlasts the patience is
+    /// [`Disposition::Deferred`] and comes back from [`Pipeline::finish_slow`]. An `Err` means
+    /// nothing was stored (a database problem): the caller leaves the messages where they are
+    /// and retries later.
+    // Shell: `started` times the work for the log line, on this process's monotonic timer.
+    #[allow(clippy::disallowed_methods)]
     pub async fn process(&self, batch: &[RawMessage]) -> Result<Vec<Outcome>, StoreError> {
-        let started = Instant::now();
-        let analyses: Vec<Result<Analysis, String>> =
-            batch.iter().map(|m| self.analyze_one(m)).collect();
-        let outcomes = match self.store_batch(batch, &analyses).await {
+        let started = std::time::Instant::now();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+        // A message whose analysis still runs in the background (the mailbox was read again
+        // after a reconnection) is not started twice.
+        let running = self.slow_sources();
+        let candidates: Vec<usize> = (0..batch.len())
+            .filter(|&i| {
+                let slow = running.contains(&batch[i].source);
+                if slow {
+                    outcomes[i] = Some(Outcome::deferred());
+                }
+                !slow
+            })
+            .collect();
+        let sources: Vec<&str> = candidates
+            .iter()
+            .map(|&i| batch[i].source.as_str())
+            .collect();
+        let earlier = self.store.unfinished_attempts(&sources).await?;
+        type Attempted = Vec<(usize, u32)>;
+        let (fresh, suspects): (Attempted, Attempted) = candidates
+            .into_iter()
+            .zip(earlier)
+            .partition(|(_, n)| *n == 0);
+
+        // New messages together: one attempt record for all, analyses in parallel, one commit.
+        let fresh: Vec<usize> = fresh.into_iter().map(|(i, _)| i).collect();
+        let mut done = self.run_attempts(batch, &fresh).await?;
+        // A message whose analysis was cut short before (the process died during it) goes
+        // alone: if it kills the process again, the next start knows which one it was.
+        for (i, earlier) in suspects {
+            if earlier >= MAX_UNFINISHED_ATTEMPTS {
+                let reason = format!(
+                    "its analysis started {earlier} times and never finished: the process stopped \
+                     during it (crash, kill -9 or out of memory)"
+                );
+                done.extend(
+                    self.store_results(vec![(&batch[i], Err(reason))])
+                        .await?
+                        .into_iter()
+                        .map(|o| (i, o)),
+                );
+            } else {
+                tracing::warn!(source = %batch[i].source, earlier, "retrying alone a message whose analysis never finished");
+                done.extend(self.run_attempts(batch, &[i]).await?);
+            }
+        }
+        for (i, o) in done {
+            outcomes[i] = Some(o);
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(Outcome::deferred))
+            .collect();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        for (raw, o) in batch.iter().zip(&outcomes) {
+            log_outcome(&raw.source, o, ms);
+        }
+        Ok(outcomes)
+    }
+
+    /// Records the attempts, analyses `which` messages of `batch` in parallel and stores those
+    /// that finished within the patience; the others are left running in the background.
+    async fn run_attempts(
+        &self,
+        batch: &[RawMessage],
+        which: &[usize],
+    ) -> Result<Vec<(usize, Outcome)>, StoreError> {
+        if which.is_empty() {
+            return Ok(vec![]);
+        }
+        let sources: Vec<&str> = which.iter().map(|&i| batch[i].source.as_str()).collect();
+        self.store
+            .begin_attempts(&sources, self.clock.now())
+            .await?;
+        let running: Vec<Analyzing> = which
+            .iter()
+            .map(|&i| self.spawn_analysis(&batch[i]))
+            .collect();
+        // One patience for the whole batch: together the slow ones delay it by at most that.
+        let patience = tokio::time::sleep(self.patience);
+        tokio::pin!(patience);
+        let mut ready = Vec::with_capacity(which.len());
+        let mut ready_index = Vec::with_capacity(which.len());
+        for (&i, mut job) in which.iter().zip(running) {
+            let ended = tokio::select! {
+                biased;
+                r = &mut job.handle => Some(r),
+                () = &mut patience => None,
+            };
+            match ended {
+                Some(result) => {
+                    ready.push((&batch[i], joined(result)));
+                    ready_index.push(i);
+                }
+                None => {
+                    tracing::warn!(source = %batch[i].source, "slow analysis: the batch goes on without it");
+                    job.slow.store(true, Ordering::SeqCst);
+                    self.slow
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(SlowAnalysis {
+                            raw: batch[i].clone(),
+                            handle: job.handle,
+                        });
+                }
+            }
+        }
+        let stored = self.store_results(ready).await?;
+        Ok(ready_index.into_iter().zip(stored).collect())
+    }
+
+    /// Stores the messages whose slow analysis has ended (or was cut off at
+    /// `limits.analysis_deadline`, which quarantines the message). Returns `(source, outcome)`
+    /// for each; nothing when none has ended.
+    pub async fn finish_slow(&self) -> Result<Vec<(String, Outcome)>, StoreError> {
+        let ended: Vec<SlowAnalysis> = {
+            let mut slow = self.slow.lock().unwrap_or_else(|p| p.into_inner());
+            let (ended, running) = std::mem::take(&mut *slow)
+                .into_iter()
+                .partition(|s| s.handle.is_finished());
+            *slow = running;
+            ended
+        };
+        if ended.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut ended = ended;
+        let mut results = Vec::with_capacity(ended.len());
+        for s in &mut ended {
+            // Already finished: this does not wait.
+            results.push(joined((&mut s.handle).await));
+        }
+        let items = ended.iter().map(|s| &s.raw).zip(results).collect();
+        let outcomes = self.store_results(items).await?;
+        for (s, o) in ended.iter().zip(&outcomes) {
+            log_outcome(&s.raw.source, o, 0.0);
+        }
+        Ok(ended
+            .iter()
+            .map(|s| s.raw.source.clone())
+            .zip(outcomes)
+            .collect())
+    }
+
+    /// Whether analyses are still running in the background.
+    pub fn has_slow(&self) -> bool {
+        !self
+            .slow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    fn slow_sources(&self) -> HashSet<String> {
+        self.slow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.raw.source.clone())
+            .collect()
+    }
+
+    /// Starts the analysis of one message on the blocking pool, at most one per core at a time,
+    /// cut off at `limits.analysis_deadline` (counted from when it gets a core).
+    fn spawn_analysis(&self, raw: &RawMessage) -> Analyzing {
+        let bytes = raw.bytes.clone();
+        let directory = self.directory.clone();
+        let policy = self.policy.clone();
+        let limits = self.limits.clone();
+        let cores = self.cores.clone();
+        let slow = Arc::new(AtomicBool::new(false));
+        let (flag, wake) = (slow.clone(), self.slow_done.clone());
+        let handle = tokio::spawn(async move {
+            let deadline = limits.analysis_deadline;
+            // The permit travels with the work and is released only when the thread is done,
+            // so an analysis cut off at its deadline still holds its core while it runs on.
+            let permit = cores.acquire_owned().await;
+            let work = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                analyze_checked(&bytes, &directory, &policy, &limits)
+            });
+            let result = match tokio::time::timeout(deadline, work).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(format!("the analysis of this message failed: {e}")),
+                Err(_) => Err(format!(
+                    "its analysis took longer than limits.analysis_deadline ({})",
+                    humantime::format_duration(deadline)
+                )),
+            };
+            if flag.load(Ordering::SeqCst) {
+                wake.notify_one();
+            }
+            result
+        });
+        Analyzing { handle, slow }
+    }
+
+    /// Decides and stores analysed messages in one transaction (one by one if the batch
+    /// breaks a constraint), then forgets their attempts.
+    async fn store_results(
+        &self,
+        items: Vec<(&RawMessage, Result<Analysis, String>)>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let (raws, analyses): (Vec<&RawMessage>, Vec<Result<Analysis, String>>) =
+            items.into_iter().unzip();
+        let outcomes = match self.store_batch(&raws, &analyses).await {
             Err(e) if e.is_constraint_violation() => {
                 // Something in the batch breaks a constraint (it should not happen: decide saw
                 // the duplicates). Store the messages one at a time so only that one is
                 // quarantined.
                 tracing::warn!(error = %e, "a message of the batch breaks a constraint; storing one by one");
-                let mut out = Vec::with_capacity(batch.len());
-                for (raw, a) in batch.iter().zip(&analyses) {
+                let mut out = Vec::with_capacity(raws.len());
+                for (raw, a) in raws.iter().zip(&analyses) {
                     out.extend(self.store_alone(raw, a).await?);
                 }
                 out
@@ -298,47 +661,13 @@ impl Pipeline {
         if outcomes.iter().any(|o| o.queued) {
             self.outbox_ready.notify_one();
         }
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        for (raw, o) in batch.iter().zip(&outcomes) {
-            match &o.disposition {
-                Disposition::Processed => tracing::info!(
-                    source = %raw.source,
-                    message_id = o.message_id.as_deref().unwrap_or("-"),
-                    folio = o.folio.as_deref().unwrap_or("-"),
-                    verdict = %o.verdict,
-                    decision = o.decision,
-                    ms = format!("{ms:.1}"),
-                    "processed"
-                ),
-                Disposition::Quarantined(reason) => tracing::warn!(
-                    source = %raw.source,
-                    message_id = o.message_id.as_deref().unwrap_or("-"),
-                    reason = %reason,
-                    "quarantined"
-                ),
-            }
+        let sources: Vec<&str> = raws.iter().map(|r| r.source.as_str()).collect();
+        if let Err(e) = self.store.end_attempts(&sources).await {
+            // The messages are stored; a leftover attempt only makes a rare re-delivery of the
+            // same source go alone.
+            tracing::warn!(error = %e, "could not clear analysis attempts");
         }
         Ok(outcomes)
-    }
-
-    fn analyze_one(&self, m: &RawMessage) -> Result<Analysis, String> {
-        if m.bytes.len() as u64 > self.limits.max_message_bytes {
-            return Err(format!(
-                "message of {} bytes exceeds limits.max_message_bytes ({})",
-                m.bytes.len(),
-                self.limits.max_message_bytes
-            ));
-        }
-        let a = analyze(
-            &m.bytes,
-            &self.directory,
-            &self.policy,
-            self.limits.max_attachment_bytes,
-        )?;
-        match a.mail.unusable_reason() {
-            Some(reason) => Err(reason.to_string()),
-            None => Ok(a),
-        }
     }
 
     /// One message in its own transaction; quarantined if it breaks a constraint.
@@ -348,7 +677,7 @@ impl Pipeline {
         a: &Result<Analysis, String>,
     ) -> Result<Vec<Outcome>, StoreError> {
         match self
-            .store_batch(std::slice::from_ref(raw), std::slice::from_ref(a))
+            .store_batch(std::slice::from_ref(&raw), std::slice::from_ref(a))
             .await
         {
             Err(e) if e.is_constraint_violation() => {
@@ -386,7 +715,7 @@ impl Pipeline {
     /// one transaction.
     async fn store_batch(
         &self,
-        raws: &[RawMessage],
+        raws: &[&RawMessage],
         analyses: &[Result<Analysis, String>],
     ) -> Result<Vec<Outcome>, StoreError> {
         let now = self.clock.now();
@@ -668,7 +997,14 @@ impl Pipeline {
                 if let (Some(obj), Some(folio)) = (context.as_object_mut(), &folios[i]) {
                     obj.insert("folio".into(), folio.as_str().into());
                 }
-                let nonce = uuid::Uuid::now_v7().simple().to_string();
+                // Time-ordered from the injected clock; its random bits keep it unique.
+                let nonce = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    u64::try_from(now.timestamp()).unwrap_or(0),
+                    now.timestamp_subsec_nanos(),
+                ))
+                .simple()
+                .to_string();
                 let domain = self.message_id_domain();
                 let (message_id, reply_to) = match &folios[i] {
                     Some(folio) => (
@@ -749,9 +1085,13 @@ fn describe_change(c: &Change) -> String {
 }
 
 /// What `folio inspect --json` prints: what the pipeline extracts and decides, without a database.
-pub fn inspect_json(a: &Analysis, policy: &Policy) -> serde_json::Value {
+pub fn inspect_json(
+    a: &Analysis,
+    policy: &Policy,
+    limits: &crate::config::LimitsConfig,
+) -> serde_json::Value {
     let m = &a.mail;
-    let decision = match m.unusable_reason() {
+    let decision = match quarantine_reason(a, limits) {
         Some(r) => json!({"action": "quarantine", "reason": r}),
         None => match decide(a, &Context::default(), policy) {
             Decision::Duplicate => json!({"action": "duplicate"}),

@@ -63,7 +63,8 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
-    /// One connection with `synchronous = NORMAL`, used only to record delivery results. In WAL
+    /// One connection with `synchronous = NORMAL`, used only to record delivery results and
+    /// analysis attempts. In WAL
     /// mode such a commit survives a process crash (`kill -9`); only a power loss can undo the
     /// last ones, and an undone "sent" mark means the mail goes out again with the same
     /// Message-ID, which a crash at the wrong instant can cause anyway (SMTP has no idempotency).
@@ -636,6 +637,74 @@ impl Store {
             data: r.get(2),
         })
         .collect())
+    }
+
+    /// For each source, how many attempts at its analysis started and never finished (0 for a
+    /// message seen for the first time).
+    pub async fn unfinished_attempts(&self, sources: &[&str]) -> Result<Vec<u32>, StoreError> {
+        let mut before = HashMap::new();
+        for chunk in sources.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT source, attempts FROM analysis_attempts WHERE source IN ({})",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for s in chunk {
+                query = query.bind(*s);
+            }
+            for r in query.fetch_all(&self.marks).await? {
+                before.insert(r.get::<String, _>(0), r.get::<i64, _>(1));
+            }
+        }
+        Ok(sources
+            .iter()
+            .map(|s| {
+                before
+                    .get(*s)
+                    .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX))
+            })
+            .collect())
+    }
+
+    /// Records that the analysis of each source starts now. Written with `synchronous =
+    /// NORMAL`: the row survives a crash of the process, which is what it is for (a power loss
+    /// only forgets an attempt).
+    pub async fn begin_attempts(
+        &self,
+        sources: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.marks.begin().await?;
+        for chunk in sources.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO analysis_attempts (source, attempts, first_at, last_at) VALUES {}
+                 ON CONFLICT (source) DO UPDATE SET attempts = attempts + 1, last_at = excluded.last_at",
+                vec!["(?, 1, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for s in chunk {
+                query = query.bind(*s).bind(ts(now)).bind(ts(now));
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the attempts of messages that were stored or quarantined.
+    pub async fn end_attempts(&self, sources: &[&str]) -> Result<(), StoreError> {
+        for chunk in sources.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM analysis_attempts WHERE source IN ({})",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for s in chunk {
+                query = query.bind(*s);
+            }
+            query.execute(&self.marks).await?;
+        }
+        Ok(())
     }
 
     /// The site secret that keys folio's tokens (created by the migrations).

@@ -27,7 +27,6 @@
 
 // Benchmarks measure the real binary in wall-clock time; no fixed clock is in play.
 #![allow(clippy::disallowed_methods)]
-
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]

@@ -211,3 +211,116 @@ fn ingest_stores_once_and_tempfails_when_the_database_is_unusable() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Peak resident memory of a running process, in KiB (Linux).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn ingest_keeps_only_the_headers_of_an_oversize_message_and_never_holds_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("folio.db");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[database]\nurl = \"sqlite://{}\"\n[limits]\nmax_message_bytes = 1048576\n",
+            db.display()
+        ),
+    );
+    let head = "From: ana@example.test\r\nTo: helpdesk@example.test\r\nSubject: Enorme\r\n\
+                Message-ID: <huge@x.test>\r\n\r\n";
+    let body = vec![b'x'; 64 * 1024 * 1024];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_folio"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "ingest",
+            "--queue-only",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(head.as_bytes()).unwrap();
+    stdin.write_all(&body).unwrap();
+    // All but the pipe's buffer has been read by now: whatever folio keeps of it is resident.
+    let peak = peak_rss_kib(child.id());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let size = head.len() + body.len();
+    assert!(
+        stdout.contains("quarantined")
+            && stdout.contains(&format!(
+                "message of {size} bytes exceeds limits.max_message_bytes"
+            )),
+        "{stdout}"
+    );
+    assert!(
+        peak < 32 * 1024,
+        "folio held {peak} KiB while reading a 64 MiB message with a 1 MiB limit"
+    );
+    // The quarantine keeps the headers and the size, not the bytes.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (kept, reason): (i64, String) = rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query_as("SELECT length(raw), reason FROM quarantine")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(kept as usize, head.len());
+    assert!(reason.contains(&size.to_string()), "{reason}");
+}
+
+#[test]
+fn inspect_says_an_oversize_message_would_be_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[limits]\nmax_message_bytes = 1000\n");
+    let eml = dir.path().join("big.eml");
+    std::fs::write(
+        &eml,
+        format!(
+            "From: ana@example.test\r\nSubject: Enorme\r\n\r\n{}",
+            "x".repeat(5000)
+        ),
+    )
+    .unwrap();
+    let out = folio(&[
+        "--config",
+        config.to_str().unwrap(),
+        "inspect",
+        eml.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"]["action"], "quarantine");
+    assert!(v["decision"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("limits.max_message_bytes (1000)"));
+    assert!(v["headers"].as_str().unwrap().contains("Subject: Enorme"));
+}

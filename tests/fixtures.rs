@@ -127,7 +127,7 @@ fn fixture_corpus_matches_expectations() {
         for (ending, bytes) in [("LF", raw.clone()), ("CRLF", to_crlf(&raw))] {
             let analysis = analyze(&bytes, &directory, &policy(), u64::MAX)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let actual = inspect_json(&analysis, &policy());
+            let actual = inspect_json(&analysis, &policy(), &Default::default());
             let problems = check(&actual, &expected);
             if !problems.is_empty() {
                 let _ = std::fs::write(

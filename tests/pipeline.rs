@@ -28,10 +28,15 @@ fn t0() -> chrono::DateTime<Utc> {
 }
 
 async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
+    pipeline_with(dir, &format!("max_auto_replies_per_address = {cap}\n")).await
+}
+
+/// A pipeline whose `[limits]` section is `limits`.
+async fn pipeline_with(dir: &Path, limits: &str) -> Pipeline {
     let text = format!(
         "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
          [smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
-         [templates]\ndir = \"{REPO}/mail-templates\"\n[limits]\nmax_auto_replies_per_address = {cap}\n"
+         [templates]\ndir = \"{REPO}/mail-templates\"\n[limits]\n{limits}"
     );
     let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
@@ -397,4 +402,159 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     // A sender that died leaves its claims behind; they expire.
     let later = now + chrono::Duration::seconds(31);
     assert_eq!(p.store.claim_due(later, 10, lease).await.unwrap().len(), 3);
+}
+
+/// An HTML-only request of about `mb` MB: its analysis takes far longer than a millisecond on any
+/// machine (parsing and converting every byte).
+fn big_html(id: &str, mb: usize) -> RawMessage {
+    let para = "<p>La impresora del tercer piso no imprime desde ayer por la tarde.</p>\r\n";
+    let body = para.repeat(mb * 1024 * 1024 / para.len());
+    mail(
+        "ana@example.test",
+        "Impresora",
+        &format!("<html><body>{body}</body></html>"),
+        id,
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n",
+    )
+}
+
+/// Waits until slow analyses end and returns what they stored; fails the test rather than hang.
+async fn slow_outcomes(p: &Pipeline) -> Vec<(String, Outcome)> {
+    let wait = async {
+        loop {
+            let woken = p.slow_done.notified();
+            let ended = p.finish_slow().await.unwrap();
+            if !ended.is_empty() {
+                return ended;
+            }
+            woken.await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), wait)
+        .await
+        .expect("the slow analysis never ended")
+}
+
+#[tokio::test]
+async fn a_slow_message_is_deferred_and_stored_when_its_analysis_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = pipeline(dir.path(), 20).await;
+    // No patience at all: on this single-threaded test runtime the analysis task has not even
+    // started when the batch looks, so the message is deferred, deterministically.
+    p.patience = std::time::Duration::ZERO;
+    let out = p.process(&[big_html("slow@x.test", 2)]).await.unwrap();
+    assert_eq!(out[0].disposition, Disposition::Deferred);
+    assert_eq!(p.store.counts().await.unwrap().tickets, 0);
+    // A second look at the same message (the mailbox read again) starts no second analysis.
+    let again = p.process(&[big_html("slow@x.test", 2)]).await.unwrap();
+    assert_eq!(again[0].disposition, Disposition::Deferred);
+    let ended = slow_outcomes(&p).await;
+    assert_eq!(ended.len(), 1, "one analysis, one outcome");
+    assert_eq!(ended[0].0, "test:slow@x.test");
+    assert_eq!(ended[0].1.disposition, Disposition::Processed);
+    assert_eq!(ended[0].1.decision, "new_ticket");
+    assert!(ended[0].1.queued, "its confirmation is queued");
+    assert!(!p.has_slow());
+    assert!(p.finish_slow().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_analysis_past_its_deadline_is_quarantined_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = pipeline_with(dir.path(), "analysis_deadline = \"1ms\"\n").await;
+    p.patience = std::time::Duration::ZERO;
+    let out = p
+        .process(&[
+            big_html("poison@x.test", 4),
+            mail("bob@example.test", "Red", "Sin red.", "b1@x.test", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].disposition, Disposition::Deferred);
+    let mut ended = Vec::new();
+    while ended.len()
+        < out
+            .iter()
+            .filter(|o| o.disposition == Disposition::Deferred)
+            .count()
+    {
+        ended.extend(slow_outcomes(&p).await);
+    }
+    let poison = &ended
+        .iter()
+        .find(|(s, _)| s == "test:poison@x.test")
+        .unwrap()
+        .1;
+    match &poison.disposition {
+        Disposition::Quarantined(reason) => assert!(
+            reason.contains("limits.analysis_deadline (1ms)"),
+            "{reason}"
+        ),
+        d => panic!("expected quarantine, got {d:?}"),
+    }
+    let c = p.store.counts().await.unwrap();
+    assert_eq!(c.quarantined, 1);
+}
+
+#[tokio::test]
+async fn a_message_whose_analysis_never_finished_twice_is_quarantined_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    // Two earlier starts of its analysis never finished: the process died during them.
+    for _ in 0..2 {
+        p.store
+            .begin_attempts(&["test:crash@x.test"], t0())
+            .await
+            .unwrap();
+    }
+    let out = p
+        .process(&[mail("ana@example.test", "Uno", "1", "crash@x.test", "")])
+        .await
+        .unwrap();
+    match &out[0].disposition {
+        Disposition::Quarantined(reason) => assert!(reason.contains("never finished"), "{reason}"),
+        d => panic!("expected quarantine, got {d:?}"),
+    }
+    assert_eq!(
+        p.store
+            .unfinished_attempts(&["test:crash@x.test"])
+            .await
+            .unwrap(),
+        [0],
+        "the attempt record is cleared once the message is quarantined"
+    );
+}
+
+#[tokio::test]
+async fn after_a_crash_the_batch_is_retried_one_message_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let batch = [
+        mail("ana@example.test", "Uno", "1", "a1@x.test", ""),
+        mail("bob@example.test", "Dos", "2", "b1@x.test", ""),
+        mail("eva@example.test", "Tres", "3", "e1@x.test", ""),
+    ];
+    // The process died once while the whole batch was being analysed.
+    let sources: Vec<&str> = batch.iter().map(|m| m.source.as_str()).collect();
+    p.store.begin_attempts(&sources, t0()).await.unwrap();
+    // Each is a suspect now and goes alone; none is blamed for the others.
+    let out = p.process(&batch).await.unwrap();
+    assert_eq!(decisions(&out), ["new_ticket", "new_ticket", "new_ticket"]);
+    assert_eq!(
+        p.store.unfinished_attempts(&sources).await.unwrap(),
+        [0, 0, 0]
+    );
+    // A fresh message leaves no attempt behind either.
+    let out = p
+        .process(&[mail("ana@example.test", "Cuatro", "4", "a2@x.test", "")])
+        .await
+        .unwrap();
+    assert_eq!(decisions(&out), ["new_ticket"]);
+    assert_eq!(
+        p.store
+            .unfinished_attempts(&["test:a2@x.test"])
+            .await
+            .unwrap(),
+        [0]
+    );
 }
