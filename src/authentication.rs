@@ -867,6 +867,21 @@ mod tests {
     }
 
     #[test]
+    fn every_prefix_and_deletion_parses_without_panicking() {
+        for h in [
+            r#"mx.edomex.gob.mx 1; spf=pass smtp.mailfrom="x;dkim=pass header.d=a@edomex.gob.mx "@evil.test"#,
+            r#"mx.é 1 (c (n) \) ; dkim/1=pass reason="r\"" header.d=é.mx header.i=@x; none"#,
+        ] {
+            let cuts = h.char_indices().map(|(i, _)| i).chain([h.len()]);
+            for i in cuts {
+                let _ = parse(&h[..i]);
+                let deleted: String = h[..i].chars().chain(h[i..].chars().skip(1)).collect();
+                let _ = parse(&deleted);
+            }
+        }
+    }
+
+    #[test]
     fn parse_reads_the_grammar() {
         let p = parse(
             r#"mx.edomex.gob.mx 1; dkim=pass (2048-bit) reason="good" header.d=edomex.gob.mx header.s=sel header.b="AbC+/9=="; spf=pass smtp.mailfrom=tech1@edomex.gob.mx smtp.helo=mail.edomex.gob.mx"#,
