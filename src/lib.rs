@@ -9,7 +9,7 @@
 //!
 //! Functional core (no I/O, no clock): [`mail`], [`classify`], [`folio`], [`requester`],
 //! [`subject`], [`quote`], [`command`], [`phone_note`], [`catalog`], [`routing`], [`ticket`],
-//! [`tokens`], [`authentication`], [`decide`], [`outgoing`].
+//! [`tokens`], [`authentication`], [`decide`], [`outgoing`], [`terminal`].
 //! At the edge: [`render`] (reads the template files), [`config`] (reads the config file).
 //! I/O shell: [`store`], [`imap`], [`smtp`], [`tls`], [`sender`], [`pipeline`], [`daemon`],
 //! [`clock`], [`shutdown`].
@@ -37,6 +37,7 @@ pub mod shutdown;
 pub mod smtp;
 pub mod store;
 pub mod subject;
+pub mod terminal;
 pub mod ticket;
 pub mod tls;
 pub mod tokens;

@@ -147,103 +147,23 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = load_config(&cli.config)?;
             let store = Store::open(&config.database.url).await?;
             match command {
+                // Mail-derived text is escaped for the terminal (see `folio::terminal`).
                 TicketsCommand::List { json, limit } => {
                     let tickets = store.tickets(limit).await?;
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&tickets)?);
+                        println!("{}", folio::terminal::json(&tickets)?);
                     } else {
-                        for t in tickets {
-                            println!(
-                                "{}  {:<8} {:<7} {:<24} {:<24} {}  {}",
-                                t.folio,
-                                t.status,
-                                t.priority,
-                                t.assignee.as_deref().unwrap_or("-"),
-                                t.requester_email,
-                                t.created_at,
-                                t.subject
-                            );
-                        }
+                        print!("{}", folio::terminal::ticket_list(&tickets));
                     }
                 }
                 TicketsCommand::Show { folio, json } => {
                     let Some(t) = store.ticket(&folio).await? else {
-                        anyhow::bail!("no ticket with folio {folio}");
+                        anyhow::bail!("no ticket with folio {}", folio::terminal::line(&folio));
                     };
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&t)?);
+                        println!("{}", folio::terminal::json(&t)?);
                     } else {
-                        let s = &t.ticket;
-                        println!("Folio:        {}", s.folio);
-                        println!("Estado:       {}", s.status);
-                        println!("Asunto:       {}", s.subject);
-                        println!(
-                            "Solicitante:  {} <{}>",
-                            s.requester_name.as_deref().unwrap_or("-"),
-                            s.requester_email
-                        );
-                        println!(
-                            "Departamento: {}",
-                            s.requester_department.as_deref().unwrap_or("-")
-                        );
-                        println!(
-                            "Teléfono:     {}",
-                            s.requester_phone.as_deref().unwrap_or("-")
-                        );
-                        println!("Creado:       {}", s.created_at);
-                        println!(
-                            "Servicio:     {}  ({}, prioridad {})",
-                            s.service.as_deref().unwrap_or("-"),
-                            s.ticket_type.as_deref().unwrap_or("-"),
-                            s.priority
-                        );
-                        println!("Asignado a:   {}", s.assignee.as_deref().unwrap_or("-"));
-                        if let Some(by) = &s.opened_by {
-                            println!("Registró:     {by} (canal {})", s.channel);
-                        }
-                        for p in &t.participants {
-                            if p["role"] == "cc" {
-                                println!("Participante: {}", p["email"].as_str().unwrap_or("-"));
-                            }
-                        }
-                        if let Some(r) = &t.routing {
-                            println!("Enrutamiento:");
-                            for line in r.lines() {
-                                println!("  {line}");
-                            }
-                        }
-                        for m in &t.messages {
-                            println!(
-                                "\n--- {} from {} ({}{}) ---\n{}",
-                                m.stored_at,
-                                m.from_email.as_deref().unwrap_or("-"),
-                                m.decision_reason,
-                                if m.internal { ", interno" } else { "" },
-                                m.new_content.as_deref().unwrap_or(&m.body_text)
-                            );
-                        }
-                        for e in &t.events {
-                            println!(
-                                "\n*** {} {} {}: {}",
-                                e.created_at,
-                                e.kind,
-                                e.actor.as_deref().unwrap_or("-"),
-                                e.detail
-                            );
-                        }
-                        for o in &t.outgoing {
-                            println!(
-                                "\n>>> {} to {}: {} (attempts {}){}",
-                                o.template,
-                                o.to,
-                                o.status,
-                                o.attempts,
-                                o.last_error
-                                    .as_deref()
-                                    .map(|e| format!(" last error: {e}"))
-                                    .unwrap_or_default()
-                            );
-                        }
+                        print!("{}", folio::terminal::ticket_detail(&t));
                     }
                 }
             }
@@ -344,7 +264,9 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
             outcome.folio.as_deref().unwrap_or("no ticket"),
             outcome.decision
         ),
-        Disposition::Quarantined(reason) => println!("quarantined: {reason}"),
+        Disposition::Quarantined(reason) => {
+            println!("quarantined: {}", folio::terminal::line(reason))
+        }
         Disposition::Deferred => println!("deferred"),
     }
     if !queue_only {
@@ -418,9 +340,13 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
                 "decision": {"action": "quarantine", "reason": reason},
                 "headers": headers,
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            println!("{}", folio::terminal::json(&value)?);
         } else {
-            println!("Size:       {size} bytes\nDecision:   quarantine ({reason})\n\n{headers}");
+            println!(
+                "Size:       {size} bytes\nDecision:   quarantine ({})\n\n{}",
+                folio::terminal::line(&reason),
+                folio::terminal::block(&headers)
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -430,24 +356,12 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
         .with_context(|| file.display().to_string())?;
     let value = pipeline::inspect_json(&analysis, &policy, &limits);
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", folio::terminal::json(&value)?);
     } else {
-        let m = &analysis.mail;
-        println!(
-            "From:       {} <{}>",
-            m.from_name.as_deref().unwrap_or(""),
-            m.from_email.as_deref().unwrap_or("-")
+        print!(
+            "{}",
+            folio::terminal::inspect(&analysis, &value["decision"])
         );
-        println!("Subject:    {}", m.subject);
-        println!("Message-ID: {}", m.message_id.as_deref().unwrap_or("-"));
-        println!("Automatic:  {}", analysis.verdict.reason);
-        println!(
-            "Folio ref:  {}",
-            analysis.folio_reference.as_deref().unwrap_or("-")
-        );
-        println!("Decision:   {}", value["decision"]);
-        println!("Attachments: {}", m.attachments.len());
-        println!("\n{}", m.body_text);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -212,6 +212,118 @@ fn ingest_stores_once_and_tempfails_when_the_database_is_unusable() {
     );
 }
 
+/// Every byte that is not an ASCII letter or digit as `=XX`: valid both as an RFC 2047
+/// Q-encoded word and as a quoted-printable line.
+fn q_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("={b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Raw characters a terminal acts on: C0 controls (newline and tab are layout), DEL, C1
+/// controls and bidirectional overrides/isolates.
+fn raw_control(text: &str) -> Option<char> {
+    text.chars().find(|&c| {
+        (c < ' ' && c != '\n' && c != '\t')
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    })
+}
+
+#[test]
+fn text_output_escapes_control_characters_from_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("folio.db");
+    let config = write_config(
+        dir.path(),
+        &format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
+    );
+    // OSC 52 (clipboard), clear screen, CR, BEL, DEL, C1 NEL and CSI, an RTL override.
+    let hostile = "x\u{1b}]52;c;ZXZpbA==\u{7}y\u{1b}[2Jz\rw\u{7f}v\u{85}u\u{9b}31mt\u{202e}s";
+    let body_lines = [
+        "Buenos dias, no sirve la impresora.".to_string(),
+        hostile.to_string(),
+        "Gracias".to_string(),
+    ];
+    let body = body_lines
+        .iter()
+        .map(|l| q_encode(l))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let raw = format!(
+        "From: =?utf-8?q?{name}?= <mallory@example.org>\r\n\
+         To: helpdesk@example.test\r\n\
+         Subject: =?utf-8?q?{subject}?=\r\n\
+         Message-ID: <hostile-1@example.org>\r\n\
+         Date: Mon, 2 Mar 2026 10:00:00 -0600\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n{body}\r\n",
+        name = q_encode(&format!("Mallory {hostile}")),
+        subject = q_encode(&format!("Impresora {hostile}")),
+    );
+    let out = ingest(&config, raw.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let folio_id = stdout.split_whitespace().next().unwrap().to_string();
+    assert!(folio_id.starts_with("MDA-"), "{stdout}");
+
+    let eml = dir.path().join("hostile.eml");
+    std::fs::write(&eml, &raw).unwrap();
+    let c = config.to_str().unwrap();
+    for args in [
+        vec!["tickets", "list"],
+        vec!["tickets", "show", &folio_id],
+        vec!["tickets", "list", "--json"],
+        vec!["tickets", "show", &folio_id, "--json"],
+        vec!["inspect", eml.to_str().unwrap()],
+        vec!["inspect", eml.to_str().unwrap(), "--json"],
+    ] {
+        let out = folio(&[&["--config", c][..], &args].concat());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            raw_control(&text),
+            None,
+            "{args:?} printed a raw control: {text}"
+        );
+        if args.contains(&"--json") {
+            // The same strings, escaped the JSON way.
+            assert!(
+                text.contains("\\u001b]52") && text.contains("\\u009b31m"),
+                "{args:?}: {text}"
+            );
+        } else {
+            assert!(
+                text.contains("Impresora x\\u{1b}]52;c;ZXZpbA==\\u{7}y\\u{1b}[2Jz\\rw\\u{7f}v\\u{85}u\\u{9b}31mt\\u{202e}s"),
+                "{args:?}: the subject's visible escapes are missing: {text}"
+            );
+        }
+    }
+    // The body keeps its lines in `show` and `inspect`.
+    let show = folio(&["--config", c, "tickets", "show", &folio_id]);
+    let show = String::from_utf8(show.stdout).unwrap();
+    assert!(
+        show.contains("impresora.\nx\\u{1b}]52") && show.contains("Mallory x\\u{1b}"),
+        "{show}"
+    );
+}
+
 /// Peak resident memory of a running process, in KiB (Linux).
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
