@@ -21,6 +21,8 @@
 //! 3. `bench_3_latency`: 50 single messages over SMTP while folio waits in IDLE.
 //! 4. `bench_4_cpu_and_memory`: CPU per message and peak RSS of the 10k run; idle RSS.
 //! 5. `bench_5_big_processed_folder`: start-up with 100,000 messages in `Procesados`.
+//! 6. `bench_6_poison_mail`: 1,000 requests at 50/s over SMTP with a poison mail (nested HTML)
+//!    among them; the normal ones' share of latency, against the same run without the poison.
 //!
 //! Runs 1, 2 and 4 share one 10k run (made by whichever of them runs first). Every address the
 //! benchmarks use starts with `bench-`, so `scripts/bench` can remove their maildirs afterwards.
@@ -1866,6 +1868,138 @@ fn bench_5_big_processed_folder() {
 
 // ---------------------------------------------------------------------------------------------
 // Not a benchmark: the generated mail is what the benchmarks claim it is (runs in `cargo test`).
+
+// ---------------------------------------------------------------------------------------------
+// 6. A poison mail among normal ones
+
+/// Normal requests of benchmark 6.
+const POISON_NORMALS: usize = 1_000;
+
+/// An HTML-only mail of about `kb` KB of nested `<div>`s: the shape that made html2text
+/// quadratic (a 480 KB one held the daemon 44 s before the hardening issue).
+fn poison_mail(from: &str, to: &str, message_id: &str, kb: usize) -> Vec<u8> {
+    let depth = kb * 1024 / "<div></div>".len();
+    let html = format!(
+        "<html><body>{}Se cayó el sistema de nómina{}</body></html>",
+        "<div>".repeat(depth),
+        "</div>".repeat(depth)
+    );
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: Urgente\r\nDate: Fri, 27 Nov 2026 10:00:00 -0600\r\n\
+         Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sends `POISON_NORMALS` normal requests over SMTP at a steady 50 per second (with a poison
+/// mail in the middle when `poison_kb` is set) and returns each normal request's share of
+/// folio: from when folio saw it (`messages.seen_at`) to when Postfix accepted its confirmation
+/// (`outbox.sent_at`), in ms. Also returns how the poison mail ended.
+async fn poison_run(label: &str, poison_kb: Option<usize>) -> (Vec<f64>, String) {
+    let hd = unique(&format!("bench-poison-{label}-hd"));
+    let base = requester_base(&format!("bench-poison-{label}-req"));
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            max_auto_replies: 100_000,
+            ..Options::default()
+        },
+    );
+    folio.start(&[]).await;
+    let db = open_db(&folio).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let normals = requests(6, POISON_NORMALS, &base, 100, &hd);
+    let poison_id = format!("{}.poison@pc.example.test", base.replace('@', "."));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for (i, (raw, _)) in normals.iter().enumerate() {
+        tick.tick().await;
+        if i == POISON_NORMALS / 10 {
+            if let Some(kb) = poison_kb {
+                let from = format!("{base}-poison@example.test");
+                harness::send(&from, &hd, &poison_mail(&from, &hd, &poison_id, kb)).await;
+            }
+        }
+        let from = format!("{base}-{}@example.test", i % 100);
+        harness::send(&from, &hd, raw).await;
+    }
+    let sql = "SELECT count(DISTINCT m.id) FROM messages m JOIN outbox o ON o.ticket_id = m.ticket_id \
+               WHERE o.template = 'confirmation' AND o.status = 'sent' AND m.dedup_key NOT LIKE '%poison%'";
+    wait_for(
+        "every normal request confirmed",
+        Duration::from_secs(300),
+        || async { (count(&db, sql).await as usize >= POISON_NORMALS).then_some(()) },
+    )
+    .await;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.seen_at, min(o.sent_at) FROM messages m JOIN outbox o ON o.ticket_id = m.ticket_id
+         WHERE o.template = 'confirmation' AND o.status = 'sent' AND m.dedup_key NOT LIKE '%poison%'
+         GROUP BY m.id",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("shares");
+    let shares = rows
+        .iter()
+        .map(|(seen, sent)| ms(db_time(sent) - db_time(seen)))
+        .collect();
+    let poison = if poison_kb.is_some() {
+        let quarantined: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM quarantine ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&db)
+                .await
+                .expect("quarantine");
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE dedup_key = ?")
+            .bind(format!("mid:{poison_id}"))
+            .fetch_one(&db)
+            .await
+            .expect("poison");
+        match (stored, quarantined) {
+            (1, _) => "stored with a ticket".to_string(),
+            (_, Some(reason)) => format!("quarantined: {reason}"),
+            _ => "neither stored nor quarantined yet".to_string(),
+        }
+    } else {
+        String::new()
+    };
+    db.close().await;
+    assert!(folio.stop().success(), "folio exited with an error");
+    (shares, poison)
+}
+
+#[test]
+#[ignore = "benchmark: run with scripts/bench"]
+fn bench_6_poison_mail() {
+    println!("\n=== 6. a poison mail among {POISON_NORMALS} normal requests (50/s over SMTP) ===");
+    runtime().block_on(async {
+        drain_postfix("earlier benchmarks").await;
+        let (clean, _) = poison_run("clean", None).await;
+        let (c50, c99) = spread(
+            "without poison: folio's share (seen → confirmation accepted)",
+            clean,
+        );
+        drain_postfix("the clean run").await;
+        // The issue's sample (480 KB of nested <div>), then the worst the default limits allow
+        // the same shape to reach in one mail (20 MB).
+        for kb in [480, 20 * 1024] {
+            let (shares, poison) = poison_run(&format!("{kb}k"), Some(kb)).await;
+            let n = shares.len();
+            let (p50, p99) = spread(
+                &format!("with a {kb} KB poison: folio's share (seen → confirmation accepted)"),
+                shares,
+            );
+            info(format!("the poison mail: {poison}"));
+            result(
+                "6 poison mail",
+                &format!("{kb} KB nested HTML: normal requests' share p50 / p99 ({n} confirmed)"),
+                format!("{p50:.0} / {p99:.0} ms (clean run {c50:.0} / {c99:.0} ms)"),
+                "p99 ≤ 200 ms",
+                Some(p99 <= 200.0 && n >= POISON_NORMALS),
+            );
+            drain_postfix("the poison run").await;
+        }
+    });
+}
 
 #[test]
 fn generated_requests_are_realistic_human_mail() {
