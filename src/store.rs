@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::catalog::Priority;
 use crate::decide::{NewTicket, Reply, TicketRef};
@@ -198,6 +200,16 @@ impl Store {
     /// with `synchronous = FULL`: a committed ticket survives power loss, which matters because
     /// the IMAP message is moved away right after the commit.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, 4, |o| o).await
+    }
+
+    /// [`Store::open`] with `max_connections` and a hook on the pools' options (tests use it to
+    /// cap the database's size).
+    async fn open_with(
+        url: &str,
+        max_connections: u32,
+        tune: impl Fn(SqlitePoolOptions) -> SqlitePoolOptions,
+    ) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             url: url.to_string(),
             source,
@@ -218,14 +230,12 @@ impl Store {
                 })?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let pool = tune(SqlitePoolOptions::new().max_connections(max_connections))
             .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let marks = SqlitePoolOptions::new()
-            .max_connections(1)
+        let marks = tune(SqlitePoolOptions::new().max_connections(1))
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_err)?;
@@ -245,8 +255,9 @@ impl Store {
     /// Starts a write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
     /// read-then-write never fails with "database is locked").
     pub async fn begin(&self) -> Result<Batch, StoreError> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Batch { tx })
+        Ok(Batch {
+            tx: WriteTx::begin(&self.pool).await?,
+        })
     }
 
     /// What is recorded about a folder: `(uidvalidity, baseline_uid, first_start_at)`.
@@ -660,7 +671,113 @@ impl Store {
 /// every message in memory, then writes each table with one multi-row statement: a few round
 /// trips per batch instead of several per message, and one fsync at commit.
 pub struct Batch {
-    tx: Transaction<'static, Sqlite>,
+    tx: WriteTx,
+}
+
+/// A pooled connection inside `BEGIN IMMEDIATE`, which goes back to the pool only in a clean
+/// state: committed, or rolled back explicitly.
+///
+/// Why not sqlx's `Transaction`: after an error that makes SQLite roll the transaction back by
+/// itself (SQLITE_FULL on a full disk, SQLITE_IOERR), sqlx's queued rollback fails ("no
+/// transaction is active"), its transaction depth stays at 1, and the connection goes back to
+/// the pool poisoned: every later `BEGIN` on it fails with "attempted to call begin_with at
+/// non-zero transaction depth", hiding the real cause even after the disk has room again.
+/// Here a failed `COMMIT` or an unfinished batch is rolled back explicitly, and a connection
+/// whose rollback fails for any other reason is closed (the pool opens a fresh one; closing a
+/// SQLite connection discards its open transaction).
+struct WriteTx {
+    /// `None` once committed or rolled back.
+    conn: Option<PoolConnection<Sqlite>>,
+}
+
+impl WriteTx {
+    async fn begin(pool: &SqlitePool) -> Result<WriteTx, StoreError> {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            rollback_or_close(conn).await;
+            return Err(e.into());
+        }
+        Ok(WriteTx { conn: Some(conn) })
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        match self.conn.as_mut() {
+            Some(c) => c,
+            // `commit` and `rollback` consume the WriteTx: no statement can follow them.
+            None => unreachable!("statement on a finished transaction"),
+        }
+    }
+
+    /// Commits; on failure the transaction is rolled back and the COMMIT's error (the real
+    /// cause, e.g. "database or disk is full") returned.
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
+        };
+        match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                rollback_or_close(conn).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Rolls back, waiting for it (dropping a WriteTx does the same in the background).
+    async fn rollback(mut self) {
+        if let Some(conn) = self.conn.take() {
+            rollback_or_close(conn).await;
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        // An error (`?`) or a cancelled future left the transaction open. The connection is
+        // owned by the task until it is clean, so nothing else can begin on it meanwhile.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(rollback_or_close(conn));
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// Rolls a connection's transaction back; if that fails, closes the connection instead of
+/// returning it to the pool.
+async fn rollback_or_close(mut conn: PoolConnection<Sqlite>) {
+    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        Ok(_) => {}
+        // SQLite already rolled back by itself (it does after SQLITE_FULL, SQLITE_IOERR, …):
+        // the connection is clean.
+        Err(sqlx::Error::Database(d)) if d.message().contains("no transaction is active") => {}
+        Err(error) => {
+            tracing::warn!(%error, "database: rollback failed; closing that connection");
+            if let Err(error) = conn.close().await {
+                tracing::warn!(%error, "database: closing the connection failed");
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self.conn.as_ref() {
+            Some(c) => c,
+            None => unreachable!("statement on a finished transaction"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn()
+    }
 }
 
 /// What a batch needs looked up.
@@ -1275,8 +1392,95 @@ impl Batch {
         Ok(())
     }
 
+    /// Commits the batch. On failure it is rolled back and the error says why the commit failed.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        self.tx.commit().await
+    }
+
+    /// Abandons the batch, waiting for the rollback (dropping it rolls back in the background).
+    pub async fn rollback(self) {
+        self.tx.rollback().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// A store whose database may grow to `pages.load()` pages (`PRAGMA max_page_count`, set on
+    /// every connection): past it SQLite fails with SQLITE_FULL exactly as on a full disk.
+    async fn store_with_page_cap(dir: &Path, pages: Arc<AtomicU32>) -> Store {
+        let url = format!("sqlite://{}", dir.join("folio.db").display());
+        Store::open_with(&url, 1, move |o| {
+            let pages = pages.clone();
+            o.after_connect(move |conn, _| {
+                let n = pages.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {n}")))
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Applies the current cap to the open connections ("space is freed" or "the disk fills").
+    async fn apply_cap(store: &Store, pages: &AtomicU32) {
+        let n = pages.load(Ordering::SeqCst);
+        for pool in [&store.pool, &store.marks] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {n}")))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn page_count(store: &Store) -> u32 {
+        sqlx::query_scalar::<_, i64>("PRAGMA page_count")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap() as u32
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap()
+    }
+
+    /// One batch's writes: a quarantined message of `size` bytes.
+    async fn write_batch(store: &Store, source: &str, size: usize) -> Result<(), StoreError> {
+        let mut tx = store.begin().await?;
+        tx.quarantine(source, "test", &vec![b'x'; size], now())
+            .await?;
+        tx.commit().await
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_leaves_a_clean_connection_and_the_retry_commits_once_space_is_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = Arc::new(AtomicU32::new(1 << 30));
+        let store = store_with_page_cap(dir.path(), pages.clone()).await;
+        pages.store(page_count(&store).await + 4, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+
+        let first = write_batch(&store, "a", 1 << 20).await.unwrap_err();
+        assert!(first.to_string().contains("full"), "{first}");
+        // Still full: the retry reports the real cause again, not a leftover transaction.
+        let again = write_batch(&store, "a", 1 << 20).await.unwrap_err();
+        assert!(again.to_string().contains("full"), "{again}");
+
+        pages.store(1 << 30, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+        write_batch(&store, "a", 1 << 20).await.unwrap();
+        assert_eq!(store.counts().await.unwrap().quarantined, 1);
     }
 }

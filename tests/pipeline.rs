@@ -350,7 +350,7 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
     // Mail queued to it before the bounce is not sent either: the claim marks it failed.
     let due = p
         .store
-        .claim_due(Utc::now(), 10, std::time::Duration::from_secs(60))
+        .claim_due(p.clock.now(), 10, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     assert!(due.iter().all(|m| m.to != "ana@example.test"), "{due:?}");
