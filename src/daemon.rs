@@ -37,9 +37,9 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     let tokens = crate::tokens::Tokens::new(store.site_secret().await?);
     let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone(), tokens)?);
     let templates = Arc::new(Templates::new(&config.templates.dir));
-    if let Err(e) = templates.check(&config.templates.language) {
-        // Not fatal: mail stays queued until the template is fixed.
-        tracing::error!(error = %e, "template problem: confirmations stay queued until it is fixed");
+    for e in templates.check(&config.templates.language) {
+        // Not fatal: only mail using that template stays queued until it is fixed.
+        tracing::error!(error = %e, "template problem: mail using it stays queued until it is fixed");
     }
     let sender = Arc::new(Sender {
         store: store.clone(),

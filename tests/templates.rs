@@ -245,3 +245,74 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
         "rendered mail differs from the snapshot: {mismatches:?}"
     );
 }
+
+/// Copies `mail-templates` to a temporary folder an edit can break.
+fn templates_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for lang in ["es", "en"] {
+        let from = Path::new(REPO).join("mail-templates").join(lang);
+        let to = tmp.path().join(lang);
+        std::fs::create_dir(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    tmp
+}
+
+#[test]
+fn one_broken_template_stops_no_other_mail() {
+    let tmp = templates_copy();
+    let file = tmp.path().join("es/confirmation.txt.hbs");
+    // Checked for changes on every render: no test waits on the once-a-second timer.
+    let templates = Templates::with_recheck(tmp.path(), std::time::Duration::ZERO);
+    let all = scenarios();
+    let render_all = |t: &Templates| -> Vec<(&str, Result<String, String>)> {
+        all.iter()
+            .flat_map(|(_, replies)| replies)
+            .map(|r| {
+                let mut context = r.context.clone();
+                context["folio"] = FOLIO.into();
+                (
+                    r.template,
+                    t.render("es", r.template, &context)
+                        .map(|m| m.text)
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .collect()
+    };
+    let good = render_all(&templates);
+    assert!(good.iter().all(|(_, r)| r.is_ok()), "{good:?}");
+
+    // An admin's edit breaks the Spanish confirmation: every mail still renders, the
+    // confirmation from its last good version, and the file is reported.
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{original}\n{{{{#if requester.name}}\n")).unwrap();
+    assert_eq!(render_all(&templates), good);
+    let broken = templates.broken("es").unwrap();
+    assert_eq!(broken.len(), 1);
+    assert!(broken[0].to_string().contains(&file.display().to_string()));
+
+    // A fresh start with the file broken: only the confirmation fails, naming the file.
+    let fresh = Templates::with_recheck(tmp.path(), std::time::Duration::ZERO);
+    for (template, r) in render_all(&fresh) {
+        match template {
+            "confirmation" => {
+                let e = r.unwrap_err();
+                assert!(e.contains("es/confirmation.txt.hbs"), "{e}");
+            }
+            other => assert!(r.is_ok(), "{other}: {r:?}"),
+        }
+    }
+    let problems = fresh.check("es");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(fresh.check("en").is_empty());
+
+    // The fix takes effect on the next render, without a restart.
+    std::fs::write(&file, format!("{original}\nGracias.\n")).unwrap();
+    let fixed = render_all(&fresh);
+    assert!(fixed.iter().all(|(_, r)| r.is_ok()), "{fixed:?}");
+    assert!(fresh.broken("es").unwrap().is_empty());
+}
