@@ -53,6 +53,11 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
         lease: 2 * config.smtp.timeout + std::time::Duration::from_secs(5),
         send_timeout: 2 * config.smtp.timeout,
         bounce_suppression: config.limits.bounce_suppression,
+        max_age: config.smtp.max_age,
+        tokens: pipeline.policy.tokens.clone(),
+        staff_language: config.templates.language.clone(),
+        max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
+        max_notice_attachments: config.limits.max_notice_attachments,
     });
     Ok(Parts {
         store,

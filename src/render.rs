@@ -60,6 +60,7 @@ pub const REQUIRED: &[&str] = &[
     "follow_up",
     "command_result",
     "bounce_notice",
+    "delivery_failed",
 ];
 
 #[derive(Clone)]

@@ -91,6 +91,22 @@ pub struct OutboxMail {
     pub reply_to: Option<String>,
     /// The stored message whose attachments go with this mail.
     pub attachments_of: Option<i64>,
+    /// The ticket it belongs to, if any.
+    pub ticket_id: Option<i64>,
+}
+
+/// A mail the sender itself queues (a technician notice about a mail that could not be
+/// delivered).
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub ticket_id: Option<i64>,
+    pub template: String,
+    pub language: String,
+    pub to: String,
+    pub message_id: String,
+    pub references: Vec<String>,
+    pub context: serde_json::Value,
+    pub reply_to: Option<String>,
 }
 
 /// The result of one delivery attempt.
@@ -105,6 +121,15 @@ pub enum SendResult {
     /// Permanent failure (the server refused the mail with a 5xx): never retried.
     Rejected {
         error: String,
+    },
+    /// Temporary failures for longer than `smtp.max_age`: marked failed, never retried. The
+    /// first time only (the row is still pending), `event` goes into its ticket's history and
+    /// `notice` is queued, so a mail is reported once however often its result is recorded.
+    Expired {
+        error: String,
+        ticket_id: Option<i64>,
+        event: String,
+        notice: Option<Box<NewMail>>,
     },
 }
 
@@ -334,7 +359,8 @@ impl Store {
                           -- LIMIT stops early instead of sorting every pending row
                           ORDER BY next_attempt_at, id LIMIT ?)
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
-                       context, auto_submitted, attempts, created_at, reply_to, attachments_of",
+                       context, auto_submitted, attempts, created_at, reply_to, attachments_of,
+                       ticket_id",
         )
         .bind(ts(until))
         .bind(ts(now))
@@ -362,6 +388,7 @@ impl Store {
                 created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
                 reply_to: r.get(11),
                 attachments_of: r.get(12),
+                ticket_id: r.get(13),
             })
             .collect();
         mails.sort_by_key(|m| m.id);
@@ -396,20 +423,22 @@ impl Store {
         Ok(t.as_deref().and_then(parse_ts))
     }
 
-    /// Records delivery results: the accepted ones with one statement, failures one by one.
+    /// Records delivery results in one transaction: the accepted ones with one statement,
+    /// failures one by one.
     pub async fn record_results(
         &self,
         results: &[(i64, SendResult)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        // The common case, every mail accepted, is one statement (its own transaction).
+        if results.is_empty() {
+            return Ok(());
+        }
         let sent: Vec<i64> = results
             .iter()
             .filter(|(_, r)| matches!(r, SendResult::Sent))
             .map(|(id, _)| *id)
             .collect();
-        let mut conn = self.marks.acquire().await?;
-        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+        let mark_sent = |chunk: &[i64]| {
             let sql = format!(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL
                  WHERE id IN ({})",
@@ -419,9 +448,18 @@ impl Store {
                 .persistent(false)
                 .bind(ts(now));
             for id in chunk {
-                query = query.bind(id);
+                query = query.bind(*id);
             }
-            query.execute(&mut *conn).await?;
+            query
+        };
+        // The common case, every mail accepted, is one statement (its own transaction).
+        if sent.len() == results.len() && sent.len() <= ROWS_PER_STATEMENT {
+            mark_sent(&sent).execute(&self.marks).await?;
+            return Ok(());
+        }
+        let mut tx = WriteTx::begin(&self.marks).await?;
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            mark_sent(chunk).execute(&mut *tx).await?;
         }
         for (id, result) in results {
             match result {
@@ -432,7 +470,7 @@ impl Store {
                     )
                     .bind(error)
                     .bind(id)
-                    .execute(&mut *conn)
+                    .execute(&mut *tx)
                     .await?;
                 }
                 SendResult::Failed { error, retry_at } => {
@@ -443,12 +481,71 @@ impl Store {
                     .bind(error)
                     .bind(ts(*retry_at))
                     .bind(id)
-                    .execute(&mut *conn)
+                    .execute(&mut *tx)
                     .await?;
+                }
+                SendResult::Expired {
+                    error,
+                    ticket_id,
+                    event,
+                    notice,
+                } => {
+                    let changed = sqlx::query(
+                        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,
+                         lease_until = NULL WHERE id = ? AND status = 'pending'",
+                    )
+                    .bind(format!("gave up (smtp.max_age): {error}"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed == 0 {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)
+                         VALUES (?, NULL, 'delivery_failed', NULL, ?, ?)",
+                    )
+                    .bind(ticket_id)
+                    .bind(event)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(n) = notice {
+                        sqlx::query(
+                            "INSERT INTO outbox (ticket_id, template, language, to_address, message_id,
+                               in_reply_to, references_list, context, auto_submitted, status,
+                               next_attempt_at, created_at, reply_to)
+                             VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 'auto-generated', 'pending', ?, ?, ?)",
+                        )
+                        .bind(n.ticket_id)
+                        .bind(&n.template)
+                        .bind(&n.language)
+                        .bind(&n.to)
+                        .bind(&n.message_id)
+                        .bind(n.references.join(" "))
+                        .bind(n.context.to_string())
+                        .bind(ts(now))
+                        .bind(ts(now))
+                        .bind(&n.reply_to)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
         }
-        Ok(())
+        tx.commit().await
+    }
+
+    /// A ticket by its id (for notices the sender writes).
+    pub async fn ticket_by_id(&self, id: i64) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id = ?");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(ticket_ref))
     }
 
     pub async fn counts(&self) -> Result<Counts, StoreError> {

@@ -394,3 +394,160 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     let later = now + chrono::Duration::seconds(31);
     assert_eq!(p.store.claim_due(later, 10, lease).await.unwrap().len(), 3);
 }
+
+/// A tiny SMTP server that defers every recipient with `451` (what a greylisting or overloaded
+/// server answers), so every delivery attempt fails temporarily.
+async fn deferring_smtp() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = tokio::io::BufReader::new(r).lines();
+                if w.write_all(b"220 deferring.test ESMTP\r\n").await.is_err() {
+                    return;
+                }
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 deferring.test\r\n",
+                        "RCPT" => b"451 4.7.1 Try again later\r\n",
+                        "QUIT" => b"221 2.0.0 Bye\r\n",
+                        _ => b"250 2.0.0 OK\r\n",
+                    };
+                    if w.write_all(reply).await.is_err() || verb == "QUIT" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn mail_deferred_past_max_age_fails_and_the_assignee_is_told_once() {
+    use folio::sender::Sender;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = deferring_smtp().await;
+    let text = format!(
+        "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"10s\"\n\
+         from = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
+         [templates]\ndir = \"{REPO}/mail-templates\"\n[catalog]\nfile = \"{REPO}/config/catalog.toml\"\n"
+    );
+    let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
+    assert_eq!(config.smtp.max_age, Duration::from_secs(5 * 24 * 3600));
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("folio.db").display()
+    ))
+    .await
+    .unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
+    ));
+    let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
+    let p = Pipeline::new(&config, store.clone(), clock.clone(), tokens.clone()).unwrap();
+    let sender = Sender {
+        store: store.clone(),
+        templates: Arc::new(folio::render::Templates::new(&config.templates.dir)),
+        smtp: Arc::new(folio::smtp::SmtpClient::new(&config.smtp).unwrap()),
+        from_name: config.smtp.from_name.clone(),
+        from_address: config.smtp.from_address.clone(),
+        concurrency: 2,
+        clock: clock.clone(),
+        pause: Arc::new(AtomicBool::new(false)),
+        lease: 2 * config.smtp.timeout + Duration::from_secs(5),
+        send_timeout: 2 * config.smtp.timeout,
+        bounce_suppression: config.limits.bounce_suppression,
+        max_age: config.smtp.max_age,
+        tokens,
+        staff_language: "es".into(),
+        max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
+        max_notice_attachments: config.limits.max_notice_attachments,
+    };
+
+    // A request: a confirmation to Ana and an assignment to the technician are queued.
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let show = || async { store.ticket(&folio).await.unwrap().unwrap() };
+    let assignee = show().await.ticket.assignee.clone().unwrap();
+    let mails = |t: &folio::store::TicketDetail, template: &str| {
+        t.outgoing
+            .iter()
+            .filter(|m| m.template == template)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let events = |t: &folio::store::TicketDetail| {
+        t.events
+            .iter()
+            .filter(|e| e.kind == "delivery_failed")
+            .count()
+    };
+
+    // Deferred again and again for four days: still retried.
+    sender.send_due(None).await.unwrap();
+    clock.advance(chrono::Duration::days(4));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    assert!(
+        t.outgoing.iter().all(|m| m.status == "pending"),
+        "{:?}",
+        t.outgoing
+    );
+    assert!(t.outgoing[0].last_error.as_deref().unwrap().contains("451"));
+
+    // Past smtp.max_age: the next deferral marks both failed. Ana's confirmation is reported to
+    // the assignee; the assignment was to the assignee, so it is only recorded.
+    clock.advance(chrono::Duration::days(1) + chrono::Duration::minutes(1));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    for template in ["confirmation", "assignment"] {
+        let m = &mails(&t, template)[0];
+        assert_eq!(m.status, "failed", "{m:?}");
+        assert!(
+            m.last_error.as_deref().unwrap().contains("smtp.max_age"),
+            "{m:?}"
+        );
+    }
+    assert_eq!(events(&t), 2, "{:?}", t.events);
+    let notices = mails(&t, "delivery_failed");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].to, assignee);
+    assert_eq!(notices[0].status, "pending");
+
+    // The notice itself is deferred (it rendered and reached the server), then expires too:
+    // it was to the assignee, so nobody is told about it, and nothing is told twice.
+    clock.advance(chrono::Duration::minutes(10));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    let notice = &mails(&t, "delivery_failed")[0];
+    assert!(
+        notice.last_error.as_deref().unwrap().contains("451"),
+        "{notice:?}"
+    );
+    clock.advance(chrono::Duration::days(6));
+    sender.send_due(None).await.unwrap();
+    clock.advance(chrono::Duration::days(6));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    assert_eq!(mails(&t, "delivery_failed").len(), 1);
+    assert_eq!(mails(&t, "delivery_failed")[0].status, "failed");
+    assert_eq!(events(&t), 3, "{:?}", t.events);
+}

@@ -238,6 +238,35 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
             }
         }
     }
+    // The sender's own notice (a mail it gave up on after smtp.max_age).
+    used.insert("delivery_failed");
+    let context = folio::sender::delivery_failed_context(
+        &ticket(),
+        "alice@example.test",
+        Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
+        "temporary error (451): 4.7.1 Try again later",
+        &serde_json::json!({"name": "Mesa de Ayuda", "institution": "DGSTI",
+            "phone": "(722) 2769600", "address": HD}),
+    );
+    for lang in ["es", "en"] {
+        let r = templates
+            .render(lang, "delivery_failed", &context)
+            .unwrap_or_else(|e| panic!("delivery_failed: {e}"));
+        assert!(r.text.contains("alice@example.test") && r.text.contains("451"));
+        for (part, text) in [("subject", &r.subject), ("txt", &r.text), ("html", &r.html)] {
+            let file = dir.join(format!("max_age.0.delivery_failed.{lang}.{part}"));
+            if update {
+                std::fs::write(&file, text).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", file.display()));
+            if &want != text {
+                std::fs::write(file.with_extension(format!("{part}.actual")), text).unwrap();
+                mismatches.push(file.display().to_string());
+            }
+        }
+    }
     let all: BTreeSet<&str> = REQUIRED.iter().copied().collect();
     assert_eq!(used, all, "every template is exercised by a scenario");
     assert!(
