@@ -285,17 +285,35 @@ impl Sender {
                 helpdesk: mail.context.get("helpdesk").cloned().unwrap_or_default(),
             },
         );
-        let job = self.prepare(&mail);
+        let addressing = self.addressing(&mail);
+        let templates = self.templates.clone();
         let smtp = self.smtp.clone();
         let store = self.store.clone();
+        let (max_files, max_bytes) = (
+            self.max_notice_attachments,
+            self.max_notice_attachment_bytes,
+        );
         tasks.spawn(async move {
+            let mut context = mail.context.clone();
+            // Files go along up to the caps (50,000 empty parts once made a 13.7 MB notice);
+            // the template says how many stayed behind (all are listed by name in its context).
             let files = match mail.attachments_of {
-                Some(row) => match store.attachments(row).await {
-                    Ok(f) => f,
+                Some(row) => match store.attachments_capped(row, max_files, max_bytes).await {
+                    Ok((files, omitted)) => {
+                        if let (Some(obj), true) = (context.as_object_mut(), omitted > 0) {
+                            obj.insert("attachments_omitted".into(), omitted.into());
+                        }
+                        files
+                    }
                     Err(e) => return (mail.id, Delivery::NotReady(format!("attachments: {e}"))),
                 },
                 None => vec![],
             };
+            // A template error leaves the mail queued (the admin can fix the template).
+            let job = templates
+                .render(&mail.language, &mail.template, &context)
+                .map(|rendered| (addressing, rendered))
+                .map_err(|e| Delivery::NotReady(e.to_string()));
             let built = job.and_then(|(addressing, rendered)| {
                 outgoing::build(&addressing, &rendered, &files)
                     .map_err(|e| Delivery::Refused(e.to_string()))
@@ -417,15 +435,11 @@ impl Sender {
         })
     }
 
-    /// Renders one mail and addresses it (it is built with its files in the send task). A
-    /// template error leaves it queued (the admin can fix the template); an address lettre cannot
-    /// use will never work and is refused for good when built.
-    fn prepare(&self, m: &OutboxMail) -> Result<(Addressing, outgoing::Rendered), Delivery> {
-        let rendered = self
-            .templates
-            .render(&m.language, &m.template, &m.context)
-            .map_err(|e| Delivery::NotReady(e.to_string()))?;
-        let addressing = Addressing {
+    /// The addresses and headers of one mail (it is rendered and built with its files in the
+    /// send task); an address lettre cannot use will never work and is refused for good when
+    /// built.
+    fn addressing(&self, m: &OutboxMail) -> Addressing {
+        Addressing {
             from_name: self.from_name.clone(),
             from_address: self.from_address.clone(),
             to: m.to.clone(),
@@ -439,8 +453,7 @@ impl Sender {
                 "auto-replied"
             },
             date: m.created_at,
-        };
-        Ok((addressing, rendered))
+        }
     }
 }
 

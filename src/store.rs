@@ -726,24 +726,42 @@ impl Store {
         Ok(())
     }
 
-    /// The stored attachments of a message (those kept whole: larger ones are not stored).
-    pub async fn attachments(
+    /// The stored attachments of a message that one mail may carry: in their order, each that
+    /// still fits within `max_files` files and `max_bytes` bytes in all. Returns them and how
+    /// many stored files were left out (they stay in the database; the notice lists them by
+    /// name). Only the chosen files' content is read.
+    pub async fn attachments_capped(
         &self,
         message_row: i64,
-    ) -> Result<Vec<crate::outgoing::FileAttachment>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT name, content_type, data FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
+        max_files: usize,
+        max_bytes: u64,
+    ) -> Result<(Vec<crate::outgoing::FileAttachment>, usize), StoreError> {
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, length(data) FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
         )
         .bind(message_row)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| crate::outgoing::FileAttachment {
-            name: r.get(0),
-            content_type: r.get(1),
-            data: r.get(2),
-        })
-        .collect())
+        .await?;
+        let (chosen, omitted) = choose_within(&sizes, max_files, max_bytes);
+        let mut files = Vec::with_capacity(chosen.len());
+        for chunk in chosen.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT name, content_type, data FROM attachments WHERE id IN ({}) ORDER BY id",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            files.extend(query.fetch_all(&self.pool).await?.iter().map(|r| {
+                crate::outgoing::FileAttachment {
+                    name: r.get(0),
+                    content_type: r.get(1),
+                    data: r.get(2),
+                }
+            }));
+        }
+        Ok((files, omitted))
     }
 
     /// The site secret that keys folio's tokens (created by the migrations).
@@ -991,6 +1009,23 @@ fn in_list(n: usize) -> String {
         s.push('?');
     }
     s
+}
+
+/// Of `(id, size)` in order, the ids of those that fit within `max_files` and `max_bytes` in
+/// all (a file too large to fit is skipped, smaller ones after it may still go), and how many
+/// were left out.
+fn choose_within(sizes: &[(i64, i64)], max_files: usize, max_bytes: u64) -> (Vec<i64>, usize) {
+    let mut chosen = Vec::new();
+    let mut bytes = 0u64;
+    for &(id, size) in sizes {
+        let size = size.max(0) as u64;
+        if chosen.len() < max_files && bytes.saturating_add(size) <= max_bytes {
+            bytes += size;
+            chosen.push(id);
+        }
+    }
+    let omitted = sizes.len() - chosen.len();
+    (chosen, omitted)
 }
 
 /// The columns [`ticket_ref`] reads, in order.
@@ -1559,6 +1594,16 @@ mod tests {
         tx.quarantine(source, "test", &vec![b'x'; size], now())
             .await?;
         tx.commit().await
+    }
+
+    #[test]
+    fn notice_files_stop_at_either_cap() {
+        let sizes = [(1, 400), (2, 700), (3, 100), (4, 0), (5, 50)];
+        // Bytes: 700 does not fit after 400 (cap 1000); the smaller ones after it do.
+        assert_eq!(choose_within(&sizes, 10, 1000), (vec![1, 3, 4, 5], 1));
+        // Files: two at most.
+        assert_eq!(choose_within(&sizes, 2, u64::MAX), (vec![1, 2], 3));
+        assert_eq!(choose_within(&[], 2, 10), (vec![], 0));
     }
 
     #[tokio::test]
