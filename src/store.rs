@@ -1625,4 +1625,65 @@ mod tests {
         write_batch(&store, "a", 1 << 20).await.unwrap();
         assert_eq!(store.counts().await.unwrap().quarantined, 1);
     }
+
+    #[tokio::test]
+    async fn a_full_disk_while_recording_results_reports_the_cause_and_the_retry_records_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = Arc::new(AtomicU32::new(1 << 30));
+        let store = store_with_page_cap(dir.path(), pages.clone()).await;
+        sqlx::query(
+            "INSERT INTO outbox (template, language, to_address, message_id, references_list, context,
+               auto_submitted, status, next_attempt_at, created_at)
+             VALUES ('confirmation', 'es', 'ana@example.test', 'm1@x', '', '{}', 'auto-replied',
+               'pending', '2026-11-20T00:00:00.000Z', '2026-11-20T00:00:00.000Z')",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        pages.store(page_count(&store).await + 4, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+        // Giving up on the mail queues a notice: too big for the space left.
+        let expired = SendResult::Expired {
+            error: "451 try later".into(),
+            ticket_id: None,
+            event: "gave up".into(),
+            notice: Some(Box::new(NewMail {
+                ticket_id: None,
+                template: "delivery_failed".into(),
+                language: "es".into(),
+                to: "tech1@example.test".into(),
+                message_id: "n1@x".into(),
+                references: vec![],
+                context: serde_json::json!({ "error": "x".repeat(1 << 20) }),
+                reply_to: None,
+            })),
+        };
+        let results = [(1, expired)];
+        for _ in 0..2 {
+            let e = store.record_results(&results, now()).await.unwrap_err();
+            assert!(e.to_string().contains("full"), "{e}");
+        }
+        pages.store(1 << 30, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+        store.record_results(&results, now()).await.unwrap();
+        // Recorded again (a retry after an unknown outcome): nothing is added twice.
+        store.record_results(&results, now()).await.unwrap();
+        let statuses: Vec<(String, String)> =
+            sqlx::query_as("SELECT message_id, status FROM outbox ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            statuses,
+            [
+                ("m1@x".to_string(), "failed".to_string()),
+                ("n1@x".to_string(), "pending".to_string())
+            ]
+        );
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_events")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(events, 1);
+    }
 }
