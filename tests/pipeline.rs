@@ -666,3 +666,54 @@ async fn mail_deferred_past_max_age_fails_and_the_assignee_is_told_once() {
     assert_eq!(mails(&t, "delivery_failed")[0].status, "failed");
     assert_eq!(events(&t), 3, "{:?}", t.events);
 }
+
+#[tokio::test]
+async fn a_template_broken_from_the_start_holds_only_its_own_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("mail-templates");
+    for lang in ["es", "en"] {
+        std::fs::create_dir_all(templates.join(lang)).unwrap();
+        for entry in std::fs::read_dir(Path::new(REPO).join("mail-templates").join(lang)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), templates.join(lang).join(entry.file_name())).unwrap();
+        }
+    }
+    let broken = templates.join("es/confirmation.txt.hbs");
+    std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
+    let (port, accepted) = tiny_smtp(true).await;
+    let (p, mut sender, _) = with_sender(dir.path(), port, "").await;
+    sender.templates = Arc::new(folio::render::Templates::new(&templates));
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    sender.send_due(None).await.unwrap();
+    let t = p
+        .store
+        .ticket(out[0].folio.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // The technician's assignment (Spanish too) went out; Ana's confirmation waits for the fix.
+    let assignment = t
+        .outgoing
+        .iter()
+        .find(|m| m.template == "assignment")
+        .unwrap();
+    assert_eq!(assignment.status, "sent");
+    let confirmation = t
+        .outgoing
+        .iter()
+        .find(|m| m.template == "confirmation")
+        .unwrap();
+    assert_eq!(confirmation.status, "pending");
+    let error = confirmation.last_error.as_deref().unwrap();
+    assert!(error.contains(&broken.display().to_string()), "{error}");
+    assert_eq!(accepted.lock().unwrap().len(), 1);
+}
