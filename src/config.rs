@@ -122,6 +122,9 @@ pub struct SmtpConfig {
     pub concurrency: usize,
     pub timeout: Duration,
     pub hello_name: String,
+    /// How long a mail the server keeps refusing temporarily (4xx, no connection) is retried
+    /// before it is marked failed (like Postfix's `maximal_queue_lifetime`).
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +156,10 @@ pub struct LimitsConfig {
     pub max_message_bytes: u64,
     /// How long folio sends nothing to an address after it hard-bounced.
     pub bounce_suppression: Duration,
+    /// The most attachment bytes one technician notice carries; the rest are listed by name.
+    pub max_notice_attachment_bytes: u64,
+    /// The most files one technician notice carries; the rest are listed by name.
+    pub max_notice_attachments: usize,
     /// The longest the analysis (MIME parsing, HTML to text, classification) of one message may
     /// take; past it the message is quarantined with the reason.
     pub analysis_deadline: Duration,
@@ -287,6 +294,7 @@ struct RawSmtp {
     concurrency: Option<i64>,
     timeout: Option<String>,
     hello_name: Option<String>,
+    max_age: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -322,6 +330,8 @@ struct RawLimits {
     bounce_suppression: Option<String>,
     analysis_deadline: Option<String>,
     max_mime_parts: Option<i64>,
+    max_notice_attachment_bytes: Option<i64>,
+    max_notice_attachments: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -631,6 +641,7 @@ impl Validator<'_> {
             concurrency: self.positive("smtp.concurrency", s.concurrency, 4, 64) as usize,
             timeout: self.duration("smtp.timeout", s.timeout, "60s"),
             hello_name,
+            max_age: self.duration("smtp.max_age", s.max_age, "5d"),
         };
 
         // [database]
@@ -731,6 +742,18 @@ impl Validator<'_> {
             ),
             max_mime_parts: self.positive("limits.max_mime_parts", l.max_mime_parts, 500, i64::MAX)
                 as u64,
+            max_notice_attachment_bytes: self.positive(
+                "limits.max_notice_attachment_bytes",
+                l.max_notice_attachment_bytes,
+                10 * 1024 * 1024,
+                i64::MAX,
+            ) as u64,
+            max_notice_attachments: self.positive(
+                "limits.max_notice_attachments",
+                l.max_notice_attachments,
+                20,
+                10_000,
+            ) as usize,
         };
 
         // [directory]

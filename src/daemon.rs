@@ -37,9 +37,9 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     let tokens = crate::tokens::Tokens::new(store.site_secret().await?);
     let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone(), tokens)?);
     let templates = Arc::new(Templates::new(&config.templates.dir));
-    if let Err(e) = templates.check(&config.templates.language) {
-        // Not fatal: mail stays queued until the template is fixed.
-        tracing::error!(error = %e, "template problem: confirmations stay queued until it is fixed");
+    for e in templates.check(&config.templates.language) {
+        // Not fatal: only mail using that template stays queued until it is fixed.
+        tracing::error!(error = %e, "template problem: mail using it stays queued until it is fixed");
     }
     let sender = Arc::new(Sender {
         store: store.clone(),
@@ -53,6 +53,11 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
         lease: 2 * config.smtp.timeout + std::time::Duration::from_secs(5),
         send_timeout: 2 * config.smtp.timeout,
         bounce_suppression: config.limits.bounce_suppression,
+        max_age: config.smtp.max_age,
+        tokens: pipeline.policy.tokens.clone(),
+        staff_language: config.templates.language.clone(),
+        max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
+        max_notice_attachments: config.limits.max_notice_attachments,
     });
     Ok(Parts {
         store,

@@ -383,9 +383,7 @@ fn check_config(path: &Path) -> Result<ExitCode> {
         }
     }
     for lang in &languages {
-        if let Err(e) = templates.check(lang) {
-            problems.push(e.to_string());
-        }
+        problems.extend(templates.check(lang).iter().map(ToString::to_string));
     }
     if let Err(e) = pipeline::directory_of(&config) {
         problems.push(e.to_string());

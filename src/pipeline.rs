@@ -997,14 +997,7 @@ impl Pipeline {
                 if let (Some(obj), Some(folio)) = (context.as_object_mut(), &folios[i]) {
                     obj.insert("folio".into(), folio.as_str().into());
                 }
-                // Time-ordered from the injected clock; its random bits keep it unique.
-                let nonce = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
-                    uuid::NoContext,
-                    u64::try_from(now.timestamp()).unwrap_or(0),
-                    now.timestamp_subsec_nanos(),
-                ))
-                .simple()
-                .to_string();
+                let nonce = crate::tokens::nonce(now);
                 let domain = self.message_id_domain();
                 let (message_id, reply_to) = match &folios[i] {
                     Some(folio) => (

@@ -15,11 +15,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
+use crate::decide::TicketRef;
 use crate::outgoing::{self, Addressing};
 use crate::render::Templates;
 use crate::shutdown::Shutdown;
 use crate::smtp::{SendError, SmtpClient};
-use crate::store::{OutboxMail, SendResult, Store, StoreError};
+use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 
 /// Delivers queued mail.
 pub struct Sender {
@@ -40,6 +41,17 @@ pub struct Sender {
     /// `limits.bounce_suppression`: how long an address the server refused as unknown gets no
     /// mail.
     pub bounce_suppression: Duration,
+    /// `smtp.max_age`: how long after it was queued a mail that keeps failing temporarily is
+    /// retried; then it is marked failed and the ticket's assignee told.
+    pub max_age: Duration,
+    /// Keys the Message-ID and Reply-To of the notices the sender writes itself.
+    pub tokens: crate::tokens::Tokens,
+    /// The language of notices to technicians (`templates.language`).
+    pub staff_language: String,
+    /// `limits.max_notice_attachment_bytes` and `limits.max_notice_attachments`: what one
+    /// technician notice carries of the relayed mail's files (the rest are listed by name).
+    pub max_notice_attachment_bytes: u64,
+    pub max_notice_attachments: usize,
 }
 
 /// Whether an SMTP refusal says the recipient's address itself is bad (RFC 3463 5.1.1 unknown,
@@ -179,8 +191,12 @@ impl Sender {
                 match r {
                     Ok((id, delivery)) => {
                         stop_refilling |= matches!(delivery, Delivery::ServerTrouble(_));
-                        let attempts = in_flight.get(&id).map_or(0, |f| f.attempts);
-                        pending.push((id, delivery.result(attempts, self.clock.now())));
+                        let now = self.clock.now();
+                        let (attempts, queued_at) = in_flight
+                            .get(&id)
+                            .map_or((0, now), |f| (f.attempts, f.queued_at));
+                        let expired = now - queued_at >= to_chrono(self.max_age);
+                        pending.push((id, delivery.result(attempts, now, expired)));
                     }
                     Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
                 }
@@ -268,19 +284,41 @@ impl Sender {
                 to: mail.to.clone(),
                 message_id: mail.message_id.clone(),
                 attempts: mail.attempts,
+                queued_at: mail.created_at,
+                ticket_id: mail.ticket_id,
+                template: mail.template.clone(),
+                helpdesk: mail.context.get("helpdesk").cloned().unwrap_or_default(),
             },
         );
-        let job = self.prepare(&mail);
+        let addressing = self.addressing(&mail);
+        let templates = self.templates.clone();
         let smtp = self.smtp.clone();
         let store = self.store.clone();
+        let (max_files, max_bytes) = (
+            self.max_notice_attachments,
+            self.max_notice_attachment_bytes,
+        );
         tasks.spawn(async move {
+            let mut context = mail.context.clone();
+            // Files go along up to the caps (50,000 empty parts once made a 13.7 MB notice);
+            // the template says how many stayed behind (all are listed by name in its context).
             let files = match mail.attachments_of {
-                Some(row) => match store.attachments(row).await {
-                    Ok(f) => f,
+                Some(row) => match store.attachments_capped(row, max_files, max_bytes).await {
+                    Ok((files, omitted)) => {
+                        if let (Some(obj), true) = (context.as_object_mut(), omitted > 0) {
+                            obj.insert("attachments_omitted".into(), omitted.into());
+                        }
+                        files
+                    }
                     Err(e) => return (mail.id, Delivery::NotReady(format!("attachments: {e}"))),
                 },
                 None => vec![],
             };
+            // A template error leaves the mail queued (the admin can fix the template).
+            let job = templates
+                .render(&mail.language, &mail.template, &context)
+                .map(|rendered| (addressing, rendered))
+                .map_err(|e| Delivery::NotReady(e.to_string()));
             let built = job.and_then(|(addressing, rendered)| {
                 outgoing::build(&addressing, &rendered, &files)
                     .map_err(|e| Delivery::Refused(e.to_string()))
@@ -307,6 +345,11 @@ impl Sender {
         if pending.is_empty() {
             return Ok(());
         }
+        for (id, result) in pending.iter_mut() {
+            if let (SendResult::Expired { .. }, Some(f)) = (&result, in_flight.get(id)) {
+                *result = self.expiry(f, result).await?;
+            }
+        }
         self.store.record_results(pending, self.clock.now()).await?;
         for (id, r) in pending.drain(..) {
             let InFlight { to, message_id, .. } = in_flight.remove(&id).unwrap_or_default();
@@ -318,6 +361,11 @@ impl Sender {
                 SendResult::Failed { error, retry_at } => tracing::warn!(
                     outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
                     "send failed; will retry"
+                ),
+                SendResult::Expired { error, notice, .. } => tracing::error!(
+                    outbox_id = id, %to, %message_id, %error,
+                    notice_to = notice.as_ref().map_or("-", |n| n.to.as_str()),
+                    "failing temporarily for longer than smtp.max_age; not retried"
                 ),
                 SendResult::Rejected { error } => {
                     tracing::error!(
@@ -340,15 +388,62 @@ impl Sender {
         Ok(())
     }
 
-    /// Renders one mail and addresses it (it is built with its files in the send task). A
-    /// template error leaves it queued (the admin can fix the template); an address lettre cannot
-    /// use will never work and is refused for good when built.
-    fn prepare(&self, m: &OutboxMail) -> Result<(Addressing, outgoing::Rendered), Delivery> {
-        let rendered = self
-            .templates
-            .render(&m.language, &m.template, &m.context)
-            .map_err(|e| Delivery::NotReady(e.to_string()))?;
-        let addressing = Addressing {
+    /// The full result for a mail that failed temporarily past `smtp.max_age`: the line for
+    /// its ticket's history and the notice to the ticket's assignee, unless the mail was to the
+    /// assignee (a notice about a notice would only add to the pile the address cannot take).
+    async fn expiry(&self, f: &InFlight, result: &SendResult) -> Result<SendResult, StoreError> {
+        let error = match result {
+            SendResult::Expired { error, .. } => error.clone(),
+            other => return Ok(other.clone()),
+        };
+        let ticket = match f.ticket_id {
+            Some(id) => self.store.ticket_by_id(id).await?,
+            None => None,
+        };
+        let event = format!(
+            "{} to {} not delivered: temporary failures since {} (smtp.max_age {}); last error: {error}",
+            f.template,
+            f.to,
+            f.queued_at.format("%Y-%m-%d %H:%M UTC"),
+            humantime::format_duration(self.max_age),
+        );
+        let notice = ticket.as_ref().and_then(|t| {
+            let assignee = t.assignee.as_deref()?;
+            if assignee.eq_ignore_ascii_case(&f.to) {
+                return None;
+            }
+            let domain = self
+                .from_address
+                .rsplit_once('@')
+                .map_or("folio.invalid", |(_, d)| d);
+            let nonce = crate::tokens::nonce(self.clock.now());
+            Some(NewMail {
+                ticket_id: Some(t.id),
+                template: "delivery_failed".into(),
+                language: self.staff_language.clone(),
+                to: assignee.to_string(),
+                message_id: self.tokens.message_id(&t.folio, &nonce, domain),
+                references: t.opening_message_id.iter().cloned().collect(),
+                context: delivery_failed_context(t, &f.to, f.queued_at, &error, &f.helpdesk),
+                reply_to: Some(
+                    self.tokens
+                        .staff_address(&self.from_address, &t.folio, assignee),
+                ),
+            })
+        });
+        Ok(SendResult::Expired {
+            error,
+            ticket_id: f.ticket_id,
+            event,
+            notice: notice.map(Box::new),
+        })
+    }
+
+    /// The addresses and headers of one mail (it is rendered and built with its files in the
+    /// send task); an address lettre cannot use will never work and is refused for good when
+    /// built.
+    fn addressing(&self, m: &OutboxMail) -> Addressing {
+        Addressing {
             from_name: self.from_name.clone(),
             from_address: self.from_address.clone(),
             to: m.to.clone(),
@@ -362,9 +457,36 @@ impl Sender {
                 "auto-replied"
             },
             date: m.created_at,
-        };
-        Ok((addressing, rendered))
+        }
     }
+}
+
+/// The context of the `delivery_failed` notice (see docs/templates.md): the ticket, the
+/// address the mail did not reach, since when it was queued, the server's last error.
+pub fn delivery_failed_context(
+    ticket: &TicketRef,
+    failed_to: &str,
+    queued_at: DateTime<Utc>,
+    error: &str,
+    helpdesk: &serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "folio": ticket.folio,
+        "ticket": {
+            "folio": ticket.folio,
+            "subject": ticket.subject,
+            "status": ticket.status.as_str(),
+            "priority": ticket.priority.as_str(),
+            "assignee": ticket.assignee,
+            "requester_email": ticket.requester_email,
+            "requester_name": ticket.requester_name,
+            "created_at": ticket.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        },
+        "failed_to": failed_to,
+        "queued_at": queued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        "error": error,
+        "helpdesk": helpdesk,
+    })
 }
 
 /// A mail being sent.
@@ -373,6 +495,11 @@ struct InFlight {
     to: String,
     message_id: String,
     attempts: i64,
+    queued_at: DateTime<Utc>,
+    ticket_id: Option<i64>,
+    template: String,
+    /// The `helpdesk` of its context, for a notice about it.
+    helpdesk: serde_json::Value,
 }
 
 /// How one attempt ended, before it is turned into a stored [`SendResult`].
@@ -387,12 +514,20 @@ enum Delivery {
 }
 
 impl Delivery {
-    /// The stored result; the retry time counts from when the attempt ended.
-    fn result(self, attempts: i64, now: DateTime<Utc>) -> SendResult {
+    /// The stored result; the retry time counts from when the attempt ended. `expired`: the
+    /// mail was queued longer than `smtp.max_age` ago, so server trouble ends its retries (a
+    /// template error does not: the admin's fix sends it).
+    fn result(self, attempts: i64, now: DateTime<Utc>, expired: bool) -> SendResult {
         let retry_at = now + to_chrono(backoff(attempts));
         match self {
             Delivery::Sent => SendResult::Sent,
             Delivery::Refused(error) => SendResult::Rejected { error },
+            Delivery::ServerTrouble(error) if expired => SendResult::Expired {
+                error,
+                ticket_id: None,
+                event: String::new(),
+                notice: None,
+            },
             Delivery::ServerTrouble(error) | Delivery::NotReady(error) => {
                 SendResult::Failed { error, retry_at }
             }

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::catalog::Priority;
 use crate::decide::{NewTicket, Reply, TicketRef};
@@ -90,6 +92,22 @@ pub struct OutboxMail {
     pub reply_to: Option<String>,
     /// The stored message whose attachments go with this mail.
     pub attachments_of: Option<i64>,
+    /// The ticket it belongs to, if any.
+    pub ticket_id: Option<i64>,
+}
+
+/// A mail the sender itself queues (a technician notice about a mail that could not be
+/// delivered).
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub ticket_id: Option<i64>,
+    pub template: String,
+    pub language: String,
+    pub to: String,
+    pub message_id: String,
+    pub references: Vec<String>,
+    pub context: serde_json::Value,
+    pub reply_to: Option<String>,
 }
 
 /// The result of one delivery attempt.
@@ -104,6 +122,15 @@ pub enum SendResult {
     /// Permanent failure (the server refused the mail with a 5xx): never retried.
     Rejected {
         error: String,
+    },
+    /// Temporary failures for longer than `smtp.max_age`: marked failed, never retried. The
+    /// first time only (the row is still pending), `event` goes into its ticket's history and
+    /// `notice` is queued, so a mail is reported once however often its result is recorded.
+    Expired {
+        error: String,
+        ticket_id: Option<i64>,
+        event: String,
+        notice: Option<Box<NewMail>>,
     },
 }
 
@@ -199,6 +226,16 @@ impl Store {
     /// with `synchronous = FULL`: a committed ticket survives power loss, which matters because
     /// the IMAP message is moved away right after the commit.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, 4, |o| o).await
+    }
+
+    /// [`Store::open`] with `max_connections` and a hook on the pools' options (tests use it to
+    /// cap the database's size).
+    async fn open_with(
+        url: &str,
+        max_connections: u32,
+        tune: impl Fn(SqlitePoolOptions) -> SqlitePoolOptions,
+    ) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             url: url.to_string(),
             source,
@@ -219,14 +256,12 @@ impl Store {
                 })?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let pool = tune(SqlitePoolOptions::new().max_connections(max_connections))
             .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let marks = SqlitePoolOptions::new()
-            .max_connections(1)
+        let marks = tune(SqlitePoolOptions::new().max_connections(1))
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_err)?;
@@ -246,8 +281,9 @@ impl Store {
     /// Starts a write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
     /// read-then-write never fails with "database is locked").
     pub async fn begin(&self) -> Result<Batch, StoreError> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Batch { tx })
+        Ok(Batch {
+            tx: WriteTx::begin(&self.pool).await?,
+        })
     }
 
     /// What is recorded about a folder: `(uidvalidity, baseline_uid, first_start_at)`.
@@ -324,7 +360,8 @@ impl Store {
                           -- LIMIT stops early instead of sorting every pending row
                           ORDER BY next_attempt_at, id LIMIT ?)
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
-                       context, auto_submitted, attempts, created_at, reply_to, attachments_of",
+                       context, auto_submitted, attempts, created_at, reply_to, attachments_of,
+                       ticket_id",
         )
         .bind(ts(until))
         .bind(ts(now))
@@ -352,6 +389,7 @@ impl Store {
                 created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
                 reply_to: r.get(11),
                 attachments_of: r.get(12),
+                ticket_id: r.get(13),
             })
             .collect();
         mails.sort_by_key(|m| m.id);
@@ -386,20 +424,22 @@ impl Store {
         Ok(t.as_deref().and_then(parse_ts))
     }
 
-    /// Records delivery results: the accepted ones with one statement, failures one by one.
+    /// Records delivery results in one transaction: the accepted ones with one statement,
+    /// failures one by one.
     pub async fn record_results(
         &self,
         results: &[(i64, SendResult)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        // The common case, every mail accepted, is one statement (its own transaction).
+        if results.is_empty() {
+            return Ok(());
+        }
         let sent: Vec<i64> = results
             .iter()
             .filter(|(_, r)| matches!(r, SendResult::Sent))
             .map(|(id, _)| *id)
             .collect();
-        let mut conn = self.marks.acquire().await?;
-        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+        let mark_sent = |chunk: &[i64]| {
             let sql = format!(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL
                  WHERE id IN ({})",
@@ -409,9 +449,18 @@ impl Store {
                 .persistent(false)
                 .bind(ts(now));
             for id in chunk {
-                query = query.bind(id);
+                query = query.bind(*id);
             }
-            query.execute(&mut *conn).await?;
+            query
+        };
+        // The common case, every mail accepted, is one statement (its own transaction).
+        if sent.len() == results.len() && sent.len() <= ROWS_PER_STATEMENT {
+            mark_sent(&sent).execute(&self.marks).await?;
+            return Ok(());
+        }
+        let mut tx = WriteTx::begin(&self.marks).await?;
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            mark_sent(chunk).execute(&mut *tx).await?;
         }
         for (id, result) in results {
             match result {
@@ -422,7 +471,7 @@ impl Store {
                     )
                     .bind(error)
                     .bind(id)
-                    .execute(&mut *conn)
+                    .execute(&mut *tx)
                     .await?;
                 }
                 SendResult::Failed { error, retry_at } => {
@@ -433,12 +482,71 @@ impl Store {
                     .bind(error)
                     .bind(ts(*retry_at))
                     .bind(id)
-                    .execute(&mut *conn)
+                    .execute(&mut *tx)
                     .await?;
+                }
+                SendResult::Expired {
+                    error,
+                    ticket_id,
+                    event,
+                    notice,
+                } => {
+                    let changed = sqlx::query(
+                        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,
+                         lease_until = NULL WHERE id = ? AND status = 'pending'",
+                    )
+                    .bind(format!("gave up (smtp.max_age): {error}"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed == 0 {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)
+                         VALUES (?, NULL, 'delivery_failed', NULL, ?, ?)",
+                    )
+                    .bind(ticket_id)
+                    .bind(event)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(n) = notice {
+                        sqlx::query(
+                            "INSERT INTO outbox (ticket_id, template, language, to_address, message_id,
+                               in_reply_to, references_list, context, auto_submitted, status,
+                               next_attempt_at, created_at, reply_to)
+                             VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 'auto-generated', 'pending', ?, ?, ?)",
+                        )
+                        .bind(n.ticket_id)
+                        .bind(&n.template)
+                        .bind(&n.language)
+                        .bind(&n.to)
+                        .bind(&n.message_id)
+                        .bind(n.references.join(" "))
+                        .bind(n.context.to_string())
+                        .bind(ts(now))
+                        .bind(ts(now))
+                        .bind(&n.reply_to)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
         }
-        Ok(())
+        tx.commit().await
+    }
+
+    /// A ticket by its id (for notices the sender writes).
+    pub async fn ticket_by_id(&self, id: i64) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id = ?");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(ticket_ref))
     }
 
     pub async fn counts(&self) -> Result<Counts, StoreError> {
@@ -619,24 +727,42 @@ impl Store {
         Ok(())
     }
 
-    /// The stored attachments of a message (those kept whole: larger ones are not stored).
-    pub async fn attachments(
+    /// The stored attachments of a message that one mail may carry: in their order, each that
+    /// still fits within `max_files` files and `max_bytes` bytes in all. Returns them and how
+    /// many stored files were left out (they stay in the database; the notice lists them by
+    /// name). Only the chosen files' content is read.
+    pub async fn attachments_capped(
         &self,
         message_row: i64,
-    ) -> Result<Vec<crate::outgoing::FileAttachment>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT name, content_type, data FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
+        max_files: usize,
+        max_bytes: u64,
+    ) -> Result<(Vec<crate::outgoing::FileAttachment>, usize), StoreError> {
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, length(data) FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
         )
         .bind(message_row)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| crate::outgoing::FileAttachment {
-            name: r.get(0),
-            content_type: r.get(1),
-            data: r.get(2),
-        })
-        .collect())
+        .await?;
+        let (chosen, omitted) = choose_within(&sizes, max_files, max_bytes);
+        let mut files = Vec::with_capacity(chosen.len());
+        for chunk in chosen.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT name, content_type, data FROM attachments WHERE id IN ({}) ORDER BY id",
+                in_list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            files.extend(query.fetch_all(&self.pool).await?.iter().map(|r| {
+                crate::outgoing::FileAttachment {
+                    name: r.get(0),
+                    content_type: r.get(1),
+                    data: r.get(2),
+                }
+            }));
+        }
+        Ok((files, omitted))
     }
 
     /// For each source, how many attempts at its analysis started and never finished (0 for a
@@ -729,7 +855,113 @@ impl Store {
 /// every message in memory, then writes each table with one multi-row statement: a few round
 /// trips per batch instead of several per message, and one fsync at commit.
 pub struct Batch {
-    tx: Transaction<'static, Sqlite>,
+    tx: WriteTx,
+}
+
+/// A pooled connection inside `BEGIN IMMEDIATE`, which goes back to the pool only in a clean
+/// state: committed, or rolled back explicitly.
+///
+/// Why not sqlx's `Transaction`: after an error that makes SQLite roll the transaction back by
+/// itself (SQLITE_FULL on a full disk, SQLITE_IOERR), sqlx's queued rollback fails ("no
+/// transaction is active"), its transaction depth stays at 1, and the connection goes back to
+/// the pool poisoned: every later `BEGIN` on it fails with "attempted to call begin_with at
+/// non-zero transaction depth", hiding the real cause even after the disk has room again.
+/// Here a failed `COMMIT` or an unfinished batch is rolled back explicitly, and a connection
+/// whose rollback fails for any other reason is closed (the pool opens a fresh one; closing a
+/// SQLite connection discards its open transaction).
+struct WriteTx {
+    /// `None` once committed or rolled back.
+    conn: Option<PoolConnection<Sqlite>>,
+}
+
+impl WriteTx {
+    async fn begin(pool: &SqlitePool) -> Result<WriteTx, StoreError> {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            rollback_or_close(conn).await;
+            return Err(e.into());
+        }
+        Ok(WriteTx { conn: Some(conn) })
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        match self.conn.as_mut() {
+            Some(c) => c,
+            // `commit` and `rollback` consume the WriteTx: no statement can follow them.
+            None => unreachable!("statement on a finished transaction"),
+        }
+    }
+
+    /// Commits; on failure the transaction is rolled back and the COMMIT's error (the real
+    /// cause, e.g. "database or disk is full") returned.
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
+        };
+        match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                rollback_or_close(conn).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Rolls back, waiting for it (dropping a WriteTx does the same in the background).
+    async fn rollback(mut self) {
+        if let Some(conn) = self.conn.take() {
+            rollback_or_close(conn).await;
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        // An error (`?`) or a cancelled future left the transaction open. The connection is
+        // owned by the task until it is clean, so nothing else can begin on it meanwhile.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(rollback_or_close(conn));
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// Rolls a connection's transaction back; if that fails, closes the connection instead of
+/// returning it to the pool.
+async fn rollback_or_close(mut conn: PoolConnection<Sqlite>) {
+    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        Ok(_) => {}
+        // SQLite already rolled back by itself (it does after SQLITE_FULL, SQLITE_IOERR, …):
+        // the connection is clean.
+        Err(sqlx::Error::Database(d)) if d.message().contains("no transaction is active") => {}
+        Err(error) => {
+            tracing::warn!(%error, "database: rollback failed; closing that connection");
+            if let Err(error) = conn.close().await {
+                tracing::warn!(%error, "database: closing the connection failed");
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self.conn.as_ref() {
+            Some(c) => c,
+            None => unreachable!("statement on a finished transaction"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn()
+    }
 }
 
 /// What a batch needs looked up.
@@ -846,6 +1078,23 @@ fn in_list(n: usize) -> String {
         s.push('?');
     }
     s
+}
+
+/// Of `(id, size)` in order, the ids of those that fit within `max_files` and `max_bytes` in
+/// all (a file too large to fit is skipped, smaller ones after it may still go), and how many
+/// were left out.
+fn choose_within(sizes: &[(i64, i64)], max_files: usize, max_bytes: u64) -> (Vec<i64>, usize) {
+    let mut chosen = Vec::new();
+    let mut bytes = 0u64;
+    for &(id, size) in sizes {
+        let size = size.max(0) as u64;
+        if chosen.len() < max_files && bytes.saturating_add(size) <= max_bytes {
+            bytes += size;
+            chosen.push(id);
+        }
+    }
+    let omitted = sizes.len() - chosen.len();
+    (chosen, omitted)
 }
 
 /// The columns [`ticket_ref`] reads, in order.
@@ -1344,8 +1593,166 @@ impl Batch {
         Ok(())
     }
 
+    /// Commits the batch. On failure it is rolled back and the error says why the commit failed.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        self.tx.commit().await
+    }
+
+    /// Abandons the batch, waiting for the rollback (dropping it rolls back in the background).
+    pub async fn rollback(self) {
+        self.tx.rollback().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// A store whose database may grow to `pages.load()` pages (`PRAGMA max_page_count`, set on
+    /// every connection): past it SQLite fails with SQLITE_FULL exactly as on a full disk.
+    async fn store_with_page_cap(dir: &Path, pages: Arc<AtomicU32>) -> Store {
+        let url = format!("sqlite://{}", dir.join("folio.db").display());
+        Store::open_with(&url, 1, move |o| {
+            let pages = pages.clone();
+            o.after_connect(move |conn, _| {
+                let n = pages.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {n}")))
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Applies the current cap to the open connections ("space is freed" or "the disk fills").
+    async fn apply_cap(store: &Store, pages: &AtomicU32) {
+        let n = pages.load(Ordering::SeqCst);
+        for pool in [&store.pool, &store.marks] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {n}")))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn page_count(store: &Store) -> u32 {
+        sqlx::query_scalar::<_, i64>("PRAGMA page_count")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap() as u32
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap()
+    }
+
+    /// One batch's writes: a quarantined message of `size` bytes.
+    async fn write_batch(store: &Store, source: &str, size: usize) -> Result<(), StoreError> {
+        let mut tx = store.begin().await?;
+        tx.quarantine(source, "test", &vec![b'x'; size], now())
+            .await?;
+        tx.commit().await
+    }
+
+    #[test]
+    fn notice_files_stop_at_either_cap() {
+        let sizes = [(1, 400), (2, 700), (3, 100), (4, 0), (5, 50)];
+        // Bytes: 700 does not fit after 400 (cap 1000); the smaller ones after it do.
+        assert_eq!(choose_within(&sizes, 10, 1000), (vec![1, 3, 4, 5], 1));
+        // Files: two at most.
+        assert_eq!(choose_within(&sizes, 2, u64::MAX), (vec![1, 2], 3));
+        assert_eq!(choose_within(&[], 2, 10), (vec![], 0));
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_leaves_a_clean_connection_and_the_retry_commits_once_space_is_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = Arc::new(AtomicU32::new(1 << 30));
+        let store = store_with_page_cap(dir.path(), pages.clone()).await;
+        pages.store(page_count(&store).await + 4, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+
+        let first = write_batch(&store, "a", 1 << 20).await.unwrap_err();
+        assert!(first.to_string().contains("full"), "{first}");
+        // Still full: the retry reports the real cause again, not a leftover transaction.
+        let again = write_batch(&store, "a", 1 << 20).await.unwrap_err();
+        assert!(again.to_string().contains("full"), "{again}");
+
+        pages.store(1 << 30, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+        write_batch(&store, "a", 1 << 20).await.unwrap();
+        assert_eq!(store.counts().await.unwrap().quarantined, 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_while_recording_results_reports_the_cause_and_the_retry_records_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = Arc::new(AtomicU32::new(1 << 30));
+        let store = store_with_page_cap(dir.path(), pages.clone()).await;
+        sqlx::query(
+            "INSERT INTO outbox (template, language, to_address, message_id, references_list, context,
+               auto_submitted, status, next_attempt_at, created_at)
+             VALUES ('confirmation', 'es', 'ana@example.test', 'm1@x', '', '{}', 'auto-replied',
+               'pending', '2026-11-20T00:00:00.000Z', '2026-11-20T00:00:00.000Z')",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        pages.store(page_count(&store).await + 4, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+        // Giving up on the mail queues a notice: too big for the space left.
+        let expired = SendResult::Expired {
+            error: "451 try later".into(),
+            ticket_id: None,
+            event: "gave up".into(),
+            notice: Some(Box::new(NewMail {
+                ticket_id: None,
+                template: "delivery_failed".into(),
+                language: "es".into(),
+                to: "tech1@example.test".into(),
+                message_id: "n1@x".into(),
+                references: vec![],
+                context: serde_json::json!({ "error": "x".repeat(1 << 20) }),
+                reply_to: None,
+            })),
+        };
+        let results = [(1, expired)];
+        for _ in 0..2 {
+            let e = store.record_results(&results, now()).await.unwrap_err();
+            assert!(e.to_string().contains("full"), "{e}");
+        }
+        pages.store(1 << 30, Ordering::SeqCst);
+        apply_cap(&store, &pages).await;
+        store.record_results(&results, now()).await.unwrap();
+        // Recorded again (a retry after an unknown outcome): nothing is added twice.
+        store.record_results(&results, now()).await.unwrap();
+        let statuses: Vec<(String, String)> =
+            sqlx::query_as("SELECT message_id, status FROM outbox ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            statuses,
+            [
+                ("m1@x".to_string(), "failed".to_string()),
+                ("n1@x".to_string(), "pending".to_string())
+            ]
+        );
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_events")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(events, 1);
     }
 }

@@ -102,6 +102,18 @@ impl Tokens {
     }
 }
 
+/// A fresh nonce for one of folio's Message-IDs: time-ordered from `now` (the injected clock),
+/// unique by its random bits.
+pub fn nonce(now: chrono::DateTime<chrono::Utc>) -> String {
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(now.timestamp()).unwrap_or(0),
+        now.timestamp_subsec_nanos(),
+    ))
+    .simple()
+    .to_string()
+}
+
 /// `text` with every staff token removed (`helpdesk+t.<token>@x` → `helpdesk@x`): a technician's
 /// relayed text must not hand the requester the address that proves the technician's identity.
 pub fn redact_staff_addresses(text: &str) -> String {

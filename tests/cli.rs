@@ -436,3 +436,38 @@ fn inspect_says_an_oversize_message_would_be_quarantined() {
         .contains("limits.max_message_bytes (1000)"));
     assert!(v["headers"].as_str().unwrap().contains("Subject: Enorme"));
 }
+
+#[test]
+fn check_config_names_a_broken_template_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("mail-templates");
+    for lang in ["es", "en"] {
+        std::fs::create_dir_all(templates.join(lang)).unwrap();
+        for entry in std::fs::read_dir(format!("{REPO}/mail-templates/{lang}")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), templates.join(lang).join(entry.file_name())).unwrap();
+        }
+    }
+    let broken = templates.join("es/confirmation.txt.hbs");
+    std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
+    let path = dir.path().join("folio.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\nfrom = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
+             [templates]\ndir = \"{}\"\n",
+            templates.display()
+        ),
+    )
+    .unwrap();
+    let out = folio(&["--config", path.to_str().unwrap(), "check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&broken.display().to_string()), "{err}");
+    assert_eq!(
+        err.matches(".hbs:").count(),
+        1,
+        "only the broken file: {err}"
+    );
+}

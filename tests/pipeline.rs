@@ -541,3 +541,326 @@ async fn after_a_crash_the_batch_is_retried_one_message_at_a_time() {
         [0]
     );
 }
+
+/// A tiny SMTP server that defers every recipient with `451` (what a greylisting or overloaded
+/// server answers), so every delivery attempt fails temporarily.
+async fn deferring_smtp() -> u16 {
+    tiny_smtp(false).await.0
+}
+
+/// Messages a [`tiny_smtp`] server accepted: `(recipients, message)`.
+type Accepted = Arc<std::sync::Mutex<Vec<(Vec<String>, Vec<u8>)>>>;
+
+/// A tiny SMTP server on loopback: with `accept`, it takes every mail and keeps it; otherwise
+/// it defers every recipient with `451`.
+async fn tiny_smtp(accept: bool) -> (u16, Accepted) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted: Accepted = Arc::default();
+    let store = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = tokio::io::BufReader::new(r).lines();
+                if w.write_all(b"220 tiny.test ESMTP\r\n").await.is_err() {
+                    return;
+                }
+                let mut rcpt = Vec::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 tiny.test\r\n",
+                        "RCPT" if !accept => b"451 4.7.1 Try again later\r\n",
+                        "RCPT" => {
+                            rcpt.push(line[8..].trim_matches(|c| c == '<' || c == '>').to_string());
+                            b"250 2.1.5 OK\r\n"
+                        }
+                        "DATA" => {
+                            if w.write_all(b"354 go on\r\n").await.is_err() {
+                                return;
+                            }
+                            let mut data = Vec::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                data.extend_from_slice(
+                                    l.strip_prefix('.').unwrap_or(&l).as_bytes(),
+                                );
+                                data.extend_from_slice(b"\r\n");
+                            }
+                            store
+                                .lock()
+                                .unwrap()
+                                .push((std::mem::take(&mut rcpt), data));
+                            b"250 2.0.0 queued\r\n"
+                        }
+                        "QUIT" => b"221 2.0.0 Bye\r\n",
+                        _ => b"250 2.0.0 OK\r\n",
+                    };
+                    if w.write_all(reply).await.is_err() || verb == "QUIT" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// A pipeline and a sender (on the same fixed clock) sending to `127.0.0.1:port`, with the
+/// repository's catalogue (so tickets get an assignee) and `extra` configuration.
+async fn with_sender(
+    dir: &Path,
+    port: u16,
+    extra: &str,
+) -> (Pipeline, folio::sender::Sender, Arc<FixedClock>) {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+    let text = format!(
+        "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"10s\"\n\
+         from = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
+         [templates]\ndir = \"{REPO}/mail-templates\"\n[catalog]\nfile = \"{REPO}/config/catalog.toml\"\n{extra}"
+    );
+    let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
+        .await
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
+    ));
+    let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
+    let p = Pipeline::new(&config, store.clone(), clock.clone(), tokens.clone()).unwrap();
+    let sender = folio::sender::Sender {
+        store,
+        templates: Arc::new(folio::render::Templates::new(&config.templates.dir)),
+        smtp: Arc::new(folio::smtp::SmtpClient::new(&config.smtp).unwrap()),
+        from_name: config.smtp.from_name.clone(),
+        from_address: config.smtp.from_address.clone(),
+        concurrency: 2,
+        clock: clock.clone(),
+        pause: Arc::new(AtomicBool::new(false)),
+        lease: 2 * config.smtp.timeout + Duration::from_secs(5),
+        send_timeout: 2 * config.smtp.timeout,
+        bounce_suppression: config.limits.bounce_suppression,
+        max_age: config.smtp.max_age,
+        tokens,
+        staff_language: config.templates.language.clone(),
+        max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
+        max_notice_attachments: config.limits.max_notice_attachments,
+    };
+    (p, sender, clock)
+}
+
+#[tokio::test]
+async fn a_notice_carries_files_up_to_the_caps_and_lists_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, accepted) = tiny_smtp(true).await;
+    let (p, sender, _) = with_sender(
+        dir.path(),
+        port,
+        "[limits]\nmax_notice_attachments = 3\nmax_notice_attachment_bytes = 1000\n",
+    )
+    .await;
+    // Six files: 100, 100, 900 (does not fit the 1000 bytes after the first two), 100, 100, 100.
+    let mut body = String::from(
+        "From: ana@example.test\r\nTo: helpdesk@example.test\r\nSubject: Impresora\r\n\
+         Message-ID: <files@x.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNo imprime.\r\n",
+    );
+    for (i, size) in [100, 100, 900, 100, 100, 100].iter().enumerate() {
+        body.push_str(&format!(
+            "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"f{i}.txt\"\r\n\r\n{}\r\n",
+            "x".repeat(*size)
+        ));
+    }
+    body.push_str("--b--\r\n");
+    let out = p
+        .process(&[RawMessage {
+            source: "test:files".into(),
+            bytes: body.into_bytes(),
+            seen_at: p.clock.now(),
+        }])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let assignee = p
+        .store
+        .ticket(&folio)
+        .await
+        .unwrap()
+        .unwrap()
+        .ticket
+        .assignee
+        .unwrap();
+    sender.send_due(None).await.unwrap();
+
+    let accepted = accepted.lock().unwrap();
+    let (_, raw) = accepted
+        .iter()
+        .find(|(rcpt, _)| rcpt.contains(&assignee))
+        .expect("the assignment was sent");
+    let notice = folio::mail::parse(raw, u64::MAX);
+    let names: Vec<&str> = notice.attachments.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["f0.txt", "f1.txt", "f3.txt"]);
+    assert!(
+        notice.body_text.contains(
+            "3 adjuntos más no se incluyeron en este correo; están guardados en el folio"
+        ),
+        "{}",
+        notice.body_text
+    );
+    // Every file is still listed by name and size.
+    for i in 0..6 {
+        assert!(notice.body_text.contains(&format!("f{i}.txt")), "f{i}.txt");
+    }
+    // Ana's confirmation carries no files and no note.
+    let (_, raw) = accepted
+        .iter()
+        .find(|(rcpt, _)| rcpt.iter().any(|r| r == "ana@example.test"))
+        .unwrap();
+    let confirmation = folio::mail::parse(raw, u64::MAX);
+    assert!(confirmation.attachments.is_empty());
+    assert!(!confirmation.body_text.contains("adjuntos más"));
+}
+
+#[tokio::test]
+async fn mail_deferred_past_max_age_fails_and_the_assignee_is_told_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = deferring_smtp().await;
+    let (p, sender, clock) = with_sender(dir.path(), port, "").await;
+    let store = p.store.clone();
+
+    // A request: a confirmation to Ana and an assignment to the technician are queued.
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    let folio = out[0].folio.clone().unwrap();
+    let show = || async { store.ticket(&folio).await.unwrap().unwrap() };
+    let assignee = show().await.ticket.assignee.clone().unwrap();
+    let mails = |t: &folio::store::TicketDetail, template: &str| {
+        t.outgoing
+            .iter()
+            .filter(|m| m.template == template)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let events = |t: &folio::store::TicketDetail| {
+        t.events
+            .iter()
+            .filter(|e| e.kind == "delivery_failed")
+            .count()
+    };
+
+    // Deferred again and again for four days: still retried.
+    sender.send_due(None).await.unwrap();
+    clock.advance(chrono::Duration::days(4));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    assert!(
+        t.outgoing.iter().all(|m| m.status == "pending"),
+        "{:?}",
+        t.outgoing
+    );
+    assert!(t.outgoing[0].last_error.as_deref().unwrap().contains("451"));
+
+    // Past smtp.max_age: the next deferral marks both failed. Ana's confirmation is reported to
+    // the assignee; the assignment was to the assignee, so it is only recorded.
+    clock.advance(chrono::Duration::days(1) + chrono::Duration::minutes(1));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    for template in ["confirmation", "assignment"] {
+        let m = &mails(&t, template)[0];
+        assert_eq!(m.status, "failed", "{m:?}");
+        assert!(
+            m.last_error.as_deref().unwrap().contains("smtp.max_age"),
+            "{m:?}"
+        );
+    }
+    assert_eq!(events(&t), 2, "{:?}", t.events);
+    let notices = mails(&t, "delivery_failed");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].to, assignee);
+    assert_eq!(notices[0].status, "pending");
+
+    // The notice itself is deferred (it rendered and reached the server), then expires too:
+    // it was to the assignee, so nobody is told about it, and nothing is told twice.
+    clock.advance(chrono::Duration::minutes(10));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    let notice = &mails(&t, "delivery_failed")[0];
+    assert!(
+        notice.last_error.as_deref().unwrap().contains("451"),
+        "{notice:?}"
+    );
+    clock.advance(chrono::Duration::days(6));
+    sender.send_due(None).await.unwrap();
+    clock.advance(chrono::Duration::days(6));
+    sender.send_due(None).await.unwrap();
+    let t = show().await;
+    assert_eq!(mails(&t, "delivery_failed").len(), 1);
+    assert_eq!(mails(&t, "delivery_failed")[0].status, "failed");
+    assert_eq!(events(&t), 3, "{:?}", t.events);
+}
+
+#[tokio::test]
+async fn a_template_broken_from_the_start_holds_only_its_own_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("mail-templates");
+    for lang in ["es", "en"] {
+        std::fs::create_dir_all(templates.join(lang)).unwrap();
+        for entry in std::fs::read_dir(Path::new(REPO).join("mail-templates").join(lang)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), templates.join(lang).join(entry.file_name())).unwrap();
+        }
+    }
+    let broken = templates.join("es/confirmation.txt.hbs");
+    std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
+    let (port, accepted) = tiny_smtp(true).await;
+    let (p, mut sender, _) = with_sender(dir.path(), port, "").await;
+    sender.templates = Arc::new(folio::render::Templates::new(&templates));
+    let out = p
+        .process(&[mail(
+            "ana@example.test",
+            "Impresora",
+            "No imprime.",
+            "a1@x.test",
+            "",
+        )])
+        .await
+        .unwrap();
+    sender.send_due(None).await.unwrap();
+    let t = p
+        .store
+        .ticket(out[0].folio.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // The technician's assignment (Spanish too) went out; Ana's confirmation waits for the fix.
+    let assignment = t
+        .outgoing
+        .iter()
+        .find(|m| m.template == "assignment")
+        .unwrap();
+    assert_eq!(assignment.status, "sent");
+    let confirmation = t
+        .outgoing
+        .iter()
+        .find(|m| m.template == "confirmation")
+        .unwrap();
+    assert_eq!(confirmation.status, "pending");
+    let error = confirmation.last_error.as_deref().unwrap();
+    assert!(error.contains(&broken.display().to_string()), "{error}");
+    assert_eq!(accepted.lock().unwrap().len(), 1);
+}

@@ -238,10 +238,110 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
             }
         }
     }
+    // The sender's own notice (a mail it gave up on after smtp.max_age).
+    used.insert("delivery_failed");
+    let context = folio::sender::delivery_failed_context(
+        &ticket(),
+        "alice@example.test",
+        Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
+        "temporary error (451): 4.7.1 Try again later",
+        &serde_json::json!({"name": "Mesa de Ayuda", "institution": "DGSTI",
+            "phone": "(722) 2769600", "address": HD}),
+    );
+    for lang in ["es", "en"] {
+        let r = templates
+            .render(lang, "delivery_failed", &context)
+            .unwrap_or_else(|e| panic!("delivery_failed: {e}"));
+        assert!(r.text.contains("alice@example.test") && r.text.contains("451"));
+        for (part, text) in [("subject", &r.subject), ("txt", &r.text), ("html", &r.html)] {
+            let file = dir.join(format!("max_age.0.delivery_failed.{lang}.{part}"));
+            if update {
+                std::fs::write(&file, text).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", file.display()));
+            if &want != text {
+                std::fs::write(file.with_extension(format!("{part}.actual")), text).unwrap();
+                mismatches.push(file.display().to_string());
+            }
+        }
+    }
     let all: BTreeSet<&str> = REQUIRED.iter().copied().collect();
     assert_eq!(used, all, "every template is exercised by a scenario");
     assert!(
         mismatches.is_empty(),
         "rendered mail differs from the snapshot: {mismatches:?}"
     );
+}
+
+/// Copies `mail-templates` to a temporary folder an edit can break.
+fn templates_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for lang in ["es", "en"] {
+        let from = Path::new(REPO).join("mail-templates").join(lang);
+        let to = tmp.path().join(lang);
+        std::fs::create_dir(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    tmp
+}
+
+#[test]
+fn one_broken_template_stops_no_other_mail() {
+    let tmp = templates_copy();
+    let file = tmp.path().join("es/confirmation.txt.hbs");
+    // Checked for changes on every render: no test waits on the once-a-second timer.
+    let templates = Templates::with_recheck(tmp.path(), std::time::Duration::ZERO);
+    let all = scenarios();
+    let render_all = |t: &Templates| -> Vec<(&str, Result<String, String>)> {
+        all.iter()
+            .flat_map(|(_, replies)| replies)
+            .map(|r| {
+                let mut context = r.context.clone();
+                context["folio"] = FOLIO.into();
+                (
+                    r.template,
+                    t.render("es", r.template, &context)
+                        .map(|m| m.text)
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .collect()
+    };
+    let good = render_all(&templates);
+    assert!(good.iter().all(|(_, r)| r.is_ok()), "{good:?}");
+
+    // An admin's edit breaks the Spanish confirmation: every mail still renders, the
+    // confirmation from its last good version, and the file is reported.
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{original}\n{{{{#if requester.name}}\n")).unwrap();
+    assert_eq!(render_all(&templates), good);
+    let broken = templates.broken("es").unwrap();
+    assert_eq!(broken.len(), 1);
+    assert!(broken[0].to_string().contains(&file.display().to_string()));
+
+    // A fresh start with the file broken: only the confirmation fails, naming the file.
+    let fresh = Templates::with_recheck(tmp.path(), std::time::Duration::ZERO);
+    for (template, r) in render_all(&fresh) {
+        match template {
+            "confirmation" => {
+                let e = r.unwrap_err();
+                assert!(e.contains("es/confirmation.txt.hbs"), "{e}");
+            }
+            other => assert!(r.is_ok(), "{other}: {r:?}"),
+        }
+    }
+    let problems = fresh.check("es");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(fresh.check("en").is_empty());
+
+    // The fix takes effect on the next render, without a restart.
+    std::fs::write(&file, format!("{original}\nGracias.\n")).unwrap();
+    let fixed = render_all(&fresh);
+    assert!(fixed.iter().all(|(_, r)| r.is_ok()), "{fixed:?}");
+    assert!(fresh.broken("es").unwrap().is_empty());
 }
