@@ -11,7 +11,13 @@
 //! - a technician's reply is relayed and its commands applied only with proof (the tokenised
 //!   reply address, or an aligned DKIM/SPF pass from a trusted server); without proof it is an
 //!   ordinary follow-up and a security event;
+//! - a phone note or a forward opens a ticket for, and mails, someone else only with proof
+//!   that the staff member wrote it (sent to their personal tokenised address, or an aligned
+//!   DKIM/SPF pass from a trusted server); without it, it is the sender's own request and a
+//!   security event;
 //! - ticket data goes only to the requester, participants and staff, at their From address;
+//!   directory data only to the directory entry's own address (`requester_of`) and staff (the
+//!   requester's name is left out of mail to participants);
 //! - every queued mail passes the per-address cap (ten times higher for staff; a technician's
 //!   relayed reply is exempt) and skips addresses that hard-bounced.
 
@@ -509,20 +515,22 @@ impl Decider<'_> {
         let is_staff = catalog.is_staff(sender);
 
         // Acting for someone else (a phone note, a forward) takes the staff member's word for
-        // who the requester is; where the site has a trusted server, that word needs its
-        // aligned DKIM/SPF pass, so a forged From cannot make folio mail arbitrary addresses.
+        // who the requester is, and mails that person: the word needs proof (the staff
+        // member's personal tokenised address among the recipients, or an aligned DKIM/SPF
+        // pass from a trusted server), so a forged From cannot make folio mail, or open
+        // tickets for, arbitrary addresses.
         let on_behalf = (is_agent && a.phone_note.is_some())
             || (is_staff
                 && a.forward
                     .as_ref()
                     .is_some_and(|f| !f.requester.email.is_empty()));
-        let vouched = self.policy.trusted_authserv_ids.is_empty() || self.identity_pass().is_some();
+        let vouched = self.personal_proof() || self.identity_pass().is_some();
         let mut unproven = None;
         if on_behalf && !vouched {
             unproven = Some(Event {
                 kind: "security",
                 detail: format!(
-                    "mail from staff address {sender} without an aligned DKIM/SPF pass from a trusted server: opened as its own request, not on someone's behalf"
+                    "mail from staff address {sender} without proof (not sent to their personal address, no aligned DKIM/SPF pass from a trusted server): opened as its own request, not on someone's behalf"
                 ),
             });
         } else {
@@ -913,20 +921,20 @@ impl Decider<'_> {
                 "reply"
             };
             let technician = self.policy.catalog.technician(sender);
-            let context = json!({
-                "ticket": self.ticket_json(t),
-                "text": public_text,
-                "resolution": resolve_text,
-                "technician": {
-                    "first_name": technician.map(|x| first_name(&x.name)),
-                    "name": technician.map(|x| x.name.clone()),
-                },
-                "helpdesk": self.helpdesk_json(),
-            });
             for to in std::iter::once(&t.requester_email).chain(t.participants.iter()) {
                 if to.is_empty() {
                     continue;
                 }
+                let context = json!({
+                    "ticket": self.public_ticket_json(t, to),
+                    "text": public_text,
+                    "resolution": resolve_text,
+                    "technician": {
+                        "first_name": technician.map(|x| first_name(&x.name)),
+                        "name": technician.map(|x| x.name.clone()),
+                    },
+                    "helpdesk": self.helpdesk_json(),
+                });
                 relayed |= self.push_capped(
                     &mut r,
                     Reply {
@@ -935,7 +943,7 @@ impl Decider<'_> {
                         to: to.clone(),
                         in_reply_to: t.opening_message_id.clone(),
                         references: t.thread(),
-                        context: context.clone(),
+                        context,
                         staff: None,
                         auto_submitted: "auto-generated",
                         with_attachments: true,
@@ -1000,6 +1008,15 @@ impl Decider<'_> {
         )
     }
 
+    /// Whether the mail was sent to the sender's personal tokenised address (`tokens`).
+    fn personal_proof(&self) -> bool {
+        let m = &self.a.mail;
+        let recipients = m.to.iter().chain(&m.cc).chain(&m.envelope_to);
+        self.policy
+            .tokens
+            .verify_personal_address(recipients, self.sender())
+    }
+
     /// Proof that a technician's mail is really theirs, described; `None` without proof.
     fn proof(&self, t: &TicketRef) -> Option<String> {
         let m = &self.a.mail;
@@ -1036,7 +1053,7 @@ impl Decider<'_> {
                 (
                     "my_tickets",
                     json!({
-                        "tickets": self.ctx.sender_tickets.iter().map(|t| self.ticket_json(t)).collect::<Vec<_>>(),
+                        "tickets": self.ctx.sender_tickets.iter().map(|t| self.public_ticket_json(t, &sender_address)).collect::<Vec<_>>(),
                         "helpdesk": self.helpdesk_json(),
                     }),
                 )
@@ -1060,7 +1077,7 @@ impl Decider<'_> {
                         (
                             "status",
                             json!({
-                                "ticket": self.ticket_json(t),
+                                "ticket": self.public_ticket_json(t, &sender_address),
                                 "helpdesk": self.helpdesk_json(),
                             }),
                         )
@@ -1184,6 +1201,16 @@ impl Decider<'_> {
             "phone": p.helpdesk_phone,
             "address": p.helpdesk_address,
         })
+    }
+
+    /// [`Decider::ticket_json`] for a mail to `to` outside the staff: the requester's name (it
+    /// may come from the directory) only in mail to the requester.
+    fn public_ticket_json(&self, t: &TicketRef, to: &str) -> Value {
+        let mut v = self.ticket_json(t);
+        if !t.requester_email.eq_ignore_ascii_case(to) && !self.policy.catalog.is_staff(to) {
+            v["requester_name"] = Value::Null;
+        }
+        v
     }
 
     fn ticket_json(&self, t: &TicketRef) -> Value {
@@ -1589,9 +1616,10 @@ mod tests {
 
     #[test]
     fn phone_note_and_queries() {
+        let proof = policy().tokens.personal_address(HD, "agent1@example.test");
         let a = analysis(
             "agent1@example.test",
-            HD,
+            &proof,
             "Llamada",
             "Nombre: Bob\nCorreo: bob@example.test\nDetalle: no llega el correo",
             "",
@@ -1860,6 +1888,115 @@ mod tests {
             panic!()
         };
         assert_eq!(r.reason, Reason::PhoneNote);
+    }
+
+    #[test]
+    fn an_unproven_phone_note_or_forward_opens_a_ticket_for_its_sender_only() {
+        let note = "Nombre: Bob\nCorreo: victim@example.test\nDetalle: compre aqui";
+        let fwd = "mire\n\n________________________________\nDe: Victim <victim@example.test>\nEnviado: jueves, 26 de noviembre de 2026 18:00\nPara: tech1@example.test\nAsunto: x\n\ncompre aqui\n";
+        for (from, subject, body) in [
+            ("agent1@example.test", "Llamada", note),
+            ("tech1@example.test", "RV: x", fwd),
+        ] {
+            // No trusted server configured (the default): the From alone proves nothing.
+            let a = analysis(from, HD, subject, body, "");
+            let r = record(&a, &Context::default());
+            assert_eq!(r.reason, Reason::NewTicket, "{from}");
+            let TicketAction::Open(t) = &r.action else {
+                panic!()
+            };
+            assert_eq!(t.requester.email, from);
+            assert_eq!(t.opened_by, None);
+            assert!(
+                r.replies.iter().all(|x| x.to != "victim@example.test"),
+                "{:?}",
+                r.replies
+            );
+            assert!(
+                r.events
+                    .iter()
+                    .any(|e| e.kind == "security" && e.detail.contains(from)),
+                "{from}: {:?}",
+                r.events
+            );
+            // Sent to another staff member's personal address: still unproven.
+            let other = policy().tokens.personal_address(HD, "tech2@example.test");
+            let a = analysis(from, &other, subject, body, "");
+            assert_eq!(record(&a, &Context::default()).reason, Reason::NewTicket);
+            // Sent to their own personal address (To, Cc or the envelope): on behalf.
+            let mine = policy().tokens.personal_address(HD, from);
+            for (to, extra) in [
+                (mine.clone(), String::new()),
+                (HD.to_string(), format!("Cc: {mine}\r\n")),
+                (HD.to_string(), format!("Delivered-To: {mine}\r\n")),
+            ] {
+                let a = analysis(from, &to, subject, body, &extra);
+                let r = record(&a, &Context::default());
+                assert!(
+                    matches!(r.reason, Reason::PhoneNote | Reason::ForwardedByStaff),
+                    "{from} {extra}: {:?}",
+                    r.reason
+                );
+                assert_eq!(r.replies[0].to, "victim@example.test");
+            }
+        }
+    }
+
+    #[test]
+    fn directory_data_never_reach_another_address() {
+        let dir = Directory::parse(
+            Path::new("d.csv"),
+            "email,name,department,phone\nana@example.test,Ana López,Nómina,7221112233\n",
+        )
+        .unwrap();
+        // A forged From of an employee with an outsider's Reply-To.
+        let raw = format!(
+            "From: ana@example.test\r\nReply-To: eve@evil.test\r\nTo: {HD}\r\nSubject: hola\r\n\r\nx\r\n"
+        );
+        let a = crate::pipeline::analyze(raw.as_bytes(), &dir, &policy(), u64::MAX).unwrap();
+        let r = record(&a, &Context::default());
+        for reply in r.replies.iter().filter(|x| x.to == "eve@evil.test") {
+            let text = reply.context.to_string();
+            for secret in ["Ana López", "Nómina", "7221112233"] {
+                assert!(
+                    !text.contains(secret),
+                    "{secret} in {}: {text}",
+                    reply.template
+                );
+            }
+        }
+        assert!(r.replies.iter().any(|x| x.to == "eve@evil.test"));
+        // Relays, status replies and lists reach participants without the requester's name.
+        let mut t = ticket();
+        t.requester_name = Some("Ana López".into());
+        let token = policy()
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech1@example.test");
+        let a = analysis("tech1@example.test", &token, "RE: x", "Listo.", "");
+        let ctx = Context {
+            thread_ticket: Some(t.clone()),
+            ..Context::default()
+        };
+        let r = record(&a, &ctx);
+        let name_to = |r: &Record, to: &str| {
+            r.replies
+                .iter()
+                .find(|x| x.to == to)
+                .map(|x| x.context.to_string().contains("Ana López"))
+        };
+        assert_eq!(name_to(&r, "ana@example.test"), Some(true));
+        assert_eq!(name_to(&r, "carol@example.test"), Some(false));
+        for body in ["estado MDA-2026-000007", "mis folios"] {
+            let a = analysis("carol@example.test", HD, "Consulta", body, "");
+            let ctx = Context {
+                referenced_ticket: Some(t.clone()),
+                sender_tickets: vec![t.clone()],
+                ..Context::default()
+            };
+            let r = record(&a, &ctx);
+            assert_eq!(r.reason, Reason::StatusQuery);
+            assert_eq!(name_to(&r, "carol@example.test"), Some(false), "{body}");
+        }
     }
 
     #[test]

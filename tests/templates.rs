@@ -79,6 +79,8 @@ fn on_ticket() -> Context<'static> {
 fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
     let tokens = policy().tokens;
     let tech1_token = tokens.staff_address(HD, FOLIO, "tech1@example.test");
+    // A phone note is taken on the agent's word only when sent to their personal address.
+    let agent1_proof = tokens.personal_address(HD, "agent1@example.test");
     let tech = |body: &str| {
         raw(
             "Técnico Uno <tech1@example.test>",
@@ -119,7 +121,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             replies(
                 &raw(
                     "agent1@example.test",
-                    HD,
+                    &agent1_proof,
                     "Llamada",
                     "Nombre: Bob Benítez\nCorreo: bob@example.test\nDetalle: La impresora no imprime.\n",
                     "",
