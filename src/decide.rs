@@ -98,8 +98,12 @@ pub struct Context<'a> {
     pub bounced: Option<BouncedMail>,
     /// The sender's active tickets (requester or participant), for `mis folios`.
     pub sender_tickets: Vec<TicketRef>,
-    /// Automatic mails queued per address within the cap's window.
+    /// Automatic mails queued per address ([`cap_key`]) within the cap's window.
     pub recent_mails: Option<&'a HashMap<String, u32>>,
+    /// Mails queued per recipient domain within the last hour.
+    pub recent_domains: Option<&'a HashMap<String, u32>>,
+    /// Mails queued within the last hour, in all.
+    pub recent_total: u32,
     /// Addresses that bounced recently: nothing is sent to them.
     pub failing: Option<&'a HashSet<String>>,
     /// Technicians' load, for routing.
@@ -109,7 +113,14 @@ pub struct Context<'a> {
 impl Context<'_> {
     fn recent(&self, address: &str) -> u32 {
         self.recent_mails
-            .and_then(|m| m.get(address))
+            .and_then(|m| m.get(&cap_key(address)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn recent_in_domain(&self, address: &str) -> u32 {
+        self.recent_domains
+            .and_then(|m| m.get(&domain_of(address)))
             .copied()
             .unwrap_or(0)
     }
@@ -136,6 +147,16 @@ pub struct Policy {
     pub trusted_authserv_ids: Vec<String>,
     /// `tickets.cc_participants`: CC'd addresses of an opening mail receive public replies.
     pub cc_participants: bool,
+    /// `helpdesk.domains`: the institution's own domains (lower case).
+    pub own_domains: Vec<String>,
+    /// `helpdesk.quote_outside_domains`.
+    pub quote_outside_domains: bool,
+    /// `limits.max_auto_replies_per_domain_per_hour` (outside domains only).
+    pub max_auto_replies_per_domain_per_hour: u32,
+    /// `limits.max_auto_replies_per_hour`.
+    pub max_auto_replies_per_hour: u32,
+    /// `limits.max_listed_attachments`.
+    pub max_listed_attachments: usize,
 }
 
 impl Policy {
@@ -160,8 +181,47 @@ impl Policy {
             folio_format: FolioFormat::default(),
             trusted_authserv_ids: vec![],
             cc_participants: true,
+            own_domains: helpdesk_address
+                .rsplit_once('@')
+                .map(|(_, d)| vec![d.to_lowercase()])
+                .unwrap_or_default(),
+            quote_outside_domains: false,
+            max_auto_replies_per_domain_per_hour:
+                config::DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR,
+            max_auto_replies_per_hour: config::DEFAULT_MAX_AUTO_REPLIES_PER_HOUR,
+            max_listed_attachments: config::DEFAULT_MAX_LISTED_ATTACHMENTS as usize,
         }
     }
+
+    /// Whether `address` is outside the institution's own domains (or their subdomains).
+    pub fn is_outside(&self, address: &str) -> bool {
+        let d = domain_of(address);
+        !self
+            .own_domains
+            .iter()
+            .any(|o| d == *o || d.ends_with(&format!(".{o}")))
+    }
+}
+
+/// The address a per-address cap counts: lower case, without the `+tag` of the local part, so
+/// `bob+1@x` … `bob+30@x` share bob@x's cap.
+pub fn cap_key(address: &str) -> String {
+    let address = address.trim().to_lowercase();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let base = local.split_once('+').map_or(local, |(b, _)| b);
+            format!("{base}@{domain}")
+        }
+        None => address,
+    }
+}
+
+/// The lower-case domain of `address` (empty without one).
+pub fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_lowercase())
+        .unwrap_or_default()
 }
 
 /// What the pure part of the pipeline makes of one message.
@@ -367,6 +427,9 @@ const MAX_PARTICIPANTS: usize = 10;
 
 /// How many characters of the request the confirmation quotes back.
 const SUMMARY_CHARS: usize = 500;
+
+/// The longest subject (and attachment name) folio stores or puts in a mail.
+pub const MAX_SUBJECT_CHARS: usize = 200;
 
 /// Decides what to do with a message.
 pub fn decide(a: &Analysis, ctx: &Context, policy: &Policy) -> Decision {
@@ -605,6 +668,8 @@ impl Decider<'_> {
         mut reason: Reason,
         agent: Option<(String, &PhoneNote)>,
     ) -> Record {
+        // The subject goes into headers and every later mail: one line, of bounded length.
+        let subject = &clean_line(subject, MAX_SUBJECT_CHARS);
         let a = self.a;
         let policy = self.policy;
         let empty = Workload::default();
@@ -665,11 +730,17 @@ impl Decider<'_> {
         };
 
         let missing = requester.missing();
-        let confirmation_context = |copy_for_agent: bool| {
-            json!({
+        let (attachments, attachments_more) = self.attachments_json();
+        // To an outside domain, by default, the confirmation quotes nothing the sender wrote
+        // (subject, text, name, file names): otherwise anyone could make the help desk send
+        // their text to any address they put in From.
+        let confirmation_context = |copy_for_agent: bool, to: &str| {
+            let quoted = policy.quote_outside_domains || !policy.is_outside(to);
+            let mut context = json!({
                 "subject": subject,
                 "reply_subject": reply_subject(subject),
                 "summary": summary(body),
+                "quoted": quoted,
                 "channel": channel,
                 "agent_copy": copy_for_agent,
                 "missing_fields": [],
@@ -681,9 +752,25 @@ impl Decider<'_> {
                     "phone": missing.contains(&MissingField::Phone),
                     "email": requester.email.is_empty(),
                 },
-                "attachments": attachments_json(&a.mail),
+                "attachments": attachments,
+                "attachments_more": attachments_more,
                 "helpdesk": self.helpdesk_json(),
-            })
+            });
+            if !quoted {
+                context["subject"] = json!("");
+                context["reply_subject"] = json!("");
+                context["summary"] = json!("");
+                context["attachments"] = json!([]);
+                context["attachments_more"] = json!(0);
+                context["missing"]["any"] = json!(false);
+                context["requester"] = json!({
+                    "name": null,
+                    "email": requester.email,
+                    "department": null,
+                    "phone": null,
+                });
+            }
+            context
         };
         // The confirmation to the requester, threaded under their message (for a forward or
         // a phone note there is no message of theirs to thread under).
@@ -692,13 +779,11 @@ impl Decider<'_> {
             let to = requester_address.clone();
             if policy.own_addresses.contains(&to) || is_ours(&to, &policy.helpdesk_address) {
                 reason = Reason::NewTicketReplyToOwnAddress;
-            } else if self.ctx.recent(&to) >= policy.max_auto_replies_per_address {
+            } else if let Some(e) = self.over_cap(&to, "confirmation") {
                 reason = Reason::NewTicketRateLimited;
-                r.events.push(Event {
-                    kind: "rate_limited",
-                    detail: format!("no confirmation to {to}: cap reached"),
-                });
+                r.events.push(e);
             } else {
+                let context = confirmation_context(false, &to);
                 self.push(
                     &mut r,
                     Reply {
@@ -707,7 +792,7 @@ impl Decider<'_> {
                         to,
                         in_reply_to: threaded.then(|| a.mail.message_id.clone()).flatten(),
                         references: if threaded { thread_of(&a.mail) } else { vec![] },
-                        context: confirmation_context(false),
+                        context,
                         staff: None,
                         auto_submitted: if threaded {
                             "auto-replied"
@@ -722,7 +807,7 @@ impl Decider<'_> {
         r.reason = reason;
         // The agent's (or forwarding staff member's) copy, threaded under their mail.
         if channel == "phone" || r.author == Role::Technician {
-            let mut context = confirmation_context(true);
+            let mut context = confirmation_context(true, self.sender());
             if let Some((_, note)) = &agent {
                 context["missing_fields"] = json!(note.missing());
             }
@@ -754,7 +839,8 @@ impl Decider<'_> {
                 },
                 "requester": requester_json(&requester),
                 "detail": body,
-                "attachments": attachments_json(&a.mail),
+                "attachments": attachments,
+                "attachments_more": attachments_more,
                 "opened_by": agent.as_ref().map(|(e, _)| e.clone()),
                 "reassigned_by": null,
                 "commands": guide_json(),
@@ -812,7 +898,8 @@ impl Decider<'_> {
             },
             "text": self.a.new_content,
             "unauthenticated": false,
-            "attachments": attachments_json(&self.a.mail),
+            "attachments": self.attachments_json().0,
+            "attachments_more": self.attachments_json().1,
             "commands": guide_json(),
             "helpdesk": self.helpdesk_json(),
         });
@@ -851,7 +938,8 @@ impl Decider<'_> {
                     "author": {"name": a.mail.from_name, "email": sender, "role": "technician"},
                     "text": a.new_content,
                     "unauthenticated": true,
-                    "attachments": attachments_json(&a.mail),
+                    "attachments": self.attachments_json().0,
+                    "attachments_more": self.attachments_json().1,
                     "commands": guide_json(),
                     "helpdesk": self.helpdesk_json(),
                 });
@@ -985,6 +1073,7 @@ impl Decider<'_> {
                         },
                         "detail": public_text,
                         "attachments": [],
+                        "attachments_more": 0,
                         "opened_by": null,
                         "reassigned_by": sender,
                         "commands": guide_json(),
@@ -1139,20 +1228,72 @@ impl Decider<'_> {
             });
             return false;
         }
-        let cap = if self.policy.catalog.is_staff(to) {
-            self.policy.max_auto_replies_per_address.saturating_mul(10)
-        } else {
-            self.policy.max_auto_replies_per_address
-        };
-        if capped && self.ctx.recent(to) >= cap {
-            r.events.push(Event {
-                kind: "rate_limited",
-                detail: format!("no {} to {to}: cap reached", reply.template),
-            });
+        if let Some(e) = capped.then(|| self.over_cap(to, reply.template)).flatten() {
+            r.events.push(e);
             return false;
         }
         r.replies.push(reply);
         true
+    }
+
+    /// The event of the first cap a mail to `to` would break (counting what the outbox and the
+    /// earlier messages of the batch hold), or `None`:
+    /// - per address, its `+tag` removed, within `limits.auto_reply_window` (ten times higher
+    ///   for staff): stops loops with one correspondent;
+    /// - per outside domain and hour: stops someone spreading the help desk's mail over a
+    ///   domain's addresses;
+    /// - all automatic mail per hour: the last stop of a storm.
+    fn over_cap(&self, to: &str, template: &str) -> Option<Event> {
+        let p = self.policy;
+        let cap = if p.catalog.is_staff(to) {
+            p.max_auto_replies_per_address.saturating_mul(10)
+        } else {
+            p.max_auto_replies_per_address
+        };
+        let n = self.ctx.recent(to);
+        if n >= cap {
+            return Some(Event {
+                kind: "rate_limited",
+                detail: format!(
+                    "no {template} to {to}: per-address cap reached ({n} to {} in the window, limits.max_auto_replies_per_address)",
+                    cap_key(to)
+                ),
+            });
+        }
+        let n = self.ctx.recent_in_domain(to);
+        if p.is_outside(to) && n >= p.max_auto_replies_per_domain_per_hour {
+            return Some(Event {
+                kind: "domain_cap",
+                detail: format!(
+                    "no {template} to {to}: {n} mails to {} in the last hour (limits.max_auto_replies_per_domain_per_hour)",
+                    domain_of(to)
+                ),
+            });
+        }
+        if self.ctx.recent_total >= p.max_auto_replies_per_hour {
+            return Some(Event {
+                kind: "global_cap",
+                detail: format!(
+                    "no {template} to {to}: {} automatic mails in the last hour (limits.max_auto_replies_per_hour)",
+                    self.ctx.recent_total
+                ),
+            });
+        }
+        None
+    }
+
+    /// The message's attachments as mails list them: at most `limits.max_listed_attachments`,
+    /// and how many more there are (a mail of 50,000 empty parts once made a 1.7 MB
+    /// confirmation).
+    fn attachments_json(&self) -> (Vec<Value>, usize) {
+        let all = &self.a.mail.attachments;
+        let max = self.policy.max_listed_attachments;
+        let listed = all
+            .iter()
+            .take(max)
+            .map(|a| json!({"name": clean_line(&a.name, MAX_SUBJECT_CHARS), "size": a.size, "content_type": a.content_type}))
+            .collect();
+        (listed, all.len().saturating_sub(max))
     }
 
     /// Queues a notice to a technician; its Reply-To will be their tokenised address.
@@ -1216,10 +1357,11 @@ impl Decider<'_> {
     fn ticket_json(&self, t: &TicketRef) -> Value {
         let catalog = &self.policy.catalog;
         let assignee = t.assignee.as_deref().and_then(|a| catalog.technician(a));
+        let subject = clean_line(&t.subject, MAX_SUBJECT_CHARS);
         json!({
             "folio": t.folio,
-            "subject": t.subject,
-            "reply_subject": reply_subject(&t.subject),
+            "subject": subject,
+            "reply_subject": reply_subject(&subject),
             "status": t.status.as_str(),
             "priority": t.priority.as_str(),
             "service": t.service,
@@ -1276,13 +1418,6 @@ fn requester_json(r: &Requester) -> Value {
     })
 }
 
-fn attachments_json(mail: &InboundMail) -> Vec<Value> {
-    mail.attachments
-        .iter()
-        .map(|a| json!({"name": a.name, "size": a.size, "content_type": a.content_type}))
-        .collect()
-}
-
 fn guide_json() -> Vec<Value> {
     command::GUIDE
         .iter()
@@ -1308,6 +1443,22 @@ fn first_line(text: &str, max: usize) -> String {
 
 fn first_lines(text: &str, n: usize) -> String {
     text.lines().take(n).collect::<Vec<_>>().join("\n")
+}
+
+/// `text` as one line of at most `max` characters: control characters (CR, LF, tabs, …)
+/// become spaces, whitespace runs collapse, and a cut ends in `…`.
+pub fn clean_line(text: &str, max: usize) -> String {
+    let line = text
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
@@ -1997,6 +2148,71 @@ mod tests {
             assert_eq!(r.reason, Reason::StatusQuery);
             assert_eq!(name_to(&r, "carol@example.test"), Some(false), "{body}");
         }
+    }
+
+    #[test]
+    fn caps_count_addresses_without_tags_and_outside_domains_per_hour() {
+        assert_eq!(cap_key("Bob+Promo.1@Outside.Test"), "bob@outside.test");
+        assert_eq!(cap_key("bob@outside.test"), "bob@outside.test");
+        assert_eq!(cap_key("nobody"), "nobody");
+        let p = policy();
+        assert!(p.is_outside("x@outside.test") && p.is_outside("x@example.test.evil"));
+        assert!(!p.is_outside("x@EXAMPLE.test") && !p.is_outside("x@mail.example.test"));
+        let recent: HashMap<String, u32> = [("bob@outside.test".to_string(), 2)].into();
+        let domains: HashMap<String, u32> = [("outside.test".to_string(), 100)].into();
+        let a = analysis("bob+7@outside.test", HD, "x", "y", "");
+        let r = record(
+            &a,
+            &Context {
+                recent_mails: Some(&recent),
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        let a = analysis("carol@outside.test", HD, "x", "y", "");
+        let r = record(
+            &a,
+            &Context {
+                recent_domains: Some(&domains),
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        assert!(r.events.iter().any(|e| e.kind == "domain_cap"));
+        // The own domain has no domain cap; the global cap holds everyone.
+        let own: HashMap<String, u32> = [("example.test".to_string(), 100)].into();
+        let a = analysis("ana@example.test", HD, "x", "y", "");
+        let ctx = Context {
+            recent_domains: Some(&own),
+            ..Context::default()
+        };
+        assert_eq!(record(&a, &ctx).reason, Reason::NewTicket);
+        let ctx = Context {
+            recent_total: 2000,
+            ..Context::default()
+        };
+        let r = record(&a, &ctx);
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        assert!(
+            r.replies.iter().all(|x| x.template == "assignment"),
+            "only the technician's assignment notice (never capped) goes out"
+        );
+        assert!(r.events.iter().any(|e| e.kind == "global_cap"));
+    }
+
+    #[test]
+    fn outside_confirmations_quote_only_when_configured() {
+        let a = analysis("Spam <x@outside.test>", HD, "Compre", "http://spam", "");
+        let r = record(&a, &Context::default());
+        assert_eq!(r.replies[0].context["quoted"], false);
+        assert!(!r.replies[0].context.to_string().contains("spam"));
+        let mut p = policy();
+        p.quote_outside_domains = true;
+        let Decision::Record(r) = decide(&a, &Context::default(), &p) else {
+            panic!()
+        };
+        assert_eq!(r.replies[0].context["quoted"], true);
+        assert_eq!(r.replies[0].context["summary"], "http://spam");
     }
 
     #[test]

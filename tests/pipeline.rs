@@ -21,19 +21,28 @@ impl Env for NoEnv {
     }
 }
 
+/// The pipeline's fixed clock: tests never mix it with the wall clock (a bounce suppression of
+/// 72 h from 2026-11-27 would have expired on the wall clock of a later day).
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap()
+}
+
 async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
+    pipeline_with(dir, &format!("max_auto_replies_per_address = {cap}\n")).await
+}
+
+/// A pipeline whose `[limits]` section holds `limits`.
+async fn pipeline_with(dir: &Path, limits: &str) -> Pipeline {
     let text = format!(
         "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
          [smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
-         [templates]\ndir = \"{REPO}/mail-templates\"\n[limits]\nmax_auto_replies_per_address = {cap}\n"
+         [templates]\ndir = \"{REPO}/mail-templates\"\n[limits]\n{limits}"
     );
     let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
         .await
         .unwrap();
-    let clock = Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
-    ));
+    let clock = Arc::new(FixedClock::new(now()));
     let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
     Pipeline::new(&config, store, clock, tokens).unwrap()
 }
@@ -45,7 +54,7 @@ fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMess
             "From: {from}\r\nTo: helpdesk@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}\r\n{body}\r\n"
         )
         .into_bytes(),
-        seen_at: Utc::now(),
+        seen_at: now(),
     }
 }
 
@@ -237,7 +246,7 @@ async fn unusable_mail_is_quarantined_without_sinking_the_batch() {
             "{REPO}/tests/fixtures/mail/malformed/binary_garbage_no_headers.eml"
         ))
         .unwrap(),
-        seen_at: Utc::now(),
+        seen_at: now(),
     };
     let out = p
         .process(&[
@@ -327,7 +336,7 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
         .process(&[RawMessage {
             source: "test:dsn".into(),
             bytes: dsn.into_bytes(),
-            seen_at: Utc::now(),
+            seen_at: now(),
         }])
         .await
         .unwrap();
@@ -350,7 +359,7 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
     // Mail queued to it before the bounce is not sent either: the claim marks it failed.
     let due = p
         .store
-        .claim_due(Utc::now(), 10, std::time::Duration::from_secs(60))
+        .claim_due(now(), 10, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     assert!(due.iter().all(|m| m.to != "ana@example.test"), "{due:?}");
@@ -393,4 +402,142 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     // A sender that died leaves its claims behind; they expire.
     let later = now + chrono::Duration::seconds(31);
     assert_eq!(p.store.claim_due(later, 10, lease).await.unwrap().len(), 3);
+}
+
+/// `n` new requests from `from(i)`, as one batch.
+fn requests(n: usize, from: impl Fn(usize) -> String, tag: &str) -> Vec<RawMessage> {
+    (0..n)
+        .map(|i| {
+            mail(
+                &from(i),
+                "Compre ya",
+                "Oferta: http://spam.test",
+                &format!("{tag}{i}@x.test"),
+                "",
+            )
+        })
+        .collect()
+}
+
+fn queued(out: &[Outcome]) -> usize {
+    out.iter().filter(|o| o.queued).count()
+}
+
+#[tokio::test]
+async fn plus_addressing_shares_one_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 5).await;
+    // bob+1@ … bob+30@ in one batch: the earlier messages count for the later ones.
+    let out = p
+        .process(&requests(30, |i| format!("bob+{i}@outside.test"), "p"))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 30);
+    assert_eq!(queued(&out), 5, "{:?}", decisions(&out));
+    assert_eq!(
+        decisions(&out)
+            .iter()
+            .filter(|d| **d == "new_ticket_rate_limited")
+            .count(),
+        25
+    );
+    // A later batch counts the outbox: bob@ and BOB+x@ are over the cap too.
+    for from in ["bob@outside.test", "Bob+Other@Outside.test"] {
+        let out = p
+            .process(&requests(1, |_| from.to_string(), from))
+            .await
+            .unwrap();
+        assert_eq!(out[0].decision, "new_ticket_rate_limited", "{from}");
+    }
+    // Someone else at the same domain is not.
+    let out = p
+        .process(&requests(1, |_| "carol@outside.test".into(), "c"))
+        .await
+        .unwrap();
+    assert!(out[0].queued);
+    // The cap reached is recorded on the ticket.
+    let refused = p.store.ticket("MDA-2026-000030").await.unwrap().unwrap();
+    assert!(
+        refused
+            .events
+            .iter()
+            .any(|e| e.kind == "rate_limited" && e.detail.contains("bob@outside.test")),
+        "{:?}",
+        refused.events.iter().map(|e| &e.detail).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn outside_domains_and_all_mail_have_hourly_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline_with(
+        dir.path(),
+        "max_auto_replies_per_domain_per_hour = 3\nmax_auto_replies_per_hour = 8\n",
+    )
+    .await;
+    // Five people at one outside domain: three confirmations.
+    let out = p
+        .process(&requests(5, |i| format!("u{i}@outside.test"), "d"))
+        .await
+        .unwrap();
+    assert_eq!(queued(&out), 3, "{:?}", decisions(&out));
+    let refused = out[4].folio.clone().unwrap();
+    let t = p.store.ticket(&refused).await.unwrap().unwrap();
+    assert!(
+        t.events
+            .iter()
+            .any(|e| e.kind == "domain_cap" && e.detail.contains("outside.test")),
+        "the cap reached is recorded"
+    );
+    // The institution's own domain has no domain cap, but all mail has: 3 + 5 = 8.
+    let out = p
+        .process(&requests(7, |i| format!("e{i}@example.test"), "g"))
+        .await
+        .unwrap();
+    assert_eq!(queued(&out), 5, "{:?}", decisions(&out));
+    let refused = out[6].folio.clone().unwrap();
+    let t = p.store.ticket(&refused).await.unwrap().unwrap();
+    assert!(
+        t.events.iter().any(|e| e.kind == "global_cap"),
+        "{:?}",
+        t.events.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_confirmation_to_an_outside_domain_quotes_nothing_the_sender_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let out = p
+        .process(&[
+            mail(
+                "Visit spam.test <victim@outside.test>",
+                "Compre ya en spam.test",
+                "Oferta increíble: http://spam.test",
+                "o1@x.test",
+                "",
+            ),
+            mail(
+                "Ana <ana@example.test>",
+                "Impresora",
+                "No imprime.",
+                "o2@x.test",
+                "",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(queued(&out), 2);
+    let due = p
+        .store
+        .claim_due(now(), 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let outside = due.iter().find(|m| m.to == "victim@outside.test").unwrap();
+    let context = outside.context.to_string();
+    assert!(!context.contains("spam.test"), "{context}");
+    assert_eq!(outside.context["quoted"], false);
+    let inside = due.iter().find(|m| m.to == "ana@example.test").unwrap();
+    assert!(inside.context.to_string().contains("No imprime."));
+    assert_eq!(inside.context["quoted"], true);
 }
