@@ -739,7 +739,8 @@ impl Decider<'_> {
             let mut context = json!({
                 "subject": subject,
                 "reply_subject": reply_subject(subject),
-                "summary": summary(body),
+                // A staff member's tokenised addresses never reach a requester.
+                "summary": crate::tokens::redact_staff_addresses(&summary(body)),
                 "quoted": quoted,
                 "channel": channel,
                 "agent_copy": copy_for_agent,
