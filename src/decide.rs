@@ -668,8 +668,10 @@ impl Decider<'_> {
         mut reason: Reason,
         agent: Option<(String, &PhoneNote)>,
     ) -> Record {
-        // The subject goes into headers and every later mail: one line, of bounded length.
-        let subject = &clean_line(subject, MAX_SUBJECT_CHARS);
+        // The subject goes into headers and every later mail: one line, of bounded length,
+        // without a staff token.
+        let subject =
+            &crate::tokens::redact_staff_addresses(&clean_line(subject, MAX_SUBJECT_CHARS));
         let a = self.a;
         let policy = self.policy;
         let empty = Workload::default();
@@ -1358,7 +1360,8 @@ impl Decider<'_> {
     fn ticket_json(&self, t: &TicketRef) -> Value {
         let catalog = &self.policy.catalog;
         let assignee = t.assignee.as_deref().and_then(|a| catalog.technician(a));
-        let subject = clean_line(&t.subject, MAX_SUBJECT_CHARS);
+        let subject =
+            crate::tokens::redact_staff_addresses(&clean_line(&t.subject, MAX_SUBJECT_CHARS));
         json!({
             "folio": t.folio,
             "subject": subject,
@@ -2092,6 +2095,28 @@ mod tests {
                 assert_eq!(r.replies[0].to, "victim@example.test");
             }
         }
+    }
+
+    #[test]
+    fn a_confirmation_never_quotes_a_staff_token() {
+        let mine = policy().tokens.personal_address(HD, "agent1@example.test");
+        let note = format!(
+            "Nombre: Bob\nCorreo: bob@example.test\nDetalle: me dio la dirección {mine} para avisar"
+        );
+        let a = analysis("agent1@example.test", &mine, "Llamada", &note, "");
+        let r = record(&a, &Context::default());
+        assert_eq!(r.reason, Reason::PhoneNote);
+        let to_bob = r
+            .replies
+            .iter()
+            .find(|x| x.to == "bob@example.test")
+            .unwrap();
+        let text = to_bob.context.to_string();
+        assert!(!text.contains("+a."), "{text}");
+        assert!(
+            text.contains("la dirección helpdesk@example.test"),
+            "{text}"
+        );
     }
 
     #[test]
