@@ -253,7 +253,8 @@ pub struct Forward {
 pub enum Reason {
     /// A new request: ticket opened, confirmation queued.
     NewTicket,
-    /// New ticket, but the sender already got the maximum automatic mails in the window.
+    /// New ticket, but its confirmation would break a cap (per address, per outside domain
+    /// and hour, or on all automatic mail per hour).
     NewTicketRateLimited,
     /// New ticket, but the reply address is ours: never answered.
     NewTicketReplyToOwnAddress,

@@ -457,6 +457,20 @@ fn check_config(path: &Path) -> Result<ExitCode> {
 /// site secret, kept in the database).
 async fn staff_addresses(config_path: &Path, json: bool) -> Result<ExitCode> {
     let config = load_config(config_path)?;
+    // Opening a missing database would create one with a new secret, and print addresses
+    // that prove nothing to the real one.
+    let file = config
+        .database
+        .url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let file = file.split('?').next().unwrap_or(file);
+    if !Path::new(file).exists() {
+        anyhow::bail!(
+            "{}: database.url: no database at {file} (the site secret is created there at folio's first start)",
+            config_path.display()
+        );
+    }
     let store = Store::open(&config.database.url).await?;
     let tokens = folio::tokens::Tokens::new(store.site_secret().await?);
     store.close().await;
