@@ -1191,6 +1191,22 @@ impl Decider<'_> {
         if sender_address.is_empty() || is_ours(&sender_address, &self.policy.helpdesk_address) {
             return r;
         }
+        // An answer to an outside domain quotes nothing a sender wrote: a ticket's subject may
+        // be a stranger's text (opened with the victim's address in Reply-To, then asked
+        // about with a forged From).
+        let mut context = context;
+        if !self.policy.quote_outside_domains && self.policy.is_outside(&sender_address) {
+            let blank = |t: &mut Value| {
+                t["subject"] = json!("");
+                t["reply_subject"] = json!(reply_subject(""));
+            };
+            if context["ticket"].is_object() {
+                blank(&mut context["ticket"]);
+            }
+            if let Some(list) = context["tickets"].as_array_mut() {
+                list.iter_mut().for_each(blank);
+            }
+        }
         self.push(
             &mut r,
             Reply {
@@ -2225,6 +2241,26 @@ mod tests {
             "only the technician's assignment notice (never capped) goes out"
         );
         assert!(r.events.iter().any(|e| e.kind == "global_cap"));
+    }
+
+    #[test]
+    fn status_answers_to_outside_domains_quote_no_subject() {
+        let mut t = ticket();
+        t.requester_email = "victim@outside.test".into();
+        t.subject = "Compre en spam.test".into();
+        for body in ["estado MDA-2026-000007", "mis folios"] {
+            let a = analysis("victim@outside.test", HD, "Consulta", body, "");
+            let ctx = Context {
+                referenced_ticket: Some(t.clone()),
+                sender_tickets: vec![t.clone()],
+                ..Context::default()
+            };
+            let r = record(&a, &ctx);
+            assert_eq!(r.reason, Reason::StatusQuery, "{body}");
+            let text = r.replies[0].context.to_string();
+            assert!(!text.contains("spam.test"), "{body}: {text}");
+            assert!(text.contains("MDA-2026-000007"), "{body}: {text}");
+        }
     }
 
     #[test]
