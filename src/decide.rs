@@ -1061,7 +1061,7 @@ impl Decider<'_> {
                 if new != sender {
                     let context = json!({
                         "ticket": {
-                            "subject": t.subject,
+                            "subject": clean_line(&t.subject, MAX_SUBJECT_CHARS),
                             "channel": null,
                             "service": t.service,
                             "service_name": self.policy.catalog.service(&t.service).map(|s| s.name.clone()),
