@@ -18,8 +18,11 @@
 //! - ticket data goes only to the requester, participants and staff, at their From address;
 //!   directory data only to the directory entry's own address (`requester_of`) and staff (the
 //!   requester's name is left out of mail to participants);
-//! - every queued mail passes the per-address cap (ten times higher for staff; a technician's
-//!   relayed reply is exempt) and skips addresses that hard-bounced.
+//! - every queued mail passes the caps — per address without its `+tag` (ten times higher for
+//!   staff), per outside domain and hour, on all mail per hour; a technician's relayed reply
+//!   and the assignment notice are exempt — and skips addresses that hard-bounced;
+//! - automatic answers to outside domains (`helpdesk.domains`) quote nothing a sender wrote;
+//!   subjects are one line of bounded length.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -358,8 +361,9 @@ pub struct Reply {
 /// Something worth keeping in the ticket's history besides messages and changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
-    /// `security`, `authenticated`, `bounce`, `suppressed`, `rate_limited`,
-    /// `commands_rejected` (and `changed`, added by the shell for each ticket change).
+    /// `security`, `authenticated`, `bounce`, `suppressed`, `rate_limited` (per-address cap),
+    /// `domain_cap`, `global_cap`, `commands_rejected` (and `changed`, added by the shell for
+    /// each ticket change).
     pub kind: &'static str,
     pub detail: String,
 }
