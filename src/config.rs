@@ -16,6 +16,12 @@ pub const DEFAULT_INSTITUTION: &str =
 pub const DEFAULT_PHONE: &str = "(722) 2769600 ext. 60100";
 /// `limits.max_auto_replies_per_address` when not set.
 pub const DEFAULT_MAX_AUTO_REPLIES: u32 = 20;
+/// `limits.max_auto_replies_per_domain_per_hour` when not set.
+pub const DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR: u32 = 100;
+/// `limits.max_auto_replies_per_hour` when not set.
+pub const DEFAULT_MAX_AUTO_REPLIES_PER_HOUR: u32 = 2_000;
+/// `limits.max_listed_attachments` when not set.
+pub const DEFAULT_MAX_LISTED_ATTACHMENTS: u32 = 20;
 /// `templates.language` when not set.
 pub const DEFAULT_LANGUAGE: &str = "es";
 
@@ -146,6 +152,13 @@ pub struct HelpdeskConfig {
     pub folio_format: String,
     /// Extra addresses that are ours (aliases): mail from them is never answered.
     pub own_addresses: Vec<String>,
+    /// `helpdesk.domains`: the institution's own mail domains (lower case; default: the
+    /// domain of `smtp.from`). Other domains are "outside": their own hourly cap, and
+    /// confirmations that quote nothing the sender wrote.
+    pub domains: Vec<String>,
+    /// `helpdesk.quote_outside_domains`: confirmations to outside domains quote the request
+    /// anyway (default false).
+    pub quote_outside_domains: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +169,12 @@ pub struct LimitsConfig {
     pub max_message_bytes: u64,
     /// How long folio sends nothing to an address after it hard-bounced.
     pub bounce_suppression: Duration,
+    /// Automatic mails per hour to one outside domain.
+    pub max_auto_replies_per_domain_per_hour: u32,
+    /// Automatic mails per hour in all.
+    pub max_auto_replies_per_hour: u32,
+    /// Attachment names a mail lists before "and N more".
+    pub max_listed_attachments: u32,
     /// The most attachment bytes one technician notice carries; the rest are listed by name.
     pub max_notice_attachment_bytes: u64,
     /// The most files one technician notice carries; the rest are listed by name.
@@ -318,6 +337,8 @@ struct RawHelpdesk {
     phone: Option<String>,
     folio_format: Option<String>,
     own_addresses: Option<Vec<String>>,
+    domains: Option<Vec<String>>,
+    quote_outside_domains: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -332,6 +353,9 @@ struct RawLimits {
     max_mime_parts: Option<i64>,
     max_notice_attachment_bytes: Option<i64>,
     max_notice_attachments: Option<i64>,
+    max_auto_replies_per_domain_per_hour: Option<i64>,
+    max_auto_replies_per_hour: Option<i64>,
+    max_listed_attachments: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -696,12 +720,32 @@ impl Validator<'_> {
         }
         own_addresses.sort();
         own_addresses.dedup();
+        let domains: Vec<String> = match h.domains {
+            Some(list) => list
+                .into_iter()
+                .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                .filter(|d| {
+                    let ok = !d.is_empty() && !d.contains(['@', ' ']);
+                    if !ok {
+                        self.issue("helpdesk.domains", format!("{d:?} is not a mail domain"));
+                    }
+                    ok
+                })
+                .collect(),
+            None => smtp
+                .from_address
+                .rsplit_once('@')
+                .map(|(_, d)| vec![d.to_lowercase()])
+                .unwrap_or_default(),
+        };
         let helpdesk = HelpdeskConfig {
             name: h.name.unwrap_or_else(|| DEFAULT_HELPDESK_NAME.into()),
             institution: h.institution.unwrap_or_else(|| DEFAULT_INSTITUTION.into()),
             phone: h.phone.unwrap_or_else(|| DEFAULT_PHONE.into()),
             folio_format,
             own_addresses,
+            domains,
+            quote_outside_domains: h.quote_outside_domains.unwrap_or(false),
         };
 
         // [limits]
@@ -754,6 +798,24 @@ impl Validator<'_> {
                 20,
                 10_000,
             ) as usize,
+            max_auto_replies_per_domain_per_hour: self.positive(
+                "limits.max_auto_replies_per_domain_per_hour",
+                l.max_auto_replies_per_domain_per_hour,
+                i64::from(DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR),
+                1_000_000,
+            ) as u32,
+            max_auto_replies_per_hour: self.positive(
+                "limits.max_auto_replies_per_hour",
+                l.max_auto_replies_per_hour,
+                i64::from(DEFAULT_MAX_AUTO_REPLIES_PER_HOUR),
+                10_000_000,
+            ) as u32,
+            max_listed_attachments: self.positive(
+                "limits.max_listed_attachments",
+                l.max_listed_attachments,
+                i64::from(DEFAULT_MAX_LISTED_ATTACHMENTS),
+                10_000,
+            ) as u32,
         };
 
         // [directory]
@@ -889,6 +951,42 @@ mod tests {
             .helpdesk
             .own_addresses
             .contains(&"helpdesk@example.test".to_string()));
+    }
+
+    #[test]
+    fn amplification_limits_and_own_domains() {
+        let c = Config::parse(Path::new("f.toml"), &minimal(), &NoEnv).unwrap();
+        assert_eq!(c.helpdesk.domains, vec!["example.test"]);
+        assert!(!c.helpdesk.quote_outside_domains);
+        assert_eq!(c.limits.max_auto_replies_per_domain_per_hour, 100);
+        assert_eq!(c.limits.max_auto_replies_per_hour, 2000);
+        assert_eq!(c.limits.max_listed_attachments, 20);
+        let text = minimal().replace(
+            "[templates]",
+            "[helpdesk]\ndomains = [\"Uni.test\", \"@alumnos.uni.test\"]\nquote_outside_domains = true\n\
+             [limits]\nmax_auto_replies_per_domain_per_hour = 5\nmax_listed_attachments = 3\n[templates]",
+        );
+        let c = Config::parse(Path::new("f.toml"), &text, &NoEnv).unwrap();
+        assert_eq!(c.helpdesk.domains, vec!["uni.test", "alumnos.uni.test"]);
+        assert!(c.helpdesk.quote_outside_domains);
+        assert_eq!(c.limits.max_auto_replies_per_domain_per_hour, 5);
+        assert_eq!(c.limits.max_listed_attachments, 3);
+        let e = error_of(
+            "f.toml",
+            &minimal().replace(
+                "[templates]",
+                "[helpdesk]\ndomains = [\"a b\"]\n[templates]",
+            ),
+        );
+        assert!(e.contains("helpdesk.domains"), "{e}");
+        let e = error_of(
+            "f.toml",
+            &minimal().replace(
+                "[templates]",
+                "[limits]\nmax_auto_replies_per_hour = 0\n[templates]",
+            ),
+        );
+        assert!(e.contains("limits.max_auto_replies_per_hour"), "{e}");
     }
 
     #[test]

@@ -11,9 +11,18 @@
 //! - a technician's reply is relayed and its commands applied only with proof (the tokenised
 //!   reply address, or an aligned DKIM/SPF pass from a trusted server); without proof it is an
 //!   ordinary follow-up and a security event;
+//! - a phone note or a forward opens a ticket for, and mails, someone else only with proof
+//!   that the staff member wrote it (sent to their personal tokenised address, or an aligned
+//!   DKIM/SPF pass from a trusted server); without it, it is the sender's own request and a
+//!   security event;
 //! - ticket data goes only to the requester, participants and staff, at their From address;
-//! - every queued mail passes the per-address cap (ten times higher for staff; a technician's
-//!   relayed reply is exempt) and skips addresses that hard-bounced.
+//!   directory data only to the directory entry's own address (`requester_of`) and staff (the
+//!   requester's name is left out of mail to participants);
+//! - every queued mail passes the caps — per address without its `+tag` (ten times higher for
+//!   staff), per outside domain and hour, on all mail per hour; a technician's relayed reply
+//!   and the assignment notice are exempt — and skips addresses that hard-bounced;
+//! - automatic answers to outside domains (`helpdesk.domains`) quote nothing a sender wrote;
+//!   subjects are one line of bounded length.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -92,8 +101,12 @@ pub struct Context<'a> {
     pub bounced: Option<BouncedMail>,
     /// The sender's active tickets (requester or participant), for `mis folios`.
     pub sender_tickets: Vec<TicketRef>,
-    /// Automatic mails queued per address within the cap's window.
+    /// Automatic mails queued per address ([`cap_key`]) within the cap's window.
     pub recent_mails: Option<&'a HashMap<String, u32>>,
+    /// Mails queued per recipient domain within the last hour.
+    pub recent_domains: Option<&'a HashMap<String, u32>>,
+    /// Mails queued within the last hour, in all.
+    pub recent_total: u32,
     /// Addresses that bounced recently: nothing is sent to them.
     pub failing: Option<&'a HashSet<String>>,
     /// Technicians' load, for routing.
@@ -103,7 +116,14 @@ pub struct Context<'a> {
 impl Context<'_> {
     fn recent(&self, address: &str) -> u32 {
         self.recent_mails
-            .and_then(|m| m.get(address))
+            .and_then(|m| m.get(&cap_key(address)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn recent_in_domain(&self, address: &str) -> u32 {
+        self.recent_domains
+            .and_then(|m| m.get(&domain_of(address)))
             .copied()
             .unwrap_or(0)
     }
@@ -130,6 +150,16 @@ pub struct Policy {
     pub trusted_authserv_ids: Vec<String>,
     /// `tickets.cc_participants`: CC'd addresses of an opening mail receive public replies.
     pub cc_participants: bool,
+    /// `helpdesk.domains`: the institution's own domains (lower case).
+    pub own_domains: Vec<String>,
+    /// `helpdesk.quote_outside_domains`.
+    pub quote_outside_domains: bool,
+    /// `limits.max_auto_replies_per_domain_per_hour` (outside domains only).
+    pub max_auto_replies_per_domain_per_hour: u32,
+    /// `limits.max_auto_replies_per_hour`.
+    pub max_auto_replies_per_hour: u32,
+    /// `limits.max_listed_attachments`.
+    pub max_listed_attachments: usize,
 }
 
 impl Policy {
@@ -154,8 +184,47 @@ impl Policy {
             folio_format: FolioFormat::default(),
             trusted_authserv_ids: vec![],
             cc_participants: true,
+            own_domains: helpdesk_address
+                .rsplit_once('@')
+                .map(|(_, d)| vec![d.to_lowercase()])
+                .unwrap_or_default(),
+            quote_outside_domains: false,
+            max_auto_replies_per_domain_per_hour:
+                config::DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR,
+            max_auto_replies_per_hour: config::DEFAULT_MAX_AUTO_REPLIES_PER_HOUR,
+            max_listed_attachments: config::DEFAULT_MAX_LISTED_ATTACHMENTS as usize,
         }
     }
+
+    /// Whether `address` is outside the institution's own domains (or their subdomains).
+    pub fn is_outside(&self, address: &str) -> bool {
+        let d = domain_of(address);
+        !self
+            .own_domains
+            .iter()
+            .any(|o| d == *o || d.ends_with(&format!(".{o}")))
+    }
+}
+
+/// The address a per-address cap counts: lower case, without the `+tag` of the local part, so
+/// `bob+1@x` … `bob+30@x` share bob@x's cap.
+pub fn cap_key(address: &str) -> String {
+    let address = address.trim().to_lowercase();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let base = local.split_once('+').map_or(local, |(b, _)| b);
+            format!("{base}@{domain}")
+        }
+        None => address,
+    }
+}
+
+/// The lower-case domain of `address` (empty without one).
+pub fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_lowercase())
+        .unwrap_or_default()
 }
 
 /// What the pure part of the pipeline makes of one message.
@@ -187,7 +256,8 @@ pub struct Forward {
 pub enum Reason {
     /// A new request: ticket opened, confirmation queued.
     NewTicket,
-    /// New ticket, but the sender already got the maximum automatic mails in the window.
+    /// New ticket, but its confirmation would break a cap (per address, per outside domain
+    /// and hour, or on all automatic mail per hour).
     NewTicketRateLimited,
     /// New ticket, but the reply address is ours: never answered.
     NewTicketReplyToOwnAddress,
@@ -291,8 +361,9 @@ pub struct Reply {
 /// Something worth keeping in the ticket's history besides messages and changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
-    /// `security`, `authenticated`, `bounce`, `suppressed`, `rate_limited`,
-    /// `commands_rejected` (and `changed`, added by the shell for each ticket change).
+    /// `security`, `authenticated`, `bounce`, `suppressed`, `rate_limited` (per-address cap),
+    /// `domain_cap`, `global_cap`, `commands_rejected` (and `changed`, added by the shell for
+    /// each ticket change).
     pub kind: &'static str,
     pub detail: String,
 }
@@ -361,6 +432,9 @@ const MAX_PARTICIPANTS: usize = 10;
 
 /// How many characters of the request the confirmation quotes back.
 const SUMMARY_CHARS: usize = 500;
+
+/// The longest subject (and attachment name) folio stores or puts in a mail.
+pub const MAX_SUBJECT_CHARS: usize = 200;
 
 /// Decides what to do with a message.
 pub fn decide(a: &Analysis, ctx: &Context, policy: &Policy) -> Decision {
@@ -509,20 +583,22 @@ impl Decider<'_> {
         let is_staff = catalog.is_staff(sender);
 
         // Acting for someone else (a phone note, a forward) takes the staff member's word for
-        // who the requester is; where the site has a trusted server, that word needs its
-        // aligned DKIM/SPF pass, so a forged From cannot make folio mail arbitrary addresses.
+        // who the requester is, and mails that person: the word needs proof (the staff
+        // member's personal tokenised address among the recipients, or an aligned DKIM/SPF
+        // pass from a trusted server), so a forged From cannot make folio mail, or open
+        // tickets for, arbitrary addresses.
         let on_behalf = (is_agent && a.phone_note.is_some())
             || (is_staff
                 && a.forward
                     .as_ref()
                     .is_some_and(|f| !f.requester.email.is_empty()));
-        let vouched = self.policy.trusted_authserv_ids.is_empty() || self.identity_pass().is_some();
+        let vouched = self.personal_proof() || self.identity_pass().is_some();
         let mut unproven = None;
         if on_behalf && !vouched {
             unproven = Some(Event {
                 kind: "security",
                 detail: format!(
-                    "mail from staff address {sender} without an aligned DKIM/SPF pass from a trusted server: opened as its own request, not on someone's behalf"
+                    "mail from staff address {sender} without proof (not sent to their personal address, no aligned DKIM/SPF pass from a trusted server): opened as its own request, not on someone's behalf"
                 ),
             });
         } else {
@@ -597,6 +673,10 @@ impl Decider<'_> {
         mut reason: Reason,
         agent: Option<(String, &PhoneNote)>,
     ) -> Record {
+        // The subject goes into headers and every later mail: one line, of bounded length,
+        // without a staff token.
+        let subject =
+            &crate::tokens::redact_staff_addresses(&clean_line(subject, MAX_SUBJECT_CHARS));
         let a = self.a;
         let policy = self.policy;
         let empty = Workload::default();
@@ -657,11 +737,18 @@ impl Decider<'_> {
         };
 
         let missing = requester.missing();
-        let confirmation_context = |copy_for_agent: bool| {
-            json!({
+        let (attachments, attachments_more) = self.attachments_json();
+        // To an outside domain, by default, the confirmation quotes nothing the sender wrote
+        // (subject, text, name, file names): otherwise anyone could make the help desk send
+        // their text to any address they put in From.
+        let confirmation_context = |copy_for_agent: bool, to: &str| {
+            let quoted = policy.quote_outside_domains || !policy.is_outside(to);
+            let mut context = json!({
                 "subject": subject,
                 "reply_subject": reply_subject(subject),
-                "summary": summary(body),
+                // A staff member's tokenised addresses never reach a requester.
+                "summary": crate::tokens::redact_staff_addresses(&summary(body)),
+                "quoted": quoted,
                 "channel": channel,
                 "agent_copy": copy_for_agent,
                 "missing_fields": [],
@@ -673,9 +760,25 @@ impl Decider<'_> {
                     "phone": missing.contains(&MissingField::Phone),
                     "email": requester.email.is_empty(),
                 },
-                "attachments": attachments_json(&a.mail),
+                "attachments": attachments,
+                "attachments_more": attachments_more,
                 "helpdesk": self.helpdesk_json(),
-            })
+            });
+            if !quoted {
+                context["subject"] = json!("");
+                context["reply_subject"] = json!("");
+                context["summary"] = json!("");
+                context["attachments"] = json!([]);
+                context["attachments_more"] = json!(0);
+                context["missing"]["any"] = json!(false);
+                context["requester"] = json!({
+                    "name": null,
+                    "email": requester.email,
+                    "department": null,
+                    "phone": null,
+                });
+            }
+            context
         };
         // The confirmation to the requester, threaded under their message (for a forward or
         // a phone note there is no message of theirs to thread under).
@@ -684,13 +787,11 @@ impl Decider<'_> {
             let to = requester_address.clone();
             if policy.own_addresses.contains(&to) || is_ours(&to, &policy.helpdesk_address) {
                 reason = Reason::NewTicketReplyToOwnAddress;
-            } else if self.ctx.recent(&to) >= policy.max_auto_replies_per_address {
+            } else if let Some(e) = self.over_cap(&to, "confirmation") {
                 reason = Reason::NewTicketRateLimited;
-                r.events.push(Event {
-                    kind: "rate_limited",
-                    detail: format!("no confirmation to {to}: cap reached"),
-                });
+                r.events.push(e);
             } else {
+                let context = confirmation_context(false, &to);
                 self.push(
                     &mut r,
                     Reply {
@@ -699,7 +800,7 @@ impl Decider<'_> {
                         to,
                         in_reply_to: threaded.then(|| a.mail.message_id.clone()).flatten(),
                         references: if threaded { thread_of(&a.mail) } else { vec![] },
-                        context: confirmation_context(false),
+                        context,
                         staff: None,
                         auto_submitted: if threaded {
                             "auto-replied"
@@ -714,7 +815,7 @@ impl Decider<'_> {
         r.reason = reason;
         // The agent's (or forwarding staff member's) copy, threaded under their mail.
         if channel == "phone" || r.author == Role::Technician {
-            let mut context = confirmation_context(true);
+            let mut context = confirmation_context(true, self.sender());
             if let Some((_, note)) = &agent {
                 context["missing_fields"] = json!(note.missing());
             }
@@ -746,7 +847,8 @@ impl Decider<'_> {
                 },
                 "requester": requester_json(&requester),
                 "detail": body,
-                "attachments": attachments_json(&a.mail),
+                "attachments": attachments,
+                "attachments_more": attachments_more,
                 "opened_by": agent.as_ref().map(|(e, _)| e.clone()),
                 "reassigned_by": null,
                 "commands": guide_json(),
@@ -804,7 +906,8 @@ impl Decider<'_> {
             },
             "text": self.a.new_content,
             "unauthenticated": false,
-            "attachments": attachments_json(&self.a.mail),
+            "attachments": self.attachments_json().0,
+            "attachments_more": self.attachments_json().1,
             "commands": guide_json(),
             "helpdesk": self.helpdesk_json(),
         });
@@ -843,7 +946,8 @@ impl Decider<'_> {
                     "author": {"name": a.mail.from_name, "email": sender, "role": "technician"},
                     "text": a.new_content,
                     "unauthenticated": true,
-                    "attachments": attachments_json(&a.mail),
+                    "attachments": self.attachments_json().0,
+                    "attachments_more": self.attachments_json().1,
                     "commands": guide_json(),
                     "helpdesk": self.helpdesk_json(),
                 });
@@ -913,20 +1017,20 @@ impl Decider<'_> {
                 "reply"
             };
             let technician = self.policy.catalog.technician(sender);
-            let context = json!({
-                "ticket": self.ticket_json(t),
-                "text": public_text,
-                "resolution": resolve_text,
-                "technician": {
-                    "first_name": technician.map(|x| first_name(&x.name)),
-                    "name": technician.map(|x| x.name.clone()),
-                },
-                "helpdesk": self.helpdesk_json(),
-            });
             for to in std::iter::once(&t.requester_email).chain(t.participants.iter()) {
                 if to.is_empty() {
                     continue;
                 }
+                let context = json!({
+                    "ticket": self.public_ticket_json(t, to),
+                    "text": public_text,
+                    "resolution": resolve_text,
+                    "technician": {
+                        "first_name": technician.map(|x| first_name(&x.name)),
+                        "name": technician.map(|x| x.name.clone()),
+                    },
+                    "helpdesk": self.helpdesk_json(),
+                });
                 relayed |= self.push_capped(
                     &mut r,
                     Reply {
@@ -935,7 +1039,7 @@ impl Decider<'_> {
                         to: to.clone(),
                         in_reply_to: t.opening_message_id.clone(),
                         references: t.thread(),
-                        context: context.clone(),
+                        context,
                         staff: None,
                         auto_submitted: "auto-generated",
                         with_attachments: true,
@@ -961,7 +1065,7 @@ impl Decider<'_> {
                 if new != sender {
                     let context = json!({
                         "ticket": {
-                            "subject": t.subject,
+                            "subject": clean_line(&t.subject, MAX_SUBJECT_CHARS),
                             "channel": null,
                             "service": t.service,
                             "service_name": self.policy.catalog.service(&t.service).map(|s| s.name.clone()),
@@ -977,6 +1081,7 @@ impl Decider<'_> {
                         },
                         "detail": public_text,
                         "attachments": [],
+                        "attachments_more": 0,
                         "opened_by": null,
                         "reassigned_by": sender,
                         "commands": guide_json(),
@@ -998,6 +1103,15 @@ impl Decider<'_> {
             &self.policy.trusted_authserv_ids,
             domain,
         )
+    }
+
+    /// Whether the mail was sent to the sender's personal tokenised address (`tokens`).
+    fn personal_proof(&self) -> bool {
+        let m = &self.a.mail;
+        let recipients = m.to.iter().chain(&m.cc).chain(&m.envelope_to);
+        self.policy
+            .tokens
+            .verify_personal_address(recipients, self.sender())
     }
 
     /// Proof that a technician's mail is really theirs, described; `None` without proof.
@@ -1036,7 +1150,7 @@ impl Decider<'_> {
                 (
                     "my_tickets",
                     json!({
-                        "tickets": self.ctx.sender_tickets.iter().map(|t| self.ticket_json(t)).collect::<Vec<_>>(),
+                        "tickets": self.ctx.sender_tickets.iter().map(|t| self.public_ticket_json(t, &sender_address)).collect::<Vec<_>>(),
                         "helpdesk": self.helpdesk_json(),
                     }),
                 )
@@ -1060,7 +1174,7 @@ impl Decider<'_> {
                         (
                             "status",
                             json!({
-                                "ticket": self.ticket_json(t),
+                                "ticket": self.public_ticket_json(t, &sender_address),
                                 "helpdesk": self.helpdesk_json(),
                             }),
                         )
@@ -1080,6 +1194,22 @@ impl Decider<'_> {
         };
         if sender_address.is_empty() || is_ours(&sender_address, &self.policy.helpdesk_address) {
             return r;
+        }
+        // An answer to an outside domain quotes nothing a sender wrote: a ticket's subject may
+        // be a stranger's text (opened with the victim's address in Reply-To, then asked
+        // about with a forged From).
+        let mut context = context;
+        if !self.policy.quote_outside_domains && self.policy.is_outside(&sender_address) {
+            let blank = |t: &mut Value| {
+                t["subject"] = json!("");
+                t["reply_subject"] = json!(reply_subject(""));
+            };
+            if context["ticket"].is_object() {
+                blank(&mut context["ticket"]);
+            }
+            if let Some(list) = context["tickets"].as_array_mut() {
+                list.iter_mut().for_each(blank);
+            }
         }
         self.push(
             &mut r,
@@ -1122,20 +1252,72 @@ impl Decider<'_> {
             });
             return false;
         }
-        let cap = if self.policy.catalog.is_staff(to) {
-            self.policy.max_auto_replies_per_address.saturating_mul(10)
-        } else {
-            self.policy.max_auto_replies_per_address
-        };
-        if capped && self.ctx.recent(to) >= cap {
-            r.events.push(Event {
-                kind: "rate_limited",
-                detail: format!("no {} to {to}: cap reached", reply.template),
-            });
+        if let Some(e) = capped.then(|| self.over_cap(to, reply.template)).flatten() {
+            r.events.push(e);
             return false;
         }
         r.replies.push(reply);
         true
+    }
+
+    /// The event of the first cap a mail to `to` would break (counting what the outbox and the
+    /// earlier messages of the batch hold), or `None`:
+    /// - per address, its `+tag` removed, within `limits.auto_reply_window` (ten times higher
+    ///   for staff): stops loops with one correspondent;
+    /// - per outside domain and hour: stops someone spreading the help desk's mail over a
+    ///   domain's addresses;
+    /// - all automatic mail per hour: the last stop of a storm.
+    fn over_cap(&self, to: &str, template: &str) -> Option<Event> {
+        let p = self.policy;
+        let cap = if p.catalog.is_staff(to) {
+            p.max_auto_replies_per_address.saturating_mul(10)
+        } else {
+            p.max_auto_replies_per_address
+        };
+        let n = self.ctx.recent(to);
+        if n >= cap {
+            return Some(Event {
+                kind: "rate_limited",
+                detail: format!(
+                    "no {template} to {to}: per-address cap reached ({n} to {} in the window, limits.max_auto_replies_per_address)",
+                    cap_key(to)
+                ),
+            });
+        }
+        let n = self.ctx.recent_in_domain(to);
+        if p.is_outside(to) && n >= p.max_auto_replies_per_domain_per_hour {
+            return Some(Event {
+                kind: "domain_cap",
+                detail: format!(
+                    "no {template} to {to}: {n} mails to {} in the last hour (limits.max_auto_replies_per_domain_per_hour)",
+                    domain_of(to)
+                ),
+            });
+        }
+        if self.ctx.recent_total >= p.max_auto_replies_per_hour {
+            return Some(Event {
+                kind: "global_cap",
+                detail: format!(
+                    "no {template} to {to}: {} automatic mails in the last hour (limits.max_auto_replies_per_hour)",
+                    self.ctx.recent_total
+                ),
+            });
+        }
+        None
+    }
+
+    /// The message's attachments as mails list them: at most `limits.max_listed_attachments`,
+    /// and how many more there are (a mail of 50,000 empty parts once made a 1.7 MB
+    /// confirmation).
+    fn attachments_json(&self) -> (Vec<Value>, usize) {
+        let all = &self.a.mail.attachments;
+        let max = self.policy.max_listed_attachments;
+        let listed = all
+            .iter()
+            .take(max)
+            .map(|a| json!({"name": clean_line(&a.name, MAX_SUBJECT_CHARS), "size": a.size, "content_type": a.content_type}))
+            .collect();
+        (listed, all.len().saturating_sub(max))
     }
 
     /// Queues a notice to a technician; its Reply-To will be their tokenised address.
@@ -1186,13 +1368,25 @@ impl Decider<'_> {
         })
     }
 
+    /// [`Decider::ticket_json`] for a mail to `to` outside the staff: the requester's name (it
+    /// may come from the directory) only in mail to the requester.
+    fn public_ticket_json(&self, t: &TicketRef, to: &str) -> Value {
+        let mut v = self.ticket_json(t);
+        if !t.requester_email.eq_ignore_ascii_case(to) && !self.policy.catalog.is_staff(to) {
+            v["requester_name"] = Value::Null;
+        }
+        v
+    }
+
     fn ticket_json(&self, t: &TicketRef) -> Value {
         let catalog = &self.policy.catalog;
         let assignee = t.assignee.as_deref().and_then(|a| catalog.technician(a));
+        let subject =
+            crate::tokens::redact_staff_addresses(&clean_line(&t.subject, MAX_SUBJECT_CHARS));
         json!({
             "folio": t.folio,
-            "subject": t.subject,
-            "reply_subject": reply_subject(&t.subject),
+            "subject": subject,
+            "reply_subject": reply_subject(&subject),
             "status": t.status.as_str(),
             "priority": t.priority.as_str(),
             "service": t.service,
@@ -1249,13 +1443,6 @@ fn requester_json(r: &Requester) -> Value {
     })
 }
 
-fn attachments_json(mail: &InboundMail) -> Vec<Value> {
-    mail.attachments
-        .iter()
-        .map(|a| json!({"name": a.name, "size": a.size, "content_type": a.content_type}))
-        .collect()
-}
-
 fn guide_json() -> Vec<Value> {
     command::GUIDE
         .iter()
@@ -1281,6 +1468,22 @@ fn first_line(text: &str, max: usize) -> String {
 
 fn first_lines(text: &str, n: usize) -> String {
     text.lines().take(n).collect::<Vec<_>>().join("\n")
+}
+
+/// `text` as one line of at most `max` characters: control characters (CR, LF, tabs, …)
+/// become spaces, whitespace runs collapse, and a cut ends in `…`.
+pub fn clean_line(text: &str, max: usize) -> String {
+    let line = text
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
@@ -1589,9 +1792,10 @@ mod tests {
 
     #[test]
     fn phone_note_and_queries() {
+        let proof = policy().tokens.personal_address(HD, "agent1@example.test");
         let a = analysis(
             "agent1@example.test",
-            HD,
+            &proof,
             "Llamada",
             "Nombre: Bob\nCorreo: bob@example.test\nDetalle: no llega el correo",
             "",
@@ -1860,6 +2064,222 @@ mod tests {
             panic!()
         };
         assert_eq!(r.reason, Reason::PhoneNote);
+    }
+
+    #[test]
+    fn an_unproven_phone_note_or_forward_opens_a_ticket_for_its_sender_only() {
+        let note = "Nombre: Bob\nCorreo: victim@example.test\nDetalle: compre aqui";
+        let fwd = "mire\n\n________________________________\nDe: Victim <victim@example.test>\nEnviado: jueves, 26 de noviembre de 2026 18:00\nPara: tech1@example.test\nAsunto: x\n\ncompre aqui\n";
+        for (from, subject, body) in [
+            ("agent1@example.test", "Llamada", note),
+            ("tech1@example.test", "RV: x", fwd),
+        ] {
+            // No trusted server configured (the default): the From alone proves nothing.
+            let a = analysis(from, HD, subject, body, "");
+            let r = record(&a, &Context::default());
+            assert_eq!(r.reason, Reason::NewTicket, "{from}");
+            let TicketAction::Open(t) = &r.action else {
+                panic!()
+            };
+            assert_eq!(t.requester.email, from);
+            assert_eq!(t.opened_by, None);
+            assert!(
+                r.replies.iter().all(|x| x.to != "victim@example.test"),
+                "{:?}",
+                r.replies
+            );
+            assert!(
+                r.events
+                    .iter()
+                    .any(|e| e.kind == "security" && e.detail.contains(from)),
+                "{from}: {:?}",
+                r.events
+            );
+            // Sent to another staff member's personal address: still unproven.
+            let other = policy().tokens.personal_address(HD, "tech2@example.test");
+            let a = analysis(from, &other, subject, body, "");
+            assert_eq!(record(&a, &Context::default()).reason, Reason::NewTicket);
+            // Sent to their own personal address (To, Cc or the envelope): on behalf.
+            let mine = policy().tokens.personal_address(HD, from);
+            for (to, extra) in [
+                (mine.clone(), String::new()),
+                (HD.to_string(), format!("Cc: {mine}\r\n")),
+                (HD.to_string(), format!("Delivered-To: {mine}\r\n")),
+            ] {
+                let a = analysis(from, &to, subject, body, &extra);
+                let r = record(&a, &Context::default());
+                assert!(
+                    matches!(r.reason, Reason::PhoneNote | Reason::ForwardedByStaff),
+                    "{from} {extra}: {:?}",
+                    r.reason
+                );
+                assert_eq!(r.replies[0].to, "victim@example.test");
+            }
+        }
+    }
+
+    #[test]
+    fn a_confirmation_never_quotes_a_staff_token() {
+        let mine = policy().tokens.personal_address(HD, "agent1@example.test");
+        let note = format!(
+            "Nombre: Bob\nCorreo: bob@example.test\nDetalle: me dio la dirección {mine} para avisar"
+        );
+        let a = analysis("agent1@example.test", &mine, "Llamada", &note, "");
+        let r = record(&a, &Context::default());
+        assert_eq!(r.reason, Reason::PhoneNote);
+        let to_bob = r
+            .replies
+            .iter()
+            .find(|x| x.to == "bob@example.test")
+            .unwrap();
+        let text = to_bob.context.to_string();
+        assert!(!text.contains("+a."), "{text}");
+        assert!(
+            text.contains("la dirección helpdesk@example.test"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn directory_data_never_reach_another_address() {
+        let dir = Directory::parse(
+            Path::new("d.csv"),
+            "email,name,department,phone\nana@example.test,Ana López,Nómina,7221112233\n",
+        )
+        .unwrap();
+        // A forged From of an employee with an outsider's Reply-To.
+        let raw = format!(
+            "From: ana@example.test\r\nReply-To: eve@evil.test\r\nTo: {HD}\r\nSubject: hola\r\n\r\nx\r\n"
+        );
+        let a = crate::pipeline::analyze(raw.as_bytes(), &dir, &policy(), u64::MAX).unwrap();
+        let r = record(&a, &Context::default());
+        for reply in r.replies.iter().filter(|x| x.to == "eve@evil.test") {
+            let text = reply.context.to_string();
+            for secret in ["Ana López", "Nómina", "7221112233"] {
+                assert!(
+                    !text.contains(secret),
+                    "{secret} in {}: {text}",
+                    reply.template
+                );
+            }
+        }
+        assert!(r.replies.iter().any(|x| x.to == "eve@evil.test"));
+        // Relays, status replies and lists reach participants without the requester's name.
+        let mut t = ticket();
+        t.requester_name = Some("Ana López".into());
+        let token = policy()
+            .tokens
+            .staff_address(HD, "MDA-2026-000007", "tech1@example.test");
+        let a = analysis("tech1@example.test", &token, "RE: x", "Listo.", "");
+        let ctx = Context {
+            thread_ticket: Some(t.clone()),
+            ..Context::default()
+        };
+        let r = record(&a, &ctx);
+        let name_to = |r: &Record, to: &str| {
+            r.replies
+                .iter()
+                .find(|x| x.to == to)
+                .map(|x| x.context.to_string().contains("Ana López"))
+        };
+        assert_eq!(name_to(&r, "ana@example.test"), Some(true));
+        assert_eq!(name_to(&r, "carol@example.test"), Some(false));
+        for body in ["estado MDA-2026-000007", "mis folios"] {
+            let a = analysis("carol@example.test", HD, "Consulta", body, "");
+            let ctx = Context {
+                referenced_ticket: Some(t.clone()),
+                sender_tickets: vec![t.clone()],
+                ..Context::default()
+            };
+            let r = record(&a, &ctx);
+            assert_eq!(r.reason, Reason::StatusQuery);
+            assert_eq!(name_to(&r, "carol@example.test"), Some(false), "{body}");
+        }
+    }
+
+    #[test]
+    fn caps_count_addresses_without_tags_and_outside_domains_per_hour() {
+        assert_eq!(cap_key("Bob+Promo.1@Outside.Test"), "bob@outside.test");
+        assert_eq!(cap_key("bob@outside.test"), "bob@outside.test");
+        assert_eq!(cap_key("nobody"), "nobody");
+        let p = policy();
+        assert!(p.is_outside("x@outside.test") && p.is_outside("x@example.test.evil"));
+        assert!(!p.is_outside("x@EXAMPLE.test") && !p.is_outside("x@mail.example.test"));
+        let recent: HashMap<String, u32> = [("bob@outside.test".to_string(), 2)].into();
+        let domains: HashMap<String, u32> = [("outside.test".to_string(), 100)].into();
+        let a = analysis("bob+7@outside.test", HD, "x", "y", "");
+        let r = record(
+            &a,
+            &Context {
+                recent_mails: Some(&recent),
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        let a = analysis("carol@outside.test", HD, "x", "y", "");
+        let r = record(
+            &a,
+            &Context {
+                recent_domains: Some(&domains),
+                ..Context::default()
+            },
+        );
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        assert!(r.events.iter().any(|e| e.kind == "domain_cap"));
+        // The own domain has no domain cap; the global cap holds everyone.
+        let own: HashMap<String, u32> = [("example.test".to_string(), 100)].into();
+        let a = analysis("ana@example.test", HD, "x", "y", "");
+        let ctx = Context {
+            recent_domains: Some(&own),
+            ..Context::default()
+        };
+        assert_eq!(record(&a, &ctx).reason, Reason::NewTicket);
+        let ctx = Context {
+            recent_total: 2000,
+            ..Context::default()
+        };
+        let r = record(&a, &ctx);
+        assert_eq!(r.reason, Reason::NewTicketRateLimited);
+        assert!(
+            r.replies.iter().all(|x| x.template == "assignment"),
+            "only the technician's assignment notice (never capped) goes out"
+        );
+        assert!(r.events.iter().any(|e| e.kind == "global_cap"));
+    }
+
+    #[test]
+    fn status_answers_to_outside_domains_quote_no_subject() {
+        let mut t = ticket();
+        t.requester_email = "victim@outside.test".into();
+        t.subject = "Compre en spam.test".into();
+        for body in ["estado MDA-2026-000007", "mis folios"] {
+            let a = analysis("victim@outside.test", HD, "Consulta", body, "");
+            let ctx = Context {
+                referenced_ticket: Some(t.clone()),
+                sender_tickets: vec![t.clone()],
+                ..Context::default()
+            };
+            let r = record(&a, &ctx);
+            assert_eq!(r.reason, Reason::StatusQuery, "{body}");
+            let text = r.replies[0].context.to_string();
+            assert!(!text.contains("spam.test"), "{body}: {text}");
+            assert!(text.contains("MDA-2026-000007"), "{body}: {text}");
+        }
+    }
+
+    #[test]
+    fn outside_confirmations_quote_only_when_configured() {
+        let a = analysis("Spam <x@outside.test>", HD, "Compre", "http://spam", "");
+        let r = record(&a, &Context::default());
+        assert_eq!(r.replies[0].context["quoted"], false);
+        assert!(!r.replies[0].context.to_string().contains("spam"));
+        let mut p = policy();
+        p.quote_outside_domains = true;
+        let Decision::Record(r) = decide(&a, &Context::default(), &p) else {
+            panic!()
+        };
+        assert_eq!(r.replies[0].context["quoted"], true);
+        assert_eq!(r.replies[0].context["summary"], "http://spam");
     }
 
     #[test]

@@ -66,6 +66,21 @@ enum Command {
     },
     /// Check the configuration, templates and directory file; print every problem.
     CheckConfig,
+    /// Staff members (technicians and phone agents).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Each technician's and phone agent's personal address: a phone note or forward sent to
+    /// it is proven theirs (give it to them for their address book).
+    Addresses {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +157,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { queue_only } => ingest(&cli.config, queue_only).await,
+        Command::Staff {
+            command: StaffCommand::Addresses { json },
+        } => staff_addresses(&cli.config, json).await,
         Command::Inspect { file, json } => inspect(&cli.config, &file, json),
         Command::Tickets { command } => {
             let config = load_config(&cli.config)?;
@@ -418,4 +436,62 @@ fn check_config(path: &Path) -> Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `folio staff addresses`: the personal tokenised address of every staff member (it needs the
+/// site secret, kept in the database).
+async fn staff_addresses(config_path: &Path, json: bool) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    // Opening a missing database would create one with a new secret, and print addresses
+    // that prove nothing to the real one.
+    let file = config
+        .database
+        .url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let file = file.split('?').next().unwrap_or(file);
+    if !Path::new(file).exists() {
+        anyhow::bail!(
+            "{}: database.url: no database at {file} (the site secret is created there at folio's first start)",
+            config_path.display()
+        );
+    }
+    let store = Store::open(&config.database.url).await?;
+    let tokens = folio::tokens::Tokens::new(store.site_secret().await?);
+    store.close().await;
+    let policy = pipeline::policy_of(&config, tokens)?;
+    let catalog = &policy.catalog;
+    let staff = catalog
+        .technicians
+        .iter()
+        .map(|t| ("technician", t.name.as_str(), t.email.as_str()))
+        .chain(
+            catalog
+                .agents
+                .iter()
+                .map(|a| ("agent", a.name.as_str(), a.email.as_str())),
+        );
+    let rows: Vec<serde_json::Value> = staff
+        .map(|(role, name, email)| {
+            serde_json::json!({
+                "role": role,
+                "name": name,
+                "email": email,
+                "address": policy.tokens.personal_address(&policy.helpdesk_address, email),
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            println!(
+                "{:<10} {:<32} {}",
+                r["role"].as_str().unwrap_or_default(),
+                r["email"].as_str().unwrap_or_default(),
+                r["address"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

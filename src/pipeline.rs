@@ -17,7 +17,9 @@ use crate::clock::Clock;
 use crate::command::{self, Query};
 use crate::config::Config;
 pub use crate::decide::Analysis;
-use crate::decide::{decide, BouncedMail, Context, Decision, Forward, Policy, TicketAction};
+use crate::decide::{
+    cap_key, decide, domain_of, BouncedMail, Context, Decision, Forward, Policy, TicketAction,
+};
 use crate::folio::FolioFormat;
 use crate::mail::{self, InboundMail};
 use crate::phone_note::PhoneNote;
@@ -273,6 +275,11 @@ pub fn policy_of(config: &Config, tokens: Tokens) -> Result<Policy, SetupError> 
         folio_format,
         trusted_authserv_ids: config.security.trusted_authserv_ids.clone(),
         cc_participants: config.tickets.cc_participants,
+        own_domains: config.helpdesk.domains.clone(),
+        quote_outside_domains: config.helpdesk.quote_outside_domains,
+        max_auto_replies_per_domain_per_hour: config.limits.max_auto_replies_per_domain_per_hour,
+        max_auto_replies_per_hour: config.limits.max_auto_replies_per_hour,
+        max_listed_attachments: config.limits.max_listed_attachments as usize,
     })
 }
 
@@ -771,6 +778,7 @@ impl Pipeline {
                     .filter_map(|a| a.mail.from_email.as_deref())
                     .collect(),
                 since: now - window,
+                hour_ago: now - chrono::Duration::hours(1),
                 now,
             })
             .await?;
@@ -778,6 +786,8 @@ impl Pipeline {
         // Decide, in mailbox order; what earlier messages of the batch did counts for later ones.
         let mut seen_keys = HashSet::new();
         let mut recent = std::mem::take(&mut known.recent_mails);
+        let mut recent_domains = std::mem::take(&mut known.recent_domains);
+        let mut recent_total = known.recent_total;
         let mut workload: Workload = std::mem::take(&mut known.workload);
         let mut cursors: HashMap<String, String> = HashMap::new();
         let mut plans: Vec<Plan> = Vec::with_capacity(analyses.len());
@@ -829,6 +839,8 @@ impl Pipeline {
                         .cloned()
                         .unwrap_or_default(),
                     recent_mails: Some(&recent),
+                    recent_domains: Some(&recent_domains),
+                    recent_total,
                     failing: Some(&known.failing),
                     workload: Some(&workload),
                 };
@@ -836,7 +848,17 @@ impl Pipeline {
             };
             if let Decision::Record(r) = &decision {
                 for reply in &r.replies {
-                    *recent.entry(reply.to.clone()).or_default() += 1;
+                    *recent.entry(cap_key(&reply.to)).or_default() += 1;
+                    *recent_domains.entry(domain_of(&reply.to)).or_default() += 1;
+                    recent_total += 1;
+                }
+                // A cap reached is an error for the admin (and a ticket event, kept).
+                for e in r
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.kind, "rate_limited" | "domain_cap" | "global_cap"))
+                {
+                    tracing::error!(source = %raws[i].source, cap = e.kind, "{}", e.detail);
                 }
                 // A hard bounce counts for the rest of the batch too.
                 if let Some(addr) = &r.failing_address {

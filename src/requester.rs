@@ -52,7 +52,8 @@ impl Directory {
         Self::parse(path, &text)
     }
 
-    fn parse(path: &Path, text: &str) -> Result<Directory, DirectoryError> {
+    /// Parses the CSV `text` of the directory file at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Directory, DirectoryError> {
         let row_err = |line: u64, message: String| DirectoryError::Row {
             path: path.to_owned(),
             line,
@@ -154,11 +155,14 @@ pub const DEPARTMENT_LABELS: &[&str] =
 pub const PHONE_LABELS: &[&str] = &["telefono", "tel", "extension", "ext", "phone", "telephone"];
 
 /// Builds the requester from the message, the directory and the body's form lines.
+///
+/// The directory entry used is the requester's own address's (the address folio answers) and
+/// no other: with `From:` an employee and `Reply-To:` an outside address, the employee's name,
+/// department and phone would otherwise go to the outsider in the confirmation (and stay on
+/// the ticket, in every later mail to its requester). Directory data reach only their owner.
 pub fn requester_of(mail: &InboundMail, directory: &Directory) -> Requester {
     let email = mail.reply_address().unwrap_or_default().to_string();
-    let entry = directory
-        .lookup(&email)
-        .or_else(|| mail.from_email.as_deref().and_then(|e| directory.lookup(e)));
+    let entry = directory.lookup(&email);
     let from_body = |names: &[&str]| body_field(&mail.body_text, names);
     Requester {
         name: entry
@@ -239,6 +243,30 @@ mod tests {
         assert_eq!(r.name.as_deref(), Some("Ana López"));
         assert_eq!(r.department.as_deref(), Some("Nómina"));
         assert!(r.missing().is_empty());
+    }
+
+    #[test]
+    fn directory_data_only_for_the_entrys_own_address() {
+        let dir = Directory::parse(
+            Path::new("d.csv"),
+            "email,name,department,phone\nana@example.test,Ana López,Nómina,7221112233\n",
+        )
+        .unwrap();
+        // A forged From of an employee with the outsider's Reply-To: nothing of Ana's.
+        let mail = crate::mail::parse(
+            b"From: ana@example.test\r\nReply-To: eve@evil.test\r\nSubject: x\r\n\r\nhola\r\n",
+            0,
+        );
+        let r = requester_of(&mail, &dir);
+        assert_eq!(r.email, "eve@evil.test");
+        assert_eq!((r.name, r.department, r.phone), (None, None, None));
+        // Ana's address in Reply-To: the confirmation goes to Ana, so her data may.
+        let mail = crate::mail::parse(
+            b"From: Eve <eve@evil.test>\r\nReply-To: ana@example.test\r\nSubject: x\r\n\r\nhola\r\n",
+            0,
+        );
+        let r = requester_of(&mail, &dir);
+        assert_eq!(r.department.as_deref(), Some("Nómina"), "mail goes to Ana");
     }
 
     #[test]

@@ -977,8 +977,10 @@ pub struct Lookup<'a> {
     pub addresses: Vec<&'a str>,
     /// Senders who asked for their tickets (`mis folios`).
     pub senders: Vec<&'a str>,
-    /// Start of the cap's window.
+    /// Start of the per-address cap's window.
     pub since: DateTime<Utc>,
+    /// Start of the hourly caps' window.
+    pub hour_ago: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
 
@@ -1000,8 +1002,13 @@ pub struct Known {
     pub tickets: HashMap<String, TicketRef>,
     /// Ticket id → folio.
     pub folio_of: HashMap<i64, String>,
-    /// Address → mails queued to it within the window.
+    /// Address ([`crate::decide::cap_key`]: its `+tag` removed) → mails queued to it (and
+    /// to its +tagged forms) within the window.
     pub recent_mails: HashMap<String, u32>,
+    /// Domain → mails queued to it within the last hour.
+    pub recent_domains: HashMap<String, u32>,
+    /// Mails queued within the last hour.
+    pub recent_total: u32,
     /// Addresses not to mail (they bounced).
     pub failing: HashSet<String>,
     pub workload: Workload,
@@ -1235,24 +1242,55 @@ impl Batch {
             }
         }
 
+        // The per-address cap counts bob@x together with bob+1@x, bob+2@x, …: each base
+        // address is looked up as itself and as the index range of its +tagged forms
+        // ("bob+" ≤ to_address < "bob,"), whose domain is checked here.
         let since = ts(q.since);
-        for addrs in q.addresses.chunks(ROWS_PER_STATEMENT) {
+        let mut bases: Vec<String> = q
+            .addresses
+            .iter()
+            .map(|a| crate::decide::cap_key(a))
+            .filter(|a| a.contains('@'))
+            .collect();
+        bases.sort_unstable();
+        bases.dedup();
+        for chunk in bases.chunks(ROWS_PER_STATEMENT / 3) {
+            let terms = vec!["to_address = ? OR (to_address >= ? AND to_address < ?)"; chunk.len()];
             let sql = format!(
-                "SELECT to_address, count(*) FROM outbox WHERE created_at >= ? AND to_address IN ({})
+                "SELECT to_address, count(*) FROM outbox WHERE created_at >= ? AND ({})
                  GROUP BY to_address",
-                in_list(addrs.len())
+                terms.join(" OR ")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .persistent(false)
                 .bind(&since);
-            for a in addrs {
-                query = query.bind(*a);
+            for b in chunk {
+                let local = b.rsplit_once('@').map_or(b.as_str(), |(l, _)| l);
+                query = query
+                    .bind(b.clone())
+                    .bind(format!("{local}+"))
+                    .bind(format!("{local},"));
             }
+            let wanted: HashSet<&String> = chunk.iter().collect();
             for r in query.fetch_all(&mut *self.tx).await? {
-                known
-                    .recent_mails
-                    .insert(r.get(0), r.get::<i64, _>(1) as u32);
+                let key = crate::decide::cap_key(&r.get::<String, _>(0));
+                if wanted.contains(&key) {
+                    *known.recent_mails.entry(key).or_default() += r.get::<i64, _>(1) as u32;
+                }
             }
+        }
+        // The hourly caps: per recipient domain, and in all.
+        for r in sqlx::query(
+            "SELECT lower(substr(to_address, instr(to_address, '@') + 1)), count(*) FROM outbox
+             WHERE created_at >= ? GROUP BY 1",
+        )
+        .bind(ts(q.hour_ago))
+        .fetch_all(&mut *self.tx)
+        .await?
+        {
+            let n = r.get::<i64, _>(1) as u32;
+            known.recent_total += n;
+            known.recent_domains.insert(r.get(0), n);
         }
         known.failing =
             sqlx::query_scalar("SELECT email FROM address_health WHERE failing_until > ?")

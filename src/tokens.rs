@@ -6,6 +6,11 @@
 //! ticket whoever sends it: the ID proves the writer received our mail. A technician's command is
 //! trusted only with proof (see `decide`); one proof is replying to the address
 //! `helpdesk+t.<token>@domain`, whose token binds the ticket and the technician.
+//!
+//! Each phone agent and technician also has a personal address, `helpdesk+a.<token>@domain`
+//! (the token binds the person only; `folio staff addresses` prints it for their address book):
+//! a new mail sent to it proves that the person wrote it, which a phone note or a forward needs
+//! before folio opens a ticket for, and mails, someone else.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -16,6 +21,8 @@ const ID_MAC_HEX: usize = 24;
 const STAFF_MAC_HEX: usize = 20;
 /// The plus-address tag of staff reply addresses.
 const STAFF_TAG: &str = "+t.";
+/// The plus-address tag of staff members' personal addresses.
+const PERSONAL_TAG: &str = "+a.";
 
 /// Makes and checks tokens with the site secret.
 #[derive(Clone)]
@@ -92,13 +99,30 @@ impl Tokens {
         folio: &str,
         technician: &str,
     ) -> bool {
-        let expected = self.staff_mac(folio, technician);
-        recipients.into_iter().any(|r| {
-            let local = r.rsplit_once('@').map_or(r.as_str(), |(l, _)| l);
-            local
-                .split_once(STAFF_TAG)
-                .is_some_and(|(_, token)| constant_time_eq(token.as_bytes(), expected.as_bytes()))
-        })
+        has_token(recipients, STAFF_TAG, &self.staff_mac(folio, technician))
+    }
+
+    fn personal_mac(&self, staff: &str) -> String {
+        let mut mac = self.mac(&["personal", &staff.to_lowercase()]);
+        mac.truncate(STAFF_MAC_HEX);
+        mac
+    }
+
+    /// The personal address of a phone agent or technician: `local+a.<token>@domain`.
+    pub fn personal_address(&self, helpdesk_address: &str, staff: &str) -> String {
+        let (local, domain) = helpdesk_address
+            .rsplit_once('@')
+            .unwrap_or((helpdesk_address, "folio.invalid"));
+        format!("{local}{PERSONAL_TAG}{}@{domain}", self.personal_mac(staff))
+    }
+
+    /// Whether one of `recipients` is the personal address of `staff`.
+    pub fn verify_personal_address<'a>(
+        &self,
+        recipients: impl IntoIterator<Item = &'a String>,
+        staff: &str,
+    ) -> bool {
+        has_token(recipients, PERSONAL_TAG, &self.personal_mac(staff))
     }
 }
 
@@ -114,11 +138,27 @@ pub fn nonce(now: chrono::DateTime<chrono::Utc>) -> String {
     .to_string()
 }
 
-/// `text` with every staff token removed (`helpdesk+t.<token>@x` → `helpdesk@x`): a technician's
-/// relayed text must not hand the requester the address that proves the technician's identity.
+/// Whether the local part of one of `recipients` carries `tag` followed by `expected`.
+fn has_token<'a>(
+    recipients: impl IntoIterator<Item = &'a String>,
+    tag: &str,
+    expected: &str,
+) -> bool {
+    recipients.into_iter().any(|r| {
+        let local = r.rsplit_once('@').map_or(r.as_str(), |(l, _)| l);
+        local
+            .to_lowercase()
+            .split_once(tag)
+            .is_some_and(|(_, token)| constant_time_eq(token.as_bytes(), expected.as_bytes()))
+    })
+}
+
+/// `text` with every staff token removed (`helpdesk+t.<token>@x` and `helpdesk+a.<token>@x` →
+/// `helpdesk@x`): a technician's relayed text must not hand the requester an address that proves
+/// the technician's identity.
 pub fn redact_staff_addresses(text: &str) -> String {
     static TOKEN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(?i)\+t\.[0-9a-f]{8,}@")
+        regex::Regex::new(r"(?i)\+[ta]\.[0-9a-f]{8,}@")
             .unwrap_or_else(|e| unreachable!("static regex: {e}"))
     });
     TOKEN.replace_all(text, "@").into_owned()
@@ -164,6 +204,38 @@ mod tests {
         assert_eq!(
             redact_staff_addresses(&text),
             "Listo.\n\nPara: Mesa <helpdesk@example.test>\n"
+        );
+    }
+
+    #[test]
+    fn personal_address_binds_the_person_only() {
+        let t = tokens();
+        let addr = t.personal_address("helpdesk@example.test", "Agent1@example.test");
+        assert!(
+            addr.starts_with("helpdesk+a.") && addr.ends_with("@example.test"),
+            "{addr}"
+        );
+        let rcpts = vec!["x@y".to_string(), addr.to_uppercase()];
+        assert!(t.verify_personal_address(&rcpts, "agent1@example.test"));
+        assert!(!t.verify_personal_address(&rcpts, "agent2@example.test"));
+        assert!(
+            !Tokens::new(b"other".to_vec()).verify_personal_address(&rcpts, "agent1@example.test")
+        );
+        // A per-folio staff token is not a personal one, nor the other way round.
+        let staff = t.staff_address(
+            "helpdesk@example.test",
+            "MDA-2026-000001",
+            "agent1@example.test",
+        );
+        assert!(!t.verify_personal_address(&[staff], "agent1@example.test"));
+        assert!(!t.verify_staff_address(
+            std::slice::from_ref(&addr),
+            "MDA-2026-000001",
+            "agent1@example.test"
+        ));
+        assert_eq!(
+            redact_staff_addresses(&format!("escriba a {addr}")),
+            "escriba a helpdesk@example.test"
         );
     }
 

@@ -864,3 +864,141 @@ async fn a_template_broken_from_the_start_holds_only_its_own_mail() {
     assert!(error.contains(&broken.display().to_string()), "{error}");
     assert_eq!(accepted.lock().unwrap().len(), 1);
 }
+
+/// `n` new requests from `from(i)`, as one batch.
+fn requests(n: usize, from: impl Fn(usize) -> String, tag: &str) -> Vec<RawMessage> {
+    (0..n)
+        .map(|i| {
+            mail(
+                &from(i),
+                "Compre ya",
+                "Oferta: http://spam.test",
+                &format!("{tag}{i}@x.test"),
+                "",
+            )
+        })
+        .collect()
+}
+
+fn queued(out: &[Outcome]) -> usize {
+    out.iter().filter(|o| o.queued).count()
+}
+
+#[tokio::test]
+async fn plus_addressing_shares_one_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 5).await;
+    // bob+1@ … bob+30@ in one batch: the earlier messages count for the later ones.
+    let out = p
+        .process(&requests(30, |i| format!("bob+{i}@outside.test"), "p"))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 30);
+    assert_eq!(queued(&out), 5, "{:?}", decisions(&out));
+    assert_eq!(
+        decisions(&out)
+            .iter()
+            .filter(|d| **d == "new_ticket_rate_limited")
+            .count(),
+        25
+    );
+    // A later batch counts the outbox: bob@ and BOB+x@ are over the cap too.
+    for from in ["bob@outside.test", "Bob+Other@Outside.test"] {
+        let out = p
+            .process(&requests(1, |_| from.to_string(), from))
+            .await
+            .unwrap();
+        assert_eq!(out[0].decision, "new_ticket_rate_limited", "{from}");
+    }
+    // Someone else at the same domain is not.
+    let out = p
+        .process(&requests(1, |_| "carol@outside.test".into(), "c"))
+        .await
+        .unwrap();
+    assert!(out[0].queued);
+    // The cap reached is recorded on the ticket.
+    let refused = p.store.ticket("MDA-2026-000030").await.unwrap().unwrap();
+    assert!(
+        refused
+            .events
+            .iter()
+            .any(|e| e.kind == "rate_limited" && e.detail.contains("bob@outside.test")),
+        "{:?}",
+        refused.events.iter().map(|e| &e.detail).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn outside_domains_and_all_mail_have_hourly_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline_with(
+        dir.path(),
+        "max_auto_replies_per_domain_per_hour = 3\nmax_auto_replies_per_hour = 8\n",
+    )
+    .await;
+    // Five people at one outside domain: three confirmations.
+    let out = p
+        .process(&requests(5, |i| format!("u{i}@outside.test"), "d"))
+        .await
+        .unwrap();
+    assert_eq!(queued(&out), 3, "{:?}", decisions(&out));
+    let refused = out[4].folio.clone().unwrap();
+    let t = p.store.ticket(&refused).await.unwrap().unwrap();
+    assert!(
+        t.events
+            .iter()
+            .any(|e| e.kind == "domain_cap" && e.detail.contains("outside.test")),
+        "the cap reached is recorded"
+    );
+    // The institution's own domain has no domain cap, but all mail has: 3 + 5 = 8.
+    let out = p
+        .process(&requests(7, |i| format!("e{i}@example.test"), "g"))
+        .await
+        .unwrap();
+    assert_eq!(queued(&out), 5, "{:?}", decisions(&out));
+    let refused = out[6].folio.clone().unwrap();
+    let t = p.store.ticket(&refused).await.unwrap().unwrap();
+    assert!(
+        t.events.iter().any(|e| e.kind == "global_cap"),
+        "{:?}",
+        t.events.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_confirmation_to_an_outside_domain_quotes_nothing_the_sender_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let out = p
+        .process(&[
+            mail(
+                "Visit spam.test <victim@outside.test>",
+                "Compre ya en spam.test",
+                "Oferta increíble: http://spam.test",
+                "o1@x.test",
+                "",
+            ),
+            mail(
+                "Ana <ana@example.test>",
+                "Impresora",
+                "No imprime.",
+                "o2@x.test",
+                "",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(queued(&out), 2);
+    let due = p
+        .store
+        .claim_due(t0(), 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let outside = due.iter().find(|m| m.to == "victim@outside.test").unwrap();
+    let context = outside.context.to_string();
+    assert!(!context.contains("spam.test"), "{context}");
+    assert_eq!(outside.context["quoted"], false);
+    let inside = due.iter().find(|m| m.to == "ana@example.test").unwrap();
+    assert!(inside.context.to_string().contains("No imprime."));
+    assert_eq!(inside.context["quoted"], true);
+}

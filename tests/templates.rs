@@ -59,6 +59,22 @@ fn raw(from: &str, to: &str, subject: &str, body: &str, extra: &str) -> Vec<u8> 
     .into_bytes()
 }
 
+/// A request from alice with `n` small attachments `f0.txt` … .
+fn many_attachments(n: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "From: alice@example.test\r\nTo: {HD}\r\nSubject: Archivos\r\nMessage-ID: <many@client.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nVan los archivos.\r\n"
+    );
+    for i in 0..n {
+        raw.push_str(&format!(
+            "--b\r\nContent-Type: text/plain; name=\"f{i}.txt\"\r\nContent-Disposition: attachment; filename=\"f{i}.txt\"\r\n\r\nx\r\n"
+        ));
+    }
+    raw.push_str("--b--\r\n");
+    raw.into_bytes()
+}
+
 /// The replies `decide` queues for `raw` given `ctx`.
 fn replies(raw: &[u8], ctx: &Context) -> Vec<Reply> {
     let p = policy();
@@ -79,6 +95,8 @@ fn on_ticket() -> Context<'static> {
 fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
     let tokens = policy().tokens;
     let tech1_token = tokens.staff_address(HD, FOLIO, "tech1@example.test");
+    // A phone note is taken on the agent's word only when sent to their personal address.
+    let agent1_proof = tokens.personal_address(HD, "agent1@example.test");
     let tech = |body: &str| {
         raw(
             "Técnico Uno <tech1@example.test>",
@@ -119,7 +137,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             replies(
                 &raw(
                     "agent1@example.test",
-                    HD,
+                    &agent1_proof,
                     "Llamada",
                     "Nombre: Bob Benítez\nCorreo: bob@example.test\nDetalle: La impresora no imprime.\n",
                     "",
@@ -175,6 +193,21 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             "my_tickets",
             replies(&raw("alice@example.test", HD, "mis folios", "", ""), &mine),
         ),
+        (
+            // Outside the institution's domains: the folio and a fixed line, nothing quoted.
+            "outside_request",
+            replies(
+                &raw(
+                    "Compre en spam.test <victim@outside.test>",
+                    HD,
+                    "Oferta en spam.test",
+                    "Visite http://spam.test\nTeléfono: 555 SPAM",
+                    "",
+                ),
+                &Context::default(),
+            ),
+        ),
+        ("many_attachments", replies(&many_attachments(23), &Context::default())),
         (
             "bounce",
             replies(
@@ -344,4 +377,95 @@ fn one_broken_template_stops_no_other_mail() {
     let fixed = render_all(&fresh);
     assert!(fixed.iter().all(|(_, r)| r.is_ok()), "{fixed:?}");
     assert!(fresh.broken("es").unwrap().is_empty());
+}
+
+#[test]
+fn confirmations_list_a_bounded_number_of_attachments() {
+    let r = replies(&many_attachments(23), &Context::default());
+    let c = &r[0].context;
+    assert_eq!(r[0].template, "confirmation");
+    assert_eq!(c["attachments"].as_array().unwrap().len(), 20);
+    assert_eq!(c["attachments_more"], 3);
+    let templates = Templates::new(Path::new(REPO).join("mail-templates"));
+    let mut c = c.clone();
+    c["folio"] = FOLIO.into();
+    let es = templates.render("es", "confirmation", &c).unwrap();
+    assert!(
+        es.text.contains("y 3 más") && !es.text.contains("f20.txt"),
+        "{}",
+        es.text
+    );
+    let en = templates.render("en", "confirmation", &c).unwrap();
+    assert!(en.text.contains("and 3 more"), "{}", en.text);
+}
+
+/// A subject that decodes to several lines (CR/LF in an encoded word) and is very long: the
+/// mail folio sends has one Subject line of bounded length and no header of the sender's.
+#[test]
+fn a_hostile_subject_injects_no_header() {
+    // Q-encoded: =0D=0A is CR LF, _ a space.
+    let encoded = format!(
+        "Hola=0D=0ABcc:_eve@evil.test=0D=0AX-Evil:_1_{}",
+        "x".repeat(500)
+    );
+    let inbound = raw(
+        "alice@example.test",
+        HD,
+        &format!("=?utf-8?q?{encoded}?="),
+        "Hola",
+        "",
+    );
+    let a = analyze(&inbound, &Directory::default(), &policy(), u64::MAX).unwrap();
+    assert!(
+        a.mail.subject.contains("\nBcc:"),
+        "the attack decodes: {:?}",
+        a.mail.subject
+    );
+    let r = replies(&inbound, &Context::default());
+    let mut context = r[0].context.clone();
+    context["folio"] = FOLIO.into();
+    let subject = context["reply_subject"].as_str().unwrap();
+    assert!(!subject.contains(['\r', '\n']), "{subject:?}");
+    assert!(
+        subject.chars().count() <= 205,
+        "{}",
+        subject.chars().count()
+    );
+    let rendered = Templates::new(Path::new(REPO).join("mail-templates"))
+        .render("es", "confirmation", &context)
+        .unwrap();
+    let a = folio::outgoing::Addressing {
+        from_name: "Mesa de Ayuda".into(),
+        from_address: HD.into(),
+        to: "alice@example.test".into(),
+        reply_to: None,
+        message_id: "x.1@example.test".into(),
+        in_reply_to: None,
+        references: vec![],
+        auto_submitted: "auto-replied",
+        date: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
+    };
+    let bytes = folio::outgoing::build(&a, &rendered, &[])
+        .unwrap()
+        .formatted();
+    let text = String::from_utf8_lossy(&bytes);
+    let headers = text.split("\r\n\r\n").next().unwrap();
+    for line in headers.lines() {
+        assert!(
+            !line.starts_with("Bcc:") && !line.starts_with("X-Evil:"),
+            "injected header: {headers}"
+        );
+    }
+    // lettre itself encodes a raw CR/LF in a subject rather than ending the header.
+    let m = lettre::Message::builder()
+        .from(HD.parse().unwrap())
+        .to("alice@example.test".parse().unwrap())
+        .subject("Hola\r\nBcc: eve@evil.test")
+        .body(String::from("x"))
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.formatted()).into_owned();
+    assert!(
+        !text.lines().any(|l| l.starts_with("Bcc:")),
+        "lettre let a header through: {text}"
+    );
 }

@@ -96,6 +96,19 @@ fn mail(from: &str, to: &str, subject: &str, body: &str, id: &str, extra: &str) 
     .into_bytes()
 }
 
+/// `who`'s personal address, as `folio staff addresses` prints it for their address book.
+fn personal_address(folio: &Folio, who: &str) -> String {
+    let rows: Value = serde_json::from_str(&folio.cli(&["staff", "addresses", "--json"]))
+        .expect("staff addresses prints JSON");
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["email"] == who)
+        .and_then(|r| r["address"].as_str())
+        .unwrap_or_else(|| panic!("no personal address for {who}: {rows}"))
+        .to_string()
+}
+
 /// Waits until `check` holds for the ticket's JSON (`folio tickets show`).
 async fn ticket_until(folio: &Folio, f: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     wait_for(what, WAIT, || async {
@@ -416,15 +429,25 @@ async fn phone_notes_forwards_and_bounces() {
     let bob = unique("bob");
     let dave = unique("dave");
 
-    // A phone note from agent1 for bob: bob is the requester, agent1 gets a copy with the folio.
+    // A phone note from agent1 for bob, sent to agent1's personal address (the proof): bob is
+    // the requester, agent1 gets a copy with the folio.
+    let agent1_address = personal_address(&folio, &agent1);
+    assert!(agent1_address.contains("+a."), "{agent1_address}");
     let note = format!(
         "Nota de llamada\n\nNombre: Bob Benítez\nCorreo: {bob}\nTeléfono: 722 555 0101\n\
          Detalle: No puedo entrar al correo.\nLe aparece error 0x80.\n"
     );
     send(
         &agent1,
-        &hd,
-        &mail(&agent1, &hd, "Llamada", &note, &message_id(), ""),
+        &agent1_address,
+        &mail(
+            &agent1,
+            &agent1_address,
+            "Llamada",
+            &note,
+            &message_id(),
+            "",
+        ),
     )
     .await;
     let to_bob = inbox(&bob, 1).await.remove(0);
@@ -448,10 +471,18 @@ async fn phone_notes_forwards_and_bounces() {
          Enviado: jueves, 26 de noviembre de 2026 18:00\nPara: {tech1}\nAsunto: Falla de VPN\n\n\
          La VPN se desconecta cada hora.\n"
     );
+    let tech1_address = personal_address(&folio, &tech1);
     send(
         &tech1,
-        &hd,
-        &mail(&tech1, &hd, "RV: Falla de VPN", &fwd, &message_id(), ""),
+        &tech1_address,
+        &mail(
+            &tech1,
+            &tech1_address,
+            "RV: Falla de VPN",
+            &fwd,
+            &message_id(),
+            "",
+        ),
     )
     .await;
     let to_dave = inbox(&dave, 1).await.remove(0);
@@ -527,4 +558,45 @@ async fn phone_notes_forwards_and_bounces() {
     );
     assert!(t["events"].to_string().contains("bounced recently"), "{t}");
     assert_eq!(fetch_all(&bob, "INBOX").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unproven_phone_note_mails_no_one_but_its_sender() {
+    let Desk {
+        folio,
+        hd,
+        tech1: _,
+        tech2: _,
+        agent1,
+    } = staffed_desk().await;
+    let victim = unique("victim");
+    // A forged (or careless) note: From the agent, to the plain help-desk address.
+    let note = format!("Nombre: Víctima\nCorreo: {victim}\nDetalle: Compre aquí: http://x.test\n");
+    send(
+        &agent1,
+        &hd,
+        &mail(&agent1, &hd, "Llamada", &note, &message_id(), ""),
+    )
+    .await;
+    // The ticket is the sender's own request, with a security event; the sender (the real
+    // agent's mailbox) gets its confirmation, the Correo: address nothing.
+    let to_agent = inbox(&agent1, 1).await.remove(0);
+    let f = folio.first_folio().await;
+    assert!(to_agent.subject.contains(&f), "{}", to_agent.subject);
+    let t = folio.show(&f);
+    assert_eq!(t["channel"], "email");
+    assert_eq!(t["requester_email"], agent1.as_str());
+    assert!(
+        t["events"].to_string().contains("without proof"),
+        "a security event: {t}"
+    );
+    assert!(
+        t["outgoing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["to"] != victim.as_str()),
+        "{t}"
+    );
+    assert_eq!(fetch_all(&victim, "INBOX").await.len(), 0);
 }
