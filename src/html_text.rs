@@ -32,16 +32,28 @@ pub const MAX_TABLE_DEPTH: usize = 8;
 /// lists with `* `, tables without borders. Paragraphs are not wrapped (the text is stored and
 /// quoted back; the reader's client wraps it).
 pub fn to_text(html: &str) -> String {
-    let simple = simplify(html);
-    render(&simple.html)
+    let sink = TextSink {
+        flows: vec![Flow::default()],
+        tables: Vec::new(),
+        lists: Vec::new(),
+    };
+    let mut b = build(html, sink);
+    // Cells left open by a flattened table end with it.
+    while b.sink.flows.len() > 1 {
+        b.sink.close(El::Td);
+    }
+    let lines = b.sink.flows.pop().map(Flow::finish).unwrap_or_default();
+    lines.join("\n")
 }
 
-/// html2text over HTML that [`simplify`] already made safe.
-fn render(html: &str) -> String {
+/// The candidate measured before: html2text over HTML that [`simplify`] made safe. Correct but
+/// about ten times slower than [`to_text`] on ordinary mail (docs/benchmarks.md).
+pub fn to_text_html2text(html: &str) -> String {
+    let html = simplify(html).html;
     html2text::config::plain_no_decorate()
         .no_table_borders()
         .string_from_read(html.as_bytes(), 10_000)
-        .unwrap_or_else(|_| html.to_string())
+        .unwrap_or_else(|_| html.clone())
         .lines()
         .map(str::trim_end)
         .collect::<Vec<_>>()
@@ -262,8 +274,63 @@ const SKIP: &[&str] = &["script", "style", "title", "iframe", "noembed", "nofram
 /// Elements whose content the tokenizer reads as plain text up to their end tag.
 const RAW_TEXT: &[&str] = &["textarea", "xmp"];
 
-struct Builder {
-    out: String,
+/// What the rebuilt tree goes to: HTML text ([`simplify`]) or the text renderer ([`to_text`]).
+trait Sink {
+    fn open(&mut self, el: El, attrs: &[(&str, &str)]);
+    fn close(&mut self, el: El);
+    /// Text as written in the HTML (character references not yet decoded, `<` not a tag).
+    fn text(&mut self, text: &str);
+    /// Text to be taken literally (raw-text elements).
+    fn literal(&mut self, text: &str);
+}
+
+/// Serializes the tree back to HTML.
+struct HtmlSink(String);
+
+impl Sink for HtmlSink {
+    fn open(&mut self, el: El, attrs: &[(&str, &str)]) {
+        let out = &mut self.0;
+        out.push('<');
+        out.push_str(el.tag());
+        for (name, value) in attrs {
+            out.push(' ');
+            out.push_str(name);
+            out.push_str("=\"");
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("&quot;"),
+                    '\0' => {}
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        out.push('>');
+    }
+
+    fn close(&mut self, el: El) {
+        self.0.push_str("</");
+        self.0.push_str(el.tag());
+        self.0.push('>');
+    }
+
+    fn text(&mut self, text: &str) {
+        for c in text.chars() {
+            match c {
+                '<' => self.0.push_str("&lt;"),
+                '\0' => {}
+                c => self.0.push(c),
+            }
+        }
+    }
+
+    fn literal(&mut self, text: &str) {
+        self.text(&text.replace('&', "&amp;"));
+    }
+}
+
+struct Builder<S: Sink> {
+    sink: S,
     stack: Vec<El>,
     table_depth: usize,
     /// Per element kind: start tags flattened and not yet matched by an end tag.
@@ -271,26 +338,14 @@ struct Builder {
     max_depth: usize,
     flattened: usize,
     steps: usize,
+    /// Nothing but a flattening line break since the last break: another one adds nothing.
+    just_broke: bool,
 }
 
-impl Builder {
+impl<S: Sink> Builder<S> {
     fn push(&mut self, el: El, attrs: &[(&str, &str)]) {
-        self.out.push('<');
-        self.out.push_str(el.tag());
-        for (name, value) in attrs {
-            self.out.push(' ');
-            self.out.push_str(name);
-            self.out.push_str("=\"");
-            for c in value.chars() {
-                match c {
-                    '"' => self.out.push_str("&quot;"),
-                    '\0' => {}
-                    c => self.out.push(c),
-                }
-            }
-            self.out.push('"');
-        }
-        self.out.push('>');
+        self.just_broke = false;
+        self.sink.open(el, attrs);
         if !el.is_void() {
             self.stack.push(el);
             if el == El::Table {
@@ -306,9 +361,7 @@ impl Builder {
             if el == El::Table {
                 self.table_depth -= 1;
             }
-            self.out.push_str("</");
-            self.out.push_str(el.tag());
-            self.out.push('>');
+            self.sink.close(el);
         }
     }
 
@@ -364,19 +417,16 @@ impl Builder {
             }
             self.ensure_cell();
         }
-        for c in text.chars() {
-            match c {
-                '<' => self.out.push_str("&lt;"),
-                '\0' => {}
-                c => self.out.push(c),
-            }
-        }
+        self.just_broke = false;
+        self.sink.text(text);
     }
 
     /// Text taken literally (raw-text elements): `&` is not a character reference there.
     fn literal_text(&mut self, text: &str) {
-        let escaped = text.replace('&', "&amp;");
-        self.text(&escaped);
+        if self.stack.last().is_some_and(|e| e.is_table_part()) {
+            self.ensure_cell();
+        }
+        self.sink.literal(text);
     }
 
     fn start(&mut self, el: El, attrs: &[(&str, &str)]) {
@@ -484,8 +534,16 @@ impl Builder {
         if el.is_cell() {
             self.text(" ");
         } else if el.closes_p() || el.is_table_part() {
+            self.break_line();
+        }
+    }
+
+    /// A line break in place of a flattened block; repeated ones collapse into one.
+    fn break_line(&mut self) {
+        if !self.just_broke {
             self.ensure_cell();
-            self.out.push_str("<br>");
+            self.sink.open(El::Br, &[]);
+            self.just_broke = true;
         }
     }
 
@@ -500,8 +558,7 @@ impl Builder {
         if self.overflow[el.index()] > 0 {
             self.overflow[el.index()] -= 1;
             if el.closes_p() || el.is_table_part() {
-                self.ensure_cell();
-                self.out.push_str("<br>");
+                self.break_line();
             }
             return;
         }
@@ -695,14 +752,26 @@ fn find_end_tag(html: &str, from: usize, name: &str) -> (usize, usize) {
 
 /// Rebuilds `html` as the well-formed, depth-bounded HTML described in the module comment.
 pub fn simplify(html: &str) -> Simplified {
+    let b = build(html, HtmlSink(String::with_capacity(html.len() / 2 + 16)));
+    Simplified {
+        html: b.sink.0,
+        max_depth: b.max_depth,
+        flattened: b.flattened,
+        stack_steps: b.steps,
+    }
+}
+
+/// The scan: lexes `html` and feeds the rebuilt tree to `sink`.
+fn build<S: Sink>(html: &str, sink: S) -> Builder<S> {
     let mut b = Builder {
-        out: String::with_capacity(html.len() / 2 + 16),
+        sink,
         stack: Vec::with_capacity(MAX_DEPTH),
         table_depth: 0,
         overflow: [0; EL_COUNT],
         max_depth: 0,
         flattened: 0,
         steps: 0,
+        just_broke: false,
     };
     let bytes = html.as_bytes();
     let mut pos = 0;
@@ -753,10 +822,660 @@ pub fn simplify(html: &str) -> Simplified {
     }
     b.text(&html[text_start..]);
     b.pop_to(0);
-    Simplified {
-        html: b.out,
-        max_depth: b.max_depth,
-        flattened: b.flattened,
-        stack_steps: b.steps,
+    b
+}
+
+/// Deepest quote/list indentation written out; deeper levels share the last prefix, so a line
+/// costs at most this many prefixes however deep the tree.
+const MAX_INDENT: usize = 16;
+
+/// How far a table may be padded into columns: at most this many times its text (else its
+/// cells are written one under another), so a huge cell beside a tall one cannot blow up.
+const TABLE_PAD_FACTOR: usize = 4;
+
+/// A line prefix of a block: the first line's and the following lines'.
+#[derive(Debug, Clone)]
+struct Indent {
+    first: String,
+    rest: String,
+    used: bool,
+}
+
+/// The text of one flow (the document or one table cell) being written.
+#[derive(Default)]
+struct Flow {
+    lines: Vec<String>,
+    /// The current line: its prefix is fixed when its first character comes.
+    cur: String,
+    /// `cur` holds a line (possibly still empty after a `<br>`).
+    open: bool,
+    /// A space is due before the next word.
+    space: bool,
+    /// Break due before the next content: 0 none, 1 new line, 2 blank line.
+    brk: u8,
+    indents: Vec<Indent>,
+    pre: usize,
+    /// Links opened whose `[` waits for their first word.
+    link_pending: bool,
+    link_open: Vec<bool>,
+}
+
+impl Flow {
+    fn prefix(&mut self, blank: bool) -> String {
+        let mut p = String::new();
+        let n = self.indents.len().min(MAX_INDENT);
+        for ind in self.indents.iter_mut().take(n) {
+            if blank {
+                // A blank line belongs to the blocks already begun, not to one starting after it.
+                if ind.used {
+                    p.push_str(&ind.rest);
+                }
+            } else if ind.used {
+                p.push_str(&ind.rest);
+            } else {
+                p.push_str(&ind.first);
+                ind.used = true;
+            }
+        }
+        p
+    }
+
+    fn end_line(&mut self) {
+        if self.open {
+            let line = std::mem::take(&mut self.cur);
+            let line = line.trim_end();
+            // Runs of empty lines (`<p>&nbsp;</p>` between paragraphs) read as one, as in
+            // html2text; not inside `<pre>`.
+            let blank = line.chars().all(|c| c == '>' || c.is_whitespace());
+            let repeat = self.lines.last().is_none_or(|l| l == line);
+            if !(blank && repeat && self.pre == 0) {
+                self.lines.push(line.to_string());
+            }
+            self.open = false;
+        }
+        self.space = false;
+    }
+
+    fn request(&mut self, brk: u8) {
+        self.brk = self.brk.max(brk);
+    }
+
+    /// Applies a due break and opens a line for content.
+    fn begin(&mut self) {
+        if self.brk > 0 {
+            let had = self.open && !self.cur.trim().is_empty() || !self.lines.is_empty();
+            self.end_line();
+            if had && self.brk == 2 && self.lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                let p = self.prefix(true);
+                self.lines.push(p.trim_end().to_string());
+            }
+            self.brk = 0;
+        }
+        if !self.open {
+            self.cur = self.prefix(false);
+            self.open = true;
+            self.space = false;
+        }
+    }
+
+    fn word(&mut self, w: &str) {
+        self.begin();
+        if self.space && !self.cur.is_empty() && !self.cur.ends_with(' ') {
+            self.cur.push(' ');
+        }
+        self.space = false;
+        if self.link_pending {
+            self.cur.push('[');
+            self.link_pending = false;
+            if let Some(l) = self.link_open.last_mut() {
+                *l = true;
+            }
+        }
+        self.cur.push_str(w);
+    }
+
+    /// Decoded inline text: whitespace collapses outside `<pre>`.
+    fn inline(&mut self, text: &str) {
+        if self.pre > 0 {
+            let mut first = true;
+            for piece in text.split('\n') {
+                if !first {
+                    self.begin();
+                    self.end_line();
+                }
+                first = false;
+                if !piece.is_empty() {
+                    self.word(piece.trim_end_matches('\r'));
+                }
+            }
+            return;
+        }
+        let mut start = None;
+        for (i, c) in text.char_indices() {
+            if c.is_whitespace() && c != '\u{a0}' {
+                if let Some(s) = start.take() {
+                    self.word(&text[s..i]);
+                }
+                self.space = true;
+            } else if start.is_none() {
+                start = Some(i);
+            }
+        }
+        if let Some(s) = start {
+            self.word(&text[s..]);
+        }
+    }
+
+    fn line_break(&mut self) {
+        self.begin();
+        self.end_line();
+        self.open = false;
+        // the next content starts a new (possibly empty) line
+        self.cur = String::new();
+        self.pending_empty_line();
+    }
+
+    /// After a `<br>`, a second `<br>` must give an empty line: keep an open empty line.
+    fn pending_empty_line(&mut self) {
+        self.cur = self.prefix(false);
+        self.open = true;
+    }
+
+    /// Lines rendered elsewhere (a table) written as they are, under the current prefix.
+    fn lines_block(&mut self, lines: Vec<String>) {
+        for l in lines {
+            self.begin();
+            self.cur.push_str(&l);
+            self.end_line();
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        self.end_line();
+        while self.lines.last().is_some_and(|l| l.trim().is_empty()) {
+            self.lines.pop();
+        }
+        self.lines
+    }
+}
+
+/// A table being laid out: rows of cells, each cell its lines.
+#[derive(Default)]
+struct TableLayout {
+    rows: Vec<Vec<Vec<String>>>,
+}
+
+impl TableLayout {
+    /// Cells side by side, columns padded to their widest line, as html2text lays them out;
+    /// one under another when padding would multiply the text.
+    fn render(self) -> Vec<String> {
+        let rows: Vec<Vec<Vec<String>>> = self
+            .rows
+            .into_iter()
+            .filter(|r| r.iter().any(|c| !c.is_empty()))
+            .collect();
+        let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut widths = vec![0usize; cols];
+        let mut text = 0usize;
+        let mut height = 0usize;
+        for r in &rows {
+            height += r.iter().map(Vec::len).max().unwrap_or(0);
+            for (i, c) in r.iter().enumerate() {
+                for l in c {
+                    let w = l.chars().count();
+                    text += w + 1;
+                    widths[i] = widths[i].max(w);
+                }
+            }
+        }
+        let padded = height.saturating_mul(widths.iter().sum::<usize>() + cols);
+        let mut out = Vec::new();
+        if padded > TABLE_PAD_FACTOR * text + 4_096 {
+            for r in rows {
+                for c in r {
+                    out.extend(c);
+                }
+            }
+            return out;
+        }
+        for r in rows {
+            let h = r.iter().map(Vec::len).max().unwrap_or(0);
+            for k in 0..h {
+                let mut line = String::new();
+                for (i, c) in r.iter().enumerate() {
+                    let cell = c.get(k).map_or("", String::as_str);
+                    line.push_str(cell);
+                    if i + 1 < r.len() {
+                        let pad = widths[i] - cell.chars().count() + 1;
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+                out.push(line.trim_end().to_string());
+            }
+        }
+        out
+    }
+}
+
+/// Writes the rebuilt tree as plain text.
+struct TextSink {
+    flows: Vec<Flow>,
+    tables: Vec<TableLayout>,
+    /// Per open list: the next item number (`None` for bullets).
+    lists: Vec<Option<i64>>,
+}
+
+impl TextSink {
+    fn flow(&mut self) -> &mut Flow {
+        if self.flows.is_empty() {
+            self.flows.push(Flow::default());
+        }
+        let last = self.flows.len() - 1;
+        &mut self.flows[last]
+    }
+}
+
+impl Sink for TextSink {
+    fn open(&mut self, el: El, attrs: &[(&str, &str)]) {
+        let attr = |n: &str| attrs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+        match el {
+            El::P | El::Pre | El::Dl => self.flow().request(2),
+            El::Blockquote => {
+                let f = self.flow();
+                f.request(2);
+                f.indents.push(Indent {
+                    first: "> ".into(),
+                    rest: "> ".into(),
+                    used: false,
+                });
+            }
+            El::H(n) => {
+                let f = self.flow();
+                f.request(2);
+                f.indents.push(Indent {
+                    first: format!("{} ", "#".repeat(n as usize)),
+                    rest: String::new(),
+                    used: false,
+                });
+            }
+            El::Div | El::Dt | El::Tr => self.flow().request(1),
+            El::Dd => {
+                let f = self.flow();
+                f.request(1);
+                f.indents.push(Indent {
+                    first: "  ".into(),
+                    rest: "  ".into(),
+                    used: false,
+                });
+            }
+            El::Ul | El::Ol => {
+                let start = attr("start")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(1);
+                self.lists.push((el == El::Ol).then_some(start));
+                self.flow().request(1);
+            }
+            El::Li => {
+                let marker = match self.lists.last_mut() {
+                    Some(Some(n)) => {
+                        *n += 1;
+                        Some(format!("{}. ", *n - 1))
+                    }
+                    Some(None) => Some("* ".to_string()),
+                    None => None,
+                };
+                let f = self.flow();
+                f.request(1);
+                if let Some(m) = marker {
+                    let rest = " ".repeat(m.chars().count());
+                    f.indents.push(Indent {
+                        first: m,
+                        rest,
+                        used: false,
+                    });
+                } else {
+                    f.indents.push(Indent {
+                        first: String::new(),
+                        rest: String::new(),
+                        used: false,
+                    });
+                }
+            }
+            El::Table => {
+                self.flow().request(2);
+                self.tables.push(TableLayout::default());
+            }
+            El::Td | El::Th => self.flows.push(Flow::default()),
+            El::A => {
+                // html2text brackets links, not anchors without a target.
+                let is_link = attr("href").is_some();
+                let f = self.flow();
+                f.link_pending = is_link;
+                f.link_open.push(false);
+            }
+            El::Br => self.flow().line_break(),
+            El::Hr => self.flow().request(2),
+            El::Img => {
+                if let Some(alt) = attr("alt")
+                    .map(decode_entities)
+                    .filter(|a| !a.trim().is_empty())
+                {
+                    let f = self.flow();
+                    let alt = alt.split_whitespace().collect::<Vec<_>>().join(" ");
+                    f.word(&format!("[{alt}]"));
+                }
+            }
+            El::Span | El::Sup | El::Sub | El::Del | El::Ins | El::Wbr | El::Tbody | El::Thead => {}
+        }
+        if el == El::Pre {
+            self.flow().pre += 1;
+        }
+        if el == El::Tr {
+            if let Some(t) = self.tables.last_mut() {
+                t.rows.push(Vec::new());
+            }
+        }
+    }
+
+    fn close(&mut self, el: El) {
+        match el {
+            El::P | El::Dl | El::Hr => self.flow().request(2),
+            El::Pre => {
+                let f = self.flow();
+                f.pre = f.pre.saturating_sub(1);
+                f.request(2);
+            }
+            El::Blockquote | El::H(_) => {
+                let f = self.flow();
+                f.request(2);
+                f.indents.pop();
+            }
+            El::Dd | El::Li => {
+                let f = self.flow();
+                f.request(1);
+                f.indents.pop();
+            }
+            El::Div | El::Dt | El::Tr => self.flow().request(1),
+            El::Ul | El::Ol => {
+                self.lists.pop();
+                let nested = !self.lists.is_empty();
+                self.flow().request(if nested { 1 } else { 2 });
+            }
+            El::Td | El::Th if self.flows.len() > 1 => {
+                let lines = self.flows.pop().map(Flow::finish).unwrap_or_default();
+                if let Some(row) = self.tables.last_mut().and_then(|t| t.rows.last_mut()) {
+                    row.push(lines);
+                }
+            }
+            El::Table => {
+                if let Some(t) = self.tables.pop() {
+                    let lines = t.render();
+                    let f = self.flow();
+                    f.lines_block(lines);
+                    f.request(2);
+                }
+            }
+            El::A => {
+                let f = self.flow();
+                if f.link_open.pop() == Some(true) {
+                    f.cur.push(']');
+                }
+                f.link_pending = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        let decoded = decode_entities(text);
+        self.flow().inline(&decoded);
+    }
+
+    fn literal(&mut self, text: &str) {
+        let f = self.flow();
+        f.pre += 1;
+        f.inline(text);
+        f.pre -= 1;
+    }
+}
+
+/// Decodes HTML character references as the HTML tokenizer does in text: named ones from
+/// html5ever's table (longest match, the legacy ones also without `;`), decimal and hex ones
+/// (NUL, surrogates and out-of-range become U+FFFD; windows-1252 numbers 128–159 map as
+/// browsers do). Bounded work per `&`: names are at most 32 characters.
+pub fn decode_entities(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('&') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let map = &markup5ever::data::NAMED_ENTITIES;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let after = &rest[1..];
+        if let Some(num) = after.strip_prefix('#') {
+            let (hex, digits) = match num.strip_prefix(['x', 'X']) {
+                Some(h) => (true, h),
+                None => (false, num),
+            };
+            let len = digits
+                .bytes()
+                .take_while(|b| {
+                    if hex {
+                        b.is_ascii_hexdigit()
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+                .count();
+            if len > 0 {
+                let value = u32::from_str_radix(&digits[..len.min(8)], if hex { 16 } else { 10 })
+                    .unwrap_or(u32::MAX);
+                let c = match value {
+                    0x80..=0x9f => markup5ever::data::C1_REPLACEMENTS[(value - 0x80) as usize]
+                        .unwrap_or('\u{fffd}'),
+                    0 => '\u{fffd}',
+                    v => char::from_u32(v).unwrap_or('\u{fffd}'),
+                };
+                out.push(c);
+                let consumed = 1 + (num.len() - digits.len()) + len;
+                let tail = &after[consumed..];
+                rest = tail.strip_prefix(';').unwrap_or(tail);
+                continue;
+            }
+        } else {
+            // Longest name in the table: every prefix of a name is in it, so stop at the first
+            // prefix that is not.
+            let mut best: Option<(usize, (u32, u32))> = None;
+            for (k, c) in after.char_indices().take(34) {
+                let end = k + c.len_utf8();
+                match map.get(&after[..end]) {
+                    Some(&v) => {
+                        if v.0 != 0 {
+                            best = Some((end, v));
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if let Some((end, (a, b))) = best {
+                out.extend(char::from_u32(a));
+                if b != 0 {
+                    out.extend(char::from_u32(b));
+                }
+                rest = &after[end..];
+                continue;
+            }
+        }
+        out.push('&');
+        rest = after;
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `open` × n, text, `close` × n.
+    fn nested(open: &str, close: &str, n: usize) -> String {
+        format!("{}x{}", open.repeat(n), close.repeat(n))
+    }
+
+    /// The element nesting html5ever builds from `html` (html and body included), as html2text
+    /// would see it.
+    fn dom_depth(html: &str) -> usize {
+        let dom = html2text::config::plain()
+            .parse_html(html.as_bytes())
+            .unwrap_or_else(|e| panic!("parse: {e}"));
+        let mut max = 0;
+        let mut todo = vec![(dom.document.clone(), 0usize)];
+        while let Some((node, depth)) = todo.pop() {
+            let depth = match node.data {
+                html2text::Element { .. } => depth + 1,
+                _ => depth,
+            };
+            max = max.max(depth);
+            for c in node.children.borrow().iter() {
+                todo.push((c.clone(), depth));
+            }
+        }
+        max
+    }
+
+    /// Formatting elements html5ever reopens in every paragraph (distinct attributes defeat its
+    /// limit of three identical ones).
+    fn reopened(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("<b><font color=c{i}>x<p>"))
+            .collect()
+    }
+
+    /// Pathological inputs of about `n` repetitions each.
+    fn pathological(n: usize) -> Vec<(&'static str, String)> {
+        vec![
+            ("ul/li", nested("<ul><li>", "</li></ul>", n)),
+            ("unclosed ul/li", "<ul><li>x".repeat(n)),
+            ("div", nested("<div>", "</div>", n)),
+            ("blockquote", nested("<blockquote>", "</blockquote>", n)),
+            ("table", nested("<table><tr><td>", "</td></tr></table>", n)),
+            ("unclosed table", "<table><tr><td>x".repeat(n)),
+            ("unclosed div/span", "<div><span>x".repeat(n)),
+            ("formatting reopened", reopened(n)),
+            ("misnested a/div", "<a href=x><div>x</a>".repeat(n)),
+            ("p in div in p", "<p>x<div>x<p>".repeat(n)),
+            (
+                "foster parenting",
+                format!("<table>{}</table>", "<span>x</span>".repeat(n)),
+            ),
+            ("nested dl", "<dl><dt>x<dd>".repeat(n)),
+            ("headings", "<h1>x<h2>".repeat(n)),
+        ]
+    }
+
+    #[test]
+    fn nesting_html5ever_sees_is_bounded_for_pathological_input() {
+        for (name, html) in pathological(2_000) {
+            let s = simplify(&html);
+            assert!(s.max_depth <= MAX_DEPTH, "{name}: depth {}", s.max_depth);
+            // html5ever gets a well-formed tree and builds exactly it (plus html, body and a
+            // void leaf such as <br>): no reopened formatting, no foster parenting, no implied
+            // elements beyond the bound.
+            let depth = dom_depth(&s.html);
+            assert!(
+                depth <= MAX_DEPTH + 3,
+                "{name}: html5ever built depth {depth}"
+            );
+        }
+        // Without the rebuild html5ever nests as deep as the input does.
+        assert!(dom_depth(&nested("<ul><li>", "</li></ul>", 400)) > 2 * MAX_DEPTH);
+        assert!(dom_depth(&reopened(400)) > 2 * MAX_DEPTH);
+    }
+
+    #[test]
+    fn work_grows_linearly_with_the_input() {
+        for ((name, small), (_, big)) in pathological(1_000).into_iter().zip(pathological(2_000)) {
+            let (a, b) = (simplify(&small), simplify(&big));
+            let tags = big.matches('<').count();
+            assert!(
+                b.stack_steps <= (MAX_DEPTH + 8) * tags,
+                "{name}: {} steps for {tags} tags",
+                b.stack_steps
+            );
+            assert!(
+                b.stack_steps * 10 <= a.stack_steps * 21 + 1_000,
+                "{name}: {} steps at n, {} at 2n",
+                a.stack_steps,
+                b.stack_steps
+            );
+        }
+    }
+
+    #[test]
+    fn deep_content_is_kept_flattened() {
+        let html = (0..500).map(|i| format!("<div>w{i} ")).collect::<String>();
+        let s = simplify(&html);
+        assert!(s.flattened > 0);
+        let text = to_text(&html);
+        for i in [0, 63, 64, 250, 499] {
+            assert!(text.contains(&format!("w{i}")), "w{i} lost");
+        }
+        let quotes = to_text(&nested("<blockquote>", "</blockquote>", 300));
+        assert!(quotes.trim_start().starts_with("> > > "));
+        assert!(quotes.contains('x'));
+    }
+
+    #[test]
+    fn many_attributes_are_dropped_but_links_kept() {
+        let attrs: String = (0..5_000).map(|i| format!(" data-a{i}=\"v\"")).collect();
+        let html = format!("<a{attrs} HREF=\"mailto:juan@x.mx\">juan@x.mx</a><td{attrs}>y");
+        let s = simplify(&html);
+        assert!(s.html.len() < 200, "{}", s.html);
+        assert!(s.html.contains("href=\"mailto:juan@x.mx\""), "{}", s.html);
+    }
+
+    #[test]
+    fn readable_text_of_ordinary_mail_html() {
+        let text = to_text(
+            "<html><head><title>T&iacute;tulo</title><style>p{color:red}</style></head>\
+             <body><!-- comentario --><p>Buenos d&iacute;as<p>La impresora <b>no</b> imprime\
+             <script>alert(1)</script><ul><li>uno<li>dos</ul>\
+             <blockquote>cita<br>vieja</blockquote>\
+             <table><tr><td>Departamento:<td>Contabilidad<tr><td>Tel:<td>55</table>\
+             <table>suelto</table></body></html>",
+        );
+        assert_eq!(
+            text,
+            "Buenos días\n\nLa impresora no imprime\n\n* uno\n* dos\n\n> cita\n> vieja\n\n\
+             Departamento: Contabilidad\nTel:          55\n\nsuelto"
+        );
+    }
+
+    #[test]
+    fn lexer_edge_cases_never_panic_and_keep_text() {
+        for html in [
+            "<",
+            "</",
+            "a < b",
+            "<!--",
+            "<!-->x",
+            "x<div",
+            "<a href='x",
+            "<ñ>x</ñ>",
+            "<div a=ñ>ü</div>",
+            "<plaintext><b>x",
+            "<textarea>a<b>c</textarea>d",
+            "</br>x",
+            "<td>suelto</td>",
+            "<scrIPT>x</SCRIPT >y",
+        ] {
+            let _ = to_text(html);
+        }
+        assert_eq!(to_text("a < b"), "a < b");
+        assert_eq!(to_text("<plaintext><b>x"), "<b>x");
+        assert_eq!(to_text("<scrIPT>x</SCRIPT >y"), "y");
+        assert_eq!(to_text("<textarea>a<b>c</textarea>d"), "a<b>c\nd");
     }
 }

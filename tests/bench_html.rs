@@ -132,50 +132,24 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 fn html_to_text_throughput() {
     const MB: usize = 1 << 20;
     let mut worst: (f64, &str, usize) = (0.0, "", 0);
-    println!(
-        "{:<20} {:>5} {:>10} {:>10} {:>12} {:>10}",
-        "input", "MB", "new ms", "new MB/s", "old ms", "old/new"
-    );
+    println!("folio::html_text::to_text (the converter folio uses)");
+    println!("{:<20} {:>8} {:>10} {:>10}", "input", "MB", "ms", "MB/s");
     for case in cases() {
         for mb in [1, 2, 4, 8] {
             let html = (case.make)(mb * MB);
             let size_mb = html.len() as f64 / MB as f64;
-            let (text, new) = time(|| folio::html_text::to_text(&html));
+            let (text, t) = time(|| folio::html_text::to_text(&html));
             assert!(!text.is_empty() || case.name == "unclosed comment");
-            let ms = new.as_secs_f64() * 1e3;
-            let per_mb = ms / size_mb;
-            if per_mb > worst.0 {
-                worst = (per_mb, case.name, mb);
+            let ms = t.as_secs_f64() * 1e3;
+            if ms / size_mb > worst.0 {
+                worst = (ms / size_mb, case.name, mb);
             }
-            // The old converter only where it finishes in reasonable time: it is quadratic
-            // (or worse) on most pathological inputs, so those run at 1/16 of the size.
-            let old = if mb == 1 {
-                let small = if case.name == "normal mail" {
-                    html.clone()
-                } else {
-                    (case.make)(MB / 16)
-                };
-                let (_, old) = time(|| old_converter(&small));
-                let (_, new_small) = time(|| folio::html_text::to_text(&small));
-                Some((
-                    small.len(),
-                    old.as_secs_f64() * 1e3,
-                    old.as_secs_f64() / new_small.as_secs_f64().max(1e-9),
-                ))
-            } else {
-                None
-            };
             println!(
-                "{:<20} {:>5.2} {:>10.1} {:>10.1} {:>12} {:>10}",
+                "{:<20} {:>8.2} {:>10.1} {:>10.1}",
                 case.name,
                 size_mb,
                 ms,
-                size_mb / new.as_secs_f64(),
-                old.map_or(String::new(), |(n, ms, _)| format!(
-                    "{ms:.1} @{}KB",
-                    n / 1024
-                )),
-                old.map_or(String::new(), |(_, _, r)| format!("{r:.1}x")),
+                size_mb / t.as_secs_f64()
             );
         }
     }
@@ -183,6 +157,40 @@ fn html_to_text_throughput() {
         "RESULT worst case {:.1} ms/MB ({} at {} MB); limit 50 ms/MB",
         worst.0, worst.1, worst.2
     );
+    // The candidates on the same inputs: the old converter (html2text on the mail's HTML) and
+    // html2text after the well-formed, depth-bounded rebuild. Both are slow enough on
+    // pathological input that they run at 32 and 64 KB (nested tables: 2 and 4 KB for the old
+    // one); the growth per doubling shows the complexity.
+    println!("\ncandidates on the same input (ms); xN = time growth when the input doubles");
+    println!(
+        "{:<20} {:>8} {:>10} {:>22} {:>18} {:>10}",
+        "input", "KB", "to_text", "simplify+html2text", "old html2text", "old/new"
+    );
+    for case in cases() {
+        let base = match case.name {
+            "normal mail" => MB / 2,
+            "nested table" => 2 << 10,
+            _ => 32 << 10,
+        };
+        let (a, b) = ((case.make)(base), (case.make)(2 * base));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let (_, new_b) = time(|| folio::html_text::to_text(&b));
+        let (_, mid_a) = time(|| folio::html_text::to_text_html2text(&a));
+        let (_, mid_b) = time(|| folio::html_text::to_text_html2text(&b));
+        let (_, old_a) = time(|| old_converter(&a));
+        let (_, old_b) = time(|| old_converter(&b));
+        println!(
+            "{:<20} {:>8} {:>10.2} {:>15.1} x{:<5.1} {:>11.1} x{:<5.1} {:>9.0}x",
+            case.name,
+            b.len() / 1024,
+            ms(new_b),
+            ms(mid_b),
+            ms(mid_b) / ms(mid_a).max(1e-6),
+            ms(old_b),
+            ms(old_b) / ms(old_a).max(1e-6),
+            ms(old_b) / ms(new_b).max(1e-6),
+        );
+    }
 }
 
 /// Every HTML part of the fixture corpora, as mail-parser decodes it.
