@@ -7,25 +7,27 @@
 //! every block; html2text then indents every line once per nesting level and lays out nested
 //! tables by rendering their cells repeatedly. 160 KB of nested `<ul><li>` took 5 s.
 //!
-//! So the HTML first goes through [`simplify`]: one forward scan with constant work per input
-//! byte (every loop over the open elements is bounded by [`MAX_DEPTH`]) that rebuilds the
-//! document as a **well-formed** tree of only the elements html2text renders differently from
-//! plain text, each explicitly closed in order, at most [`MAX_DEPTH`] deep and at most
-//! [`MAX_TABLE_DEPTH`] tables deep, with only the attributes html2text reads. It applies the
-//! HTML parsing rules itself for what matters to the shape of the text (an unclosed `<p>` or
-//! `<li>` ends at the next one, a block ends a paragraph, table content goes into a cell), so
-//! html5ever, given a well-formed tree, has nothing left to repair: its stack is exactly the one
-//! built here. Deeper elements are flattened into their ancestor at the limit (their text is
-//! kept); formatting elements (`<b>`, `<font>`, …) are dropped because html2text's plain output
-//! ignores them and they are what html5ever reconstructs; comments, scripts, styles and the
-//! document title are removed.
+//! So [`to_text`] makes one forward scan with constant work per input byte (every loop over the
+//! open elements is bounded by [`MAX_DEPTH`]) that rebuilds the document as a **well-formed**
+//! tree of only the elements that change how text reads, each explicitly closed in order, at
+//! most [`MAX_DEPTH`] deep and [`MAX_TABLE_DEPTH`] tables deep, with only the attributes that
+//! matter. It applies the HTML parsing rules itself where they shape the text (an unclosed `<p>`
+//! or `<li>` ends at the next one, a block ends a paragraph, table content goes into a cell).
+//! Deeper elements are flattened into their ancestor at the limit (their text is kept);
+//! formatting elements (`<b>`, `<font>`, …) are dropped; comments, scripts, styles and the
+//! title are removed. The tree is written straight to text with html2text's plain conventions
+//! (the quote and fixture tests rely on them): a blank line between paragraphs, `> ` per quote
+//! level, `* `/`N. ` list items, table columns padded, `[text]` links, `[alt]` images; entities
+//! come from html5ever's table. Rendering html2text itself, even over the rebuilt tree
+//! ([`to_text_html2text`]), costs about ten times the budget of 50 ms per MB on ordinary mail
+//! (docs/benchmarks.md, "HTML to text").
 
-/// Deepest element nesting passed to html2text. Real mail nests far less (an Outlook or Apple
+/// Deepest element nesting kept. Real mail nests far less (an Outlook or Apple
 /// Mail thread of 15 replies nests about 45 elements); deeper content is kept, one level up.
 pub const MAX_DEPTH: usize = 64;
-/// Deepest table nesting passed to html2text (it lays out a nested table once per pass of its
-/// parent's column sizing, so cost multiplies per level). Layout mail nests 4–6 tables; deeper
-/// tables are rendered as their text.
+/// Deepest table nesting laid out as columns (each level copies its cells' lines once more;
+/// html2text even re-renders them per level). Layout mail nests 4–6 tables; deeper tables are
+/// written as their text.
 pub const MAX_TABLE_DEPTH: usize = 8;
 
 /// HTML → readable plain text: links and emphasis without markup, `<blockquote>` as `> ` lines,

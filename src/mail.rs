@@ -991,4 +991,147 @@ Message-ID: <abc@x.test>\r\nIn-Reply-To: <p@x.test>\r\nReferences: <a@x.test> <p
     fn empty_input_is_unusable() {
         assert!(parse(b"", 0).unusable_reason().is_some());
     }
+
+    #[test]
+    fn rfc2231_sections_are_joined_before_decoding() {
+        // mail-parser decodes each section alone: the charset of section 0 is lost for the
+        // others and a character split between sections breaks.
+        let latin1 =
+            b"attachment;\r\n filename*0*=iso-8859-1''Informe%20del%20a; filename*1*=%F1o.pdf";
+        assert_eq!(
+            mime_param(latin1, "filename", None).as_deref(),
+            Some("Informe del año.pdf")
+        );
+        let split = b"attachment; filename*0*=UTF-8''a%C3; filename*1*=%B1o.txt";
+        assert_eq!(
+            mime_param(split, "filename", None).as_deref(),
+            Some("año.txt")
+        );
+        let jis = b"attachment; filename*0*=iso-2022-jp''%1B%24B8%2B%1B; filename*1*=%28B.pdf";
+        assert_eq!(mime_param(jis, "filename", None).as_deref(), Some("見.pdf"));
+        let plain = b"attachment; filename*1=\"comite.pdf\"; filename*0=\"Acta del \"";
+        assert_eq!(
+            mime_param(plain, "filename", None).as_deref(),
+            Some("Acta del comite.pdf")
+        );
+        let simple = b"attachment; filename*=UTF-8'es'Tel%C3%A9fono.vcf; filename=\"x\"";
+        assert_eq!(
+            mime_param(simple, "filename", None).as_deref(),
+            Some("Teléfono.vcf")
+        );
+        let words = b"application/pdf; name=\"=?UTF-8?B?w7Fvw7E=?= =?UTF-8?Q?_2.pdf?=\"";
+        assert_eq!(
+            mime_param(words, "name", None).as_deref(),
+            Some("ñoñ 2.pdf")
+        );
+        let raw8 = b"attachment; filename=\"Se\xf1al.pdf\"";
+        assert_eq!(
+            mime_param(raw8, "filename", None).as_deref(),
+            Some("Señal.pdf")
+        );
+        for junk in [
+            &b"x; filename*0*=%"[..],
+            b"; filename*=''%G1",
+            b";;=;\"",
+            b"a; filename*99999999999*=x",
+        ] {
+            let _ = mime_param(junk, "filename", None);
+        }
+    }
+
+    #[test]
+    fn attachment_names_are_made_safe() {
+        assert_eq!(sanitize_name("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(sanitize_name("a\\b\nc\u{0}d"), "a_b_c_d");
+        assert_eq!(sanitize_name("factura\u{202e}fdp.exe"), "factura_fdp.exe");
+        assert_eq!(sanitize_name(" .. "), "");
+        let long = format!("{}.pdf", "ñ".repeat(400));
+        let safe = sanitize_name(&long);
+        assert!(
+            safe.len() <= MAX_NAME_BYTES && safe.ends_with("ñ.pdf"),
+            "{safe}"
+        );
+    }
+
+    #[test]
+    fn unnamed_parts_get_distinct_names_that_do_not_clash() {
+        let raw = b"From: a@x.test\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhola\r\n\
+--b\r\nContent-Type: image/png; name=\"imagen-1.png\"\r\n\r\nPNG1\r\n\
+--b\r\nContent-Type: image/png\r\nContent-Disposition: attachment\r\n\r\nPNG2\r\n\
+--b\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment\r\n\r\nJPG\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n\r\n--b--\r\n";
+        let m = parse(raw, u64::MAX);
+        let names: Vec<&str> = m.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "imagen-1.png",
+                "imagen-2.png",
+                "imagen-1.jpg",
+                "delivery-status.txt"
+            ]
+        );
+        assert_eq!(m.part_count, 6);
+    }
+
+    #[test]
+    fn part_count_includes_attached_messages() {
+        let raw = b"From: a@x.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nhola\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+From: c@x.test\r\nSubject: in\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"c\"\r\n\r\n\
+--c\r\nContent-Type: text/plain\r\n\r\nuno\r\n--c\r\nContent-Type: text/plain\r\n\r\ndos\r\n--c--\r\n--b--\r\n";
+        let m = parse(raw, 0);
+        assert_eq!(m.part_count, 3 + 3);
+        assert_eq!(parse(b"From: a@x.test\r\n\r\nhola\r\n", 0).part_count, 1);
+    }
+
+    #[test]
+    fn undeclared_8bit_headers_are_detected() {
+        let koi8 = b"From: \xe9\xd7\xc1\xce <ivan@x.ru>\r\nSubject: \xf0\xd2\xc9\xce\xd4\xc5\xd2 \xce\xc5 \xd2\xc1\xc2\xcf\xd4\xc1\xc5\xd4\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n";
+        let m = parse(koi8, 0);
+        assert_eq!(m.subject, "Принтер не работает");
+        assert_eq!(m.from_name.as_deref(), Some("Иван"));
+        assert_eq!(m.from_email.as_deref(), Some("ivan@x.ru"));
+        assert_eq!(m.body_text, "Привет");
+        let es = b"From: Jos\xe9 <j@x.mx>\r\nSubject: =?utf-8?Q?Re:?= Contrase\xf1a\r\n\r\nok\r\n";
+        let m = parse(es, 0);
+        assert_eq!(m.subject, "Re: Contraseña");
+        assert_eq!(m.from_name.as_deref(), Some("José"));
+    }
+
+    #[test]
+    fn blank_text_part_gives_way_to_html() {
+        let raw = b"From: a@x.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\n \r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Hola &amp; adi&oacute;s</p>\r\n--b--\r\n";
+        assert_eq!(parse(raw, 0).body_text, "Hola & adiós");
+    }
+
+    #[test]
+    fn utf7_and_latin1_aliases_decode() {
+        let raw = b"From: a@x.test\r\nContent-Type: text/plain; charset=\"unicode-1-1-utf-7\"\r\n\r\nM+AOE-quina\r\n";
+        assert_eq!(parse(raw, 0).body_text, "Máquina");
+        let raw =
+            b"From: a@x.test\r\nContent-Type: text/plain; charset=latin-1\r\n\r\nM\xe1quina\r\n";
+        assert_eq!(parse(raw, 0).body_text, "Máquina");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 7, 64, 500, 4_000] {
+            let mut bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let _ = parse(&bytes, 10);
+            bytes.splice(0..0, b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Disposition: attachment; filename*0*=x''%".iter().copied());
+            let _ = parse(&bytes, 10);
+        }
+    }
 }
