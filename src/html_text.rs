@@ -342,6 +342,8 @@ struct Builder<S: Sink> {
     steps: usize,
     /// Nothing but a flattening line break since the last break: another one adds nothing.
     just_broke: bool,
+    /// Per element kind: how many are on the stack.
+    open: [usize; EL_COUNT],
 }
 
 impl<S: Sink> Builder<S> {
@@ -350,6 +352,7 @@ impl<S: Sink> Builder<S> {
         self.sink.open(el, attrs);
         if !el.is_void() {
             self.stack.push(el);
+            self.open[el.index()] += 1;
             if el == El::Table {
                 self.table_depth += 1;
             }
@@ -359,6 +362,7 @@ impl<S: Sink> Builder<S> {
 
     fn pop(&mut self) {
         if let Some(el) = self.stack.pop() {
+            self.open[el.index()] -= 1;
             self.steps += 1;
             if el == El::Table {
                 self.table_depth -= 1;
@@ -376,7 +380,17 @@ impl<S: Sink> Builder<S> {
 
     /// The index of the innermost open element satisfying `hit`, searching from the top and
     /// giving up at the first element satisfying `stop`.
-    fn find(&mut self, hit: impl Fn(El) -> bool, stop: impl Fn(El) -> bool) -> Option<usize> {
+    /// `kinds` lists every element `hit` can match: when none is open the answer is known at
+    /// once (pathological input repeats tags whose search would otherwise walk the whole stack).
+    fn find(
+        &mut self,
+        kinds: &[El],
+        hit: impl Fn(El) -> bool,
+        stop: impl Fn(El) -> bool,
+    ) -> Option<usize> {
+        if kinds.iter().all(|k| self.open[k.index()] == 0) {
+            return None;
+        }
         for i in (0..self.stack.len()).rev() {
             self.steps += 1;
             let el = self.stack[i];
@@ -435,13 +449,15 @@ impl<S: Sink> Builder<S> {
         // What the start tag implicitly ends, as HTML's tree construction does.
         let table_stop = |e: El| e == El::Table;
         if el.closes_p() {
-            if let Some(i) = self.find(|e| e == El::P, |e| e.is_cell() || e == El::Table) {
+            if let Some(i) = self.find(&[El::P], |e| e == El::P, |e| e.is_cell() || e == El::Table)
+            {
                 self.pop_to(i);
             }
         }
         match el {
             El::Li => {
                 if let Some(i) = self.find(
+                    &[El::Li],
                     |e| e == El::Li,
                     |e| !(e.is_phrasing() || matches!(e, El::Div | El::P)),
                 ) {
@@ -450,6 +466,7 @@ impl<S: Sink> Builder<S> {
             }
             El::Dt | El::Dd => {
                 if let Some(i) = self.find(
+                    &[El::Dt, El::Dd],
                     |e| matches!(e, El::Dt | El::Dd),
                     |e| !(e.is_phrasing() || matches!(e, El::Div | El::P)),
                 ) {
@@ -462,22 +479,26 @@ impl<S: Sink> Builder<S> {
                 }
             }
             El::A => {
-                if let Some(i) = self.find(|e| e == El::A, table_stop) {
+                if let Some(i) = self.find(&[El::A], |e| e == El::A, table_stop) {
                     self.pop_to(i);
                 }
             }
             El::Td | El::Th => {
-                if let Some(i) = self.find(|e| e.is_cell(), table_stop) {
+                if let Some(i) = self.find(&[El::Td, El::Th], |e| e.is_cell(), table_stop) {
                     self.pop_to(i);
                 }
             }
             El::Tr => {
-                if let Some(i) = self.find(|e| e == El::Tr, table_stop) {
+                if let Some(i) = self.find(&[El::Tr], |e| e == El::Tr, table_stop) {
                     self.pop_to(i);
                 }
             }
             El::Tbody | El::Thead => {
-                if let Some(i) = self.find(|e| matches!(e, El::Tbody | El::Thead), table_stop) {
+                if let Some(i) = self.find(
+                    &[El::Tbody, El::Thead],
+                    |e| matches!(e, El::Tbody | El::Thead),
+                    table_stop,
+                ) {
                     self.pop_to(i);
                 }
             }
@@ -565,21 +586,27 @@ impl<S: Sink> Builder<S> {
             return;
         }
         let found = match el {
-            El::Table => self.find(|e| e == El::Table, |_| false),
+            El::Table => self.find(&[El::Table], |e| e == El::Table, |_| false),
             El::Tbody | El::Thead | El::Tr | El::Td | El::Th => {
-                self.find(|e| e == el, |e| e == El::Table)
+                self.find(&[el], |e| e == el, |e| e == El::Table)
             }
             El::Li => self.find(
+                &[El::Li],
                 |e| e == El::Li,
                 |e| matches!(e, El::Ul | El::Ol | El::Table) || e.is_cell(),
             ),
-            El::A => self.find(|e| e == El::A, |e| e.is_cell() || e == El::Table),
-            El::H(_) => self.find(|e| matches!(e, El::H(_)), |e| e.is_cell() || e == El::Table),
+            El::A => self.find(&[El::A], |e| e == El::A, |e| e.is_cell() || e == El::Table),
+            El::H(_) => self.find(
+                &[El::H(1), El::H(2), El::H(3), El::H(4), El::H(5), El::H(6)],
+                |e| matches!(e, El::H(_)),
+                |e| e.is_cell() || e == El::Table,
+            ),
             _ if el.is_phrasing() => self.find(
+                &[el],
                 |e| e == el,
                 |e| !e.is_phrasing() || e.is_cell() || e == El::Table,
             ),
-            _ => self.find(|e| e == el, |e| e.is_cell() || e == El::Table),
+            _ => self.find(&[el], |e| e == el, |e| e.is_cell() || e == El::Table),
         };
         if let Some(i) = found {
             self.pop_to(i);
@@ -774,6 +801,7 @@ fn build<S: Sink>(html: &str, sink: S) -> Builder<S> {
         flattened: 0,
         steps: 0,
         just_broke: false,
+        open: [0; EL_COUNT],
     };
     let bytes = html.as_bytes();
     let mut pos = 0;

