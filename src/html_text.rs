@@ -284,6 +284,8 @@ trait Sink {
     fn text(&mut self, text: &str);
     /// Text to be taken literally (raw-text elements).
     fn literal(&mut self, text: &str);
+    /// The line break a flattened block leaves: none if no text follows.
+    fn soft_break(&mut self);
 }
 
 /// Serializes the tree back to HTML.
@@ -328,6 +330,10 @@ impl Sink for HtmlSink {
 
     fn literal(&mut self, text: &str) {
         self.text(&text.replace('&', "&amp;"));
+    }
+
+    fn soft_break(&mut self) {
+        self.0.push_str("<br>");
     }
 }
 
@@ -565,7 +571,7 @@ impl<S: Sink> Builder<S> {
     fn break_line(&mut self) {
         if !self.just_broke {
             self.ensure_cell();
-            self.sink.open(El::Br, &[]);
+            self.sink.soft_break();
             self.just_broke = true;
         }
     }
@@ -647,16 +653,14 @@ fn lex_tag(html: &str, pos: usize) -> Option<(Option<Tag<'_>>, usize)> {
                 if html[body..].starts_with("->") {
                     return Some((None, body + 2));
                 }
-                let mut j = body;
-                while let Some(k) = html[j..].find("--") {
-                    let k = j + k + 2;
-                    if html[k..].starts_with('>') {
-                        return Some((None, k + 1));
-                    }
-                    if html[k..].starts_with("!>") {
-                        return Some((None, k + 2));
-                    }
-                    j = k - 1;
+                // Two fast scans rather than a step per `--` (a run of dashes has one at
+                // every position).
+                let end = [("-->", 3), ("--!>", 4)]
+                    .iter()
+                    .filter_map(|(pat, n)| html[body..].find(pat).map(|k| body + k + n))
+                    .min();
+                if let Some(end) = end {
+                    return Some((None, end));
                 }
                 return Some((None, b.len()));
             }
@@ -855,6 +859,8 @@ fn build<S: Sink>(html: &str, sink: S) -> Builder<S> {
     b
 }
 
+use std::borrow::Cow;
+
 /// Deepest quote/list indentation written out; deeper levels share the last prefix, so a line
 /// costs at most this many prefixes however deep the tree.
 const MAX_INDENT: usize = 16;
@@ -866,8 +872,8 @@ const TABLE_PAD_FACTOR: usize = 4;
 /// A line prefix of a block: the first line's and the following lines'.
 #[derive(Debug, Clone)]
 struct Indent {
-    first: String,
-    rest: String,
+    first: Cow<'static, str>,
+    rest: Cow<'static, str>,
     used: bool,
 }
 
@@ -1114,8 +1120,8 @@ impl Sink for TextSink {
                 let f = self.flow();
                 f.request(2);
                 f.indents.push(Indent {
-                    first: "> ".into(),
-                    rest: "> ".into(),
+                    first: Cow::Borrowed("> "),
+                    rest: Cow::Borrowed("> "),
                     used: false,
                 });
             }
@@ -1123,8 +1129,8 @@ impl Sink for TextSink {
                 let f = self.flow();
                 f.request(2);
                 f.indents.push(Indent {
-                    first: format!("{} ", "#".repeat(n as usize)),
-                    rest: String::new(),
+                    first: Cow::Owned(format!("{} ", "#".repeat(n as usize))),
+                    rest: Cow::Borrowed(""),
                     used: false,
                 });
             }
@@ -1133,8 +1139,8 @@ impl Sink for TextSink {
                 let f = self.flow();
                 f.request(1);
                 f.indents.push(Indent {
-                    first: "  ".into(),
-                    rest: "  ".into(),
+                    first: Cow::Borrowed("  "),
+                    rest: Cow::Borrowed("  "),
                     used: false,
                 });
             }
@@ -1146,30 +1152,24 @@ impl Sink for TextSink {
                 self.flow().request(1);
             }
             El::Li => {
-                let marker = match self.lists.last_mut() {
-                    Some(Some(n)) => {
-                        *n += 1;
-                        Some(format!("{}. ", *n - 1))
-                    }
-                    Some(None) => Some("* ".to_string()),
-                    None => None,
-                };
+                let (first, rest): (Cow<'static, str>, Cow<'static, str>) =
+                    match self.lists.last_mut() {
+                        Some(Some(n)) => {
+                            *n += 1;
+                            let m = format!("{}. ", *n - 1);
+                            let rest = " ".repeat(m.len());
+                            (m.into(), rest.into())
+                        }
+                        Some(None) => ("* ".into(), "  ".into()),
+                        None => ("".into(), "".into()),
+                    };
                 let f = self.flow();
                 f.request(1);
-                if let Some(m) = marker {
-                    let rest = " ".repeat(m.chars().count());
-                    f.indents.push(Indent {
-                        first: m,
-                        rest,
-                        used: false,
-                    });
-                } else {
-                    f.indents.push(Indent {
-                        first: String::new(),
-                        rest: String::new(),
-                        used: false,
-                    });
-                }
+                f.indents.push(Indent {
+                    first,
+                    rest,
+                    used: false,
+                });
             }
             El::Table => {
                 self.flow().request(2);
@@ -1266,6 +1266,10 @@ impl Sink for TextSink {
         f.pre += 1;
         f.inline(text);
         f.pre -= 1;
+    }
+
+    fn soft_break(&mut self) {
+        self.flow().request(1);
     }
 }
 
