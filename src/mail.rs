@@ -361,6 +361,11 @@ fn redecode_text(part: &MessagePart, decoded: &str, raw: &[u8], tld: Option<&[u8
         .content_type()
         .and_then(|ct| ct.attribute("charset"))
         .map(|l| l.trim().trim_matches(['"', '\'']).to_ascii_lowercase());
+    if part.is_encoding_problem {
+        if let Some(text) = lenient_base64_text(part, raw, label.as_deref(), tld) {
+            return text;
+        }
+    }
     if let Some(l) = &label {
         if charset_decoder(l.as_bytes()).is_some()
             || Charset::for_label(l.as_bytes()) == Some(encoding_rs::UTF_8)
@@ -385,21 +390,64 @@ fn redecode_text(part: &MessagePart, decoded: &str, raw: &[u8], tld: Option<&[u8
         .into_owned()
 }
 
+/// A base64 text part with junk in it (mail-parser then keeps the base64 itself as the text):
+/// the base64 characters decoded, the rest skipped, as most mail clients show it.
+fn lenient_base64_text(
+    part: &MessagePart,
+    raw: &[u8],
+    label: Option<&str>,
+    tld: Option<&[u8]>,
+) -> Option<String> {
+    let is_base64 = part
+        .headers()
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case("Content-Transfer-Encoding"))
+        .and_then(|h| raw.get(h.offset_start as usize..h.offset_end as usize))
+        .is_some_and(|v| {
+            String::from_utf8_lossy(v)
+                .trim()
+                .eq_ignore_ascii_case("base64")
+        });
+    if !is_base64 {
+        return None;
+    }
+    let end = (part.offset_end as usize).min(raw.len());
+    let body = raw.get(part.offset_body as usize..end)?;
+    let mut clean: Vec<u8> = body
+        .iter()
+        .copied()
+        .take_while(|&b| b != b'=')
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .collect();
+    match clean.len() % 4 {
+        1 => {
+            clean.pop();
+        }
+        2 => clean.extend_from_slice(b"=="),
+        3 => clean.push(b'='),
+        _ => {}
+    }
+    let bytes = mail_parser::decoders::base64::base64_decode(&clean)?;
+    let text = match label.and_then(|l| decode_with_label(l, &bytes)) {
+        Some(t) => t,
+        None => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let b = e.into_bytes();
+                guess_encoding(&b, None, tld)
+                    .decode_without_bom_handling(&b)
+                    .0
+                    .into_owned()
+            }
+        },
+    };
+    Some(text)
+}
+
 /// Decodes `bytes` in the charset `label` names, including aliases neither mail-parser nor the
 /// WHATWG list knows but mailers write. `None` for an unknown label.
 fn decode_with_label(label: &str, bytes: &[u8]) -> Option<String> {
-    let squashed: String = label
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_' | ' '))
-        .collect();
-    let alias: &[u8] = match squashed.as_str() {
-        "utf7" | "unicode11utf7" | "unicode20utf7" | "xunicode20utf7" | "csunicode11utf7" => {
-            b"utf-7"
-        }
-        "latin1" | "isolatin1" | "iso88591" | "iso8859" => b"windows-1252",
-        "utf8" | "unicode11utf8" => b"utf-8",
-        _ => label.as_bytes(),
-    };
+    let alias = canonical_charset(label).map_or(label.as_bytes(), str::as_bytes);
     if let Some(decoder) = charset_decoder(alias) {
         return Some(decoder(bytes));
     }
@@ -469,41 +517,92 @@ fn declared_charset(msg: &Message) -> Option<&'static Charset> {
     })
 }
 
-/// The address and subject headers whose raw value is 8-bit text that is not UTF-8 (or raw
-/// ISO-2022-JP, whose escapes mail-parser leaves in): mail-parser reads those as UTF-8 and gives
-/// U+FFFD. Returns a header block with just those headers transcoded to UTF-8, for mail-parser
-/// to parse again (encoded-words and address syntax included), or `None` when all are fine.
+/// The address and subject headers mail-parser misreads: a raw value of 8-bit text that is not
+/// UTF-8 (or raw ISO-2022-JP, whose escapes it leaves in), which it reads as UTF-8 (U+FFFD), and
+/// encoded-words in a charset it does not know by that name (`=?latin-1?…`, `=?utf7?…`), which it
+/// leaves undecoded or reads as UTF-8. Returns a header block with just those headers,
+/// transcoded to UTF-8 and with the charset names it knows, for mail-parser to parse again
+/// (encoded-words and address syntax included), or `None` when all are fine.
 fn redecode_headers(msg: &Message, tld: Option<&[u8]>) -> Option<Vec<u8>> {
     const NAMES: [&str; 6] = ["From", "Sender", "Reply-To", "To", "Cc", "Subject"];
     let raw = msg.raw_message();
-    let bad: Vec<(&str, &[u8])> = msg
+    let headers: Vec<(&str, &[u8])> = msg
         .headers()
         .iter()
         .filter_map(|h| {
             let name = NAMES.iter().find(|n| h.name().eq_ignore_ascii_case(n))?;
             let v = raw.get(h.offset_start as usize..h.offset_end as usize)?;
-            (std::str::from_utf8(v).is_err() || v.contains(&0x1b)).then_some((*name, v))
+            Some((*name, v))
         })
         .collect();
-    if bad.is_empty() {
-        return None;
-    }
+    let eight_bit = |v: &[u8]| std::str::from_utf8(v).is_err() || v.contains(&0x1b);
     let mut sample = Vec::new();
-    for (_, v) in &bad {
+    for (_, v) in headers.iter().filter(|(_, v)| eight_bit(v)) {
         sample.extend_from_slice(v);
         sample.push(b' ');
     }
-    let charset = guess_encoding(&sample, declared_charset(msg), tld);
+    let charset = (!sample.is_empty()).then(|| guess_encoding(&sample, declared_charset(msg), tld));
     let mut block = Vec::new();
-    for (name, v) in bad {
-        let text = charset.decode_without_bom_handling(v).0;
+    for (name, v) in headers {
+        let text = match charset.filter(|_| eight_bit(v)) {
+            Some(c) => c.decode_without_bom_handling(v).0,
+            None => String::from_utf8_lossy(v),
+        };
+        let renamed = with_known_charset_names(&text);
+        if !eight_bit(v) && matches!(renamed, std::borrow::Cow::Borrowed(_)) {
+            continue;
+        }
         block.extend_from_slice(name.as_bytes());
         block.extend_from_slice(b": ");
-        block.extend_from_slice(text.trim().as_bytes());
+        block.extend_from_slice(renamed.trim().as_bytes());
         block.extend_from_slice(b"\r\n");
+    }
+    if block.is_empty() {
+        return None;
     }
     block.extend_from_slice(b"\r\n");
     Some(block)
+}
+
+/// Encoded-words whose charset name mail-parser does not know but [`decode_with_label`] does,
+/// renamed to the name it knows.
+fn with_known_charset_names(text: &str) -> std::borrow::Cow<'_, str> {
+    static WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"=\?([^?\s*]{1,40})(\*[^?\s]*)?\?([bBqQ])\?")
+            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    if !text.contains("=?") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    WORD.replace_all(text, |c: &regex::Captures| {
+        let label = c[1].to_ascii_lowercase();
+        let known = charset_decoder(label.as_bytes()).is_some()
+            || Charset::for_label(label.as_bytes()) == Some(encoding_rs::UTF_8);
+        let name = match known {
+            true => None,
+            false => canonical_charset(&label),
+        };
+        match name {
+            Some(n) => format!("=?{n}?{}?", &c[3]),
+            None => c[0].to_string(),
+        }
+    })
+}
+
+/// The name mail-parser knows for a charset label mailers write in other spellings.
+fn canonical_charset(label: &str) -> Option<&'static str> {
+    let squashed: String = label
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' '))
+        .collect();
+    match squashed.as_str() {
+        "utf7" | "unicode11utf7" | "unicode20utf7" | "xunicode20utf7" | "csunicode11utf7" => {
+            Some("utf-7")
+        }
+        "latin1" | "isolatin1" | "iso88591" | "iso8859" => Some("windows-1252"),
+        "utf8" | "unicode11utf8" => Some("utf-8"),
+        _ => None,
+    }
 }
 
 /// Every MIME part, those of attached messages included.
@@ -1133,5 +1232,23 @@ MIME-Version: 1.0\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc
             bytes.splice(0..0, b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Disposition: attachment; filename*0*=x''%".iter().copied());
             let _ = parse(&bytes, 10);
         }
+    }
+
+    #[test]
+    fn encoded_words_in_charsets_mail_parser_misnames() {
+        let raw = b"From: =?latin-1?Q?Jos=E9?= <a@x.test>\r\nSubject: =?latin-1?Q?Actualizaci=F3n?= de =?unicode-1-1-utf-7?Q?M+AOE-quina?=\r\n\r\nx\r\n";
+        let m = parse(raw, 0);
+        assert_eq!(m.from_name.as_deref(), Some("José"));
+        assert_eq!(m.subject, "Actualización de Máquina");
+        // Names mail-parser knows are left to it.
+        let raw = b"From: a@x.test\r\nSubject: =?ISO-8859-1?Q?a=F1o?=\r\n\r\nx\r\n";
+        assert_eq!(parse(raw, 0).subject, "año");
+    }
+
+    #[test]
+    fn base64_text_with_junk_is_decoded_leniently() {
+        let raw = b"From: a@x.test\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nU2Xxb3Ig\r\nZG!!UgbGE=\r\n";
+        assert_eq!(parse(raw, 0).body_text, "Señor de la");
     }
 }
