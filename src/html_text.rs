@@ -1512,4 +1512,82 @@ mod tests {
         assert_eq!(to_text("<scrIPT>x</SCRIPT >y"), "y");
         assert_eq!(to_text("<textarea>a<b>c</textarea>d"), "a<b>c\nd");
     }
+
+    #[test]
+    fn random_tag_soup_never_panics_and_stays_bounded() {
+        const TOKENS: &[&str] = &[
+            "<p>",
+            "</p>",
+            "<div>",
+            "</div>",
+            "<ul>",
+            "<ol start=7>",
+            "<li>",
+            "</li>",
+            "</ul>",
+            "<table>",
+            "<tr>",
+            "<td colspan=2>",
+            "</td>",
+            "</tr>",
+            "</table>",
+            "<tbody>",
+            "<th>",
+            "<blockquote>",
+            "</blockquote>",
+            "<a href='x'>",
+            "</a>",
+            "<b>",
+            "</b>",
+            "<br>",
+            "</br>",
+            "<hr>",
+            "<pre>",
+            "</pre>",
+            "<h2>",
+            "</h3>",
+            "<dl>",
+            "<dt>",
+            "<dd>",
+            "<img alt=\"ñ\">",
+            "<!--",
+            "-->",
+            "<script>",
+            "</script>",
+            "<textarea>",
+            "&amp;",
+            "&#x1F600;",
+            "&#0;",
+            "&nota;",
+            "x ",
+            "ñandú ",
+            "\n",
+            "<",
+            ">",
+            "\"",
+            "'",
+            "<span>",
+            "</span>",
+            "<sup>",
+            "<!DOCTYPE html>",
+            "<?xml?>",
+            "</",
+            "=",
+            "<plaintext>",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..300 {
+            let mut html = String::new();
+            for _ in 0..200 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                html.push_str(TOKENS[(seed % TOKENS.len() as u64) as usize]);
+            }
+            let s = simplify(&html);
+            assert!(s.max_depth <= MAX_DEPTH);
+            assert!(dom_depth(&s.html) <= MAX_DEPTH + 3, "{html}");
+            let _ = to_text(&html);
+        }
+    }
 }
