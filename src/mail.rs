@@ -624,7 +624,25 @@ pub fn html_to_text(html: &str) -> String {
 
 fn attachments(msg: &Message, max_bytes: u64, tld: Option<&[u8]>) -> Vec<Attachment> {
     let raw = msg.raw_message();
-    let parts: Vec<&MessagePart> = msg.attachments().collect();
+    // mail-parser's attachments, plus named text parts it keeps as inline body text although
+    // they are not the body folio reads (Apple Mail attaches a small .txt inline): their
+    // content would otherwise be lost. In MIME order.
+    let body_parts = [msg.text_body.first(), msg.html_body.first()];
+    let mut ids: Vec<usize> = msg.attachments.iter().map(|&i| i as usize).collect();
+    for (i, part) in msg.parts.iter().enumerate() {
+        let is_body = body_parts.iter().flatten().any(|&&b| b as usize == i);
+        if !is_body
+            && matches!(part.body, PartType::Text(_) | PartType::Html(_))
+            && (msg.text_body.contains(&(i as u32)) || msg.html_body.contains(&(i as u32)))
+            && part.attachment_name().is_some_and(|n| !n.trim().is_empty())
+            && !ids.contains(&i)
+        {
+            ids.push(i);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let parts: Vec<&MessagePart> = ids.iter().filter_map(|&i| msg.parts.get(i)).collect();
     let named: Vec<Option<String>> = parts.iter().map(|p| part_name(p, raw, tld)).collect();
     // Names made up for unnamed parts must not clash with real ones or each other.
     let mut used: HashSet<String> = named.iter().flatten().map(|n| n.to_lowercase()).collect();
@@ -1250,5 +1268,18 @@ MIME-Version: 1.0\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc
         let raw = b"From: a@x.test\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
 Content-Transfer-Encoding: base64\r\n\r\nU2Xxb3Ig\r\nZG!!UgbGE=\r\n";
         assert_eq!(parse(raw, 0).body_text, "Señor de la");
+    }
+
+    #[test]
+    fn named_inline_text_parts_are_attachments() {
+        let raw = b"From: a@x.test\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nCuerpo\r\n\
+--b\r\nContent-Type: text/plain\r\nContent-Disposition: inline; filename=\"log.txt\"\r\n\r\nlinea\r\n\
+--b\r\nContent-Type: image/png; name=\"a.png\"\r\nContent-Disposition: attachment\r\n\r\nPNG\r\n--b--\r\n";
+        let m = parse(raw, u64::MAX);
+        assert_eq!(m.body_text, "Cuerpo");
+        let names: Vec<&str> = m.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["log.txt", "a.png"]);
+        assert_eq!(m.attachments[0].data, b"linea");
     }
 }
