@@ -9,7 +9,7 @@
 //!
 //! Functional core (no I/O, no clock): [`mail`], [`classify`], [`folio`], [`requester`],
 //! [`subject`], [`quote`], [`command`], [`phone_note`], [`catalog`], [`routing`], [`ticket`],
-//! [`tokens`], [`authentication`], [`decide`], [`outgoing`], [`terminal`].
+//! [`tokens`], [`authentication`], [`decide`], [`outgoing`], [`terminal`], [`html_text`].
 //! At the edge: [`render`] (reads the template files), [`config`] (reads the config file).
 //! I/O shell: [`store`], [`imap`], [`smtp`], [`tls`], [`sender`], [`pipeline`], [`daemon`],
 //! [`clock`], [`shutdown`].
@@ -23,6 +23,7 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod folio;
+pub mod html_text;
 pub mod imap;
 pub mod mail;
 pub mod outgoing;

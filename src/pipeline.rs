@@ -144,7 +144,13 @@ fn analyze_checked(
 }
 
 /// Why the daemon quarantines an analysed message instead of storing it, or `None`.
-pub fn quarantine_reason(a: &Analysis, _limits: &crate::config::LimitsConfig) -> Option<String> {
+pub fn quarantine_reason(a: &Analysis, limits: &crate::config::LimitsConfig) -> Option<String> {
+    if a.mail.part_count as u64 > limits.max_mime_parts {
+        return Some(format!(
+            "message of {} MIME parts exceeds limits.max_mime_parts ({})",
+            a.mail.part_count, limits.max_mime_parts
+        ));
+    }
     a.mail.unusable_reason().map(str::to_string)
 }
 

@@ -1002,3 +1002,44 @@ async fn a_confirmation_to_an_outside_domain_quotes_nothing_the_sender_wrote() {
     assert!(inside.context.to_string().contains("No imprime."));
     assert_eq!(inside.context["quoted"], true);
 }
+
+/// A request with `n` empty attached parts.
+fn many_parts(id: &str, n: usize) -> RawMessage {
+    let parts: String = (0..n)
+        .map(|i| {
+            format!("--b\r\nContent-Type: application/octet-stream; name=\"f{i}.bin\"\r\n\r\n\r\n")
+        })
+        .collect();
+    mail(
+        "ana@example.test",
+        "Archivos",
+        &format!("--b\r\nContent-Type: text/plain\r\n\r\nVan los archivos.\r\n{parts}--b--"),
+        id,
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n",
+    )
+}
+
+#[tokio::test]
+async fn a_mail_of_too_many_mime_parts_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = pipeline_with(dir.path(), "max_mime_parts = 50\n").await;
+    // However loaded the machine, both are decided in this batch (none deferred as slow).
+    p.patience = std::time::Duration::from_secs(600);
+    let out = p
+        .process(&[
+            many_parts("few@x.test", 10),
+            many_parts("many@x.test", 50_000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, "new_ticket");
+    match &out[1].disposition {
+        Disposition::Quarantined(reason) => assert!(
+            reason.contains("exceeds limits.max_mime_parts (50)"),
+            "{reason}"
+        ),
+        d => panic!("expected quarantine, got {d:?}"),
+    }
+    // Nothing was queued for the quarantined one: one confirmation in all.
+    assert_eq!(queued(&out), 1);
+}
