@@ -1923,19 +1923,29 @@ async fn poison_run(label: &str, poison_kb: Option<usize>) -> (Vec<f64>, String)
         let from = format!("{base}-{}@example.test", i % 100);
         harness::send(&from, &hd, raw).await;
     }
-    let sql = "SELECT count(DISTINCT m.id) FROM messages m JOIN outbox o ON o.ticket_id = m.ticket_id \
-               WHERE o.template = 'confirmation' AND o.status = 'sent' AND m.dedup_key NOT LIKE '%poison%'";
+    let poison_key = format!("mid:{poison_id}");
     wait_for(
         "every normal request confirmed",
         Duration::from_secs(300),
-        || async { (count(&db, sql).await as usize >= POISON_NORMALS).then_some(()) },
+        || async {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(DISTINCT m.id) FROM messages m JOIN outbox o ON o.ticket_id = m.ticket_id
+                 WHERE o.template = 'confirmation' AND o.status = 'sent' AND m.dedup_key <> ?",
+            )
+            .bind(&poison_key)
+            .fetch_one(&db)
+            .await
+            .expect("count");
+            (n as usize >= POISON_NORMALS).then_some(())
+        },
     )
     .await;
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT m.seen_at, min(o.sent_at) FROM messages m JOIN outbox o ON o.ticket_id = m.ticket_id
-         WHERE o.template = 'confirmation' AND o.status = 'sent' AND m.dedup_key NOT LIKE '%poison%'
+         WHERE o.template = 'confirmation' AND o.status = 'sent' AND m.dedup_key <> ?
          GROUP BY m.id",
     )
+    .bind(&poison_key)
     .fetch_all(&db)
     .await
     .expect("shares");
