@@ -21,6 +21,11 @@
 //! come from html5ever's table. Rendering html2text itself, even over the rebuilt tree
 //! ([`to_text_html2text`]), costs about ten times the budget of 50 ms per MB on ordinary mail
 //! (docs/benchmarks.md, "HTML to text").
+//!
+//! The lexing is this module's own too, on purpose: html5ever's tokenizer (measured as a drop-in)
+//! compares every attribute of a tag with all earlier ones, so one tag of many attributes is
+//! quadratic (1 MB of them took 2.6 s), and it costs 2–5 times this lexer per MB on tag-dense
+//! mail (docs/benchmarks.md, "HTML to text", item 5).
 
 /// Deepest element nesting kept. Real mail nests far less (an Outlook or Apple
 /// Mail thread of 15 replies nests about 45 elements); deeper content is kept, one level up.
