@@ -211,10 +211,12 @@ pub fn command(data: &[u8]) {
         commands.body.len() <= text.len(),
         "parse_commands body grew the text"
     );
-    let format = FolioFormat::default();
+    // Built once, as the daemon does: it compiles a regex.
+    static FORMAT: OnceLock<FolioFormat> = OnceLock::new();
+    let format = FORMAT.get_or_init(FolioFormat::default);
     let subject = text.lines().next().unwrap_or("");
-    let _ = folio::command::parse_query(&text, subject, &format);
-    let _ = folio::command::parse_query(&text, "", &format);
+    let _ = folio::command::parse_query(&text, subject, format);
+    let _ = folio::command::parse_query(&text, "", format);
 }
 
 /// `Authentication-Results` → `authentication::aligned_pass` (today's public API; a
