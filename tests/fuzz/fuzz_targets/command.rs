@@ -1,0 +1,4 @@
+//! `command` fuzz target: see folio_fuzz::command (tests/fuzz/src/targets.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| folio_fuzz::command(data));
