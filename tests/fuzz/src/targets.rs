@@ -130,7 +130,7 @@ pub fn parse(data: &[u8]) {
         Ok(a) => a,
         Err(e) => panic!("analyze failed: {e}"),
     };
-    let _ = folio::pipeline::inspect_json(&analysis, policy);
+    let _ = folio::pipeline::inspect_json(&analysis, policy, &Default::default());
     let sender = analysis.mail.from_email.clone();
     let automatic = analysis.verdict.is_automatic();
 
@@ -219,15 +219,24 @@ pub fn command(data: &[u8]) {
     let _ = folio::command::parse_query(&text, "", format);
 }
 
-/// `Authentication-Results` → `authentication::aligned_pass` (today's public API; a
-/// header-level `authentication::parse(&str)` is being added elsewhere and belongs here when it
-/// lands). Input: the first line is the From domain, every further line one header value,
-/// topmost first; the trusted authserv-id is `mx1.example.test`.
+/// `Authentication-Results` → `authentication::parse` (the RFC 8601 grammar) on every header, and
+/// `authentication::aligned_pass` over them. Input: the first line is the From domain, every
+/// further line one header value, topmost first; the trusted authserv-id is `mx1.example.test`.
 pub fn authentication(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut lines = text.split('\n');
     let from_domain = lines.next().unwrap_or("").trim().to_string();
     let headers: Vec<String> = lines.map(str::to_string).collect();
+    for h in &headers {
+        if let Ok(parsed) = folio::authentication::parse(h) {
+            // An authserv-id is never empty, and no header yields more results than it has `;`.
+            assert!(!parsed.authserv_id.is_empty(), "empty authserv-id from {h:?}");
+            assert!(
+                parsed.results.len() + parsed.malformed.len() <= h.matches(';').count(),
+                "more results than separators in {h:?}"
+            );
+        }
+    }
     let trusted = [TRUSTED.to_string()];
     if let Some(pass) = folio::authentication::aligned_pass(&headers, &trusted, &from_domain) {
         // Only a trusted server's header can prove anything.
