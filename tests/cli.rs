@@ -145,8 +145,9 @@ fn shipped_config_and_templates_check_out() {
     );
 }
 
-fn ingest(config: &std::path::Path, raw: &[u8]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_folio"))
+/// `folio ingest --queue-only` started with its standard input open.
+fn start_ingest(config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_folio"))
         .args([
             "--config",
             config.to_str().unwrap(),
@@ -157,7 +158,11 @@ fn ingest(config: &std::path::Path, raw: &[u8]) -> std::process::Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn ingest(config: &std::path::Path, raw: &[u8]) -> std::process::Output {
+    let mut child = start_ingest(config);
     child.stdin.take().unwrap().write_all(raw).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -357,18 +362,7 @@ fn ingest_keeps_only_the_headers_of_an_oversize_message_and_never_holds_it_whole
     let head = "From: ana@example.test\r\nTo: helpdesk@example.test\r\nSubject: Enorme\r\n\
                 Message-ID: <huge@x.test>\r\n\r\n";
     let body = vec![b'x'; 64 * 1024 * 1024];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_folio"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "ingest",
-            "--queue-only",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_ingest(&config);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(head.as_bytes()).unwrap();
     stdin.write_all(&body).unwrap();

@@ -736,17 +736,7 @@ async fn mail_deferred_past_max_age_fails_and_the_assignee_is_told_once() {
     let store = p.store.clone();
 
     // A request: a confirmation to Ana and an assignment to the technician are queued.
-    let out = p
-        .process(&[mail(
-            "ana@example.test",
-            "Impresora",
-            "No imprime.",
-            "a1@x.test",
-            "",
-        )])
-        .await
-        .unwrap();
-    let folio = out[0].folio.clone().unwrap();
+    let (folio, _) = first_request(&p).await;
     let show = || async { store.ticket(&folio).await.unwrap().unwrap() };
     let assignee = show().await.ticket.assignee.clone().unwrap();
     let mails = |t: &folio::store::TicketDetail, template: &str| {

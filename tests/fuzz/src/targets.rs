@@ -230,7 +230,10 @@ pub fn authentication(data: &[u8]) {
     for h in &headers {
         if let Ok(parsed) = folio::authentication::parse(h) {
             // An authserv-id is never empty, and no header yields more results than it has `;`.
-            assert!(!parsed.authserv_id.is_empty(), "empty authserv-id from {h:?}");
+            assert!(
+                !parsed.authserv_id.is_empty(),
+                "empty authserv-id from {h:?}"
+            );
             assert!(
                 parsed.results.len() + parsed.malformed.len() <= h.matches(';').count(),
                 "more results than separators in {h:?}"
