@@ -128,6 +128,11 @@ pub fn parse(data: &[u8]) {
     let (directory, policy) = setup();
     let analysis = match folio::pipeline::analyze(data, directory, policy, u64::MAX) {
         Ok(a) => a,
+        // mail-parser has a debug_assert! that an unclosed multipart trips
+        // (tests/fixtures/fuzz/parse/debug-assert-mail-parser-unclosed-multipart.eml); the
+        // release build folio ships parses that mail, a debug build catches the panic and
+        // quarantines it. Every other failure is a finding.
+        Err(e) if cfg!(debug_assertions) && e == "the MIME parser failed on this message" => return,
         Err(e) => panic!("analyze failed: {e}"),
     };
     let _ = folio::pipeline::inspect_json(&analysis, policy, &Default::default());
