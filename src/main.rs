@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 use sha2::Digest;
 
 use folio::config::{Config, LogFormat, ProcessEnv};
-use folio::pipeline::{self, Disposition, RawMessage};
-use folio::render::Templates;
+use folio::daemon::pipeline::{self, Disposition, RawMessage};
+use folio::desk::analysis;
+use folio::outbound::render::Templates;
 use folio::store::Store;
 
 /// EX_TEMPFAIL from sysexits.h: the MTA keeps the message and retries.
@@ -147,7 +148,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run { import_existing } => {
             let config = load_config(&cli.config)?;
             init_logging(config.log.format, &config.log.level);
-            let (trigger, shutdown) = folio::shutdown::channel();
+            let (trigger, shutdown) = folio::daemon::shutdown::channel();
             tokio::spawn(async move {
                 wait_for_signal().await;
                 tracing::info!("stop requested; finishing the current batch");
@@ -255,7 +256,7 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
     };
     let source = format!("stdin:{}", hex::encode(&sha2::Sha256::digest(&bytes)[..12]));
     let outcome = if size > max {
-        let head = pipeline::header_section(&bytes, 64 * 1024).to_vec();
+        let head = analysis::header_section(&bytes, 64 * 1024).to_vec();
         drop(bytes);
         parts
             .pipeline
@@ -304,9 +305,9 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
 /// Processes one message, waiting for its analysis however slow (up to
 /// `limits.analysis_deadline`): `ingest` has nothing else to do meanwhile.
 async fn ingest_one(
-    pipeline: &folio::pipeline::Pipeline,
+    pipeline: &folio::daemon::pipeline::Pipeline,
     raw: RawMessage,
-) -> Result<folio::pipeline::Outcome, folio::store::StoreError> {
+) -> Result<folio::daemon::pipeline::Outcome, folio::store::StoreError> {
     let mut outcome = pipeline
         .process(std::slice::from_ref(&raw))
         .await?
@@ -326,7 +327,7 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     // inspect must work on a machine without secrets: fall back to defaults when the
     // configuration does not validate, and say so.
     // No database either: tokens cannot be checked (a secret of its own verifies nothing).
-    let tokens = folio::tokens::Tokens::new(b"folio inspect: no site secret".to_vec());
+    let tokens = folio::desk::tokens::Tokens::new(b"folio inspect: no site secret".to_vec());
     let (policy, directory, limits) = match load_config(config_path) {
         Ok(config) => (
             pipeline::policy_of(&config, tokens)?,
@@ -336,7 +337,7 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
         Err(e) => {
             eprintln!("folio inspect: using default settings ({e:#})");
             (
-                folio::decide::Policy::with_defaults("", tokens),
+                folio::desk::decide::Policy::with_defaults("", tokens),
                 Default::default(),
                 folio::config::LimitsConfig::default(),
             )
@@ -346,12 +347,12 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     let size = std::fs::metadata(file).with_context(cannot_read)?.len();
     // Too big: the daemon quarantines it from its size alone; so does inspect, reading only
     // its headers.
-    if let Some(reason) = pipeline::oversize_reason(size, &limits) {
+    if let Some(reason) = analysis::oversize_reason(size, &limits) {
         let mut head = Vec::new();
         std::fs::File::open(file)
             .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
             .with_context(cannot_read)?;
-        let headers = String::from_utf8_lossy(pipeline::header_section(&head, head.len()));
+        let headers = String::from_utf8_lossy(analysis::header_section(&head, head.len()));
         if json {
             let value = serde_json::json!({
                 "size": size,
@@ -369,7 +370,7 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let bytes = std::fs::read(file).with_context(cannot_read)?;
-    let analysis = pipeline::analyze(&bytes, &directory, &policy, limits.max_attachment_bytes)
+    let analysis = analysis::analyze(&bytes, &directory, &policy, limits.max_attachment_bytes)
         .map_err(anyhow::Error::msg)
         .with_context(|| file.display().to_string())?;
     let value = pipeline::inspect_json(&analysis, &policy, &limits);
@@ -407,7 +408,7 @@ fn check_config(path: &Path) -> Result<ExitCode> {
         problems.push(e.to_string());
     }
     if let Some(f) = &config.catalog.file {
-        if let Err(e) = folio::catalog::Catalog::load(f) {
+        if let Err(e) = folio::desk::catalog::Catalog::load(f) {
             problems.push(e.to_string());
         }
     }
@@ -457,7 +458,7 @@ async fn staff_addresses(config_path: &Path, json: bool) -> Result<ExitCode> {
         );
     }
     let store = Store::open(&config.database.url).await?;
-    let tokens = folio::tokens::Tokens::new(store.site_secret().await?);
+    let tokens = folio::desk::tokens::Tokens::new(store.site_secret().await?);
     store.close().await;
     let policy = pipeline::policy_of(&config, tokens)?;
     let catalog = &policy.catalog;

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::decide::Analysis;
+use crate::desk::analysis::Analysis;
 use crate::store::{TicketDetail, TicketSummary};
 
 /// Characters a terminal may act on rather than show: C0 controls, DEL, C1 controls (U+0085,

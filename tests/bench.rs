@@ -1281,19 +1281,20 @@ fn bench_1_ingest() {
     // The pure part alone, in this process on one thread: how much of the budget parsing takes.
     let base = r.requester_base.clone();
     let set = requests(1, BACKLOG, &base, REQUESTERS, "bench-hd@example.test");
-    let policy = folio::decide::Policy::with_defaults(
+    let policy = folio::desk::decide::Policy::with_defaults(
         "bench-hd@example.test",
-        folio::tokens::Tokens::new(b"bench".to_vec()),
+        folio::desk::tokens::Tokens::new(b"bench".to_vec()),
     );
-    let directory = folio::requester::Directory::default();
+    let directory = folio::desk::requester::Directory::default();
     let started = Instant::now();
     for (raw, _) in &set {
-        let a = folio::pipeline::analyze(raw, &directory, &policy, 10 << 20).expect("analyze");
+        let a =
+            folio::desk::analysis::analyze(raw, &directory, &policy, 10 << 20).expect("analyze");
         assert!(!a.verdict.is_automatic());
     }
     let analyze_secs = started.elapsed().as_secs_f64();
     info(format!(
-        "pipeline::analyze alone (MIME parse, HTML→text, classify, requester, folio search) in the benchmark process, one thread: {:.2} s for {BACKLOG} = {:.0} µs/message",
+        "analysis::analyze alone (MIME parse, HTML→text, classify, requester, folio search) in the benchmark process, one thread: {:.2} s for {BACKLOG} = {:.0} µs/message",
         analyze_secs,
         analyze_secs / BACKLOG as f64 * 1e6
     ));
@@ -1719,9 +1720,10 @@ fn bench_4_cpu_and_memory() {
     // build + format the MIME message, as folio's sender does for each mail.
     let (to, message_id, in_reply_to, references, context) = &r.sample_outbox;
     let context: serde_json::Value = serde_json::from_str(context).expect("outbox context");
-    let templates =
-        folio::render::Templates::new(PathBuf::from(harness::REPO).join("mail-templates"));
-    let addressing = folio::outgoing::Addressing {
+    let templates = folio::outbound::render::Templates::new(
+        PathBuf::from(harness::REPO).join("mail-templates"),
+    );
+    let addressing = folio::outbound::outgoing::Addressing {
         from_name: "Mesa de Ayuda".into(),
         from_address: "bench-hd@example.test".into(),
         to: to.clone(),
@@ -1738,7 +1740,7 @@ fn bench_4_cpu_and_memory() {
         let rendered = templates
             .render("es", "confirmation", &context)
             .expect("render");
-        let message = folio::outgoing::build(&addressing, &rendered, &[]).expect("build");
+        let message = folio::outbound::outgoing::build(&addressing, &rendered, &[]).expect("build");
         bytes += message.formatted().len();
     }
     let prepare = started.elapsed().as_secs_f64();
@@ -2027,8 +2029,8 @@ fn generated_requests_are_realistic_human_mail() {
     );
     let own = vec!["hd@example.test".to_string()];
     for (raw, shape) in &set {
-        let m = folio::mail::parse(raw, u64::MAX);
-        let verdict = folio::classify::classify(&m, &own);
+        let m = folio::inbound::mail::parse(raw, u64::MAX);
+        let verdict = folio::inbound::classify::classify(&m, &own);
         assert!(!verdict.is_automatic(), "{verdict:?}");
         assert!(m
             .from_email

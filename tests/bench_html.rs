@@ -4,7 +4,7 @@
 //! cargo test --release --test bench_html -- --ignored --nocapture
 //! ```
 //!
-//! prints, for normal and pathological HTML of 1–8 MB, the MB/s of `folio::html_text::to_text`
+//! prints, for normal and pathological HTML of 1–8 MB, the MB/s of `folio::inbound::html_text::to_text`
 //! and the worst ms per MB, and (for inputs small enough to finish) the old converter (html2text
 //! straight on the mail's HTML) on the same input in the same run. The figures go to
 //! docs/benchmarks.md, section "HTML to text". Plain `cargo test` runs only the quick checks.
@@ -134,7 +134,7 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 fn html_to_text_throughput() {
     const MB: usize = 1 << 20;
     let mut worst: (f64, &str, usize) = (0.0, "", 0);
-    println!("folio::html_text::to_text (the converter folio uses)");
+    println!("folio::inbound::html_text::to_text (the converter folio uses)");
     println!("{:<20} {:>8} {:>10} {:>10}", "input", "MB", "ms", "MB/s");
     for case in cases() {
         for mb in [1, 2, 4, 8] {
@@ -142,7 +142,7 @@ fn html_to_text_throughput() {
             let size_mb = html.len() as f64 / MB as f64;
             // Best of three: the machine is shared, the least disturbed run is the figure.
             let (text, t) = (0..3)
-                .map(|_| time(|| folio::html_text::to_text(&html)))
+                .map(|_| time(|| folio::inbound::html_text::to_text(&html)))
                 .min_by_key(|(_, t)| *t)
                 .unwrap();
             assert!(!text.is_empty() || case.name == "unclosed comment");
@@ -180,9 +180,9 @@ fn html_to_text_throughput() {
         };
         let (a, b) = ((case.make)(base), (case.make)(2 * base));
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let (_, new_b) = time(|| folio::html_text::to_text(&b));
-        let (_, mid_a) = time(|| folio::html_text::to_text_html2text(&a));
-        let (_, mid_b) = time(|| folio::html_text::to_text_html2text(&b));
+        let (_, new_b) = time(|| folio::inbound::html_text::to_text(&b));
+        let (_, mid_a) = time(|| folio::inbound::html_text::to_text_html2text(&a));
+        let (_, mid_b) = time(|| folio::inbound::html_text::to_text_html2text(&b));
         let (_, old_a) = time(|| old_converter(&a));
         let (_, old_b) = time(|| old_converter(&b));
         println!(
@@ -246,7 +246,7 @@ fn fixture_html_reads_as_before() {
     let mut diffs = Vec::new();
     for (file, html) in &parts {
         let old = norm(&old_converter(html));
-        let new = norm(&folio::html_text::to_text(html));
+        let new = norm(&folio::inbound::html_text::to_text(html));
         if old != new {
             diffs.push(format!(
                 "{file}:\n--- old\n{}\n--- new\n{}",

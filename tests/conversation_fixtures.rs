@@ -1,7 +1,7 @@
 //! What folio extracts from conversation mail, over the `.eml` corpus in
 //! `tests/fixtures/conversation/`: the new content (quoted history removed), technician commands,
 //! requester queries, phone notes, forwards and the folio reference. Every `<name>.eml` runs
-//! through `pipeline::analyze` with LF and with CRLF line endings, and every key of the
+//! through `analysis::analyze` with LF and with CRLF line endings, and every key of the
 //! `<name>.expected.json` beside it must match (see the README in that folder). On a mismatch
 //! `<name>.actual.json` is written next to the fixture. (The fixtures first found six gaps:
 //! `¿Estatus?`, attachment-only replies, Thunderbird's forward header order, Outlook's
@@ -12,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use folio::command::{parse_commands, parse_query, Query};
-use folio::decide::Policy;
-use folio::pipeline::analyze;
-use folio::requester::Directory;
+use folio::desk::analysis::analyze;
+use folio::desk::command::{parse_commands, parse_query, Query};
+use folio::desk::decide::Policy;
+use folio::desk::requester::Directory;
 use serde_json::{json, Value};
 
 /// The keys an expected file may hold.
@@ -34,7 +34,7 @@ const KEYS: &[&str] = &[
 fn policy() -> Policy {
     Policy::with_defaults(
         "helpdesk@example.test",
-        folio::tokens::Tokens::new(b"fixtures".to_vec()),
+        folio::desk::tokens::Tokens::new(b"fixtures".to_vec()),
     )
 }
 

@@ -7,15 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
-use folio::decide::Policy;
-use folio::pipeline::{analyze, inspect_json};
-use folio::requester::Directory;
+use folio::daemon::pipeline::inspect_json;
+use folio::desk::analysis::analyze;
+use folio::desk::decide::Policy;
+use folio::desk::requester::Directory;
 use serde_json::Value;
 
 fn policy() -> Policy {
     Policy::with_defaults(
         "helpdesk@example.test",
-        folio::tokens::Tokens::new(b"fixtures".to_vec()),
+        folio::desk::tokens::Tokens::new(b"fixtures".to_vec()),
     )
 }
 

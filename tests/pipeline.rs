@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use folio::clock::FixedClock;
 use folio::config::{Config, Env};
-use folio::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use folio::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
 use folio::store::Store;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -43,7 +43,7 @@ async fn pipeline_with(dir: &Path, limits: &str) -> Pipeline {
         .await
         .unwrap();
     let clock = Arc::new(FixedClock::new(t0()));
-    let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
+    let tokens = folio::desk::tokens::Tokens::new(store.site_secret().await.unwrap());
     Pipeline::new(&config, store, clock, tokens).unwrap()
 }
 
@@ -617,7 +617,7 @@ async fn with_sender(
     dir: &Path,
     port: u16,
     extra: &str,
-) -> (Pipeline, folio::sender::Sender, Arc<FixedClock>) {
+) -> (Pipeline, folio::outbound::sender::Sender, Arc<FixedClock>) {
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
     let text = format!(
@@ -633,12 +633,14 @@ async fn with_sender(
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
     ));
-    let tokens = folio::tokens::Tokens::new(store.site_secret().await.unwrap());
+    let tokens = folio::desk::tokens::Tokens::new(store.site_secret().await.unwrap());
     let p = Pipeline::new(&config, store.clone(), clock.clone(), tokens.clone()).unwrap();
-    let sender = folio::sender::Sender {
+    let sender = folio::outbound::sender::Sender {
         store,
-        templates: Arc::new(folio::render::Templates::new(&config.templates.dir)),
-        smtp: Arc::new(folio::smtp::SmtpClient::new(&config.smtp).unwrap()),
+        templates: Arc::new(folio::outbound::render::Templates::new(
+            &config.templates.dir,
+        )),
+        smtp: Arc::new(folio::outbound::smtp::SmtpClient::new(&config.smtp).unwrap()),
         from_name: config.smtp.from_name.clone(),
         from_address: config.smtp.from_address.clone(),
         concurrency: 2,
@@ -704,7 +706,7 @@ async fn a_notice_carries_files_up_to_the_caps_and_lists_the_rest() {
         .iter()
         .find(|(rcpt, _)| rcpt.contains(&assignee))
         .expect("the assignment was sent");
-    let notice = folio::mail::parse(raw, u64::MAX);
+    let notice = folio::inbound::mail::parse(raw, u64::MAX);
     let names: Vec<&str> = notice.attachments.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["f0.txt", "f1.txt", "f3.txt"]);
     assert!(
@@ -723,7 +725,7 @@ async fn a_notice_carries_files_up_to_the_caps_and_lists_the_rest() {
         .iter()
         .find(|(rcpt, _)| rcpt.iter().any(|r| r == "ana@example.test"))
         .unwrap();
-    let confirmation = folio::mail::parse(raw, u64::MAX);
+    let confirmation = folio::inbound::mail::parse(raw, u64::MAX);
     assert!(confirmation.attachments.is_empty());
     assert!(!confirmation.body_text.contains("adjuntos más"));
 }
@@ -819,7 +821,7 @@ async fn a_template_broken_from_the_start_holds_only_its_own_mail() {
     std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
     let (port, accepted) = tiny_smtp(true).await;
     let (p, mut sender, _) = with_sender(dir.path(), port, "").await;
-    sender.templates = Arc::new(folio::render::Templates::new(&templates));
+    sender.templates = Arc::new(folio::outbound::render::Templates::new(&templates));
     let out = p
         .process(&[mail(
             "ana@example.test",

@@ -12,13 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use folio::catalog::{Catalog, Priority};
-use folio::decide::{decide, BouncedMail, Context, Decision, Policy, Reply, TicketRef};
-use folio::pipeline::analyze;
-use folio::render::{Templates, REQUIRED};
-use folio::requester::Directory;
-use folio::ticket::Status;
-use folio::tokens::Tokens;
+use folio::desk::analysis::analyze;
+use folio::desk::catalog::{Catalog, Priority};
+use folio::desk::decide::{decide, BouncedMail, Context, Decision, Policy, Reply, TicketRef};
+use folio::desk::requester::Directory;
+use folio::desk::ticket::Status;
+use folio::desk::tokens::Tokens;
+use folio::outbound::render::{Templates, REQUIRED};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const HD: &str = "helpdesk@example.test";
@@ -273,7 +273,7 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
     }
     // The sender's own notice (a mail it gave up on after smtp.max_age).
     used.insert("delivery_failed");
-    let context = folio::sender::delivery_failed_context(
+    let context = folio::outbound::sender::delivery_failed_context(
         &ticket(),
         "alice@example.test",
         Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
@@ -434,7 +434,7 @@ fn a_hostile_subject_injects_no_header() {
     let rendered = Templates::new(Path::new(REPO).join("mail-templates"))
         .render("es", "confirmation", &context)
         .unwrap();
-    let a = folio::outgoing::Addressing {
+    let a = folio::outbound::outgoing::Addressing {
         from_name: "Mesa de Ayuda".into(),
         from_address: HD.into(),
         to: "alice@example.test".into(),
@@ -445,7 +445,7 @@ fn a_hostile_subject_injects_no_header() {
         auto_submitted: "auto-replied",
         date: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
     };
-    let bytes = folio::outgoing::build(&a, &rendered, &[])
+    let bytes = folio::outbound::outgoing::build(&a, &rendered, &[])
         .unwrap()
         .formatted();
     let text = String::from_utf8_lossy(&bytes);

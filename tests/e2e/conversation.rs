@@ -119,7 +119,7 @@ async fn ticket_until(folio: &Folio, f: &str, what: &str, check: impl Fn(&Value)
 }
 
 /// A technician answers a notice of theirs: to its Reply-To, threaded under it.
-async fn staff_reply(tech: &str, notice: &folio::mail::InboundMail, body: &str) {
+async fn staff_reply(tech: &str, notice: &folio::inbound::mail::InboundMail, body: &str) {
     let reply_to = notice
         .reply_to
         .clone()

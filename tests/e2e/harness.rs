@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use folio::config::{FirstStart, ImapConfig, Secret, TlsMode};
-use folio::imap::Session;
+use folio::inbound::imap::Session;
 use futures::TryStreamExt;
 use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -469,7 +469,7 @@ pub async fn imap_on(s: &Stack, user: &str) -> Session {
         first_start: FirstStart::NewOnly,
         batch_size: 100,
     };
-    folio::imap::connect(&cfg)
+    folio::inbound::imap::connect(&cfg)
         .await
         .expect("IMAP login to the stack")
 }
@@ -570,6 +570,6 @@ pub fn with_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
 }
 
 /// Parsed confirmations (or any mail) for assertions.
-pub fn parse(raw: &[u8]) -> folio::mail::InboundMail {
-    folio::mail::parse(raw, u64::MAX)
+pub fn parse(raw: &[u8]) -> folio::inbound::mail::InboundMail {
+    folio::inbound::mail::parse(raw, u64::MAX)
 }

@@ -17,7 +17,7 @@ use harness::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until `user`'s INBOX holds `n` messages and returns them parsed.
-async fn inbox(user: &str, n: usize) -> Vec<folio::mail::InboundMail> {
+async fn inbox(user: &str, n: usize) -> Vec<folio::inbound::mail::InboundMail> {
     wait_for(
         &format!("{n} message(s) in {user}'s INBOX"),
         WAIT,

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
-use folio::catalog::{Catalog, Priority};
-use folio::decide::{Context, Decision, Policy, TicketRef};
-use folio::folio::FolioFormat;
-use folio::phone_note::PhoneNote;
-use folio::requester::Directory;
-use folio::ticket::Status;
-use folio::tokens::Tokens;
+use folio::desk::catalog::{Catalog, Priority};
+use folio::desk::decide::{Context, Decision, Policy, TicketRef};
+use folio::desk::folio::FolioFormat;
+use folio::desk::requester::Directory;
+use folio::desk::ticket::Status;
+use folio::desk::tokens::Tokens;
+use folio::inbound::phone_note::PhoneNote;
 
 /// What a target does with one input.
 pub type Target = fn(&[u8]);
@@ -121,12 +121,12 @@ fn check_decision(decision: &Decision, sender: Option<&str>, automatic: bool, po
     }
 }
 
-/// Raw message bytes → `pipeline::analyze` (MIME parsing, classification, requester, folio,
+/// Raw message bytes → `analysis::analyze` (MIME parsing, classification, requester, folio,
 /// quote stripping, phone note, forward) → `inspect_json` → `decide::decide`, once with an
 /// empty context (a new mail) and once as an answer to an open ticket (commands, follow-ups).
 pub fn parse(data: &[u8]) {
     let (directory, policy) = setup();
-    let analysis = match folio::pipeline::analyze(data, directory, policy, u64::MAX) {
+    let analysis = match folio::desk::analysis::analyze(data, directory, policy, u64::MAX) {
         Ok(a) => a,
         // mail-parser has a debug_assert! that an unclosed multipart trips
         // (tests/fixtures/fuzz/parse/debug-assert-mail-parser-unclosed-multipart.eml); the
@@ -135,11 +135,11 @@ pub fn parse(data: &[u8]) {
         Err(e) if cfg!(debug_assertions) && e == "the MIME parser failed on this message" => return,
         Err(e) => panic!("analyze failed: {e}"),
     };
-    let _ = folio::pipeline::inspect_json(&analysis, policy, &Default::default());
+    let _ = folio::daemon::pipeline::inspect_json(&analysis, policy, &Default::default());
     let sender = analysis.mail.from_email.clone();
     let automatic = analysis.verdict.is_automatic();
 
-    let decision = folio::decide::decide(&analysis, &Context::default(), policy);
+    let decision = folio::desk::decide::decide(&analysis, &Context::default(), policy);
     check_decision(&decision, sender.as_deref(), automatic, policy);
 
     let requester = sender.clone().unwrap_or_else(|| "ana@example.test".into());
@@ -154,15 +154,15 @@ pub fn parse(data: &[u8]) {
         sender_tickets: vec![open],
         ..Context::default()
     };
-    let decision = folio::decide::decide(&analysis, &ctx, policy);
+    let decision = folio::desk::decide::decide(&analysis, &ctx, policy);
     check_decision(&decision, sender.as_deref(), automatic, policy);
 }
 
 /// Text → `quote::new_content`, `quote::reply_content`, `quote::forwarded`.
 pub fn quote(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let new = folio::quote::new_content(&text);
-    let reply = folio::quote::reply_content(&text);
+    let new = folio::inbound::quote::new_content(&text);
+    let reply = folio::inbound::quote::reply_content(&text);
     // Quote stripping only removes: what is left is never longer than the mail.
     assert!(
         new.len() <= text.len(),
@@ -176,7 +176,7 @@ pub fn quote(data: &[u8]) {
         reply.len(),
         text.len()
     );
-    if let Some(f) = folio::quote::forwarded(&text) {
+    if let Some(f) = folio::inbound::quote::forwarded(&text) {
         assert!(
             f.from_email.contains('@') && f.from_email == f.from_email.to_lowercase(),
             "forwarded sender is not a lower-case address: {:?}",
@@ -206,7 +206,7 @@ pub fn phone_note(data: &[u8]) {
 /// Text → `command::parse_commands` and `command::parse_query` (first line as the subject too).
 pub fn command(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let commands = folio::command::parse_commands(&text);
+    let commands = folio::desk::command::parse_commands(&text);
     for c in &commands.commands {
         let _ = c.describe();
     }
@@ -220,8 +220,8 @@ pub fn command(data: &[u8]) {
     static FORMAT: OnceLock<FolioFormat> = OnceLock::new();
     let format = FORMAT.get_or_init(FolioFormat::default);
     let subject = text.lines().next().unwrap_or("");
-    let _ = folio::command::parse_query(&text, subject, format);
-    let _ = folio::command::parse_query(&text, "", format);
+    let _ = folio::desk::command::parse_query(&text, subject, format);
+    let _ = folio::desk::command::parse_query(&text, "", format);
 }
 
 /// `Authentication-Results` → `authentication::parse` (the RFC 8601 grammar) on every header, and
@@ -233,7 +233,7 @@ pub fn authentication(data: &[u8]) {
     let from_domain = lines.next().unwrap_or("").trim().to_string();
     let headers: Vec<String> = lines.map(str::to_string).collect();
     for h in &headers {
-        if let Ok(parsed) = folio::authentication::parse(h) {
+        if let Ok(parsed) = folio::inbound::authentication::parse(h) {
             // An authserv-id is never empty, and no header yields more results than it has `;`.
             assert!(
                 !parsed.authserv_id.is_empty(),
@@ -246,7 +246,9 @@ pub fn authentication(data: &[u8]) {
         }
     }
     let trusted = [TRUSTED.to_string()];
-    if let Some(pass) = folio::authentication::aligned_pass(&headers, &trusted, &from_domain) {
+    if let Some(pass) =
+        folio::inbound::authentication::aligned_pass(&headers, &trusted, &from_domain)
+    {
         // Only a trusted server's header can prove anything.
         assert!(
             headers.iter().any(|h| h.to_lowercase().contains(TRUSTED)),

@@ -31,16 +31,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::catalog::{Catalog, Priority};
-use crate::classify::{AutoKind, Verdict};
-use crate::command::{self, Command, Query};
-use crate::folio::FolioFormat;
-use crate::mail::InboundMail;
-use crate::phone_note::PhoneNote;
-use crate::requester::{MissingField, Requester};
-use crate::routing::{self, Routing, Workload};
-use crate::ticket::{self, Change, Status, TicketState};
-use crate::tokens::Tokens;
+use crate::desk::analysis::Analysis;
+use crate::desk::catalog::{Catalog, Priority};
+use crate::desk::command::{self, Command, Query};
+use crate::desk::folio::FolioFormat;
+use crate::desk::requester::{MissingField, Requester};
+use crate::desk::routing::{self, Routing, Workload};
+use crate::desk::ticket::{self, Change, Status, TicketState};
+use crate::desk::tokens::Tokens;
+use crate::inbound::classify::AutoKind;
+use crate::inbound::mail::InboundMail;
+use crate::inbound::phone_note::PhoneNote;
 
 /// A ticket as far as decisions need to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,29 +226,6 @@ pub fn domain_of(address: &str) -> String {
         .rsplit_once('@')
         .map(|(_, d)| d.trim().to_lowercase())
         .unwrap_or_default()
-}
-
-/// What the pure part of the pipeline makes of one message.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    pub mail: InboundMail,
-    pub verdict: Verdict,
-    pub requester: Requester,
-    pub folio_reference: Option<String>,
-    /// The text the writer typed, quoted history removed.
-    pub new_content: String,
-    /// The phone-note form, when the body holds one.
-    pub phone_note: Option<PhoneNote>,
-    /// The mail forwarded in it (inline or attached), when it is a forward.
-    pub forward: Option<Forward>,
-}
-
-/// A forwarded mail: whom it is from and what it says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    pub requester: Requester,
-    pub subject: String,
-    pub body: String,
 }
 
 /// Why folio did what it did; stored and logged with stable snake_case names.
@@ -676,7 +654,7 @@ impl Decider<'_> {
         // The subject goes into headers and every later mail: one line, of bounded length,
         // without a staff token.
         let subject =
-            &crate::tokens::redact_staff_addresses(&clean_line(subject, MAX_SUBJECT_CHARS));
+            &crate::desk::tokens::redact_staff_addresses(&clean_line(subject, MAX_SUBJECT_CHARS));
         let a = self.a;
         let policy = self.policy;
         let empty = Workload::default();
@@ -747,7 +725,7 @@ impl Decider<'_> {
                 "subject": subject,
                 "reply_subject": reply_subject(subject),
                 // A staff member's tokenised addresses never reach a requester.
-                "summary": crate::tokens::redact_staff_addresses(&summary(body)),
+                "summary": crate::desk::tokens::redact_staff_addresses(&summary(body)),
                 "quoted": quoted,
                 "channel": channel,
                 "agent_copy": copy_for_agent,
@@ -1001,12 +979,12 @@ impl Decider<'_> {
 
         // Relay the text to the requester and participants, unless it is a note.
         let resolve_text = commands.commands.iter().find_map(|c| match c {
-            Command::Resolve(t) => Some(crate::tokens::redact_staff_addresses(
+            Command::Resolve(t) => Some(crate::desk::tokens::redact_staff_addresses(
                 t.as_deref().unwrap_or_default(),
             )),
             _ => None,
         });
-        let public_text = crate::tokens::redact_staff_addresses(commands.body.trim());
+        let public_text = crate::desk::tokens::redact_staff_addresses(commands.body.trim());
         let relay = !commands.is_note() && (!public_text.is_empty() || resolve_text.is_some());
         let mut relayed = false;
         if relay {
@@ -1098,7 +1076,7 @@ impl Decider<'_> {
     /// The sender's domain authenticated by a trusted server (aligned DKIM/SPF pass), described.
     fn identity_pass(&self) -> Option<String> {
         let domain = self.sender().rsplit_once('@').map(|(_, d)| d)?;
-        crate::authentication::aligned_pass(
+        crate::inbound::authentication::aligned_pass(
             &self.a.mail.authentication_results,
             &self.policy.trusted_authserv_ids,
             domain,
@@ -1382,7 +1360,7 @@ impl Decider<'_> {
         let catalog = &self.policy.catalog;
         let assignee = t.assignee.as_deref().and_then(|a| catalog.technician(a));
         let subject =
-            crate::tokens::redact_staff_addresses(&clean_line(&t.subject, MAX_SUBJECT_CHARS));
+            crate::desk::tokens::redact_staff_addresses(&clean_line(&t.subject, MAX_SUBJECT_CHARS));
         json!({
             "folio": t.folio,
             "subject": subject,
@@ -1488,7 +1466,7 @@ pub fn clean_line(text: &str, max: usize) -> String {
 
 /// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
 pub fn reply_subject(subject: &str) -> String {
-    let s = crate::subject::strip_prefixes(subject);
+    let s = crate::inbound::subject::strip_prefixes(subject);
     if s.is_empty() {
         return "(sin asunto)".into();
     }
@@ -1518,7 +1496,7 @@ pub fn summary(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::requester::Directory;
+    use crate::desk::requester::Directory;
     use chrono::TimeZone;
     use std::path::Path;
 
@@ -1564,7 +1542,7 @@ mod tests {
         let raw = format!(
             "From: {from}\r\nTo: {to}\r\n{extra}Subject: {subject}\r\nMessage-ID: <m1@client.test>\r\n\r\n{body}\r\n"
         );
-        crate::pipeline::analyze(raw.as_bytes(), &Directory::default(), &policy(), u64::MAX)
+        crate::desk::analysis::analyze(raw.as_bytes(), &Directory::default(), &policy(), u64::MAX)
             .unwrap()
     }
 
@@ -2151,7 +2129,7 @@ mod tests {
         let raw = format!(
             "From: ana@example.test\r\nReply-To: eve@evil.test\r\nTo: {HD}\r\nSubject: hola\r\n\r\nx\r\n"
         );
-        let a = crate::pipeline::analyze(raw.as_bytes(), &dir, &policy(), u64::MAX).unwrap();
+        let a = crate::desk::analysis::analyze(raw.as_bytes(), &dir, &policy(), u64::MAX).unwrap();
         let r = record(&a, &Context::default());
         for reply in r.replies.iter().filter(|x| x.to == "eve@evil.test") {
             let text = reply.context.to_string();
@@ -2302,8 +2280,9 @@ mod tests {
         };
         let p = policy();
         let run = |raw: String| {
-            let a = crate::pipeline::analyze(raw.as_bytes(), &Directory::default(), &p, u64::MAX)
-                .unwrap();
+            let a =
+                crate::desk::analysis::analyze(raw.as_bytes(), &Directory::default(), &p, u64::MAX)
+                    .unwrap();
             record(&a, &ctx)
         };
         let hard = run(dsn("failed", "5.1.1"));

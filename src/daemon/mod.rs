@@ -1,15 +1,18 @@
 //! The daemon: wires the store, pipeline, mailbox worker and sender together and runs them until
 //! shutdown.
 
+pub mod pipeline;
+pub mod shutdown;
+
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::imap::Mailbox;
-use crate::pipeline::{Pipeline, SetupError};
-use crate::render::Templates;
-use crate::sender::Sender;
-use crate::shutdown::Shutdown;
+use crate::daemon::pipeline::{Pipeline, SetupError};
+use crate::daemon::shutdown::Shutdown;
+use crate::inbound::imap::Mailbox;
+use crate::outbound::render::Templates;
+use crate::outbound::sender::Sender;
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start.
@@ -20,7 +23,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Setup(#[from] SetupError),
     #[error(transparent)]
-    Smtp(#[from] crate::smtp::SetupError),
+    Smtp(#[from] crate::outbound::smtp::SetupError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -34,7 +37,7 @@ pub struct Parts {
 pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Store::open(&config.database.url).await?;
-    let tokens = crate::tokens::Tokens::new(store.site_secret().await?);
+    let tokens = crate::desk::tokens::Tokens::new(store.site_secret().await?);
     let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone(), tokens)?);
     let templates = Arc::new(Templates::new(&config.templates.dir));
     for e in templates.check(&config.templates.language) {
@@ -44,7 +47,7 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     let sender = Arc::new(Sender {
         store: store.clone(),
         templates,
-        smtp: Arc::new(crate::smtp::SmtpClient::new(&config.smtp)?),
+        smtp: Arc::new(crate::outbound::smtp::SmtpClient::new(&config.smtp)?),
         from_name: config.smtp.from_name.clone(),
         from_address: config.smtp.from_address.clone(),
         concurrency: config.smtp.concurrency,

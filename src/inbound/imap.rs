@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::config::{FirstStart, ImapConfig, TlsMode};
-use crate::pipeline::{Disposition, Pipeline, RawMessage};
-use crate::shutdown::Shutdown;
+use crate::daemon::pipeline::{Disposition, Pipeline, RawMessage};
+use crate::daemon::shutdown::Shutdown;
 use crate::store::StoreError;
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use handlebars::Handlebars;
 
-use crate::outgoing::Rendered;
+use crate::outbound::outgoing::Rendered;
 
 /// A template problem, naming the file at fault.
 #[derive(Debug, thiserror::Error)]

@@ -15,11 +15,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::decide::TicketRef;
-use crate::outgoing::{self, Addressing};
-use crate::render::Templates;
-use crate::shutdown::Shutdown;
-use crate::smtp::{SendError, SmtpClient};
+use crate::daemon::shutdown::Shutdown;
+use crate::desk::decide::TicketRef;
+use crate::outbound::outgoing::{self, Addressing};
+use crate::outbound::render::Templates;
+use crate::outbound::smtp::{SendError, SmtpClient};
 use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 
 /// Delivers queued mail.
@@ -45,7 +45,7 @@ pub struct Sender {
     /// retried; then it is marked failed and the ticket's assignee told.
     pub max_age: Duration,
     /// Keys the Message-ID and Reply-To of the notices the sender writes itself.
-    pub tokens: crate::tokens::Tokens,
+    pub tokens: crate::desk::tokens::Tokens,
     /// The language of notices to technicians (`templates.language`).
     pub staff_language: String,
     /// `limits.max_notice_attachment_bytes` and `limits.max_notice_attachments`: what one
@@ -416,7 +416,7 @@ impl Sender {
                 .from_address
                 .rsplit_once('@')
                 .map_or("folio.invalid", |(_, d)| d);
-            let nonce = crate::tokens::nonce(self.clock.now());
+            let nonce = crate::desk::tokens::nonce(self.clock.now());
             Some(NewMail {
                 ticket_id: Some(t.id),
                 template: "delivery_failed".into(),

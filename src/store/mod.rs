@@ -17,11 +17,11 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use crate::catalog::Priority;
-use crate::decide::{NewTicket, Reply, TicketRef};
-use crate::mail::InboundMail;
-use crate::routing::Workload;
-use crate::ticket::{Change, Status};
+use crate::desk::catalog::Priority;
+use crate::desk::decide::{NewTicket, Reply, TicketRef};
+use crate::desk::routing::Workload;
+use crate::desk::ticket::{Change, Status};
+use crate::inbound::mail::InboundMail;
 
 /// A database failure. All are treated as temporary by callers: the message stays in the mailbox
 /// and is retried.
@@ -736,7 +736,7 @@ impl Store {
         message_row: i64,
         max_files: usize,
         max_bytes: u64,
-    ) -> Result<(Vec<crate::outgoing::FileAttachment>, usize), StoreError> {
+    ) -> Result<(Vec<crate::outbound::outgoing::FileAttachment>, usize), StoreError> {
         let sizes: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT id, length(data) FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
         )
@@ -755,7 +755,7 @@ impl Store {
                 query = query.bind(*id);
             }
             files.extend(query.fetch_all(&self.pool).await?.iter().map(|r| {
-                crate::outgoing::FileAttachment {
+                crate::outbound::outgoing::FileAttachment {
                     name: r.get(0),
                     content_type: r.get(1),
                     data: r.get(2),
@@ -1002,7 +1002,7 @@ pub struct Known {
     pub tickets: HashMap<String, TicketRef>,
     /// Ticket id → folio.
     pub folio_of: HashMap<i64, String>,
-    /// Address ([`crate::decide::cap_key`]: its `+tag` removed) → mails queued to it (and
+    /// Address ([`crate::desk::decide::cap_key`]: its `+tag` removed) → mails queued to it (and
     /// to its +tagged forms) within the window.
     pub recent_mails: HashMap<String, u32>,
     /// Domain → mails queued to it within the last hour.
@@ -1249,7 +1249,7 @@ impl Batch {
         let mut bases: Vec<String> = q
             .addresses
             .iter()
-            .map(|a| crate::decide::cap_key(a))
+            .map(|a| crate::desk::decide::cap_key(a))
             .filter(|a| a.contains('@'))
             .collect();
         bases.sort_unstable();
@@ -1273,7 +1273,7 @@ impl Batch {
             }
             let wanted: HashSet<&String> = chunk.iter().collect();
             for r in query.fetch_all(&mut *self.tx).await? {
-                let key = crate::decide::cap_key(&r.get::<String, _>(0));
+                let key = crate::desk::decide::cap_key(&r.get::<String, _>(0));
                 if wanted.contains(&key) {
                     *known.recent_mails.entry(key).or_default() += r.get::<i64, _>(1) as u32;
                 }
@@ -1557,7 +1557,7 @@ impl Batch {
     /// than `max_bytes` is not stored.
     pub async fn insert_attachments(
         &mut self,
-        rows: &[(i64, &crate::mail::Attachment)],
+        rows: &[(i64, &crate::inbound::mail::Attachment)],
         max_bytes: u64,
     ) -> Result<(), StoreError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::requester::fold;
+use crate::desk::requester::fold;
 
 /// One technician command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,7 +107,7 @@ pub fn parse_commands(text: &str) -> Commands {
             None => (rest, ""),
         };
         let word = fold(word.trim_end_matches([':', '.', ',']));
-        let arg = crate::mail::without_mailto(arg.trim_start_matches(':').trim());
+        let arg = crate::inbound::mail::without_mailto(arg.trim_start_matches(':').trim());
         let arg = arg.as_str();
         let need = |make: fn(String) -> Command, what: &str| {
             if arg.is_empty() {
@@ -161,14 +161,14 @@ pub enum Query {
 pub fn parse_query(
     first_lines: &str,
     subject: &str,
-    folio_format: &crate::folio::FolioFormat,
+    folio_format: &crate::desk::folio::FolioFormat,
 ) -> Option<Query> {
     let line = first_lines
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
-    let subject = crate::subject::strip_prefixes(subject);
+    let subject = crate::inbound::subject::strip_prefixes(subject);
     for candidate in [line, subject.as_str()] {
         let folded = fold(candidate)
             .trim_start_matches(['¿', '¡'])
@@ -290,7 +290,8 @@ mod tests {
 
     #[test]
     fn queries() {
-        let folio = &crate::folio::FolioFormat::parse(crate::folio::DEFAULT_FORMAT).unwrap();
+        let folio =
+            &crate::desk::folio::FolioFormat::parse(crate::desk::folio::DEFAULT_FORMAT).unwrap();
         assert_eq!(
             parse_query("Estado MDA-2026-000042\n\nSaludos", "", folio),
             Some(Query::Status(Some("MDA-2026-000042".into())))

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Priority};
-use crate::command::Command;
+use crate::desk::catalog::{Catalog, Priority};
+use crate::desk::command::Command;
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

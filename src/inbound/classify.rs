@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::mail::InboundMail;
+use crate::inbound::mail::InboundMail;
 
 /// Why a message counts as automatic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -177,7 +177,7 @@ pub fn classify(mail: &InboundMail, own_addresses: &[String]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::parse;
+    use crate::inbound::mail::parse;
 
     fn c(headers: &str) -> Verdict {
         let raw = format!("{headers}\r\nSubject: hola\r\n\r\nbody\r\n");

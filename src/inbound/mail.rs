@@ -111,7 +111,7 @@ impl InboundMail {
     /// Whether this answers an earlier mail (In-Reply-To, or a reply prefix in the subject):
     /// what it quotes is then someone else's earlier mail, never a forwarded request.
     pub fn is_reply(&self) -> bool {
-        self.in_reply_to.is_some() || crate::subject::is_reply(&self.subject)
+        self.in_reply_to.is_some() || crate::inbound::subject::is_reply(&self.subject)
     }
 
     /// Where replies go: Reply-To when present, else From.
@@ -617,9 +617,9 @@ fn count_parts(msg: &Message) -> usize {
 }
 
 /// HTML → readable plain text (links and emphasis without markup), in time linear in the
-/// input whatever it holds: see [`crate::html_text`].
+/// input whatever it holds: see [`crate::inbound::html_text`].
 pub fn html_to_text(html: &str) -> String {
-    crate::html_text::to_text(html)
+    crate::inbound::html_text::to_text(html)
 }
 
 fn attachments(msg: &Message, max_bytes: u64, tld: Option<&[u8]>) -> Vec<Attachment> {
@@ -1048,7 +1048,7 @@ fn signals(msg: &Message) -> AutoSignals {
         x_autorespond: raw("X-Autorespond"),
         x_auto_response_suppress: raw("X-Auto-Response-Suppress"),
         x_loop,
-        folio_loop: raw(crate::outgoing::LOOP_HEADER),
+        folio_loop: raw(crate::outbound::outgoing::LOOP_HEADER),
         return_path_empty,
         delivery_report: root_is_report || has_status_part,
         report_original_message_id: original_id,

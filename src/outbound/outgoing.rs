@@ -150,7 +150,7 @@ mod tests {
             html: "<p>Señor</p>".into(),
         };
         let bytes = build(&a, &r, &[]).unwrap().formatted();
-        let parsed = crate::mail::parse(&bytes, 0);
+        let parsed = crate::inbound::mail::parse(&bytes, 0);
         assert_eq!(parsed.subject, "[Folio MDA-2026-000001] Re: Impresión");
         assert_eq!(parsed.in_reply_to.as_deref(), Some("orig@client.test"));
         assert_eq!(parsed.references, vec!["a@client.test", "orig@client.test"]);
@@ -160,15 +160,16 @@ mod tests {
         assert!(text.contains("X-Auto-Response-Suppress: All"));
         assert!(text.contains("X-Folio-Loop: helpdesk@example.test"));
         // Our own mail coming back in is recognised as a loop.
-        let v = crate::classify::classify(&parsed, &["helpdesk@example.test".into()]);
-        assert_eq!(v.kind, Some(crate::classify::AutoKind::Loop));
+        let v = crate::inbound::classify::classify(&parsed, &["helpdesk@example.test".into()]);
+        assert_eq!(v.kind, Some(crate::inbound::classify::AutoKind::Loop));
         // With files: they come through as attachments, the text part stays the body.
         let files = [FileAttachment {
             name: "captura pantalla.png".into(),
             content_type: "image/png".into(),
             data: vec![0x89, b'P', b'N', b'G', 0, 1, 2],
         }];
-        let parsed = crate::mail::parse(&build(&a, &r, &files).unwrap().formatted(), u64::MAX);
+        let parsed =
+            crate::inbound::mail::parse(&build(&a, &r, &files).unwrap().formatted(), u64::MAX);
         assert_eq!(parsed.body_text, "Señor");
         assert_eq!(parsed.attachments.len(), 1);
         assert_eq!(parsed.attachments[0].name, "captura pantalla.png");

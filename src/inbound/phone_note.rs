@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::requester::{fold, DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
+use crate::desk::requester::{fold, DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
 
 /// The form's fields, as the agent typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -117,7 +117,7 @@ impl PhoneNote {
                         Field::Department => set(&mut note.department),
                         Field::Phone => set(&mut note.phone),
                         Field::Email => {
-                            let addr = crate::mail::without_mailto(value)
+                            let addr = crate::inbound::mail::without_mailto(value)
                                 .trim_matches(['<', '>'])
                                 .trim_start_matches("mailto:")
                                 .to_lowercase();

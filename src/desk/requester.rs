@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::mail::InboundMail;
+use crate::inbound::mail::InboundMail;
 
 /// A directory problem, naming the file and line.
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +235,7 @@ mod tests {
             "email,name,department,phone\nAna@Example.test,Ana López,Nómina,7221112233\n",
         )
         .unwrap();
-        let mail = crate::mail::parse(
+        let mail = crate::inbound::mail::parse(
             b"From: ana@example.test\r\nSubject: x\r\n\r\nDepartamento: Otro\r\n",
             0,
         );
@@ -253,7 +253,7 @@ mod tests {
         )
         .unwrap();
         // A forged From of an employee with the outsider's Reply-To: nothing of Ana's.
-        let mail = crate::mail::parse(
+        let mail = crate::inbound::mail::parse(
             b"From: ana@example.test\r\nReply-To: eve@evil.test\r\nSubject: x\r\n\r\nhola\r\n",
             0,
         );
@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(r.email, "eve@evil.test");
         assert_eq!((r.name, r.department, r.phone), (None, None, None));
         // Ana's address in Reply-To: the confirmation goes to Ana, so her data may.
-        let mail = crate::mail::parse(
+        let mail = crate::inbound::mail::parse(
             b"From: Eve <eve@evil.test>\r\nReply-To: ana@example.test\r\nSubject: x\r\n\r\nhola\r\n",
             0,
         );
@@ -279,7 +279,8 @@ mod tests {
 
     #[test]
     fn missing_fields_listed() {
-        let mail = crate::mail::parse(b"From: bob@example.test\r\nSubject: x\r\n\r\nhola\r\n", 0);
+        let mail =
+            crate::inbound::mail::parse(b"From: bob@example.test\r\nSubject: x\r\n\r\nhola\r\n", 0);
         let r = requester_of(&mail, &Directory::default());
         assert_eq!(
             r.missing(),

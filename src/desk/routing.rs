@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Priority, Strategy, TicketType};
-use crate::requester::fold;
+use crate::desk::catalog::{Catalog, Priority, Strategy, TicketType};
+use crate::desk::requester::fold;
 
 /// Where a new ticket goes, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,7 +57,7 @@ pub fn route(
 
     // Service: the most keyword hits, a hit in the subject counting double; ties go to the
     // service listed first.
-    let mut best: Option<(usize, &crate::catalog::Service, Vec<String>)> = None;
+    let mut best: Option<(usize, &crate::desk::catalog::Service, Vec<String>)> = None;
     for s in &catalog.services {
         let in_subject = s.matcher.hits(&subject);
         let in_body = s.matcher.hits(&body);

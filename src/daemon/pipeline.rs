@@ -11,23 +11,21 @@ use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::catalog::{Catalog, CatalogError};
-use crate::classify::classify;
 use crate::clock::Clock;
-use crate::command::{self, Query};
 use crate::config::Config;
-pub use crate::decide::Analysis;
-use crate::decide::{
-    cap_key, decide, domain_of, BouncedMail, Context, Decision, Forward, Policy, TicketAction,
+use crate::desk::analysis::{analyze_checked, oversize_reason, quarantine_reason, Analysis};
+use crate::desk::catalog::{Catalog, CatalogError};
+use crate::desk::command::{self, Query};
+use crate::desk::decide::{
+    cap_key, decide, domain_of, BouncedMail, Context, Decision, Policy, TicketAction,
 };
-use crate::folio::FolioFormat;
-use crate::mail::{self, InboundMail};
-use crate::phone_note::PhoneNote;
-use crate::requester::{requester_of, Directory, DirectoryError, Requester};
-use crate::routing::Workload;
+use crate::desk::folio::FolioFormat;
+use crate::desk::requester::{Directory, DirectoryError};
+use crate::desk::routing::Workload;
+use crate::desk::ticket::Change;
+use crate::desk::tokens::Tokens;
+use crate::inbound::mail::InboundMail;
 use crate::store::{EventRow, Lookup, MessageRow, OutboxRow, Store, StoreError, TicketRow};
-use crate::ticket::Change;
-use crate::tokens::Tokens;
 
 /// How long a batch waits for a slow analysis before it goes on without it: the slow message is
 /// deferred (its analysis goes on, and it is stored when that ends), so one slow mail delays the
@@ -127,57 +125,6 @@ fn joined(r: Result<Result<Analysis, String>, tokio::task::JoinError>) -> Result
     r.unwrap_or_else(|e| Err(format!("the analysis of this message failed: {e}")))
 }
 
-/// The analysis of one message with the limits that make it unusable: its size and number of
-/// MIME parts.
-fn analyze_checked(
-    raw: &[u8],
-    directory: &Directory,
-    policy: &Policy,
-    limits: &crate::config::LimitsConfig,
-) -> Result<Analysis, String> {
-    if let Some(reason) = oversize_reason(raw.len() as u64, limits) {
-        return Err(reason);
-    }
-    let a = analyze(raw, directory, policy, limits.max_attachment_bytes)?;
-    match quarantine_reason(&a, limits) {
-        Some(reason) => Err(reason),
-        None => Ok(a),
-    }
-}
-
-/// Why the daemon quarantines an analysed message instead of storing it, or `None`.
-pub fn quarantine_reason(a: &Analysis, limits: &crate::config::LimitsConfig) -> Option<String> {
-    if a.mail.part_count as u64 > limits.max_mime_parts {
-        return Some(format!(
-            "message of {} MIME parts exceeds limits.max_mime_parts ({})",
-            a.mail.part_count, limits.max_mime_parts
-        ));
-    }
-    a.mail.unusable_reason().map(str::to_string)
-}
-
-/// Why the daemon quarantines a message of `size` bytes without reading it, or `None`.
-pub fn oversize_reason(size: u64, limits: &crate::config::LimitsConfig) -> Option<String> {
-    (size > limits.max_message_bytes).then(|| {
-        format!(
-            "message of {size} bytes exceeds limits.max_message_bytes ({}); only its headers are kept",
-            limits.max_message_bytes
-        )
-    })
-}
-
-/// The header section of a raw message (up to the first empty line), at most `cap` bytes: what
-/// is kept of a message too big to store.
-pub fn header_section(raw: &[u8], cap: usize) -> &[u8] {
-    let head = &raw[..raw.len().min(cap)];
-    let end = head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|i| i + 2));
-    &head[..end.unwrap_or(head.len())]
-}
-
 /// What a batch does with one message, decided before anything is written.
 // One plan per message of a batch, held briefly: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -187,7 +134,7 @@ enum Plan<'a> {
 }
 
 impl Plan<'_> {
-    fn new_ticket(&self) -> Option<&crate::decide::NewTicket> {
+    fn new_ticket(&self) -> Option<&crate::desk::decide::NewTicket> {
         match self {
             Plan::Store {
                 decision: Decision::Record(r),
@@ -296,80 +243,6 @@ pub fn directory_of(config: &Config) -> Result<Directory, SetupError> {
     Ok(match &config.directory.file {
         Some(f) => Directory::load(f)?,
         None => Directory::default(),
-    })
-}
-
-/// The pure analysis of one message. A parser panic on hostile input is caught and reported.
-pub fn analyze(
-    raw: &[u8],
-    directory: &Directory,
-    policy: &Policy,
-    max_attachment_bytes: u64,
-) -> Result<Analysis, String> {
-    let mail = std::panic::catch_unwind(|| mail::parse(raw, max_attachment_bytes))
-        .map_err(|_| "the MIME parser failed on this message".to_string())?;
-    let verdict = classify(&mail, &policy.own_addresses);
-    let requester = requester_of(&mail, directory);
-    let format = &policy.folio_format;
-    let folio_reference = format
-        .find(&mail.subject)
-        .or_else(|| format.find(&mail.body_text));
-    // A reply's quoted part is our own earlier mail; anything else may be a forward whose
-    // forwarded text is the request.
-    let new_content = if mail.is_reply() {
-        crate::quote::reply_content(&mail.body_text)
-    } else {
-        crate::quote::new_content(&mail.body_text)
-    };
-    // The writer's own name ends a phone note's detail: it starts their signature.
-    let signer = mail
-        .from_email
-        .as_deref()
-        .and_then(|e| policy.catalog.agent(e))
-        .map(|a| a.name.as_str())
-        .or(mail.from_name.as_deref());
-    let phone_note = PhoneNote::parse(&new_content, signer);
-    let forward = forward_of(&mail, directory);
-    Ok(Analysis {
-        mail,
-        verdict,
-        requester,
-        folio_reference,
-        new_content,
-        phone_note,
-        forward,
-    })
-}
-
-/// The mail forwarded in `mail`, attached (`message/rfc822`) or inline under a forward subject.
-fn forward_of(mail: &InboundMail, directory: &Directory) -> Option<Forward> {
-    let person = |email: &str, name: Option<String>| {
-        let entry = directory.lookup(email);
-        Requester {
-            email: email.to_lowercase(),
-            name: entry.and_then(|e| e.name.clone()).or(name),
-            department: entry.and_then(|e| e.department.clone()),
-            phone: entry.and_then(|e| e.phone.clone()),
-        }
-    };
-    if let Some(e) = &mail.enclosed {
-        let email = e.from_email.as_deref()?;
-        return Some(Forward {
-            requester: person(email, e.from_name.clone()),
-            subject: e.subject.clone(),
-            body: e.body_text.clone(),
-        });
-    }
-    if !crate::subject::is_forward(&mail.subject) {
-        return None;
-    }
-    let f = crate::quote::forwarded(&mail.body_text)?;
-    Some(Forward {
-        requester: person(&f.from_email, f.from_name),
-        subject: f
-            .subject
-            .unwrap_or_else(|| crate::subject::strip_prefixes(&mail.subject)),
-        body: f.body,
     })
 }
 
@@ -980,7 +853,7 @@ impl Pipeline {
         appended.dedup();
         tx.touch_tickets(&appended, now).await?;
         let row_ids = tx.insert_messages(&message_rows, now).await?;
-        let attachments: Vec<(i64, &crate::mail::Attachment)> = message_rows
+        let attachments: Vec<(i64, &crate::inbound::mail::Attachment)> = message_rows
             .iter()
             .zip(&row_ids)
             .flat_map(|(m, id)| m.mail.attachments.iter().map(move |a| (*id, a)))
@@ -1027,7 +900,7 @@ impl Pipeline {
                 if let (Some(obj), Some(folio)) = (context.as_object_mut(), &folios[i]) {
                     obj.insert("folio".into(), folio.as_str().into());
                 }
-                let nonce = crate::tokens::nonce(now);
+                let nonce = crate::desk::tokens::nonce(now);
                 let domain = self.message_id_domain();
                 let (message_id, reply_to) = match &folios[i] {
                     Some(folio) => (

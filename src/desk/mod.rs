@@ -1,0 +1,13 @@
+//! The help desk's rules, pure: no I/O, no clock. An analysed message plus what the store
+//! knows → a decision ([`decide`]): which ticket, which changes ([`ticket`], [`command`]), whom
+//! to route to ([`routing`], [`catalog`]), which mails to queue, and why.
+
+pub mod analysis;
+pub mod catalog;
+pub mod command;
+pub mod decide;
+pub mod folio;
+pub mod requester;
+pub mod routing;
+pub mod ticket;
+pub mod tokens;
