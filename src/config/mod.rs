@@ -285,7 +285,8 @@ pub fn is_loopback(host: &str) -> bool {
 mod tests {
     use super::*;
 
-    struct NoEnv;
+    /// An empty environment, so the tests' process environment never leaks in.
+    pub(super) struct NoEnv;
     impl Env for NoEnv {
         fn var(&self, _: &str) -> Option<String> {
             None

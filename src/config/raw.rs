@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// The whole file: a missing section is an empty one.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -124,9 +125,9 @@ pub(super) struct RawLimits {
     pub(super) max_listed_attachments: Option<i64>,
 }
 
+/// `[directory]` and `[catalog]`: a section that names a file.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-/// `[directory]` and `[catalog]`: a section that names a file.
 pub(super) struct RawFile {
     pub(super) file: Option<PathBuf>,
 }

@@ -392,13 +392,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-
-    struct NoEnv;
-    impl Env for NoEnv {
-        fn var(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
+    use crate::config::tests::NoEnv;
 
     #[test]
     fn imap_section_collects_every_problem_with_its_key() {
