@@ -1,6 +1,9 @@
 //! Configuration: `config/folio.toml` parsed raw (serde, unknown keys rejected), then validated into a
 //! typed [`Config`]. Every problem is collected and reported with the file and the key at fault, so
 //! `folio check-config` shows them all at once.
+//!
+//! `raw` is the file's form; `sections` validates it a section at a time, with the checks of
+//! single values in `validator`.
 
 mod raw;
 mod sections;
