@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::desk::requester::fold;
+use crate::desk::fold::fold;
 
 /// A problem in the catalogue file.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,17 @@ pub enum Strategy {
     LeastOpen,
     /// The members in turn, in the order the file lists them.
     RoundRobin,
+}
+
+impl Strategy {
+    /// `assignment.strategy` as the file spells it.
+    fn parse(s: &str) -> Option<Strategy> {
+        match s {
+            "least_open" => Some(Strategy::LeastOpen),
+            "round_robin" => Some(Strategy::RoundRobin),
+            _ => None,
+        }
+    }
 }
 
 /// A set of words and regexes, matched on folded text.
@@ -288,8 +299,12 @@ impl Catalog {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        let mut issues = Vec::new();
-        let catalog = validate(path, raw, &mut issues);
+        let mut v = Issues {
+            path,
+            list: Vec::new(),
+        };
+        let catalog = v.catalog(raw);
+        let issues = v.list;
         if issues.is_empty() {
             Ok(catalog)
         } else {
@@ -391,7 +406,7 @@ struct RawType {
 /// Collects problems as "FILE: key: message".
 struct Issues<'a> {
     path: &'a Path,
-    list: &'a mut Vec<String>,
+    list: Vec<String>,
 }
 
 impl Issues<'_> {
@@ -427,208 +442,376 @@ impl Issues<'_> {
         m
     }
 
+    /// A word `parse` understands, `default` when it is not given; `expected` lists the words
+    /// in the message about one it does not understand (which also stands in as `default`).
+    fn word<T>(
+        &mut self,
+        key: impl std::fmt::Display,
+        value: Option<&str>,
+        default: T,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> T {
+        match value {
+            None => default,
+            Some(v) => parse(v).unwrap_or_else(|| {
+                self.add(key, format!("expected {expected}, got {v:?}"));
+                default
+            }),
+        }
+    }
+
     fn priority(
         &mut self,
         key: impl std::fmt::Display,
         value: Option<&str>,
         default: Priority,
     ) -> Priority {
-        match value {
-            None => default,
-            Some(v) => Priority::parse(v).unwrap_or_else(|| {
+        self.word(
+            key,
+            value,
+            default,
+            Priority::parse,
+            "\"baja\", \"media\", \"alta\" or \"critica\"",
+        )
+    }
+
+    /// `[[group]]`: the ids, in file order (a repeated one is reported and kept).
+    fn groups(&mut self, raw: &[RawGroup]) -> Vec<String> {
+        let mut groups = Vec::new();
+        for (i, g) in raw.iter().enumerate() {
+            let id = g.id.trim().to_string();
+            if id.is_empty() || groups.contains(&id) {
                 self.add(
-                    key,
-                    format!("expected \"baja\", \"media\", \"alta\" or \"critica\", got {v:?}"),
+                    format!("group[{i}].id"),
+                    format!("empty or repeated: {id:?}"),
                 );
-                default
-            }),
+            }
+            groups.push(id);
         }
+        groups
     }
-}
 
-fn validate(path: &Path, raw: RawCatalog, issues: &mut Vec<String>) -> Catalog {
-    let mut v = Issues { path, list: issues };
-    let strategy = match raw.assignment.strategy.as_deref().unwrap_or("least_open") {
-        "least_open" => Strategy::LeastOpen,
-        "round_robin" => Strategy::RoundRobin,
-        other => {
-            v.add(
-                "assignment.strategy",
-                format!("expected \"least_open\" or \"round_robin\", got {other:?}"),
-            );
-            Strategy::LeastOpen
-        }
-    };
-
-    let mut groups = Vec::new();
-    for (i, g) in raw.group.iter().enumerate() {
-        let id = g.id.trim().to_string();
-        if id.is_empty() || groups.contains(&id) {
-            v.add(
-                format!("group[{i}].id"),
-                format!("empty or repeated: {id:?}"),
-            );
-        }
-        groups.push(id);
-    }
-    let known_group = |g: &str| groups.iter().any(|x| x == g);
-
-    let mut emails = HashSet::new();
-    let mut person = |v: &mut Issues, kind: &str, i: usize, p: &RawPerson| -> String {
+    /// The lower-case address of `kind[i]`, a technician or an agent; `emails` are those of
+    /// the staff seen so far, since nobody may be listed twice.
+    fn person(
+        &mut self,
+        emails: &mut HashSet<String>,
+        kind: &str,
+        i: usize,
+        p: &RawPerson,
+    ) -> String {
         let email = p.email.trim().to_lowercase();
         if !email.contains('@') || email.contains(char::is_whitespace) {
-            v.add(
+            self.add(
                 format!("{kind}[{i}].email"),
                 format!("not an address: {:?}", p.email),
             );
         } else if !emails.insert(email.clone()) {
-            v.add(
+            self.add(
                 format!("{kind}[{i}].email"),
                 format!("{email} is listed twice among technicians and agents"),
             );
         }
         if p.name.trim().is_empty() {
-            v.add(format!("{kind}[{i}].name"), "is empty");
+            self.add(format!("{kind}[{i}].name"), "is empty");
         }
         email
-    };
-    let mut technicians = Vec::new();
-    for (i, t) in raw.technician.iter().enumerate() {
-        let email = person(&mut v, "technician", i, t);
-        for (j, g) in t.groups.iter().enumerate() {
-            if !known_group(g) {
-                v.add(
-                    format!("technician[{i}].groups[{j}]"),
-                    format!("unknown group {g:?} (declare it with [[group]] id = {g:?})"),
+    }
+
+    /// `[[technician]]`, each in groups declared with `[[group]]`.
+    fn technicians(
+        &mut self,
+        raw: &[RawPerson],
+        groups: &[String],
+        emails: &mut HashSet<String>,
+    ) -> Vec<Technician> {
+        let mut technicians = Vec::new();
+        for (i, t) in raw.iter().enumerate() {
+            let email = self.person(emails, "technician", i, t);
+            for (j, g) in t.groups.iter().enumerate() {
+                if !groups.contains(g) {
+                    self.add(
+                        format!("technician[{i}].groups[{j}]"),
+                        format!("unknown group {g:?} (declare it with [[group]] id = {g:?})"),
+                    );
+                }
+            }
+            technicians.push(Technician {
+                name: t.name.trim().to_string(),
+                email,
+                groups: t.groups.clone(),
+            });
+        }
+        technicians
+    }
+
+    /// `[[agent]]`: phone agents, who belong to no group.
+    fn agents(&mut self, raw: &[RawPerson], emails: &mut HashSet<String>) -> Vec<Agent> {
+        let mut agents = Vec::new();
+        for (i, a) in raw.iter().enumerate() {
+            if !a.groups.is_empty() {
+                self.add(
+                    format!("agent[{i}].groups"),
+                    "agents have no groups (list the person as a technician too)",
                 );
             }
+            let email = self.person(emails, "agent", i, a);
+            agents.push(Agent {
+                name: a.name.trim().to_string(),
+                email,
+            });
         }
-        technicians.push(Technician {
-            name: t.name.trim().to_string(),
-            email,
-            groups: t.groups.clone(),
-        });
-    }
-    let mut agents = Vec::new();
-    for (i, a) in raw.agent.iter().enumerate() {
-        if !a.groups.is_empty() {
-            v.add(
-                format!("agent[{i}].groups"),
-                "agents have no groups (list the person as a technician too)",
-            );
-        }
-        let email = person(&mut v, "agent", i, a);
-        agents.push(Agent {
-            name: a.name.trim().to_string(),
-            email,
-        });
+        agents
     }
 
-    let default_priority = v.priority(
-        "priority.default",
-        raw.priority.default.as_deref(),
-        Priority::Media,
-    );
-    let vip_priority = v.priority(
-        "priority.vip_level",
-        raw.priority.vip_level.as_deref(),
-        Priority::Alta,
-    );
-
-    let mut services: Vec<Service> = Vec::new();
-    for (i, s) in raw.service.iter().enumerate() {
-        let key = format!("service[{i}]");
-        let id = fold(s.id.trim());
-        if id.is_empty() || id.contains(char::is_whitespace) {
-            v.add(
-                format!("{key}.id"),
-                format!(
-                    "must be one word like \"correo-institucional\", got {:?}",
-                    s.id
-                ),
-            );
-        } else if services.iter().any(|x| x.id == id) {
-            v.add(format!("{key}.id"), format!("{id:?} is listed twice"));
-        }
-        if !known_group(&s.group) {
-            v.add(
-                format!("{key}.group"),
-                format!("unknown group {:?} (declare it with [[group]])", s.group),
-            );
-        }
-        let default_type = match s.ticket_type.as_deref() {
-            None => TicketType::Incidente,
-            Some(t) => TicketType::parse(t).unwrap_or_else(|| {
-                v.add(
-                    format!("{key}.type"),
-                    format!("expected \"incidente\" or \"solicitud\", got {t:?}"),
+    /// `[[service]]`: ids one word, unique and folded; each served by a declared group.
+    fn services(
+        &mut self,
+        raw: &[RawService],
+        groups: &[String],
+        default_priority: Priority,
+    ) -> Vec<Service> {
+        let mut services: Vec<Service> = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            let key = format!("service[{i}]");
+            let id = fold(s.id.trim());
+            if id.is_empty() || id.contains(char::is_whitespace) {
+                self.add(
+                    format!("{key}.id"),
+                    format!(
+                        "must be one word like \"correo-institucional\", got {:?}",
+                        s.id
+                    ),
                 );
-                TicketType::Incidente
-            }),
-        };
-        let service_priority = v.priority(
-            format!("{key}.priority"),
-            s.priority.as_deref(),
-            default_priority,
+            } else if services.iter().any(|x| x.id == id) {
+                self.add(format!("{key}.id"), format!("{id:?} is listed twice"));
+            }
+            if !groups.contains(&s.group) {
+                self.add(
+                    format!("{key}.group"),
+                    format!("unknown group {:?} (declare it with [[group]])", s.group),
+                );
+            }
+            let default_type = self.word(
+                format!("{key}.type"),
+                s.ticket_type.as_deref(),
+                TicketType::Incidente,
+                TicketType::parse,
+                "\"incidente\" or \"solicitud\"",
+            );
+            let service_priority = self.priority(
+                format!("{key}.priority"),
+                s.priority.as_deref(),
+                default_priority,
+            );
+            let matcher = self.matcher(&key, &s.keywords, &s.patterns);
+            services.push(Service {
+                id,
+                name: s.name.trim().to_string(),
+                group: s.group.clone(),
+                default_type,
+                default_priority: service_priority,
+                matcher,
+            });
+        }
+        services
+    }
+
+    /// `assignment.default_service`: the id of a service; when not given, the first service's
+    /// (or "general" with none).
+    fn default_service(&mut self, raw: Option<String>, services: &[Service]) -> String {
+        match raw {
+            Some(d) => {
+                let d = fold(d.trim());
+                if !services.iter().any(|s| s.id == d) {
+                    self.add(
+                        "assignment.default_service",
+                        format!("{d:?} is not the id of a [[service]]"),
+                    );
+                }
+                d
+            }
+            None => match services.first() {
+                Some(s) => s.id.clone(),
+                None => "general".into(),
+            },
+        }
+    }
+
+    /// `[[priority.rule]]`: each a level and the keywords or patterns that raise to it.
+    fn priority_rules(&mut self, raw: &[RawPriorityRule]) -> Vec<PriorityRule> {
+        let mut priority_rules = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let key = format!("priority.rule[{i}]");
+            let level = self.priority(format!("{key}.level"), Some(&r.level), Priority::Media);
+            let m = self.matcher(&key, &r.keywords, &r.patterns);
+            if m.is_empty() {
+                self.add(&key, "needs keywords or patterns");
+            }
+            priority_rules.push(PriorityRule { level, matcher: m });
+        }
+        priority_rules
+    }
+
+    /// The whole file, table by table; its problems are left in `self`.
+    fn catalog(&mut self, raw: RawCatalog) -> Catalog {
+        let strategy = self.word(
+            "assignment.strategy",
+            raw.assignment.strategy.as_deref(),
+            Strategy::LeastOpen,
+            Strategy::parse,
+            "\"least_open\" or \"round_robin\"",
         );
-        let matcher = v.matcher(&key, &s.keywords, &s.patterns);
-        services.push(Service {
-            id,
-            name: s.name.trim().to_string(),
-            group: s.group.clone(),
-            default_type,
-            default_priority: service_priority,
-            matcher,
+        let groups = self.groups(&raw.group);
+        let mut emails = HashSet::new();
+        let technicians = self.technicians(&raw.technician, &groups, &mut emails);
+        let agents = self.agents(&raw.agent, &mut emails);
+        let default_priority = self.priority(
+            "priority.default",
+            raw.priority.default.as_deref(),
+            Priority::Media,
+        );
+        let vip_priority = self.priority(
+            "priority.vip_level",
+            raw.priority.vip_level.as_deref(),
+            Priority::Alta,
+        );
+        let services = self.services(&raw.service, &groups, default_priority);
+        let default_service = self.default_service(raw.assignment.default_service, &services);
+        let priority_rules = self.priority_rules(&raw.priority.rule);
+        let incident = self.matcher("type.incident", &raw.ticket_type.incident_keywords, &[]);
+        let request = self.matcher("type.request", &raw.ticket_type.request_keywords, &[]);
+
+        Catalog {
+            path: self.path.to_owned(),
+            strategy,
+            default_service,
+            groups,
+            services,
+            technicians,
+            agents,
+            default_priority,
+            priority_rules,
+            vip_departments: raw
+                .priority
+                .vip_departments
+                .iter()
+                .map(|d| fold(d.trim()))
+                .collect(),
+            vip_priority,
+            incident,
+            request,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issues() -> Issues<'static> {
+        Issues {
+            path: Path::new("c.toml"),
+            list: Vec::new(),
+        }
+    }
+
+    fn person(name: &str, email: &str, groups: &[&str]) -> RawPerson {
+        RawPerson {
+            name: name.into(),
+            email: email.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn groups_report_empty_and_repeated_ids() {
+        let mut v = issues();
+        let raw = ["redes", " redes ", " "].map(|id| RawGroup {
+            id: id.into(),
+            name: None,
         });
+        assert_eq!(v.groups(&raw), vec!["redes", "redes", ""]);
+        assert_eq!(
+            v.list,
+            vec![
+                "c.toml: group[1].id: empty or repeated: \"redes\"",
+                "c.toml: group[2].id: empty or repeated: \"\"",
+            ]
+        );
     }
-    let default_service = match raw.assignment.default_service {
-        Some(d) => {
-            let d = fold(d.trim());
-            if !services.iter().any(|s| s.id == d) {
-                v.add(
-                    "assignment.default_service",
-                    format!("{d:?} is not the id of a [[service]]"),
-                );
-            }
-            d
-        }
-        None => match services.first() {
-            Some(s) => s.id.clone(),
-            None => "general".into(),
-        },
-    };
 
-    let mut priority_rules = Vec::new();
-    for (i, r) in raw.priority.rule.iter().enumerate() {
-        let key = format!("priority.rule[{i}]");
-        let level = v.priority(format!("{key}.level"), Some(&r.level), Priority::Media);
-        let m = v.matcher(&key, &r.keywords, &r.patterns);
-        if m.is_empty() {
-            v.add(&key, "needs keywords or patterns");
-        }
-        priority_rules.push(PriorityRule { level, matcher: m });
+    #[test]
+    fn staff_addresses_are_unique_across_technicians_and_agents() {
+        let mut v = issues();
+        let groups = vec!["redes".to_string()];
+        let mut emails = HashSet::new();
+        let technicians = v.technicians(
+            &[person("Ana", "Ana@X.test", &["redes", "correo"])],
+            &groups,
+            &mut emails,
+        );
+        let agents = v.agents(
+            &[
+                person("", "ana@x.test", &["redes"]),
+                person("Bo", "bo", &[]),
+            ],
+            &mut emails,
+        );
+        assert_eq!(technicians[0].email, "ana@x.test");
+        assert_eq!(agents.len(), 2);
+        assert_eq!(
+            v.list,
+            vec![
+                "c.toml: technician[0].groups[1]: unknown group \"correo\" (declare it with [[group]] id = \"correo\")",
+                "c.toml: agent[0].groups: agents have no groups (list the person as a technician too)",
+                "c.toml: agent[0].email: ana@x.test is listed twice among technicians and agents",
+                "c.toml: agent[0].name: is empty",
+                "c.toml: agent[1].email: not an address: \"bo\"",
+            ]
+        );
     }
-    let incident = v.matcher("type.incident", &raw.ticket_type.incident_keywords, &[]);
-    let request = v.matcher("type.request", &raw.ticket_type.request_keywords, &[]);
 
-    Catalog {
-        path: path.to_owned(),
-        strategy,
-        default_service,
-        groups,
-        services,
-        technicians,
-        agents,
-        default_priority,
-        priority_rules,
-        vip_departments: raw
-            .priority
-            .vip_departments
-            .iter()
-            .map(|d| fold(d.trim()))
-            .collect(),
-        vip_priority,
-        incident,
-        request,
+    #[test]
+    fn a_service_reports_each_of_its_problems_and_keeps_defaults() {
+        let mut v = issues();
+        let raw = RawService {
+            id: "Correo".into(),
+            name: " Correo institucional ".into(),
+            group: "redes".into(),
+            ticket_type: Some("queja".into()),
+            priority: None,
+            keywords: vec!["Contraseña".into()],
+            patterns: vec![],
+        };
+        let services = v.services(&[raw], &[], Priority::Alta);
+        let s = &services[0];
+        assert_eq!(
+            (s.id.as_str(), s.name.as_str()),
+            ("correo", "Correo institucional")
+        );
+        assert_eq!(
+            (s.default_type, s.default_priority),
+            (TicketType::Incidente, Priority::Alta)
+        );
+        assert_eq!(
+            s.matcher.hits("olvide mi contrasena"),
+            vec!["\"contrasena\""]
+        );
+        assert_eq!(v.default_service(None, &services), "correo");
+        assert_eq!(
+            v.default_service(Some(" Redes ".into()), &services),
+            "redes"
+        );
+        assert_eq!(v.default_service(None, &[]), "general");
+        assert_eq!(
+            v.list,
+            vec![
+                "c.toml: service[0].group: unknown group \"redes\" (declare it with [[group]])",
+                "c.toml: service[0].type: expected \"incidente\" or \"solicitud\", got \"queja\"",
+                "c.toml: assignment.default_service: \"redes\" is not the id of a [[service]]",
+            ]
+        );
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::desk::requester::fold;
+use crate::desk::fold::fold;
 
 /// One technician command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod catalog;
 pub mod command;
 pub mod decide;
+pub mod fold;
 pub mod folio;
 pub mod requester;
 pub mod routing;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::desk::fold::fold;
 use crate::inbound::mail::InboundMail;
 
 /// A directory problem, naming the file and line.
@@ -192,21 +193,6 @@ pub fn body_field(body: &str, names: &[&str]) -> Option<String> {
             (names.contains(&label.as_str()) && !value.is_empty() && value.len() <= 200)
                 .then(|| value.to_string())
         })
-}
-
-/// Lower case without Spanish accents, for matching labels typed by people.
-pub fn fold(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'á' | 'Á' => 'a',
-            'é' | 'É' => 'e',
-            'í' | 'Í' => 'i',
-            'ó' | 'Ó' => 'o',
-            'ú' | 'Ú' | 'ü' | 'Ü' => 'u',
-            'ñ' | 'Ñ' => 'n',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 
 use serde::Serialize;
 
-use crate::desk::requester::{fold, DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
+use crate::desk::fold::fold;
+use crate::desk::requester::{DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
 
 /// The form's fields, as the agent typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

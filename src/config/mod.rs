@@ -1,0 +1,422 @@
+//! Configuration: `config/folio.toml` parsed raw (serde, unknown keys rejected), then validated into a
+//! typed [`Config`]. Every problem is collected and reported with the file and the key at fault, so
+//! `folio check-config` shows them all at once.
+//!
+//! `raw` is the file's form; `sections` validates it a section at a time, with the checks of
+//! single values in `validator`.
+
+mod raw;
+mod sections;
+mod validator;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raw::{RawConfig, RawLimits};
+use validator::Validator;
+
+/// `helpdesk.name` when not set.
+pub const DEFAULT_HELPDESK_NAME: &str = "Mesa de Ayuda";
+/// `helpdesk.institution` when not set.
+pub const DEFAULT_INSTITUTION: &str =
+    "Dirección General de Sistemas y Tecnologías de la Información";
+/// `helpdesk.phone` when not set.
+pub const DEFAULT_PHONE: &str = "(722) 2769600 ext. 60100";
+/// `limits.max_auto_replies_per_address` when not set.
+pub const DEFAULT_MAX_AUTO_REPLIES: u32 = 20;
+/// `limits.max_auto_replies_per_domain_per_hour` when not set.
+pub const DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR: u32 = 100;
+/// `limits.max_auto_replies_per_hour` when not set.
+pub const DEFAULT_MAX_AUTO_REPLIES_PER_HOUR: u32 = 2_000;
+/// `limits.max_listed_attachments` when not set.
+pub const DEFAULT_MAX_LISTED_ATTACHMENTS: u32 = 20;
+/// `templates.language` when not set.
+pub const DEFAULT_LANGUAGE: &str = "es";
+
+/// A configuration problem, naming the file and key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}", .issues.join("\n"))]
+    Invalid { issues: Vec<String> },
+}
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login.
+    StartTls,
+    /// No TLS at all: accepted only for loopback hosts.
+    None,
+}
+
+/// What to do with mail already in the folder the first time folio sees a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstStart {
+    /// Leave existing mail alone; only mail arriving after the first start is processed.
+    NewOnly,
+    /// Process everything already in the folder.
+    ImportExisting,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    pub imap: ImapConfig,
+    pub smtp: SmtpConfig,
+    pub database: DatabaseConfig,
+    pub templates: TemplatesConfig,
+    pub helpdesk: HelpdeskConfig,
+    pub limits: LimitsConfig,
+    pub directory: DirectoryConfig,
+    pub catalog: CatalogConfig,
+    pub tickets: TicketsConfig,
+    pub security: SecurityConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Secret,
+    pub folder: String,
+    pub processed_folder: String,
+    pub quarantine_folder: String,
+    pub poll_interval: Duration,
+    /// Use IDLE when the server offers it (false: always poll).
+    pub idle: bool,
+    pub idle_renew: Duration,
+    pub command_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub first_start: FirstStart,
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Secret,
+    /// The help desk's address (`Mesa de Ayuda <helpdesk@…>`), used as From.
+    pub from_name: String,
+    pub from_address: String,
+    pub ca_file: Option<PathBuf>,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub hello_name: String,
+    /// How long a mail the server keeps refusing temporarily (4xx, no connection) is retried
+    /// before it is marked failed (like Postfix's `maximal_queue_lifetime`).
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TemplatesConfig {
+    pub dir: PathBuf,
+    pub language: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HelpdeskConfig {
+    pub name: String,
+    pub institution: String,
+    pub phone: String,
+    pub folio_format: String,
+    /// Extra addresses that are ours (aliases): mail from them is never answered.
+    pub own_addresses: Vec<String>,
+    /// `helpdesk.domains`: the institution's own mail domains (lower case; default: the
+    /// domain of `smtp.from`). Other domains are "outside": their own hourly cap, and
+    /// confirmations that quote nothing the sender wrote.
+    pub domains: Vec<String>,
+    /// `helpdesk.quote_outside_domains`: confirmations to outside domains quote the request
+    /// anyway (default false).
+    pub quote_outside_domains: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub max_auto_replies_per_address: u32,
+    pub auto_reply_window: Duration,
+    pub max_attachment_bytes: u64,
+    pub max_message_bytes: u64,
+    /// How long folio sends nothing to an address after it hard-bounced.
+    pub bounce_suppression: Duration,
+    /// Automatic mails per hour to one outside domain.
+    pub max_auto_replies_per_domain_per_hour: u32,
+    /// Automatic mails per hour in all.
+    pub max_auto_replies_per_hour: u32,
+    /// Attachment names a mail lists before "and N more".
+    pub max_listed_attachments: u32,
+    /// The most attachment bytes one technician notice carries; the rest are listed by name.
+    pub max_notice_attachment_bytes: u64,
+    /// The most files one technician notice carries; the rest are listed by name.
+    pub max_notice_attachments: usize,
+    /// The longest the analysis (MIME parsing, HTML to text, classification) of one message may
+    /// take; past it the message is quarantined with the reason.
+    pub analysis_deadline: Duration,
+    /// Messages with more MIME parts than this are quarantined.
+    pub max_mime_parts: u64,
+}
+
+impl Default for LimitsConfig {
+    /// The documented defaults (what `[limits]` means when it is empty).
+    fn default() -> Self {
+        Validator::new(Path::new("(defaults)")).limits(RawLimits::default())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub file: Option<PathBuf>,
+}
+
+/// `[catalog]`: the services, technicians and agents file.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// `None`: no services or staff (every ticket unassigned, no commands).
+    pub file: Option<PathBuf>,
+}
+
+/// `[tickets]`
+#[derive(Debug, Clone)]
+pub struct TicketsConfig {
+    /// CC'd addresses of an opening mail become participants who receive public replies.
+    pub cc_participants: bool,
+}
+
+/// `[security]`
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// authserv-ids whose `Authentication-Results` headers are trusted as proof of a
+    /// technician's identity (DKIM/SPF pass aligned with the From domain).
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Where secrets from the environment come from; injected so tests need not touch the process env.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration file.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text, env)
+    }
+
+    /// Validates configuration text; `path` is used only in messages.
+    pub fn parse(path: &Path, text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let mut v = Validator::new(path);
+        let config = v.config(raw, env);
+        let issues = v.into_issues();
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { issues })
+        }
+    }
+}
+
+/// True for hosts that never leave the machine.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty environment, so the tests' process environment never leaks in.
+    pub(super) struct NoEnv;
+    impl Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    /// The error text of an invalid configuration, read as file `path`.
+    fn error_of(path: &str, text: &str) -> String {
+        Config::parse(Path::new(path), text, &NoEnv)
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn minimal() -> String {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        format!(
+            "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
+             [templates]\ndir = \"{dir}/mail-templates\"\n"
+        )
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(Path::new("f.toml"), &minimal(), &NoEnv).unwrap();
+        assert_eq!(c.imap.port, 143);
+        assert_eq!(c.imap.processed_folder, "Procesados");
+        assert_eq!(c.imap.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.smtp.from_address, "helpdesk@example.test");
+        assert_eq!(c.limits.max_auto_replies_per_address, 20);
+        assert_eq!(c.database.url, "sqlite://var/folio.db");
+        assert!(c
+            .helpdesk
+            .own_addresses
+            .contains(&"helpdesk@example.test".to_string()));
+    }
+
+    #[test]
+    fn amplification_limits_and_own_domains() {
+        let c = Config::parse(Path::new("f.toml"), &minimal(), &NoEnv).unwrap();
+        assert_eq!(c.helpdesk.domains, vec!["example.test"]);
+        assert!(!c.helpdesk.quote_outside_domains);
+        assert_eq!(c.limits.max_auto_replies_per_domain_per_hour, 100);
+        assert_eq!(c.limits.max_auto_replies_per_hour, 2000);
+        assert_eq!(c.limits.max_listed_attachments, 20);
+        let text = minimal().replace(
+            "[templates]",
+            "[helpdesk]\ndomains = [\"Uni.test\", \"@alumnos.uni.test\"]\nquote_outside_domains = true\n\
+             [limits]\nmax_auto_replies_per_domain_per_hour = 5\nmax_listed_attachments = 3\n[templates]",
+        );
+        let c = Config::parse(Path::new("f.toml"), &text, &NoEnv).unwrap();
+        assert_eq!(c.helpdesk.domains, vec!["uni.test", "alumnos.uni.test"]);
+        assert!(c.helpdesk.quote_outside_domains);
+        assert_eq!(c.limits.max_auto_replies_per_domain_per_hour, 5);
+        assert_eq!(c.limits.max_listed_attachments, 3);
+        let e = error_of(
+            "f.toml",
+            &minimal().replace(
+                "[templates]",
+                "[helpdesk]\ndomains = [\"a b\"]\n[templates]",
+            ),
+        );
+        assert!(e.contains("helpdesk.domains"), "{e}");
+        let e = error_of(
+            "f.toml",
+            &minimal().replace(
+                "[templates]",
+                "[limits]\nmax_auto_replies_per_hour = 0\n[templates]",
+            ),
+        );
+        assert!(e.contains("limits.max_auto_replies_per_hour"), "{e}");
+    }
+
+    #[test]
+    fn smtp_from_defaults_to_the_mailbox_address() {
+        let text = minimal().replace("from = \"Mesa de Ayuda <helpdesk@example.test>\"\n", "");
+        let c = Config::parse(Path::new("f.toml"), &text, &NoEnv).unwrap();
+        assert_eq!(c.smtp.from_address, "helpdesk@example.test");
+        assert_eq!(c.smtp.from_name, "Mesa de Ayuda");
+        let text = text.replace(
+            "username = \"helpdesk@example.test\"",
+            "username = \"mesa\"",
+        );
+        let e = error_of("f.toml", &text);
+        assert!(e.contains("smtp.from"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let text = minimal() + "[log]\nverbosity = 3\n";
+        let e = error_of("config/folio.toml", &text);
+        assert!(e.contains("config/folio.toml"), "{e}");
+        assert!(e.contains("verbosity"), "{e}");
+    }
+
+    #[test]
+    fn all_issues_are_collected_with_keys() {
+        let text = minimal().replace(
+            "tls = \"none\"\nusername",
+            "tls = \"none\"\nport = 99999\npoll_interval = \"soon\"\nusername",
+        ) + "[limits]\nmax_auto_replies_per_address = 0\n";
+        let e = error_of("c.toml", &text);
+        assert!(
+            e.contains("c.toml: imap.port: expected 1-65535, got 99999"),
+            "{e}"
+        );
+        assert!(e.contains("imap.poll_interval"), "{e}");
+        assert!(e.contains("limits.max_auto_replies_per_address"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_refused_for_remote_hosts() {
+        let text = minimal().replacen("host = \"127.0.0.1\"", "host = \"imap.example.gob.mx\"", 1);
+        let e = error_of("c.toml", &text);
+        assert!(e.contains("imap.tls"), "{e}");
+    }
+
+    #[test]
+    fn environment_password_wins() {
+        struct E;
+        impl Env for E {
+            fn var(&self, n: &str) -> Option<String> {
+                (n == "FOLIO_IMAP_PASSWORD").then(|| "from-env".to_string())
+            }
+        }
+        let c = Config::parse(Path::new("f.toml"), &minimal(), &E).unwrap();
+        assert_eq!(c.imap.password.0, "from-env");
+        assert_eq!(format!("{:?}", c.imap.password), "\"***\"");
+    }
+}

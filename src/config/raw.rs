@@ -1,0 +1,140 @@
+//! The configuration exactly as written in the file: every key optional, unknown keys rejected
+//! (`deny_unknown_fields`), so a misspelt key is an error naming it rather than a silent default.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file: a missing section is an empty one.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) imap: RawImap,
+    #[serde(default)]
+    pub(super) smtp: RawSmtp,
+    #[serde(default)]
+    pub(super) database: RawDatabase,
+    #[serde(default)]
+    pub(super) templates: RawTemplates,
+    #[serde(default)]
+    pub(super) helpdesk: RawHelpdesk,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) directory: RawFile,
+    #[serde(default)]
+    pub(super) catalog: RawFile,
+    #[serde(default)]
+    pub(super) tickets: RawTickets,
+    #[serde(default)]
+    pub(super) security: RawSecurity,
+    #[serde(default)]
+    pub(super) log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTickets {
+    pub(super) cc_participants: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecurity {
+    pub(super) trusted_authserv_ids: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImap {
+    pub(super) host: Option<String>,
+    pub(super) port: Option<i64>,
+    pub(super) tls: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) folder: Option<String>,
+    pub(super) processed_folder: Option<String>,
+    pub(super) quarantine_folder: Option<String>,
+    pub(super) poll_interval: Option<String>,
+    pub(super) idle: Option<bool>,
+    pub(super) idle_renew: Option<String>,
+    pub(super) command_timeout: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) first_start: Option<String>,
+    pub(super) batch_size: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    pub(super) host: Option<String>,
+    pub(super) port: Option<i64>,
+    pub(super) tls: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) from: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) concurrency: Option<i64>,
+    pub(super) timeout: Option<String>,
+    pub(super) hello_name: Option<String>,
+    pub(super) max_age: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub(super) url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTemplates {
+    pub(super) dir: Option<PathBuf>,
+    pub(super) language: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHelpdesk {
+    pub(super) name: Option<String>,
+    pub(super) institution: Option<String>,
+    pub(super) phone: Option<String>,
+    pub(super) folio_format: Option<String>,
+    pub(super) own_addresses: Option<Vec<String>>,
+    pub(super) domains: Option<Vec<String>>,
+    pub(super) quote_outside_domains: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_auto_replies_per_address: Option<i64>,
+    pub(super) auto_reply_window: Option<String>,
+    pub(super) max_attachment_bytes: Option<i64>,
+    pub(super) max_message_bytes: Option<i64>,
+    pub(super) bounce_suppression: Option<String>,
+    pub(super) analysis_deadline: Option<String>,
+    pub(super) max_mime_parts: Option<i64>,
+    pub(super) max_notice_attachment_bytes: Option<i64>,
+    pub(super) max_notice_attachments: Option<i64>,
+    pub(super) max_auto_replies_per_domain_per_hour: Option<i64>,
+    pub(super) max_auto_replies_per_hour: Option<i64>,
+    pub(super) max_listed_attachments: Option<i64>,
+}
+
+/// `[directory]` and `[catalog]`: a section that names a file.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    pub(super) file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<String>,
+    pub(super) level: Option<String>,
+}
