@@ -183,39 +183,51 @@ mod tests {
     fn rfc2231_sections_are_joined_before_decoding() {
         // mail-parser decodes each section alone: the charset of section 0 is lost for the
         // others and a character split between sections breaks.
-        let latin1 =
-            b"attachment;\r\n filename*0*=iso-8859-1''Informe%20del%20a; filename*1*=%F1o.pdf";
-        assert_eq!(
-            mime_param(latin1, "filename", None).as_deref(),
-            Some("Informe del año.pdf")
-        );
-        let split = b"attachment; filename*0*=UTF-8''a%C3; filename*1*=%B1o.txt";
-        assert_eq!(
-            mime_param(split, "filename", None).as_deref(),
-            Some("año.txt")
-        );
-        let jis = b"attachment; filename*0*=iso-2022-jp''%1B%24B8%2B%1B; filename*1*=%28B.pdf";
-        assert_eq!(mime_param(jis, "filename", None).as_deref(), Some("見.pdf"));
-        let plain = b"attachment; filename*1=\"comite.pdf\"; filename*0=\"Acta del \"";
-        assert_eq!(
-            mime_param(plain, "filename", None).as_deref(),
-            Some("Acta del comite.pdf")
-        );
-        let simple = b"attachment; filename*=UTF-8'es'Tel%C3%A9fono.vcf; filename=\"x\"";
-        assert_eq!(
-            mime_param(simple, "filename", None).as_deref(),
-            Some("Teléfono.vcf")
-        );
-        let words = b"application/pdf; name=\"=?UTF-8?B?w7Fvw7E=?= =?UTF-8?Q?_2.pdf?=\"";
-        assert_eq!(
-            mime_param(words, "name", None).as_deref(),
-            Some("ñoñ 2.pdf")
-        );
-        let raw8 = b"attachment; filename=\"Se\xf1al.pdf\"";
-        assert_eq!(
-            mime_param(raw8, "filename", None).as_deref(),
-            Some("Señal.pdf")
-        );
+        let cases: [(&[u8], &str, &str); 7] = [
+            (
+                b"attachment;\r\n filename*0*=iso-8859-1''Informe%20del%20a; filename*1*=%F1o.pdf",
+                "filename",
+                "Informe del año.pdf",
+            ),
+            (
+                b"attachment; filename*0*=UTF-8''a%C3; filename*1*=%B1o.txt",
+                "filename",
+                "año.txt",
+            ),
+            (
+                b"attachment; filename*0*=iso-2022-jp''%1B%24B8%2B%1B; filename*1*=%28B.pdf",
+                "filename",
+                "見.pdf",
+            ),
+            (
+                b"attachment; filename*1=\"comite.pdf\"; filename*0=\"Acta del \"",
+                "filename",
+                "Acta del comite.pdf",
+            ),
+            (
+                b"attachment; filename*=UTF-8'es'Tel%C3%A9fono.vcf; filename=\"x\"",
+                "filename",
+                "Teléfono.vcf",
+            ),
+            (
+                b"application/pdf; name=\"=?UTF-8?B?w7Fvw7E=?= =?UTF-8?Q?_2.pdf?=\"",
+                "name",
+                "ñoñ 2.pdf",
+            ),
+            (
+                b"attachment; filename=\"Se\xf1al.pdf\"",
+                "filename",
+                "Señal.pdf",
+            ),
+        ];
+        for (value, name, expected) in cases {
+            assert_eq!(
+                mime_param(value, name, None).as_deref(),
+                Some(expected),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
         for junk in [
             &b"x; filename*0*=%"[..],
             b"; filename*=''%G1",
