@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod command;
 pub mod decide;
 pub mod folio;
+pub mod plan;
 pub mod requester;
 pub mod routing;
 pub mod ticket;
