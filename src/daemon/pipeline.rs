@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -151,26 +152,26 @@ fn joined(r: Result<Result<Analysis, String>, tokio::task::JoinError>) -> Result
 
 /// Everything the pipeline needs, built once from the configuration.
 pub struct Pipeline {
-    pub store: Store,
-    pub directory: Arc<Directory>,
-    pub policy: Arc<Policy>,
+    store: Store,
+    directory: Arc<Directory>,
+    policy: Arc<Policy>,
     /// `limits.bounce_suppression`: how long a hard-bouncing address gets no mail.
-    pub bounce_suppression: std::time::Duration,
-    pub clock: Arc<dyn Clock>,
-    pub limits: crate::config::LimitsConfig,
+    bounce_suppression: std::time::Duration,
+    clock: Arc<dyn Clock>,
+    limits: crate::config::LimitsConfig,
     /// Woken after a commit that queued mail, so the sender starts at once.
-    pub outbox_ready: Arc<Notify>,
+    outbox_ready: Arc<Notify>,
     /// Set while the mailbox worker catches up on more than one batch of mail. The sender pauses
     /// meanwhile: on a 2-core machine the SMTP work (and the mail server's delivery of it)
     /// would otherwise take half the CPU from ingest, and the first goal after an outage is that
     /// every waiting message has its ticket; the confirmations follow right after.
-    pub ingest_busy: Arc<AtomicBool>,
+    ingest_busy: Arc<AtomicBool>,
     /// How long a batch waits for a slow analysis ([`ANALYSIS_PATIENCE`]).
-    pub patience: Duration,
+    patience: Duration,
     /// Analyses that outlasted the patience and go on in the background.
     slow: Mutex<Vec<SlowAnalysis>>,
     /// Woken when one of them ends.
-    pub slow_done: Arc<Notify>,
+    slow_done: Arc<Notify>,
     /// One permit per core: analyses in parallel, never more than the machine runs at once.
     cores: Arc<Semaphore>,
 }
@@ -260,6 +261,41 @@ impl Pipeline {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
         })
+    }
+
+    /// The same pipeline waiting `patience` for a batch's slow analyses instead of
+    /// [`ANALYSIS_PATIENCE`] (tests: zero defers every analysis, a long one none).
+    pub fn with_patience(mut self, patience: Duration) -> Pipeline {
+        self.patience = patience;
+        self
+    }
+
+    /// The database the pipeline writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Woken after a commit that queued mail: the sender waits on it.
+    pub fn outbox_ready(&self) -> Arc<Notify> {
+        self.outbox_ready.clone()
+    }
+
+    /// Set while ingest catches up on a backlog ([`Pipeline::catching_up`]): the sender pauses
+    /// meanwhile.
+    pub fn ingest_busy(&self) -> Arc<AtomicBool> {
+        self.ingest_busy.clone()
+    }
+
+    /// Resolves when a slow analysis has ended (or ended since the last wait): its message is
+    /// ready for [`Pipeline::finish_slow`]. Create it before calling `finish_slow`, so an end in
+    /// between is not missed.
+    pub fn slow_done(&self) -> Notified<'_> {
+        self.slow_done.notified()
+    }
+
+    /// `limits.max_message_bytes`: a bigger message is quarantined unread.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.limits.max_message_bytes
     }
 
     /// Records messages quarantined without reading them (`(source, reason)`), in one transaction.
@@ -366,6 +402,21 @@ impl Pipeline {
             log_outcome(&raw.source, o, ms);
         }
         Ok(outcomes)
+    }
+
+    /// Processes one message, waiting for its analysis however slow (up to
+    /// `limits.analysis_deadline`): for `folio ingest`, which has nothing else to do meanwhile.
+    pub async fn process_waiting(&self, raw: RawMessage) -> Result<Outcome, StoreError> {
+        let mut outcome = self.process(std::slice::from_ref(&raw)).await?.remove(0);
+        while outcome.disposition == Disposition::Deferred {
+            let wake = self.slow_done();
+            if let Some((_, o)) = self.finish_slow().await?.pop() {
+                outcome = o;
+            } else {
+                wake.await;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Records the attempts, analyses `which` messages of `batch` in parallel and stores those

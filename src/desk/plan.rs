@@ -375,6 +375,11 @@ mod tests {
         crate::desk::analysis::analyze(raw.as_bytes(), &Directory::default(), p, u64::MAX).unwrap()
     }
 
+    /// A plain request from `from` to the help desk.
+    fn request(p: &Policy, from: &str, id: &str, body: &str) -> Result<Analysis, String> {
+        Ok(mail(p, from, HD, id, "", body))
+    }
+
     /// Ana's open ticket, assigned to the first technician, as the store knows it.
     fn known_ticket() -> Known {
         let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
@@ -414,34 +419,16 @@ mod tests {
     #[test]
     fn a_second_copy_in_one_batch_is_a_duplicate() {
         let p = policy();
-        let copy = || {
-            Ok(mail(
-                &p,
-                "ana@example.test",
-                HD,
-                "a1@client.test",
-                "",
-                "No imprime.",
-            ))
-        };
+        let copy = || request(&p, "ana@example.test", "a1@client.test", "No imprime.");
         let batch = [copy(), copy()];
         let steps = Planner::new(&batch, &p).plan(Known::default()).steps;
         assert_eq!(record(&steps[0]).reason, Reason::NewTicket);
         assert!(matches!(steps[1], Step::Duplicate(_)), "{:?}", steps[1]);
         // And a copy the database already holds is a duplicate from the first.
         let mut known = Known::default();
-        known.dedup_keys.insert(
-            mail(
-                &p,
-                "ana@example.test",
-                HD,
-                "a1@client.test",
-                "",
-                "No imprime.",
-            )
-            .mail
-            .dedup_key(),
-        );
+        known
+            .dedup_keys
+            .insert(batch[0].as_ref().unwrap().mail.dedup_key());
         let alone = [copy()];
         let steps = Planner::new(&alone, &p).plan(known).steps;
         assert!(matches!(steps[0], Step::Duplicate(_)));
@@ -463,22 +450,8 @@ mod tests {
         let mut p = policy();
         p.max_auto_replies_per_address = 1;
         let batch = [
-            Ok(mail(
-                &p,
-                "ana@example.test",
-                HD,
-                "a1@client.test",
-                "",
-                "Uno",
-            )),
-            Ok(mail(
-                &p,
-                "ana@example.test",
-                HD,
-                "a2@client.test",
-                "",
-                "Dos",
-            )),
+            request(&p, "ana@example.test", "a1@client.test", "Uno"),
+            request(&p, "ana@example.test", "a2@client.test", "Dos"),
         ];
         let steps = Planner::new(&batch, &p).plan(Known::default()).steps;
         let first = record(&steps[0]);
@@ -494,22 +467,18 @@ mod tests {
     fn two_new_tickets_in_one_batch_take_turns() {
         let p = policy();
         let batch = [
-            Ok(mail(
+            request(
                 &p,
                 "ana@example.test",
-                HD,
                 "a1@client.test",
-                "",
                 "No llega el correo",
-            )),
-            Ok(mail(
+            ),
+            request(
                 &p,
                 "beto@example.test",
-                HD,
                 "b1@client.test",
-                "",
                 "No llega el correo",
-            )),
+            ),
         ];
         let plan = Planner::new(&batch, &p).plan(Known::default());
         let assignees: Vec<_> = plan
@@ -585,15 +554,10 @@ mod tests {
              --b\r\nContent-Type: text/rfc822-headers\r\n\r\n\
              Message-ID: <ours1@example.test>\r\nTo: ana@example.test\r\n\r\n--b--",
         );
-        let request = mail(
-            &p,
-            "ana@example.test",
-            HD,
-            "a1@client.test",
-            "",
-            "No imprime.",
-        );
-        let batch = [Ok(dsn), Ok(request)];
+        let batch = [
+            Ok(dsn),
+            request(&p, "ana@example.test", "a1@client.test", "No imprime."),
+        ];
         let steps = Planner::new(&batch, &p).plan(known).steps;
         let bounce = record(&steps[0]);
         assert_eq!(bounce.reason, Reason::BounceOfOurMail);
