@@ -4,11 +4,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use sha2::Digest;
 
+use folio::clock::{Clock, SystemClock};
 use folio::config::{Config, LogFormat, ProcessEnv};
 use folio::daemon::pipeline::{self, Disposition, RawMessage};
 use folio::desk::analysis;
@@ -154,7 +156,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 tracing::info!("stop requested; finishing the current batch");
                 trigger.trigger();
             });
-            folio::daemon::run(&config, import_existing, shutdown).await?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let store = Store::open(&config.database.url).await?;
+            folio::daemon::run(&config, clock, store, import_existing, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { queue_only } => ingest(&cli.config, queue_only).await,
@@ -247,7 +251,15 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
             return Ok(ExitCode::from(EX_TEMPFAIL));
         }
     };
-    let parts = match folio::daemon::assemble(&config).await {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = match Store::open(&config.database.url).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("folio ingest: {e}");
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
+    let parts = match folio::daemon::assemble(&config, clock.clone(), store).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("folio ingest: {e}");
@@ -266,9 +278,9 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
         let raw = RawMessage {
             source,
             bytes,
-            seen_at: parts.pipeline.clock.now(),
+            seen_at: clock.now(),
         };
-        ingest_one(&parts.pipeline, raw).await
+        parts.pipeline.process_waiting(raw).await
     };
     let outcome = match outcome {
         Ok(o) => o,
@@ -300,27 +312,6 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
     }
     parts.store.close().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Processes one message, waiting for its analysis however slow (up to
-/// `limits.analysis_deadline`): `ingest` has nothing else to do meanwhile.
-async fn ingest_one(
-    pipeline: &folio::daemon::pipeline::Pipeline,
-    raw: RawMessage,
-) -> Result<folio::daemon::pipeline::Outcome, folio::store::StoreError> {
-    let mut outcome = pipeline
-        .process(std::slice::from_ref(&raw))
-        .await?
-        .remove(0);
-    while outcome.disposition == Disposition::Deferred {
-        let wake = pipeline.slow_done.notified();
-        if let Some((_, o)) = pipeline.finish_slow().await?.pop() {
-            outcome = o;
-        } else {
-            wake.await;
-        }
-    }
-    Ok(outcome)
 }
 
 fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {

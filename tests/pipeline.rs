@@ -31,14 +31,20 @@ async fn pipeline(dir: &Path, cap: u32) -> Pipeline {
     pipeline_with(dir, &format!("max_auto_replies_per_address = {cap}\n")).await
 }
 
-/// A pipeline whose `[limits]` section is `limits`.
-async fn pipeline_with(dir: &Path, limits: &str) -> Pipeline {
+/// A configuration whose `[limits]` section is `limits` (mail servers on 127.0.0.1, never
+/// contacted by these tests).
+fn config_with(limits: &str) -> Config {
     let text = format!(
         "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
          [smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
          [templates]\ndir = \"{REPO}/mail-templates\"\n[limits]\n{limits}"
     );
-    let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
+    Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap()
+}
+
+/// A pipeline whose `[limits]` section is `limits`.
+async fn pipeline_with(dir: &Path, limits: &str) -> Pipeline {
+    let config = config_with(limits);
     let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
         .await
         .unwrap();
@@ -58,6 +64,31 @@ fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMess
     }
 }
 
+#[tokio::test]
+async fn the_daemon_assembles_in_process_on_the_clock_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("folio.db").display()
+    ))
+    .await
+    .unwrap();
+    let clock = Arc::new(FixedClock::new(t0()));
+    let parts = folio::daemon::assemble(&config_with(""), clock, store)
+        .await
+        .unwrap();
+    // `folio ingest`'s path: one message, waited for.
+    let raw = mail("beto@example.test", "Correo", "No llega.", "b1@x.test", "");
+    let o = parts.pipeline.process_waiting(raw).await.unwrap();
+    assert_eq!(o.decision, "new_ticket");
+    let folio = o.folio.unwrap();
+    assert!(folio.starts_with("MDA-2026-"), "{folio}");
+    let t = parts.store.ticket(&folio).await.unwrap().unwrap();
+    assert_eq!(t.ticket.created_at, folio::store::ts(t0()));
+    assert_eq!(t.outgoing[0].created_at, folio::store::ts(t0()));
+    parts.store.close().await;
+}
+
 /// Ana's first request ("Impresora", Message-ID a1@x.test): returns its folio and the Message-ID
 /// of the confirmation queued for it.
 async fn first_request(p: &Pipeline) -> (String, String) {
@@ -72,7 +103,7 @@ async fn first_request(p: &Pipeline) -> (String, String) {
         .await
         .unwrap();
     let folio = out[0].folio.clone().unwrap();
-    let ours = p.store.ticket(&folio).await.unwrap().unwrap().outgoing[0]
+    let ours = p.store().ticket(&folio).await.unwrap().unwrap().outgoing[0]
         .message_id
         .clone();
     (folio, ours)
@@ -122,7 +153,7 @@ async fn batch_opens_gap_free_folios_and_skips_duplicates() {
         .unwrap();
     assert_eq!(decisions(&out), ["duplicate", "new_ticket"]);
     assert_eq!(out[1].folio.as_deref(), Some("MDA-2026-000004"));
-    let c = p.store.counts().await.unwrap();
+    let c = p.store().counts().await.unwrap();
     assert_eq!((c.tickets, c.messages, c.outbox_pending), (4, 4, 4));
 }
 
@@ -158,13 +189,13 @@ async fn replies_and_automatic_answers_thread_onto_their_ticket() {
     assert!(out
         .iter()
         .all(|o| o.folio.as_deref() == Some(folio.as_str()) && !o.queued));
-    let ticket = p.store.ticket(&folio).await.unwrap().unwrap();
+    let ticket = p.store().ticket(&folio).await.unwrap().unwrap();
     assert_eq!(ticket.messages.len(), 3);
     assert_eq!(
         ticket.ticket.status, "open",
         "automatic mail never changes the state"
     );
-    assert_eq!(p.store.counts().await.unwrap().tickets, 1);
+    assert_eq!(p.store().counts().await.unwrap().tickets, 1);
 }
 
 #[tokio::test]
@@ -194,14 +225,14 @@ async fn a_folio_in_the_subject_counts_only_for_the_requester() {
     assert_eq!(decisions(&out), ["new_ticket", "follow_up_by_folio"]);
     assert_ne!(out[0].folio.as_deref(), Some(folio.as_str()));
     let stranger = p
-        .store
+        .store()
         .ticket(out[0].folio.as_deref().unwrap())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(stranger.referenced_folio.as_deref(), Some(folio.as_str()));
     assert_eq!(
-        p.store
+        p.store()
             .ticket(&folio)
             .await
             .unwrap()
@@ -257,7 +288,7 @@ async fn unusable_mail_is_quarantined_without_sinking_the_batch() {
         .unwrap();
     assert!(matches!(out[0].disposition, Disposition::Quarantined(_)));
     assert_eq!(out[1].decision, "new_ticket");
-    let c = p.store.counts().await.unwrap();
+    let c = p.store().counts().await.unwrap();
     assert_eq!((c.quarantined, c.tickets), (1, 1));
 }
 
@@ -271,7 +302,7 @@ async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
         .unwrap();
     assert_eq!(out[0].folio.as_deref(), Some("MDA-2026-000001"));
     let ours = p
-        .store
+        .store()
         .ticket("MDA-2026-000001")
         .await
         .unwrap()
@@ -312,7 +343,7 @@ async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
     };
     assert!(reason.contains("UNIQUE"), "{reason}");
     assert_eq!(out[1].disposition, Disposition::Processed);
-    let c = p.store.counts().await.unwrap();
+    let c = p.store().counts().await.unwrap();
     assert_eq!(c.quarantined, 1);
     assert_eq!(c.messages, 2);
 }
@@ -358,12 +389,12 @@ async fn a_bounce_of_a_confirmation_lands_on_its_ticket() {
     assert!(!out[0].queued, "no mail to a hard-bouncing address");
     // Mail queued to it before the bounce is not sent either: the claim marks it failed.
     let due = p
-        .store
-        .claim_due(p.clock.now(), 10, std::time::Duration::from_secs(60))
+        .store()
+        .claim_due(t0(), 10, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     assert!(due.iter().all(|m| m.to != "ana@example.test"), "{due:?}");
-    let t = p.store.ticket(&folio).await.unwrap().unwrap();
+    let t = p.store().ticket(&folio).await.unwrap().unwrap();
     assert_eq!(t.outgoing[0].status, "failed");
     assert!(t.outgoing[0]
         .last_error
@@ -383,25 +414,33 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     ])
     .await
     .unwrap();
-    let now = p.clock.now();
+    let now = t0();
     let lease = std::time::Duration::from_secs(30);
     // Two senders (the daemon and `folio ingest`, say) asking at once get disjoint mail.
-    let first = p.store.claim_due(now, 2, lease).await.unwrap();
-    let second = p.store.claim_due(now, 2, lease).await.unwrap();
+    let first = p.store().claim_due(now, 2, lease).await.unwrap();
+    let second = p.store().claim_due(now, 2, lease).await.unwrap();
     assert_eq!(first.len(), 2);
     assert_eq!(second.len(), 1);
     assert!(first.iter().all(|m| m.id != second[0].id));
-    assert!(p.store.claim_due(now, 10, lease).await.unwrap().is_empty());
+    assert!(p
+        .store()
+        .claim_due(now, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
     // A sender that stops gives its unstarted claims back: they can be claimed at once.
-    p.store.release_claims(&[second[0].id]).await.unwrap();
-    let again = p.store.claim_due(now, 10, lease).await.unwrap();
+    p.store().release_claims(&[second[0].id]).await.unwrap();
+    let again = p.store().claim_due(now, 10, lease).await.unwrap();
     assert_eq!(
         again.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![second[0].id]
     );
     // A sender that died leaves its claims behind; they expire.
     let later = now + chrono::Duration::seconds(31);
-    assert_eq!(p.store.claim_due(later, 10, lease).await.unwrap().len(), 3);
+    assert_eq!(
+        p.store().claim_due(later, 10, lease).await.unwrap().len(),
+        3
+    );
 }
 
 /// An HTML-only request of about `mb` MB: its analysis takes far longer than a millisecond on any
@@ -422,7 +461,7 @@ fn big_html(id: &str, mb: usize) -> RawMessage {
 async fn slow_outcomes(p: &Pipeline) -> Vec<(String, Outcome)> {
     let wait = async {
         loop {
-            let woken = p.slow_done.notified();
+            let woken = p.slow_done();
             let ended = p.finish_slow().await.unwrap();
             if !ended.is_empty() {
                 return ended;
@@ -438,13 +477,14 @@ async fn slow_outcomes(p: &Pipeline) -> Vec<(String, Outcome)> {
 #[tokio::test]
 async fn a_slow_message_is_deferred_and_stored_when_its_analysis_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = pipeline(dir.path(), 20).await;
     // No patience at all: on this single-threaded test runtime the analysis task has not even
     // started when the batch looks, so the message is deferred, deterministically.
-    p.patience = std::time::Duration::ZERO;
+    let p = pipeline(dir.path(), 20)
+        .await
+        .with_patience(std::time::Duration::ZERO);
     let out = p.process(&[big_html("slow@x.test", 2)]).await.unwrap();
     assert_eq!(out[0].disposition, Disposition::Deferred);
-    assert_eq!(p.store.counts().await.unwrap().tickets, 0);
+    assert_eq!(p.store().counts().await.unwrap().tickets, 0);
     // A second look at the same message (the mailbox read again) starts no second analysis.
     let again = p.process(&[big_html("slow@x.test", 2)]).await.unwrap();
     assert_eq!(again[0].disposition, Disposition::Deferred);
@@ -461,8 +501,9 @@ async fn a_slow_message_is_deferred_and_stored_when_its_analysis_ends() {
 #[tokio::test]
 async fn an_analysis_past_its_deadline_is_quarantined_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = pipeline_with(dir.path(), "analysis_deadline = \"1ms\"\n").await;
-    p.patience = std::time::Duration::ZERO;
+    let p = pipeline_with(dir.path(), "analysis_deadline = \"1ms\"\n")
+        .await
+        .with_patience(std::time::Duration::ZERO);
     let out = p.process(&[big_html("poison@x.test", 4)]).await.unwrap();
     assert_eq!(out[0].disposition, Disposition::Deferred);
     let ended = slow_outcomes(&p).await;
@@ -475,7 +516,7 @@ async fn an_analysis_past_its_deadline_is_quarantined_with_the_reason() {
         ),
         d => panic!("expected quarantine, got {d:?}"),
     }
-    let c = p.store.counts().await.unwrap();
+    let c = p.store().counts().await.unwrap();
     assert_eq!(c.quarantined, 1);
 }
 
@@ -485,7 +526,7 @@ async fn a_message_whose_analysis_never_finished_twice_is_quarantined_unread() {
     let p = pipeline(dir.path(), 20).await;
     // Two earlier starts of its analysis never finished: the process died during them.
     for _ in 0..2 {
-        p.store
+        p.store()
             .begin_attempts(&["test:crash@x.test"], t0())
             .await
             .unwrap();
@@ -499,7 +540,7 @@ async fn a_message_whose_analysis_never_finished_twice_is_quarantined_unread() {
         d => panic!("expected quarantine, got {d:?}"),
     }
     assert_eq!(
-        p.store
+        p.store()
             .unfinished_attempts(&["test:crash@x.test"])
             .await
             .unwrap(),
@@ -519,12 +560,12 @@ async fn after_a_crash_the_batch_is_retried_one_message_at_a_time() {
     ];
     // The process died once while the whole batch was being analysed.
     let sources: Vec<&str> = batch.iter().map(|m| m.source.as_str()).collect();
-    p.store.begin_attempts(&sources, t0()).await.unwrap();
+    p.store().begin_attempts(&sources, t0()).await.unwrap();
     // Each is a suspect now and goes alone; none is blamed for the others.
     let out = p.process(&batch).await.unwrap();
     assert_eq!(decisions(&out), ["new_ticket", "new_ticket", "new_ticket"]);
     assert_eq!(
-        p.store.unfinished_attempts(&sources).await.unwrap(),
+        p.store().unfinished_attempts(&sources).await.unwrap(),
         [0, 0, 0]
     );
     // A fresh message leaves no attempt behind either.
@@ -534,7 +575,7 @@ async fn after_a_crash_the_batch_is_retried_one_message_at_a_time() {
         .unwrap();
     assert_eq!(decisions(&out), ["new_ticket"]);
     assert_eq!(
-        p.store
+        p.store()
             .unfinished_attempts(&["test:a2@x.test"])
             .await
             .unwrap(),
@@ -685,13 +726,13 @@ async fn a_notice_carries_files_up_to_the_caps_and_lists_the_rest() {
         .process(&[RawMessage {
             source: "test:files".into(),
             bytes: body.into_bytes(),
-            seen_at: p.clock.now(),
+            seen_at: t0(),
         }])
         .await
         .unwrap();
     let folio = out[0].folio.clone().unwrap();
     let assignee = p
-        .store
+        .store()
         .ticket(&folio)
         .await
         .unwrap()
@@ -735,7 +776,7 @@ async fn mail_deferred_past_max_age_fails_and_the_assignee_is_told_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = deferring_smtp().await;
     let (p, sender, clock) = with_sender(dir.path(), port, "").await;
-    let store = p.store.clone();
+    let store = p.store().clone();
 
     // A request: a confirmation to Ana and an assignment to the technician are queued.
     let (folio, _) = first_request(&p).await;
@@ -834,7 +875,7 @@ async fn a_template_broken_from_the_start_holds_only_its_own_mail() {
         .unwrap();
     sender.send_due(None).await.unwrap();
     let t = p
-        .store
+        .store()
         .ticket(out[0].folio.as_deref().unwrap())
         .await
         .unwrap()
@@ -909,7 +950,7 @@ async fn plus_addressing_shares_one_cap() {
         .unwrap();
     assert!(out[0].queued);
     // The cap reached is recorded on the ticket.
-    let refused = p.store.ticket("MDA-2026-000030").await.unwrap().unwrap();
+    let refused = p.store().ticket("MDA-2026-000030").await.unwrap().unwrap();
     assert!(
         refused
             .events
@@ -935,7 +976,7 @@ async fn outside_domains_and_all_mail_have_hourly_caps() {
         .unwrap();
     assert_eq!(queued(&out), 3, "{:?}", decisions(&out));
     let refused = out[4].folio.clone().unwrap();
-    let t = p.store.ticket(&refused).await.unwrap().unwrap();
+    let t = p.store().ticket(&refused).await.unwrap().unwrap();
     assert!(
         t.events
             .iter()
@@ -949,7 +990,7 @@ async fn outside_domains_and_all_mail_have_hourly_caps() {
         .unwrap();
     assert_eq!(queued(&out), 5, "{:?}", decisions(&out));
     let refused = out[6].folio.clone().unwrap();
-    let t = p.store.ticket(&refused).await.unwrap().unwrap();
+    let t = p.store().ticket(&refused).await.unwrap().unwrap();
     assert!(
         t.events.iter().any(|e| e.kind == "global_cap"),
         "{:?}",
@@ -982,7 +1023,7 @@ async fn a_confirmation_to_an_outside_domain_quotes_nothing_the_sender_wrote() {
         .unwrap();
     assert_eq!(queued(&out), 2);
     let due = p
-        .store
+        .store()
         .claim_due(t0(), 10, std::time::Duration::from_secs(60))
         .await
         .unwrap();
@@ -1014,9 +1055,10 @@ fn many_parts(id: &str, n: usize) -> RawMessage {
 #[tokio::test]
 async fn a_mail_of_too_many_mime_parts_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = pipeline_with(dir.path(), "max_mime_parts = 50\n").await;
     // However loaded the machine, both are decided in this batch (none deferred as slow).
-    p.patience = std::time::Duration::from_secs(600);
+    let p = pipeline_with(dir.path(), "max_mime_parts = 50\n")
+        .await
+        .with_patience(std::time::Duration::from_secs(600));
     let out = p
         .process(&[
             many_parts("few@x.test", 10),

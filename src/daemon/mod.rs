@@ -1,16 +1,17 @@
 //! The daemon: wires the store, pipeline, mailbox worker and sender together and runs them until
 //! shutdown.
 
+pub mod mailbox;
 pub mod pipeline;
 pub mod shutdown;
 
 use std::sync::Arc;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::shutdown::Shutdown;
-use crate::inbound::imap::Mailbox;
 use crate::outbound::render::Templates;
 use crate::outbound::sender::Sender;
 use crate::store::{Store, StoreError};
@@ -33,12 +34,19 @@ pub struct Parts {
     pub sender: Arc<Sender>,
 }
 
-/// Opens the database and builds the pipeline and sender from the configuration.
-pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Store::open(&config.database.url).await?;
+/// Builds the pipeline and sender from the configuration, on the given clock and store.
+pub async fn assemble(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    store: Store,
+) -> Result<Parts, DaemonError> {
     let tokens = crate::desk::tokens::Tokens::new(store.site_secret().await?);
-    let pipeline = Arc::new(Pipeline::new(config, store.clone(), clock.clone(), tokens)?);
+    let pipeline = Arc::new(Pipeline::new(
+        config,
+        store.clone(),
+        clock.clone(),
+        tokens.clone(),
+    )?);
     let templates = Arc::new(Templates::new(&config.templates.dir));
     for e in templates.check(&config.templates.language) {
         // Not fatal: only mail using that template stays queued until it is fixed.
@@ -51,13 +59,13 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
         from_name: config.smtp.from_name.clone(),
         from_address: config.smtp.from_address.clone(),
         concurrency: config.smtp.concurrency,
-        clock,
-        pause: pipeline.ingest_busy.clone(),
+        clock: clock.clone(),
+        pause: pipeline.ingest_busy(),
         lease: 2 * config.smtp.timeout + std::time::Duration::from_secs(5),
         send_timeout: 2 * config.smtp.timeout,
         bounce_suppression: config.limits.bounce_suppression,
         max_age: config.smtp.max_age,
-        tokens: pipeline.policy.tokens.clone(),
+        tokens,
         staff_language: config.templates.language.clone(),
         max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
         max_notice_attachments: config.limits.max_notice_attachments,
@@ -69,13 +77,16 @@ pub async fn assemble(config: &Config) -> Result<Parts, DaemonError> {
     })
 }
 
-/// Runs the mailbox worker and the sender until `shutdown`.
+/// Runs the mailbox worker and the sender on `clock` and `store` until `shutdown`; closes the
+/// store at the end.
 pub async fn run(
     config: &Config,
+    clock: Arc<dyn Clock>,
+    store: Store,
     import_existing: bool,
     shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
-    let parts = assemble(config).await?;
+    let parts = assemble(config, clock.clone(), store).await?;
     tracing::info!(
         database = %Store::describe(&config.database.url),
         imap = %format!("{}:{}", config.imap.host, config.imap.port),
@@ -86,13 +97,15 @@ pub async fn run(
         parts
             .sender
             .clone()
-            .run(parts.pipeline.outbox_ready.clone(), shutdown.clone()),
+            .run(parts.pipeline.outbox_ready(), shutdown.clone()),
     );
-    let mailbox = Mailbox {
-        cfg: config.imap.clone(),
-        pipeline: parts.pipeline.clone(),
+    let mailbox = Mailbox::new(
+        config.imap.clone(),
+        parts.pipeline.clone(),
+        parts.store.clone(),
+        clock,
         import_existing,
-    };
+    );
     mailbox.run(shutdown).await;
     let _ = sender_task.await;
     parts.store.close().await;

@@ -1,13 +1,14 @@
 //! The pipeline for a batch of raw messages: parse → classify → requester → decide → store, with
 //! one transaction per batch. Used by the IMAP loop and by `folio ingest`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
+use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -15,17 +16,13 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::analysis::{analyze_checked, oversize_reason, quarantine_reason, Analysis};
 use crate::desk::catalog::{Catalog, CatalogError};
-use crate::desk::command::{self, Query};
-use crate::desk::decide::{
-    cap_key, decide, domain_of, BouncedMail, Context, Decision, Policy, TicketAction,
-};
+use crate::desk::decide::{decide, Context, Decision, Policy, TicketAction};
 use crate::desk::folio::FolioFormat;
+use crate::desk::plan::{Plan, Planner, Step};
 use crate::desk::requester::{Directory, DirectoryError};
-use crate::desk::routing::Workload;
-use crate::desk::ticket::Change;
 use crate::desk::tokens::Tokens;
-use crate::inbound::mail::InboundMail;
-use crate::store::{EventRow, Lookup, MessageRow, OutboxRow, Store, StoreError, TicketRow};
+use crate::store::plan::{Original, Writing, Written};
+use crate::store::{Store, StoreError};
 
 /// How long a batch waits for a slow analysis before it goes on without it: the slow message is
 /// deferred (its analysis goes on, and it is stored when that ends), so one slow mail delays the
@@ -73,6 +70,34 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn quarantined(reason: String, message_id: Option<String>) -> Outcome {
+        Outcome {
+            disposition: Disposition::Quarantined(reason),
+            message_id,
+            folio: None,
+            verdict: "unusable".into(),
+            decision: "quarantined",
+            queued: false,
+        }
+    }
+
+    /// The outcome of a planned step, once written.
+    fn of(step: &Step, written: Written) -> Outcome {
+        let (a, decision) = match step {
+            Step::Quarantine(reason) => return Outcome::quarantined(reason.clone(), None),
+            Step::Duplicate(a) => (a, "duplicate"),
+            Step::Record(a, r) => (a, r.reason.as_str()),
+        };
+        Outcome {
+            disposition: Disposition::Processed,
+            message_id: a.mail.message_id.clone(),
+            folio: written.folio,
+            verdict: a.verdict.reason.clone(),
+            decision,
+            queued: written.queued,
+        }
+    }
+
     fn deferred() -> Outcome {
         Outcome {
             disposition: Disposition::Deferred,
@@ -125,61 +150,28 @@ fn joined(r: Result<Result<Analysis, String>, tokio::task::JoinError>) -> Result
     r.unwrap_or_else(|e| Err(format!("the analysis of this message failed: {e}")))
 }
 
-/// What a batch does with one message, decided before anything is written.
-// One plan per message of a batch, held briefly: the size difference does not matter.
-#[allow(clippy::large_enum_variant)]
-enum Plan<'a> {
-    Quarantine(String),
-    Store { a: &'a Analysis, decision: Decision },
-}
-
-impl Plan<'_> {
-    fn new_ticket(&self) -> Option<&crate::desk::decide::NewTicket> {
-        match self {
-            Plan::Store {
-                decision: Decision::Record(r),
-                ..
-            } => match &r.action {
-                TicketAction::Open(t) => Some(t),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-}
-
-/// The Message-IDs a message answers, nearest first: In-Reply-To, References from the end, and
-/// for a delivery report the Message-ID of the bounced mail (so a bounce of a confirmation lands
-/// on its ticket).
-fn parents(mail: &InboundMail) -> impl Iterator<Item = &String> {
-    mail.in_reply_to
-        .iter()
-        .chain(mail.references.iter().rev())
-        .chain(mail.signals.report_original_message_id.iter())
-}
-
 /// Everything the pipeline needs, built once from the configuration.
 pub struct Pipeline {
-    pub store: Store,
-    pub directory: Arc<Directory>,
-    pub policy: Arc<Policy>,
+    store: Store,
+    directory: Arc<Directory>,
+    policy: Arc<Policy>,
     /// `limits.bounce_suppression`: how long a hard-bouncing address gets no mail.
-    pub bounce_suppression: std::time::Duration,
-    pub clock: Arc<dyn Clock>,
-    pub limits: crate::config::LimitsConfig,
+    bounce_suppression: std::time::Duration,
+    clock: Arc<dyn Clock>,
+    limits: crate::config::LimitsConfig,
     /// Woken after a commit that queued mail, so the sender starts at once.
-    pub outbox_ready: Arc<Notify>,
+    outbox_ready: Arc<Notify>,
     /// Set while the mailbox worker catches up on more than one batch of mail. The sender pauses
     /// meanwhile: on a 2-core machine the SMTP work (and the mail server's delivery of it)
     /// would otherwise take half the CPU from ingest, and the first goal after an outage is that
     /// every waiting message has its ticket; the confirmations follow right after.
-    pub ingest_busy: Arc<AtomicBool>,
+    ingest_busy: Arc<AtomicBool>,
     /// How long a batch waits for a slow analysis ([`ANALYSIS_PATIENCE`]).
-    pub patience: Duration,
+    patience: Duration,
     /// Analyses that outlasted the patience and go on in the background.
     slow: Mutex<Vec<SlowAnalysis>>,
     /// Woken when one of them ends.
-    pub slow_done: Arc<Notify>,
+    slow_done: Arc<Notify>,
     /// One permit per core: analyses in parallel, never more than the machine runs at once.
     cores: Arc<Semaphore>,
 }
@@ -271,6 +263,41 @@ impl Pipeline {
         })
     }
 
+    /// The same pipeline waiting `patience` for a batch's slow analyses instead of
+    /// [`ANALYSIS_PATIENCE`] (tests: zero defers every analysis, a long one none).
+    pub fn with_patience(mut self, patience: Duration) -> Pipeline {
+        self.patience = patience;
+        self
+    }
+
+    /// The database the pipeline writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Woken after a commit that queued mail: the sender waits on it.
+    pub fn outbox_ready(&self) -> Arc<Notify> {
+        self.outbox_ready.clone()
+    }
+
+    /// Set while ingest catches up on a backlog ([`Pipeline::catching_up`]): the sender pauses
+    /// meanwhile.
+    pub fn ingest_busy(&self) -> Arc<AtomicBool> {
+        self.ingest_busy.clone()
+    }
+
+    /// Resolves when a slow analysis has ended (or ended since the last wait): its message is
+    /// ready for [`Pipeline::finish_slow`]. Create it before calling `finish_slow`, so an end in
+    /// between is not missed.
+    pub fn slow_done(&self) -> Notified<'_> {
+        self.slow_done.notified()
+    }
+
+    /// `limits.max_message_bytes`: a bigger message is quarantined unread.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.limits.max_message_bytes
+    }
+
     /// Records messages quarantined without reading them (`(source, reason)`), in one transaction.
     pub async fn quarantine_unread(&self, items: &[(String, String)]) -> Result<(), StoreError> {
         let now = self.clock.now();
@@ -296,14 +323,7 @@ impl Pipeline {
         tx.quarantine(source, &reason, head, self.clock.now())
             .await?;
         tx.commit().await?;
-        let o = Outcome {
-            disposition: Disposition::Quarantined(reason),
-            message_id: None,
-            folio: None,
-            verdict: "unusable".into(),
-            decision: "quarantined",
-            queued: false,
-        };
+        let o = Outcome::quarantined(reason, None);
         log_outcome(source, &o, 0.0);
         Ok(o)
     }
@@ -382,6 +402,21 @@ impl Pipeline {
             log_outcome(&raw.source, o, ms);
         }
         Ok(outcomes)
+    }
+
+    /// Processes one message, waiting for its analysis however slow (up to
+    /// `limits.analysis_deadline`): for `folio ingest`, which has nothing else to do meanwhile.
+    pub async fn process_waiting(&self, raw: RawMessage) -> Result<Outcome, StoreError> {
+        let mut outcome = self.process(std::slice::from_ref(&raw)).await?.remove(0);
+        while outcome.disposition == Disposition::Deferred {
+            let wake = self.slow_done();
+            if let Some((_, o)) = self.finish_slow().await?.pop() {
+                outcome = o;
+            } else {
+                wake.await;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Records the attempts, analyses `which` messages of `batch` in parallel and stores those
@@ -574,33 +609,15 @@ impl Pipeline {
                 tx.quarantine(&raw.source, &reason, &raw.bytes, self.clock.now())
                     .await?;
                 tx.commit().await?;
-                Ok(vec![Outcome {
-                    disposition: Disposition::Quarantined(reason),
-                    message_id: a.as_ref().ok().and_then(|a| a.mail.message_id.clone()),
-                    folio: None,
-                    verdict: "unusable".into(),
-                    decision: "quarantined",
-                    queued: false,
-                }])
+                let message_id = a.as_ref().ok().and_then(|a| a.mail.message_id.clone());
+                Ok(vec![Outcome::quarantined(reason, message_id)])
             }
             r => r,
         }
     }
 
-    /// The folio of one of our (verified) Message-IDs this message answers, normalised.
-    fn thread_folio(&self, mail: &InboundMail) -> Option<String> {
-        parents(mail)
-            .find_map(|id| self.policy.tokens.verify_message_id(id))
-            .map(|f| {
-                self.policy
-                    .folio_format
-                    .find(&f)
-                    .unwrap_or_else(|| f.to_uppercase())
-            })
-    }
-
-    /// Looks up what the batch needs, decides every message, and writes the results, all in
-    /// one transaction.
+    /// Looks up what the batch needs, plans every message, and writes the plan, all in one
+    /// transaction.
     async fn store_batch(
         &self,
         raws: &[&RawMessage],
@@ -609,374 +626,45 @@ impl Pipeline {
         let now = self.clock.now();
         let window = chrono::Duration::from_std(self.limits.auto_reply_window)
             .unwrap_or(chrono::Duration::hours(24));
+        let planner = Planner::new(analyses, &self.policy);
         let mut tx = self.store.begin().await?;
-
-        let usable: Vec<&Analysis> = analyses.iter().filter_map(|a| a.as_ref().ok()).collect();
-        let keys: Vec<String> = usable.iter().map(|a| a.mail.dedup_key()).collect();
-        let thread_folios: Vec<Option<String>> = analyses
+        let known = tx.lookup(&planner.lookup(now, window)).await?;
+        let plan = planner.plan(known);
+        log_caps_reached(raws, &plan);
+        let originals: Vec<Original> = raws
             .iter()
-            .map(|a| a.as_ref().ok().and_then(|a| self.thread_folio(&a.mail)))
-            .collect();
-        let asks_for_list = |a: &Analysis| {
-            command::parse_query(&a.new_content, &a.mail.subject, &self.policy.folio_format)
-                == Some(Query::MyTickets)
-        };
-        let mut known = tx
-            .lookup(&Lookup {
-                dedup_keys: keys.iter().map(String::as_str).collect(),
-                parent_ids: usable
-                    .iter()
-                    .flat_map(|a| parents(&a.mail))
-                    .map(String::as_str)
-                    .collect(),
-                folios: usable
-                    .iter()
-                    .filter_map(|a| a.folio_reference.clone())
-                    .chain(thread_folios.iter().flatten().cloned())
-                    .collect(),
-                // Where mail may be queued: the senders and on-behalf requesters (the cap),
-                // and the technicians (their notices have a cap too).
-                addresses: usable
-                    .iter()
-                    .flat_map(|a| {
-                        std::iter::once(a.requester.email.as_str())
-                            .chain(a.mail.from_email.as_deref())
-                            .chain(a.forward.iter().map(|f| f.requester.email.as_str()))
-                            .chain(a.phone_note.iter().filter_map(|n| n.email.as_deref()))
-                    })
-                    .chain(
-                        self.policy
-                            .catalog
-                            .technicians
-                            .iter()
-                            .map(|t| t.email.as_str()),
-                    )
-                    .collect(),
-                // `mis folios` lists the From address's tickets.
-                senders: usable
-                    .iter()
-                    .filter(|a| asks_for_list(a))
-                    .filter_map(|a| a.mail.from_email.as_deref())
-                    .collect(),
-                since: now - window,
-                hour_ago: now - chrono::Duration::hours(1),
-                now,
+            .map(|r| Original {
+                source: &r.source,
+                bytes: &r.bytes,
+                seen_at: r.seen_at,
             })
-            .await?;
-
-        // Decide, in mailbox order; what earlier messages of the batch did counts for later ones.
-        let mut seen_keys = HashSet::new();
-        let mut recent = std::mem::take(&mut known.recent_mails);
-        let mut recent_domains = std::mem::take(&mut known.recent_domains);
-        let mut recent_total = known.recent_total;
-        let mut workload: Workload = std::mem::take(&mut known.workload);
-        let mut cursors: HashMap<String, String> = HashMap::new();
-        let mut plans: Vec<Plan> = Vec::with_capacity(analyses.len());
-        for (i, a) in analyses.iter().enumerate() {
-            let a = match a {
-                Err(reason) => {
-                    plans.push(Plan::Quarantine(reason.clone()));
-                    continue;
-                }
-                Ok(a) => a,
-            };
-            let key = a.mail.dedup_key();
-            let bounced = a
-                .mail
-                .signals
-                .report_original_message_id
-                .as_ref()
-                .and_then(|id| known.sent.get(id))
-                .map(|s| BouncedMail {
-                    outbox_id: s.outbox_id,
-                    to: s.to.clone(),
-                    ticket: s.ticket_id.and_then(|id| known.ticket_by_id(id)).cloned(),
-                });
-            let thread_ticket = thread_folios[i]
-                .as_ref()
-                .and_then(|f| known.tickets.get(f))
-                .or_else(|| {
-                    parents(&a.mail)
-                        .find_map(|id| known.sent.get(id))
-                        .and_then(|s| s.ticket_id)
-                        .and_then(|id| known.ticket_by_id(id))
-                })
-                .cloned();
-            let decision = {
-                let ctx = Context {
-                    already_processed: known.dedup_keys.contains(&key) || !seen_keys.insert(key),
-                    thread_ticket,
-                    referenced_ticket: a
-                        .folio_reference
-                        .as_ref()
-                        .and_then(|f| known.tickets.get(f))
-                        .cloned(),
-                    bounced,
-                    sender_tickets: a
-                        .mail
-                        .from_email
-                        .as_ref()
-                        .and_then(|f| known.sender_tickets.get(f))
-                        .cloned()
-                        .unwrap_or_default(),
-                    recent_mails: Some(&recent),
-                    recent_domains: Some(&recent_domains),
-                    recent_total,
-                    failing: Some(&known.failing),
-                    workload: Some(&workload),
-                };
-                decide(a, &ctx, &self.policy)
-            };
-            if let Decision::Record(r) = &decision {
-                for reply in &r.replies {
-                    *recent.entry(cap_key(&reply.to)).or_default() += 1;
-                    *recent_domains.entry(domain_of(&reply.to)).or_default() += 1;
-                    recent_total += 1;
-                }
-                // A cap reached is an error for the admin (and a ticket event, kept).
-                for e in r
-                    .events
-                    .iter()
-                    .filter(|e| matches!(e.kind, "rate_limited" | "domain_cap" | "global_cap"))
-                {
-                    tracing::error!(source = %raws[i].source, cap = e.kind, "{}", e.detail);
-                }
-                // A hard bounce counts for the rest of the batch too.
-                if let Some(addr) = &r.failing_address {
-                    known.failing.insert(addr.clone());
-                }
-                match &r.action {
-                    TicketAction::Open(t) => {
-                        if let (Some(tech), Some(service)) = (
-                            &t.routing.assignee,
-                            self.policy.catalog.service(&t.routing.service),
-                        ) {
-                            workload.assigned(&service.group, tech);
-                            cursors.insert(service.group.clone(), tech.clone());
-                        }
-                    }
-                    // Later messages of the batch see the ticket as changed.
-                    TicketAction::Append { folio, changes, .. } => {
-                        if let Some(t) = known.tickets.get_mut(folio) {
-                            for c in changes {
-                                match c {
-                                    Change::Status(s) => t.status = *s,
-                                    Change::Priority(p) => t.priority = *p,
-                                    Change::Service(s) => t.service = s.clone(),
-                                    Change::Assignee(a) => t.assignee = Some(a.clone()),
-                                }
-                            }
-                        }
-                    }
-                    TicketAction::None => {}
-                }
-            }
-            plans.push(Plan::Store { a, decision });
-        }
-
-        // Folio numbers for the new tickets, reserved in one statement.
-        let opens = plans.iter().filter(|p| p.new_ticket().is_some()).count();
-        let mut seq = if opens > 0 {
-            tx.allocate_folios(now.year(), opens).await?
-        } else {
-            0
-        };
-        let mut folios: Vec<Option<String>> = vec![None; plans.len()];
-        let mut ticket_rows = Vec::with_capacity(opens);
-        for (i, p) in plans.iter().enumerate() {
-            if let Some(t) = p.new_ticket() {
-                let folio = self.policy.folio_format.render(now.year(), seq);
-                seq += 1;
-                folios[i] = Some(folio.clone());
-                ticket_rows.push(TicketRow { folio, ticket: t });
-            }
-        }
-        let ticket_ids = tx.insert_tickets(&ticket_rows, now).await?;
-        tx.set_cursors(&cursors).await?;
-
-        // Messages, with the ticket each belongs to; the tickets' changes.
-        let mut ticket_of: Vec<Option<i64>> = vec![None; plans.len()];
-        let mut appended = Vec::new();
-        let mut message_rows = Vec::with_capacity(plans.len());
-        let mut message_index = vec![None; plans.len()];
-        for (i, p) in plans.iter().enumerate() {
-            let Plan::Store {
-                a,
-                decision: Decision::Record(r),
-            } = p
-            else {
-                continue;
-            };
-            ticket_of[i] = match &r.action {
-                TicketAction::Open(_) => {
-                    folios[i].as_ref().and_then(|f| ticket_ids.get(f)).copied()
-                }
-                TicketAction::Append {
-                    ticket_id,
-                    folio,
-                    changes,
-                } => {
-                    folios[i] = Some(folio.clone());
-                    appended.push(*ticket_id);
-                    tx.change_ticket(*ticket_id, changes).await?;
-                    Some(*ticket_id)
-                }
-                TicketAction::None => None,
-            };
-            if let Some(addr) = &r.failing_address {
-                let until = now
-                    + chrono::Duration::from_std(self.bounce_suppression)
-                        .unwrap_or(chrono::Duration::hours(72));
-                let error = r
-                    .events
-                    .iter()
-                    .find(|e| e.kind == "bounce")
-                    .map_or("bounced", |e| e.detail.as_str());
-                tx.mark_failing(addr, until, error, now).await?;
-            }
-            message_index[i] = Some(message_rows.len());
-            message_rows.push(MessageRow {
-                ticket_id: ticket_of[i],
-                source: &raws[i].source,
-                raw: &raws[i].bytes,
-                mail: &a.mail,
-                new_content: &a.new_content,
-                automatic_kind: a.verdict.kind.map(|k| k.as_str()),
-                verdict_reason: &a.verdict.reason,
-                decision_reason: r.reason.as_str(),
-                author_role: r.author.as_str(),
-                internal: r.internal,
-                seen_at: raws[i].seen_at,
-            });
-        }
-        appended.sort_unstable();
-        appended.dedup();
-        tx.touch_tickets(&appended, now).await?;
-        let row_ids = tx.insert_messages(&message_rows, now).await?;
-        let attachments: Vec<(i64, &crate::inbound::mail::Attachment)> = message_rows
-            .iter()
-            .zip(&row_ids)
-            .flat_map(|(m, id)| m.mail.attachments.iter().map(move |a| (*id, a)))
             .collect();
-        tx.insert_attachments(&attachments, self.limits.max_attachment_bytes)
-            .await?;
-
-        // History, and replies into the outbox.
-        let mut events = Vec::new();
-        let mut outbox_rows = Vec::new();
-        let mut queued = vec![false; plans.len()];
-        for (i, p) in plans.iter().enumerate() {
-            let Plan::Store {
-                a,
-                decision: Decision::Record(r),
-            } = p
-            else {
-                continue;
-            };
-            let actor = a.mail.from_email.clone();
-            let message_row = message_index[i].map(|k| row_ids[k]);
-            for e in &r.events {
-                events.push(EventRow {
-                    ticket_id: ticket_of[i],
-                    message_row,
-                    kind: e.kind,
-                    actor: actor.clone(),
-                    detail: e.detail.clone(),
-                });
-            }
-            if let TicketAction::Append { changes, .. } = &r.action {
-                for c in changes {
-                    events.push(EventRow {
-                        ticket_id: ticket_of[i],
-                        message_row,
-                        kind: "changed",
-                        actor: actor.clone(),
-                        detail: describe_change(c),
-                    });
-                }
-            }
-            for reply in &r.replies {
-                let mut context = reply.context.clone();
-                if let (Some(obj), Some(folio)) = (context.as_object_mut(), &folios[i]) {
-                    obj.insert("folio".into(), folio.as_str().into());
-                }
-                let nonce = crate::desk::tokens::nonce(now);
-                let domain = self.message_id_domain();
-                let (message_id, reply_to) = match &folios[i] {
-                    Some(folio) => (
-                        self.policy.tokens.message_id(folio, &nonce, domain),
-                        reply.staff.as_ref().map(|tech| {
-                            self.policy.tokens.staff_address(
-                                &self.policy.helpdesk_address,
-                                folio,
-                                tech,
-                            )
-                        }),
-                    ),
-                    None => (format!("{nonce}@{domain}"), None),
-                };
-                let has_files = a.mail.attachments.iter().any(|x| !x.data.is_empty());
-                outbox_rows.push(OutboxRow {
-                    ticket_id: ticket_of[i],
-                    reply,
-                    message_id,
-                    reply_to,
-                    attachments_of: message_row.filter(|_| reply.with_attachments && has_files),
-                    context: context.to_string(),
-                });
-                queued[i] = true;
-            }
-        }
-        tx.insert_events(&events, now).await?;
-        tx.insert_outbox(&outbox_rows, now).await?;
-
-        for (raw, p) in raws.iter().zip(&plans) {
-            if let Plan::Quarantine(reason) = p {
-                tx.quarantine(&raw.source, reason, &raw.bytes, now).await?;
-            }
-        }
-        tx.commit().await?;
-
-        Ok(plans
+        let how = Writing {
+            policy: &self.policy,
+            bounce_suppression: self.bounce_suppression,
+            max_attachment_bytes: self.limits.max_attachment_bytes,
+            now,
+        };
+        let written = tx.write_plan(&plan, &originals, &how).await?;
+        Ok(plan
+            .steps
             .iter()
-            .enumerate()
-            .map(|(i, p)| match p {
-                Plan::Quarantine(reason) => Outcome {
-                    disposition: Disposition::Quarantined(reason.clone()),
-                    message_id: None,
-                    folio: None,
-                    verdict: "unusable".into(),
-                    decision: "quarantined",
-                    queued: false,
-                },
-                Plan::Store { a, decision } => Outcome {
-                    disposition: Disposition::Processed,
-                    message_id: a.mail.message_id.clone(),
-                    folio: folios[i].clone(),
-                    verdict: a.verdict.reason.clone(),
-                    decision: decision.reason().map_or("duplicate", |r| r.as_str()),
-                    queued: queued[i],
-                },
-            })
+            .zip(written)
+            .map(|(step, w)| Outcome::of(step, w))
             .collect())
-    }
-
-    fn message_id_domain(&self) -> &str {
-        self.policy
-            .helpdesk_address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("folio.invalid")
     }
 }
 
-/// A ticket change as the history shows it.
-fn describe_change(c: &Change) -> String {
-    match c {
-        Change::Status(s) => format!("status → {}", s.as_str()),
-        Change::Priority(p) => format!("priority → {}", p.as_str()),
-        Change::Service(s) => format!("service → {s}"),
-        Change::Assignee(a) => format!("assignee → {a}"),
+/// A cap reached is an error for the admin (and a ticket event, kept).
+fn log_caps_reached(raws: &[&RawMessage], plan: &Plan) {
+    for (i, _, r) in plan.records() {
+        for e in r
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, "rate_limited" | "domain_cap" | "global_cap"))
+        {
+            tracing::error!(source = %raws[i].source, cap = e.kind, "{}", e.detail);
+        }
     }
 }
 

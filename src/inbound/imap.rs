@@ -1,12 +1,11 @@
-//! The mailbox: IMAP connection, the fetch → process → file-away loop, IDLE and polling.
+//! The IMAP adapter: connect, capabilities, SELECT, UID SEARCH/FETCH in batches, IDLE or
+//! polling, MOVE (or COPY + delete). The mailbox worker ([`crate::daemon::mailbox`]) drives it.
 //!
 //! Invariant: the only module that knows IMAP. Messages are tracked by UIDVALIDITY + UID, never
-//! sequence numbers. A message is moved to the processed (or quarantine) folder only after the
-//! transaction that stored it committed; a crash in between leaves it in the folder, and the
-//! retry finds it already stored (by Message-ID or content hash) and only files it away.
+//! sequence numbers, and never deleted: only moved. Every command is bounded by
+//! `imap.command_timeout` (async-imap has no timeouts of its own).
 
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
@@ -15,10 +14,7 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::config::{FirstStart, ImapConfig, TlsMode};
-use crate::daemon::pipeline::{Disposition, Pipeline, RawMessage};
-use crate::daemon::shutdown::Shutdown;
-use crate::store::StoreError;
+use crate::config::{ImapConfig, TlsMode};
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -46,8 +42,6 @@ pub enum ImapError {
     Timeout(&'static str),
     #[error("imap: folder {0:?} has no UIDVALIDITY")]
     NoUidValidity(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 async fn within<T, E: Into<ImapError>>(
@@ -137,13 +131,13 @@ async fn login(
 }
 
 /// A message's UID and size in bytes.
-type Sized = (u32, u64);
+pub type Sized = (u32, u64);
 
 /// Most bytes of mail one batch holds in memory (a single larger message still forms a batch).
-const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+pub const BATCH_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Splits `(uid, size)` pairs into batches of at most `max_count` messages and `max_bytes` bytes.
-fn batches(found: &[(u32, u64)], max_count: usize, max_bytes: u64) -> Vec<Vec<u32>> {
+pub fn batches(found: &[(u32, u64)], max_count: usize, max_bytes: u64) -> Vec<Vec<u32>> {
     let mut out: Vec<Vec<u32>> = Vec::new();
     let mut bytes = 0;
     for &(uid, size) in found {
@@ -185,188 +179,157 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-/// The mailbox worker: owns one IMAP connection and feeds the pipeline.
-pub struct Mailbox {
-    pub cfg: ImapConfig,
-    pub pipeline: Arc<Pipeline>,
-    /// `folio run --import-existing`: process mail that predates the first start.
-    pub import_existing: bool,
-}
-
+/// What the server offers that folio uses.
 struct Capabilities {
     idle: bool,
     r#move: bool,
     uidplus: bool,
 }
 
-impl Mailbox {
-    /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
-    pub async fn run(&self, mut shutdown: Shutdown) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match self.session(&shutdown, &mut backoff).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.wait() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(60));
-        }
-    }
+/// The selected folder: its UIDVALIDITY and, if the server said, the next UID it will assign.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected {
+    pub uid_validity: u32,
+    pub uid_next: Option<u32>,
+}
 
-    async fn session(&self, shutdown: &Shutdown, backoff: &mut Duration) -> Result<(), ImapError> {
-        let cfg = &self.cfg;
-        let t = cfg.command_timeout;
+/// A logged-in IMAP connection, with what its server can do and the timeouts it runs under.
+pub struct Connection {
+    session: Session,
+    caps: Capabilities,
+    /// `imap.command_timeout`: bounds every command.
+    timeout: Duration,
+    /// `imap.idle_renew`.
+    idle_renew: Duration,
+    /// `imap.poll_interval`, when IDLE is off or not offered.
+    poll_interval: Duration,
+}
+
+impl Connection {
+    /// Connects and logs in ([`connect`]) and asks what the server can do.
+    pub async fn open(cfg: &ImapConfig) -> Result<Connection, ImapError> {
         let mut session = connect(cfg).await?;
-        let caps = within(t, "CAPABILITY", session.capabilities()).await?;
-        let caps = Capabilities {
-            idle: cfg.idle && caps.has_str("IDLE"),
-            r#move: caps.has_str("MOVE"),
-            uidplus: caps.has_str("UIDPLUS"),
-        };
-        for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {
-            ensure_folder(&mut session, folder, t).await?;
-        }
-        let selected = within(t, "SELECT", session.select(&cfg.folder)).await?;
-        let uidvalidity = selected
-            .uid_validity
-            .ok_or_else(|| ImapError::NoUidValidity(cfg.folder.clone()))?;
-        let mut next_uid = self
-            .baseline(&mut session, uidvalidity, selected.uid_next)
-            .await?;
-        tracing::info!(
-            folder = %cfg.folder, uidvalidity, from_uid = next_uid, idle = caps.idle,
-            "mailbox ready"
-        );
-
-        let mut seen_at = self.pipeline.clock.now();
-        loop {
-            let before = next_uid;
-            next_uid = self
-                .sync(
-                    &mut session,
-                    &caps,
-                    uidvalidity,
-                    next_uid,
-                    seen_at,
-                    shutdown,
-                )
-                .await?;
-            self.file_slow(&mut session, &caps, uidvalidity).await?;
-            // The connection works end to end: the next failure starts the backoff afresh. (Not
-            // before: a batch that fails every time must not be retried every second.)
-            *backoff = Duration::from_secs(1);
-            if shutdown.is_triggered() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
-                return Ok(());
-            }
-            // async-imap keeps unsolicited responses in a bounded channel; we re-sync by UID
-            // instead of relying on their content. But an EXISTS that arrived during the sync
-            // means new mail: look again before waiting, or it would wait for the next one.
-            let mut new_mail = false;
-            while let Ok(r) = session.unsolicited_responses.try_recv() {
-                new_mail |= matches!(
-                    r,
-                    UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-                );
-            }
-            // A pass that found mail is followed by another: mail that arrived during it may
-            // have announced itself only in responses the channel above had no room for.
-            if new_mail || next_uid != before {
-                seen_at = self.pipeline.clock.now();
-                continue;
-            }
-            session = if caps.idle {
-                match self.idle(session, shutdown).await? {
-                    Some(s) => s,
-                    None => return Ok(()),
-                }
-            } else {
-                let mut sd = shutdown.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(cfg.poll_interval) => {}
-                    _ = self.pipeline.slow_done.notified() => {}
-                    _ = sd.wait() => {}
-                }
-                session
-            };
-            seen_at = self.pipeline.clock.now();
-        }
+        let caps = within(cfg.command_timeout, "CAPABILITY", session.capabilities()).await?;
+        Ok(Connection {
+            session,
+            caps: Capabilities {
+                idle: cfg.idle && caps.has_str("IDLE"),
+                r#move: caps.has_str("MOVE"),
+                uidplus: caps.has_str("UIDPLUS"),
+            },
+            timeout: cfg.command_timeout,
+            idle_renew: cfg.idle_renew,
+            poll_interval: cfg.poll_interval,
+        })
     }
 
-    /// The first UID folio is responsible for, recording it on first contact.
-    async fn baseline(
-        &self,
-        session: &mut Session,
-        uidvalidity: u32,
-        uid_next: Option<u32>,
-    ) -> Result<u32, ImapError> {
-        let store = &self.pipeline.store;
-        let folder = &self.cfg.folder;
-        let import = self.import_existing || self.cfg.first_start == FirstStart::ImportExisting;
-        let now = self.pipeline.clock.now();
-        Ok(match store.mailbox_state(folder).await? {
-            Some((v, b, _)) if v == uidvalidity => {
-                if import {
-                    1
-                } else {
-                    b
-                }
-            }
-            Some((v, _, first_start)) => {
-                // A new UIDVALIDITY invalidates every UID we knew. What is still in the folder is
-                // looked at again (Message-ID / content-hash dedup keeps it to one ticket each),
-                // except mail older than the first start, which that start left alone.
-                let b = match first_start.filter(|_| !import) {
-                    Some(since) => self.first_uid_since(session, since).await?,
-                    None => 1,
-                };
-                tracing::warn!(folder = %folder, old = v, new = uidvalidity, from_uid = b, "UIDVALIDITY changed; rescanning the folder");
-                store.set_mailbox_state(folder, uidvalidity, b, now).await?;
-                b
-            }
-            None => {
-                let b = if import {
-                    1
-                } else {
-                    match uid_next {
-                        Some(n) => n,
-                        // No UIDNEXT from the server: one past the highest UID there is.
-                        None => self.first_uid_since(session, now).await?,
-                    }
-                };
-                if b > 1 {
-                    tracing::info!(
-                        folder = %folder, left_alone_below_uid = b,
-                        "first start: mail already in the folder is left alone (use --import-existing to process it)"
-                    );
-                }
-                store.set_mailbox_state(folder, uidvalidity, b, now).await?;
-                b
-            }
+    /// Whether new mail is awaited in IDLE (configured and offered) rather than by polling.
+    pub fn idles(&self) -> bool {
+        self.caps.idle
+    }
+
+    /// Creates `folder` unless it exists.
+    pub async fn ensure_folder(&mut self, folder: &str) -> Result<(), ImapError> {
+        let session = &mut self.session;
+        let names = within(self.timeout, "LIST", async {
+            let stream = session.list(Some(""), Some(folder)).await?;
+            stream.try_collect::<Vec<_>>().await
         })
+        .await?;
+        if names.iter().any(|n| n.name() == folder) {
+            return Ok(());
+        }
+        within(self.timeout, "CREATE", self.session.create(folder)).await?;
+        tracing::info!(folder, "created folder");
+        Ok(())
+    }
+
+    /// Selects `folder`.
+    pub async fn select(&mut self, folder: &str) -> Result<Selected, ImapError> {
+        let selected = within(self.timeout, "SELECT", self.session.select(folder)).await?;
+        Ok(Selected {
+            uid_validity: selected
+                .uid_validity
+                .ok_or_else(|| ImapError::NoUidValidity(folder.to_string()))?,
+            uid_next: selected.uid_next,
+        })
+    }
+
+    /// The UIDs ≥ `from` in the selected folder, sorted.
+    pub async fn uids_from(&mut self, from: u32) -> Result<Vec<u32>, ImapError> {
+        // "n:*" always matches the highest UID, even below n.
+        let search = self.session.uid_search(format!("UID {from}:*"));
+        let found = within(self.timeout, "UID SEARCH", search).await?;
+        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u >= from).collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// The sizes of the messages `uids` (sorted), by UID.
+    pub async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<Sized>, ImapError> {
+        let session = &mut self.session;
+        let sized = within(self.timeout, "UID FETCH", async {
+            let stream = session
+                .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
+                .await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        // Only the UIDs asked for: async-imap passes unsolicited FETCH responses (another
+        // client changing flags meanwhile) through the same stream.
+        let mut sizes: Vec<Sized> = sized
+            .iter()
+            .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
+            .filter(|(uid, _)| uids.binary_search(uid).is_ok())
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup_by_key(|(uid, _)| *uid);
+        Ok(sizes)
+    }
+
+    /// The messages `uids` (sorted), whole, by UID; fetching marks them `\Seen`.
+    pub async fn bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        let session = &mut self.session;
+        let fetched = within(self.timeout, "UID FETCH", async {
+            let stream = session
+                // BODY[] (not BODY.PEEK[]) sets \Seen as it fetches: one round trip
+                // fewer than a separate STORE. Nothing relies on \Seen to find work.
+                .uid_fetch(uid_set(uids), "(UID BODY[])")
+                .await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        let mut bodies: Vec<(u32, Vec<u8>)> = Vec::with_capacity(fetched.len());
+        for f in &fetched {
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                if uids.binary_search(&uid).is_err() || bodies.iter().any(|(u, _)| *u == uid) {
+                    continue;
+                }
+                bodies.push((uid, body.to_vec()));
+            }
+        }
+        bodies.sort_by_key(|(uid, _)| *uid);
+        Ok(bodies)
     }
 
     /// The lowest UID of a message that arrived at or after `since` (by INTERNALDATE), or one
     /// past the highest UID when there is none. The server narrows the candidates to the days
-    /// since (`SEARCH SINCE` compares dates only); their exact times are fetched a batch at a time.
-    async fn first_uid_since(
-        &self,
-        session: &mut Session,
+    /// since (`SEARCH SINCE` compares dates only); their exact times are fetched `batch_size`
+    /// at a time.
+    pub async fn first_uid_since(
+        &mut self,
         since: chrono::DateTime<chrono::Utc>,
+        batch_size: usize,
     ) -> Result<u32, ImapError> {
-        let t = self.cfg.command_timeout;
+        let t = self.timeout;
+        let session = &mut self.session;
         // INTERNALDATE has whole seconds: a message of the same second counts as new.
         let since = chrono::SubsecRound::trunc_subsecs(since, 0);
         let day = since.format("%d-%b-%Y").to_string();
         let found = within(t, "UID SEARCH", session.uid_search(format!("SINCE {day}"))).await?;
         let mut candidates: Vec<u32> = found.into_iter().collect();
         candidates.sort_unstable();
-        for group in candidates.chunks(self.cfg.batch_size as usize) {
+        for group in candidates.chunks(batch_size) {
             let dated = within(t, "UID FETCH", async {
                 let stream = session
                     .uid_fetch(uid_set(group), "(UID INTERNALDATE)")
@@ -388,237 +351,110 @@ impl Mailbox {
         Ok(all.into_iter().max().map_or(1, |u| u + 1))
     }
 
-    /// Processes every message with UID ≥ `from`, a batch at a time; returns the next UID to look
-    /// at. Stops between batches when shutdown is triggered.
-    async fn sync(
-        &self,
-        session: &mut Session,
-        caps: &Capabilities,
-        uidvalidity: u32,
-        from: u32,
-        seen_at: chrono::DateTime<chrono::Utc>,
-        shutdown: &Shutdown,
-    ) -> Result<u32, ImapError> {
-        let cfg = &self.cfg;
-        let t = cfg.command_timeout;
-        // The UIDs waiting ("n:*" always matches the highest UID, even below n), then per group
-        // of batch_size their sizes, so a batch never holds more than BATCH_BYTES of mail in
-        // memory. (One FETCH of every size at once costs ~6 KB of parser buffers per message.)
-        let found = within(t, "UID SEARCH", session.uid_search(format!("UID {from}:*"))).await?;
-        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u >= from).collect();
-        uids.sort_unstable();
-        // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
-        let _catching_up =
-            (uids.len() > cfg.batch_size as usize).then(|| self.pipeline.catching_up());
-        let mut next = from;
-        for group in uids.chunks(cfg.batch_size as usize) {
-            if shutdown.is_triggered() {
-                break;
-            }
-            let sized = within(t, "UID FETCH", async {
-                let stream = session
-                    .uid_fetch(uid_set(group), "(UID RFC822.SIZE)")
-                    .await?;
+    /// Moves messages (already `\Seen` from the fetch) to `folder`; never deletes them.
+    pub async fn move_to(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let (t, session) = (self.timeout, &mut self.session);
+        let set = uid_set(uids);
+        if self.caps.r#move {
+            within(t, "UID MOVE", session.uid_mv(&set, folder)).await?;
+        } else {
+            within(t, "UID COPY", session.uid_copy(&set, folder)).await?;
+            within(t, "UID STORE", async {
+                let stream = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
                 stream.try_collect::<Vec<_>>().await
             })
             .await?;
-            // Only the UIDs asked for: async-imap passes unsolicited FETCH responses (another
-            // client changing flags meanwhile) through the same stream.
-            let mut sizes: Vec<(u32, u64)> = sized
-                .iter()
-                .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
-                .filter(|(uid, _)| group.binary_search(uid).is_ok())
-                .collect();
-            drop(sized);
-            sizes.sort_unstable();
-            sizes.dedup_by_key(|(uid, _)| *uid);
-            // Too big to process: quarantined from its size alone, without downloading it.
-            let max = self.pipeline.limits.max_message_bytes;
-            let (sizes, oversize): (Vec<Sized>, Vec<Sized>) =
-                sizes.into_iter().partition(|(_, size)| *size <= max);
-            if !oversize.is_empty() {
-                let sources: Vec<(String, String)> = oversize
-                    .iter()
-                    .map(|(uid, size)| {
-                        (
-                            format!("imap:{}:{uidvalidity}:{uid}", cfg.folder),
-                            format!("message of {size} bytes exceeds limits.max_message_bytes ({max}); left in the quarantine folder unread"),
-                        )
-                    })
-                    .collect();
-                self.pipeline.quarantine_unread(&sources).await?;
-                let uids: Vec<u32> = oversize.iter().map(|(uid, _)| *uid).collect();
-                file_away(session, caps, &uids, &cfg.quarantine_folder, t).await?;
-                next = next.max(uids.iter().max().map_or(next, |u| u + 1));
-            }
-            for chunk in batches(&sizes, cfg.batch_size as usize, BATCH_BYTES) {
-                let chunk = &chunk[..];
-                let fetched = within(t, "UID FETCH", async {
-                    let stream = session
-                        // BODY[] (not BODY.PEEK[]) sets \Seen as it fetches: one round trip
-                        // fewer than a separate STORE. Nothing relies on \Seen to find work.
-                        .uid_fetch(uid_set(chunk), "(UID BODY[])")
-                        .await?;
+            // Without UIDPLUS, EXPUNGE would also remove messages others marked \Deleted in this
+            // folder: leave the originals flagged for the owner's client to expunge.
+            if self.caps.uidplus {
+                within(t, "UID EXPUNGE", async {
+                    let stream = session.uid_expunge(&set).await?;
                     stream.try_collect::<Vec<_>>().await
                 })
                 .await?;
-                let mut batch = Vec::with_capacity(fetched.len());
-                for f in &fetched {
-                    if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                        if chunk.binary_search(&uid).is_err()
-                            || batch.iter().any(|(u, _): &(u32, RawMessage)| *u == uid)
-                        {
-                            continue;
-                        }
-                        batch.push((
-                            uid,
-                            RawMessage {
-                                source: format!("imap:{}:{uidvalidity}:{uid}", cfg.folder),
-                                bytes: body.to_vec(),
-                                seen_at,
-                            },
-                        ));
-                    }
-                }
-                drop(fetched);
-                batch.sort_by_key(|(uid, _)| *uid);
-                let (batch_uids, raws): (Vec<u32>, Vec<RawMessage>) = batch.into_iter().unzip();
-                let outcomes = self.pipeline.process(&raws).await?;
-                drop(raws);
-                let mut processed = Vec::new();
-                let mut quarantined = Vec::new();
-                for (uid, o) in batch_uids.iter().zip(&outcomes) {
-                    match o.disposition {
-                        Disposition::Processed => processed.push(*uid),
-                        Disposition::Quarantined(_) => quarantined.push(*uid),
-                        // Left in the folder; `file_slow` moves it when its analysis ends.
-                        Disposition::Deferred => {}
-                    }
-                }
-                file_away(session, caps, &processed, &cfg.processed_folder, t).await?;
-                file_away(session, caps, &quarantined, &cfg.quarantine_folder, t).await?;
-                next = chunk.last().map(|u| u + 1).unwrap_or(next);
             }
         }
-        Ok(next)
+        Ok(())
     }
 
-    /// Stores the messages whose slow analysis has ended and files them away. Their UIDs are
-    /// below the next UID to look at, so the next pass does not see them again.
-    async fn file_slow(
-        &self,
-        session: &mut Session,
-        caps: &Capabilities,
-        uidvalidity: u32,
-    ) -> Result<(), ImapError> {
-        let ended = self.pipeline.finish_slow().await?;
-        let prefix = format!("imap:{}:{uidvalidity}:", self.cfg.folder);
-        let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
-        for (source, o) in ended {
-            // A message read under an earlier UIDVALIDITY is found again under the new one and
-            // recognised as stored.
-            let Some(uid) = source
-                .strip_prefix(&prefix)
-                .and_then(|u| u.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            match o.disposition {
-                Disposition::Processed => processed.push(uid),
-                Disposition::Quarantined(_) => quarantined.push(uid),
-                Disposition::Deferred => {}
-            }
+    /// Whether the server announced new mail (EXISTS, RECENT) since the last look.
+    pub fn new_mail_announced(&mut self) -> bool {
+        // async-imap keeps unsolicited responses in a bounded channel; folio re-syncs by UID
+        // instead of relying on their content. But an EXISTS that arrived during a sync means
+        // new mail: look again before waiting, or it would wait for the next one.
+        let mut new_mail = false;
+        while let Ok(r) = self.session.unsolicited_responses.try_recv() {
+            new_mail |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
         }
-        processed.sort_unstable();
-        quarantined.sort_unstable();
-        let t = self.cfg.command_timeout;
-        file_away(session, caps, &processed, &self.cfg.processed_folder, t).await?;
-        file_away(session, caps, &quarantined, &self.cfg.quarantine_folder, t).await
+        new_mail
     }
 
-    /// Waits in IDLE until the server reports a change, a slow analysis ends, `idle_renew`
-    /// passes, or shutdown.
-    /// Returns the session, or `None` on shutdown.
-    async fn idle(
-        &self,
-        session: Session,
-        shutdown: &Shutdown,
-    ) -> Result<Option<Session>, ImapError> {
-        let t = self.cfg.command_timeout;
+    /// Waits for mail: in IDLE until the server reports a change or `imap.idle_renew` passes,
+    /// or (without IDLE) for `imap.poll_interval`; either cut short when `interrupt` resolves.
+    /// Returns the connection, and `interrupt`'s value if it cut the wait short.
+    pub async fn wait<T>(
+        self,
+        interrupt: impl std::future::Future<Output = T>,
+    ) -> Result<(Connection, Option<T>), ImapError> {
+        if !self.caps.idle {
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => Ok((self, None)),
+                v = interrupt => Ok((self, Some(v))),
+            }
+        } else {
+            self.idle(interrupt).await
+        }
+    }
+
+    async fn idle<T>(
+        self,
+        interrupt: impl std::future::Future<Output = T>,
+    ) -> Result<(Connection, Option<T>), ImapError> {
+        let Connection {
+            session,
+            caps,
+            timeout: t,
+            idle_renew,
+            poll_interval,
+        } = self;
         let mut handle = session.idle();
         within(t, "IDLE", handle.init()).await?;
-        let mut sd = shutdown.clone();
-        let woke = {
+        let mut interrupted = None;
+        {
             // async-imap restarts its own timeout on every response, including the server's
             // "* OK Still here" keep-alives, so the renewal deadline is kept here.
-            let (wait, _interrupt) = handle.wait_with_timeout(self.cfg.idle_renew);
+            let (wait, _interrupt) = handle.wait_with_timeout(idle_renew);
             tokio::select! {
-                r = wait => Some(r?),
-                _ = tokio::time::sleep(self.cfg.idle_renew) => Some(IdleResponse::Timeout),
-                // A slow analysis ended: its message is stored and filed away by the next pass.
-                _ = self.pipeline.slow_done.notified() => Some(IdleResponse::ManualInterrupt),
-                _ = sd.wait() => None,
+                r = wait => {
+                    if let IdleResponse::NewData(data) = r? {
+                        tracing::debug!(response = ?data.parsed(), "IDLE: server reported a change");
+                    }
+                }
+                _ = tokio::time::sleep(idle_renew) => {}
+                v = interrupt => interrupted = Some(v),
             }
-        };
-        if let Some(IdleResponse::NewData(data)) = &woke {
-            tracing::debug!(response = ?data.parsed(), "IDLE: server reported a change");
         }
         let session = within(t, "DONE", handle.done()).await?;
-        if woke.is_none() {
-            let mut session = session;
-            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
-            return Ok(None);
-        }
-        Ok(Some(session))
+        let conn = Connection {
+            session,
+            caps,
+            timeout: t,
+            idle_renew,
+            poll_interval,
+        };
+        Ok((conn, interrupted))
     }
-}
 
-async fn ensure_folder(session: &mut Session, folder: &str, t: Duration) -> Result<(), ImapError> {
-    let names = within(t, "LIST", async {
-        let stream = session.list(Some(""), Some(folder)).await?;
-        stream.try_collect::<Vec<_>>().await
-    })
-    .await?;
-    if names.iter().any(|n| n.name() == folder) {
-        return Ok(());
+    /// Logs out, waiting at most 5 seconds for the server.
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
     }
-    within(t, "CREATE", session.create(folder)).await?;
-    tracing::info!(folder, "created folder");
-    Ok(())
-}
-
-/// Moves messages (already `\Seen` from the fetch) to `folder`; never deletes them.
-async fn file_away(
-    session: &mut Session,
-    caps: &Capabilities,
-    uids: &[u32],
-    folder: &str,
-    t: Duration,
-) -> Result<(), ImapError> {
-    if uids.is_empty() {
-        return Ok(());
-    }
-    let set = uid_set(uids);
-    if caps.r#move {
-        within(t, "UID MOVE", session.uid_mv(&set, folder)).await?;
-    } else {
-        within(t, "UID COPY", session.uid_copy(&set, folder)).await?;
-        within(t, "UID STORE", async {
-            let stream = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
-            stream.try_collect::<Vec<_>>().await
-        })
-        .await?;
-        // Without UIDPLUS, EXPUNGE would also remove messages others marked \Deleted in this
-        // folder: leave the originals flagged for the owner's client to expunge.
-        if caps.uidplus {
-            within(t, "UID EXPUNGE", async {
-                let stream = session.uid_expunge(&set).await?;
-                stream.try_collect::<Vec<_>>().await
-            })
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use crate::desk::routing::Workload;
 use crate::desk::ticket::{Change, Status};
 use crate::inbound::mail::InboundMail;
 
+pub mod plan;
+
 /// A database failure. All are treated as temporary by callers: the message stays in the mailbox
 /// and is retried.
 #[derive(Debug, thiserror::Error)]

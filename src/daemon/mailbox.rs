@@ -1,0 +1,361 @@
+//! The mailbox worker: reads the watched folder through the IMAP adapter
+//! ([`crate::inbound::imap`]), feeds the pipeline a batch at a time and files each message
+//! away by its outcome; reconnects with backoff on any failure.
+//!
+//! A message is moved to the processed (or quarantine) folder only after the transaction that
+//! stored it committed; a crash in between leaves it in the folder, and the retry finds it
+//! already stored (by Message-ID or content hash) and only files it away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::config::{FirstStart, ImapConfig};
+use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use crate::daemon::shutdown::Shutdown;
+use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
+use crate::store::{Store, StoreError};
+
+/// A failure of the mailbox worker; all lead to a reconnect with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The mailbox worker: owns one IMAP connection and feeds the pipeline.
+pub struct Mailbox {
+    cfg: ImapConfig,
+    pipeline: Arc<Pipeline>,
+    /// Where the folder's UIDVALIDITY and first UID are kept.
+    store: Store,
+    clock: Arc<dyn Clock>,
+    /// `folio run --import-existing`: process mail that predates the first start.
+    import_existing: bool,
+}
+
+/// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
+struct Position {
+    uidvalidity: u32,
+    next_uid: u32,
+}
+
+impl Mailbox {
+    /// A worker for the folder `cfg` names.
+    pub fn new(
+        cfg: ImapConfig,
+        pipeline: Arc<Pipeline>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        import_existing: bool,
+    ) -> Mailbox {
+        Mailbox {
+            cfg,
+            pipeline,
+            store,
+            clock,
+            import_existing,
+        }
+    }
+
+    /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
+    pub async fn run(&self, mut shutdown: Shutdown) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.session(&shutdown, &mut backoff).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    /// One connection: sync, file away what slow analyses finished, wait for mail; again until
+    /// shutdown.
+    async fn session(
+        &self,
+        shutdown: &Shutdown,
+        backoff: &mut Duration,
+    ) -> Result<(), MailboxError> {
+        let (mut conn, mut at) = self.open().await?;
+        let mut seen_at = self.clock.now();
+        loop {
+            let before = at.next_uid;
+            at.next_uid = self.sync(&mut conn, &at, seen_at, shutdown).await?;
+            self.file_slow(&mut conn, at.uidvalidity).await?;
+            // The connection works end to end: the next failure starts the backoff afresh. (Not
+            // before: a batch that fails every time must not be retried every second.)
+            *backoff = Duration::from_secs(1);
+            if shutdown.is_triggered() {
+                conn.logout().await;
+                return Ok(());
+            }
+            // A pass that found mail is followed by another: mail that arrived during it may
+            // have announced itself only in responses the channel had no room for.
+            if conn.new_mail_announced() || at.next_uid != before {
+                seen_at = self.clock.now();
+                continue;
+            }
+            let mut sd = shutdown.clone();
+            let (waited, interrupt) = conn
+                .wait(async {
+                    tokio::select! {
+                        // A slow analysis ended: its message is stored and filed away by the
+                        // next pass.
+                        _ = self.pipeline.slow_done() => Stop::No,
+                        _ = sd.wait() => Stop::Yes,
+                    }
+                })
+                .await?;
+            conn = waited;
+            // Waiting in IDLE, shutdown ends the session at once; after a poll interval cut
+            // short, the next pass notices it and stops between batches.
+            if interrupt == Some(Stop::Yes) && conn.idles() {
+                conn.logout().await;
+                return Ok(());
+            }
+            seen_at = self.clock.now();
+        }
+    }
+
+    /// Connects, makes sure the folders exist, selects the watched folder and finds where to
+    /// start.
+    async fn open(&self) -> Result<(Connection, Position), MailboxError> {
+        let cfg = &self.cfg;
+        let mut conn = Connection::open(cfg).await?;
+        for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {
+            conn.ensure_folder(folder).await?;
+        }
+        let selected = conn.select(&cfg.folder).await?;
+        let uidvalidity = selected.uid_validity;
+        let next_uid = self
+            .baseline(&mut conn, uidvalidity, selected.uid_next)
+            .await?;
+        tracing::info!(
+            folder = %cfg.folder, uidvalidity, from_uid = next_uid, idle = conn.idles(),
+            "mailbox ready"
+        );
+        Ok((
+            conn,
+            Position {
+                uidvalidity,
+                next_uid,
+            },
+        ))
+    }
+
+    /// The first UID folio is responsible for, recording it on first contact.
+    async fn baseline(
+        &self,
+        conn: &mut Connection,
+        uidvalidity: u32,
+        uid_next: Option<u32>,
+    ) -> Result<u32, MailboxError> {
+        let store = &self.store;
+        let folder = &self.cfg.folder;
+        let batch_size = self.cfg.batch_size as usize;
+        let import = self.import_existing || self.cfg.first_start == FirstStart::ImportExisting;
+        let now = self.clock.now();
+        Ok(match store.mailbox_state(folder).await? {
+            Some((v, b, _)) if v == uidvalidity => {
+                if import {
+                    1
+                } else {
+                    b
+                }
+            }
+            Some((v, _, first_start)) => {
+                // A new UIDVALIDITY invalidates every UID we knew. What is still in the folder is
+                // looked at again (Message-ID / content-hash dedup keeps it to one ticket each),
+                // except mail older than the first start, which that start left alone.
+                let b = match first_start.filter(|_| !import) {
+                    Some(since) => conn.first_uid_since(since, batch_size).await?,
+                    None => 1,
+                };
+                tracing::warn!(folder = %folder, old = v, new = uidvalidity, from_uid = b, "UIDVALIDITY changed; rescanning the folder");
+                store.set_mailbox_state(folder, uidvalidity, b, now).await?;
+                b
+            }
+            None => {
+                let b = if import {
+                    1
+                } else {
+                    match uid_next {
+                        Some(n) => n,
+                        // No UIDNEXT from the server: one past the highest UID there is.
+                        None => conn.first_uid_since(now, batch_size).await?,
+                    }
+                };
+                if b > 1 {
+                    tracing::info!(
+                        folder = %folder, left_alone_below_uid = b,
+                        "first start: mail already in the folder is left alone (use --import-existing to process it)"
+                    );
+                }
+                store.set_mailbox_state(folder, uidvalidity, b, now).await?;
+                b
+            }
+        })
+    }
+
+    /// Processes every message with UID ≥ `at.next_uid`, a batch at a time; returns the next
+    /// UID to look at. Stops between batches when shutdown is triggered.
+    async fn sync(
+        &self,
+        conn: &mut Connection,
+        at: &Position,
+        seen_at: DateTime<Utc>,
+        shutdown: &Shutdown,
+    ) -> Result<u32, MailboxError> {
+        let batch_size = self.cfg.batch_size as usize;
+        // The UIDs waiting, then per group of batch_size their sizes, so a batch never holds
+        // more than BATCH_BYTES of mail in memory. (One FETCH of every size at once costs
+        // ~6 KB of parser buffers per message.)
+        let uids = conn.uids_from(at.next_uid).await?;
+        // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
+        let _catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
+        let mut next = at.next_uid;
+        for group in uids.chunks(batch_size) {
+            if shutdown.is_triggered() {
+                break;
+            }
+            // Too big to process: quarantined from its size alone, without downloading it.
+            let max = self.pipeline.max_message_bytes();
+            let (sizes, oversize): (Vec<Sized>, Vec<Sized>) = conn
+                .sizes(group)
+                .await?
+                .into_iter()
+                .partition(|(_, size)| *size <= max);
+            if let Some(last) = self.quarantine_oversize(conn, at, &oversize).await? {
+                next = next.max(last + 1);
+            }
+            for chunk in batches(&sizes, batch_size, BATCH_BYTES) {
+                self.process(conn, at, &chunk, seen_at).await?;
+                next = chunk.last().map(|u| u + 1).unwrap_or(next);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Quarantines messages too big to process, unread; returns the highest UID of them.
+    async fn quarantine_oversize(
+        &self,
+        conn: &mut Connection,
+        at: &Position,
+        oversize: &[Sized],
+    ) -> Result<Option<u32>, MailboxError> {
+        if oversize.is_empty() {
+            return Ok(None);
+        }
+        let max = self.pipeline.max_message_bytes();
+        let sources: Vec<(String, String)> = oversize
+            .iter()
+            .map(|(uid, size)| {
+                (
+                    self.source(at.uidvalidity, *uid),
+                    format!("message of {size} bytes exceeds limits.max_message_bytes ({max}); left in the quarantine folder unread"),
+                )
+            })
+            .collect();
+        self.pipeline.quarantine_unread(&sources).await?;
+        let uids: Vec<u32> = oversize.iter().map(|(uid, _)| *uid).collect();
+        conn.move_to(&uids, &self.cfg.quarantine_folder).await?;
+        Ok(uids.iter().max().copied())
+    }
+
+    /// Fetches the messages `uids`, runs them through the pipeline and files them away.
+    async fn process(
+        &self,
+        conn: &mut Connection,
+        at: &Position,
+        uids: &[u32],
+        seen_at: DateTime<Utc>,
+    ) -> Result<(), MailboxError> {
+        let (batch_uids, raws): (Vec<u32>, Vec<RawMessage>) = conn
+            .bodies(uids)
+            .await?
+            .into_iter()
+            .map(|(uid, bytes)| {
+                let source = self.source(at.uidvalidity, uid);
+                (
+                    uid,
+                    RawMessage {
+                        source,
+                        bytes,
+                        seen_at,
+                    },
+                )
+            })
+            .unzip();
+        let outcomes = self.pipeline.process(&raws).await?;
+        drop(raws);
+        self.file_away(conn, batch_uids.into_iter().zip(outcomes))
+            .await
+    }
+
+    /// Stores the messages whose slow analysis has ended and files them away. Their UIDs are
+    /// below the next UID to look at, so the next pass does not see them again.
+    async fn file_slow(&self, conn: &mut Connection, uidvalidity: u32) -> Result<(), MailboxError> {
+        let ended = self.pipeline.finish_slow().await?;
+        let prefix = self.source_prefix(uidvalidity);
+        // A message read under an earlier UIDVALIDITY is found again under the new one and
+        // recognised as stored.
+        let ours = ended.into_iter().filter_map(|(source, o)| {
+            let uid = source.strip_prefix(&prefix)?.parse::<u32>().ok()?;
+            Some((uid, o))
+        });
+        self.file_away(conn, ours).await
+    }
+
+    /// Moves each message to the folder its outcome calls for (in UID order); a deferred one
+    /// stays where it is until its analysis ends ([`Mailbox::file_slow`]).
+    async fn file_away(
+        &self,
+        conn: &mut Connection,
+        outcomes: impl Iterator<Item = (u32, Outcome)>,
+    ) -> Result<(), MailboxError> {
+        let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
+        for (uid, o) in outcomes {
+            match o.disposition {
+                Disposition::Processed => processed.push(uid),
+                Disposition::Quarantined(_) => quarantined.push(uid),
+                Disposition::Deferred => {}
+            }
+        }
+        processed.sort_unstable();
+        quarantined.sort_unstable();
+        conn.move_to(&processed, &self.cfg.processed_folder).await?;
+        conn.move_to(&quarantined, &self.cfg.quarantine_folder)
+            .await?;
+        Ok(())
+    }
+
+    /// The pipeline's name for a message of the watched folder.
+    fn source(&self, uidvalidity: u32, uid: u32) -> String {
+        format!("{}{uid}", self.source_prefix(uidvalidity))
+    }
+
+    /// What the names of the watched folder's messages under `uidvalidity` start with.
+    fn source_prefix(&self, uidvalidity: u32) -> String {
+        format!("imap:{}:{uidvalidity}:", self.cfg.folder)
+    }
+}
+
+/// Why a wait for mail was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Shutdown.
+    Yes,
+    /// A slow analysis ended.
+    No,
+}
