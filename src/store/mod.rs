@@ -31,7 +31,7 @@
 //! Only SQLite exists today, and there is no trait over it. A PostgreSQL backend would plug in
 //! where the SQLite one is chosen: [`Store`] would hold an enum of pools (its two SQLite pools,
 //! or one `PgPool`) chosen by [`Store::open`] from the URL's scheme, with its migrations under
-//! `migrations/postgres/`; [`WriteTx`](write_tx) and each concern file would match on it and
+//! `migrations/postgres/`; `write_tx::WriteTx` and each concern file would match on it and
 //! keep their queries per dialect side by side. What is SQLite's own, to rewrite there:
 //!
 //! - `?` placeholders everywhere (`statement::placeholders`, and every literal query);
@@ -47,6 +47,9 @@
 //! - timestamps as RFC 3339 text ([`ts`]) compared as text, integer booleans, `INTEGER PRIMARY
 //!   KEY` row ids.
 //! - `ROWS_PER_STATEMENT`, sized to SQLite's bound-parameter limit.
+//! - the Rust side: row mappings read `SqliteRow`, shared statements take an
+//!   `Executor<Database = Sqlite>` (a pool or a transaction's connection); per dialect they
+//!   would take the other backend's types.
 
 mod batch;
 mod lookup;
