@@ -8,6 +8,7 @@ pub mod command;
 pub mod decide;
 pub mod fold;
 pub mod folio;
+pub mod known;
 pub mod plan;
 pub mod requester;
 pub mod routing;

@@ -18,9 +18,9 @@ use crate::desk::decide::{
     cap_key, decide, domain_of, BouncedMail, Context, Decision, NewTicket, Policy, Record, Reply,
     TicketAction, TicketRef,
 };
+use crate::desk::known::{Known, Lookup};
 use crate::desk::ticket::Change;
 use crate::inbound::mail::InboundMail;
-use crate::store::{Known, Lookup};
 
 /// What a batch does with one message.
 // One step per message of a batch, held briefly: the size difference does not matter.
@@ -343,10 +343,10 @@ mod tests {
     use super::*;
     use crate::desk::catalog::{Catalog, Priority};
     use crate::desk::decide::Reason;
+    use crate::desk::known::SentMail;
     use crate::desk::requester::Directory;
     use crate::desk::ticket::Status;
     use crate::desk::tokens::Tokens;
-    use crate::store::SentMail;
 
     const HD: &str = "helpdesk@example.test";
     const FOLIO: &str = "MDA-2026-000007";

@@ -7,8 +7,8 @@
 //!
 //! # Map
 //!
-//! The public surface is this module, flat (`store::{Store, Batch, Lookup, Known, …}`); the
-//! files split it by concern:
+//! The public surface is this module, flat (`store::{Store, Batch, …}`); the files split it by
+//! concern:
 //!
 //! - here: the [`Store`] handle (open and migrate, [`Store::begin`] a batch, the site secret,
 //!   close), [`StoreError`] and the timestamp format.
@@ -18,7 +18,8 @@
 //!   row types ([`TicketRow`], [`MessageRow`], [`OutboxRow`], [`EventRow`]), ticket changes,
 //!   quarantine.
 //! - `lookup`: [`Batch::lookup`], everything the rules need to know about a batch
-//!   ([`Lookup`] in, [`Known`] out).
+//!   ([`crate::desk::known::Lookup`] in, [`crate::desk::known::Known`] out: plain data of the
+//!   rules, so the plan stays a pure function).
 //! - `outbox`: the sender's side: claiming due mail under a lease, releasing it, recording
 //!   delivery results, the attachments a mail carries, addresses that bounce.
 //! - `mailbox`: each IMAP folder's state and the analysis attempts of messages.
@@ -68,7 +69,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
-pub use lookup::{Known, Lookup, SentMail};
 pub use outbox::{NewMail, OutboxMail, SendResult};
 pub use queries::{Counts, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary};
 
