@@ -150,7 +150,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run { import_existing } => {
             let config = load_config(&cli.config)?;
             init_logging(config.log.format, &config.log.level);
-            let (trigger, shutdown) = folio::daemon::shutdown::channel();
+            let (trigger, shutdown) = folio::shutdown::channel();
             tokio::spawn(async move {
                 wait_for_signal().await;
                 tracing::info!("stop requested; finishing the current batch");

@@ -218,8 +218,8 @@ impl Validator<'_> {
     ) -> HelpdeskConfig {
         let folio_format = h
             .folio_format
-            .unwrap_or_else(|| crate::desk::folio::DEFAULT_FORMAT.into());
-        if let Err(e) = crate::desk::folio::FolioFormat::parse(&folio_format) {
+            .unwrap_or_else(|| crate::folio::DEFAULT_FORMAT.into());
+        if let Err(e) = crate::folio::FolioFormat::parse(&folio_format) {
             self.issue("helpdesk.folio_format", e);
         }
         let mut own_addresses: Vec<String> = h

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
-use crate::daemon::shutdown::Shutdown;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
 /// A failure of the mailbox worker; all lead to a reconnect with backoff.

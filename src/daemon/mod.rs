@@ -3,7 +3,6 @@
 
 pub mod mailbox;
 pub mod pipeline;
-pub mod shutdown;
 
 use std::sync::Arc;
 
@@ -11,9 +10,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
-use crate::daemon::shutdown::Shutdown;
 use crate::outbound::render::Templates;
 use crate::outbound::sender::Sender;
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start.

@@ -17,10 +17,10 @@ use crate::config::Config;
 use crate::desk::analysis::{analyze_checked, oversize_reason, quarantine_reason, Analysis};
 use crate::desk::catalog::{Catalog, CatalogError};
 use crate::desk::decide::{decide, Context, Decision, Policy, TicketAction};
-use crate::desk::folio::FolioFormat;
 use crate::desk::plan::{Plan, Planner, Step};
 use crate::desk::requester::{Directory, DirectoryError};
 use crate::desk::tokens::Tokens;
+use crate::folio::FolioFormat;
 use crate::store::plan::{Original, Writing, Written};
 use crate::store::{Store, StoreError};
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::desk::fold::fold;
+use crate::fold::fold;
 
 /// A problem in the catalogue file.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::desk::fold::fold;
+use crate::fold::fold;
 
 /// One technician command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,7 +161,7 @@ pub enum Query {
 pub fn parse_query(
     first_lines: &str,
     subject: &str,
-    folio_format: &crate::desk::folio::FolioFormat,
+    folio_format: &crate::folio::FolioFormat,
 ) -> Option<Query> {
     let line = first_lines
         .lines()
@@ -290,8 +290,7 @@ mod tests {
 
     #[test]
     fn queries() {
-        let folio =
-            &crate::desk::folio::FolioFormat::parse(crate::desk::folio::DEFAULT_FORMAT).unwrap();
+        let folio = &crate::folio::FolioFormat::parse(crate::folio::DEFAULT_FORMAT).unwrap();
         assert_eq!(
             parse_query("Estado MDA-2026-000042\n\nSaludos", "", folio),
             Some(Query::Status(Some("MDA-2026-000042".into())))

@@ -6,8 +6,6 @@ pub mod analysis;
 pub mod catalog;
 pub mod command;
 pub mod decide;
-pub mod fold;
-pub mod folio;
 pub mod known;
 pub mod plan;
 pub mod requester;

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::desk::fold::fold;
+use crate::fold::fold;
 use crate::inbound::mail::InboundMail;
+use crate::inbound::phone_note::{DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
 
 /// A directory problem, naming the file and line.
 #[derive(Debug, thiserror::Error)]
@@ -147,13 +148,6 @@ impl Requester {
         m
     }
 }
-
-/// Labels of the form lines people type, folded (lower case, no accents). Shared by the
-/// requester's own lines and the phone-note form, so an alias added here works in both.
-pub const NAME_LABELS: &[&str] = &["nombre", "nombre completo", "name", "full name"];
-pub const DEPARTMENT_LABELS: &[&str] =
-    &["departamento", "depto", "area", "dependencia", "department"];
-pub const PHONE_LABELS: &[&str] = &["telefono", "tel", "extension", "ext", "phone", "telephone"];
 
 /// Builds the requester from the message, the directory and the body's form lines.
 ///

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::desk::catalog::{Catalog, Priority, Strategy, TicketType};
-use crate::desk::fold::fold;
+use crate::fold::fold;
 
 /// Where a new ticket goes, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,8 +6,14 @@
 
 use serde::Serialize;
 
-use crate::desk::fold::fold;
-use crate::desk::requester::{DEPARTMENT_LABELS, NAME_LABELS, PHONE_LABELS};
+use crate::fold::fold;
+
+/// Labels of the form lines people type, folded (lower case, no accents). Shared by the
+/// requester's own lines and the phone-note form, so an alias added here works in both.
+pub const NAME_LABELS: &[&str] = &["nombre", "nombre completo", "name", "full name"];
+pub const DEPARTMENT_LABELS: &[&str] =
+    &["departamento", "depto", "area", "dependencia", "department"];
+pub const PHONE_LABELS: &[&str] = &["telefono", "tel", "extension", "ext", "phone", "telephone"];
 
 /// The form's fields, as the agent typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

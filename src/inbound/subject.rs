@@ -61,7 +61,7 @@ pub fn is_forward(subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desk::folio::{FolioFormat, DEFAULT_FORMAT};
+    use crate::folio::{FolioFormat, DEFAULT_FORMAT};
 
     #[test]
     fn prefixes_in_many_languages() {

@@ -11,8 +11,8 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
-/// Our loop-detection header; its value is the help desk's address.
-pub const LOOP_HEADER: &str = "X-Folio-Loop";
+use crate::inbound::mail::LOOP_HEADER;
+use crate::store::FileAttachment;
 
 /// A rendered template: subject, plain-text and HTML parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,14 +20,6 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
-}
-
-/// A file sent along (a stored attachment of an inbound message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileAttachment {
-    pub name: String,
-    pub content_type: String,
-    pub data: Vec<u8>,
 }
 
 /// The addressing and threading of one outgoing mail.

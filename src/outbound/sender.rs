@@ -15,11 +15,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::daemon::shutdown::Shutdown;
 use crate::desk::decide::TicketRef;
 use crate::outbound::outgoing::{self, Addressing};
 use crate::outbound::render::Templates;
 use crate::outbound::smtp::{SendError, SmtpClient};
+use crate::shutdown::Shutdown;
 use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 
 /// Delivers queued mail.

@@ -69,7 +69,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
-pub use outbox::{NewMail, OutboxMail, SendResult};
+pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
 pub use queries::{Counts, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary};
 
 use write_tx::WriteTx;

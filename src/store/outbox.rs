@@ -11,7 +11,14 @@ use sqlx::{Row, Sqlite};
 use super::statement::{bind_each, list_query, list_statement, ListQuery, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
 use super::{parse_ts, ts, Store, StoreError};
-use crate::outbound::outgoing::FileAttachment;
+
+/// A file sent along (a stored attachment of an inbound message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
 
 /// A queued mail due for sending.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 pub use attachments::sanitize_name;
 pub use body::html_to_text;
 pub use headers::{clean_id, without_mailto};
-pub use signals::AutoSignals;
+pub use signals::{AutoSignals, LOOP_HEADER};
 
 use headers::HeaderSource;
 

@@ -5,6 +5,9 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use super::headers::clean_id;
 
+/// Our loop-detection header, on every mail folio sends; its value is the help desk's address.
+pub const LOOP_HEADER: &str = "X-Folio-Loop";
+
 /// The header facts automatic-mail classification looks at; extracted here so `classify` is
 /// pure and parser-independent.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +59,7 @@ pub(super) fn signals(msg: &Message) -> AutoSignals {
         x_autorespond: raw("X-Autorespond"),
         x_auto_response_suppress: raw("X-Auto-Response-Suppress"),
         x_loop,
-        folio_loop: raw(crate::outbound::outgoing::LOOP_HEADER),
+        folio_loop: raw(LOOP_HEADER),
         return_path_empty,
         delivery_report: report.is_report,
         report_original_message_id: report.original_message_id,

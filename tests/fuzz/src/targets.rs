@@ -13,10 +13,10 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use folio::desk::catalog::{Catalog, Priority};
 use folio::desk::decide::{Context, Decision, Policy, TicketRef};
-use folio::desk::folio::FolioFormat;
 use folio::desk::requester::Directory;
 use folio::desk::ticket::Status;
 use folio::desk::tokens::Tokens;
+use folio::folio::FolioFormat;
 use folio::inbound::phone_note::PhoneNote;
 
 /// What a target does with one input.
