@@ -16,10 +16,9 @@ use crate::config::Config;
 use crate::desk::analysis::{analyze_checked, oversize_reason, quarantine_reason, Analysis};
 use crate::desk::catalog::{Catalog, CatalogError};
 use crate::desk::command::{self, Query};
-use crate::desk::decide::{
-    cap_key, decide, domain_of, BouncedMail, Context, Decision, Policy, TicketAction,
-};
+use crate::desk::decide::{decide, BouncedMail, Context, Decision, TicketAction};
 use crate::desk::folio::FolioFormat;
+use crate::desk::policy::{cap_key, domain_of, Policy};
 use crate::desk::requester::{Directory, DirectoryError};
 use crate::desk::routing::Workload;
 use crate::desk::ticket::Change;
@@ -896,10 +895,6 @@ impl Pipeline {
                 }
             }
             for reply in &r.replies {
-                let mut context = reply.context.clone();
-                if let (Some(obj), Some(folio)) = (context.as_object_mut(), &folios[i]) {
-                    obj.insert("folio".into(), folio.as_str().into());
-                }
                 let nonce = crate::desk::tokens::nonce(now);
                 let domain = self.message_id_domain();
                 let (message_id, reply_to) = match &folios[i] {
@@ -922,7 +917,7 @@ impl Pipeline {
                     message_id,
                     reply_to,
                     attachments_of: message_row.filter(|_| reply.with_attachments && has_files),
-                    context: context.to_string(),
+                    context: reply.context_json(folios[i].as_deref()),
                 });
                 queued[i] = true;
             }
@@ -1002,7 +997,7 @@ pub fn inspect_json(
                     TicketAction::Open(t) => Some(&t.routing),
                     _ => None,
                 },
-                "replies": r.replies.iter().map(|x| json!({"template": x.template, "to": x.to})).collect::<Vec<_>>(),
+                "replies": r.replies.iter().map(|x| json!({"template": x.template().name(), "to": x.to})).collect::<Vec<_>>(),
                 "note": "assuming no earlier ticket or message matches (inspect reads no database)",
             }),
         },

@@ -18,9 +18,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::desk::catalog::Priority;
-use crate::desk::decide::{NewTicket, Reply, TicketRef};
+use crate::desk::decide::{NewTicket, Reply};
 use crate::desk::routing::Workload;
-use crate::desk::ticket::{Change, Status};
+use crate::desk::ticket::{Change, Status, TicketRef};
 use crate::inbound::mail::InboundMail;
 
 /// A database failure. All are treated as temporary by callers: the message stays in the mailbox
@@ -1002,7 +1002,7 @@ pub struct Known {
     pub tickets: HashMap<String, TicketRef>,
     /// Ticket id → folio.
     pub folio_of: HashMap<i64, String>,
-    /// Address ([`crate::desk::decide::cap_key`]: its `+tag` removed) → mails queued to it (and
+    /// Address ([`crate::desk::policy::cap_key`]: its `+tag` removed) → mails queued to it (and
     /// to its +tagged forms) within the window.
     pub recent_mails: HashMap<String, u32>,
     /// Domain → mails queued to it within the last hour.
@@ -1249,7 +1249,7 @@ impl Batch {
         let mut bases: Vec<String> = q
             .addresses
             .iter()
-            .map(|a| crate::desk::decide::cap_key(a))
+            .map(|a| crate::desk::policy::cap_key(a))
             .filter(|a| a.contains('@'))
             .collect();
         bases.sort_unstable();
@@ -1273,7 +1273,7 @@ impl Batch {
             }
             let wanted: HashSet<&String> = chunk.iter().collect();
             for r in query.fetch_all(&mut *self.tx).await? {
-                let key = crate::desk::decide::cap_key(&r.get::<String, _>(0));
+                let key = crate::desk::policy::cap_key(&r.get::<String, _>(0));
                 if wanted.contains(&key) {
                     *known.recent_mails.entry(key).or_default() += r.get::<i64, _>(1) as u32;
                 }
@@ -1591,7 +1591,7 @@ impl Batch {
             );
             b.push_values(chunk, |mut v, r| {
                 v.push_bind(r.ticket_id)
-                    .push_bind(r.reply.template)
+                    .push_bind(r.reply.template().name())
                     .push_bind(r.reply.language.clone())
                     .push_bind(r.reply.to.clone())
                     .push_bind(r.message_id.clone())
