@@ -594,3 +594,333 @@ pub fn summary(body: &str) -> String {
     };
     format!("{}…", cut.trim_end())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::desk::catalog::Priority;
+    use crate::desk::ticket::Status;
+    use crate::desk::tokens::Tokens;
+
+    /// The variables of the templates as `docs/templates.md` lists them.
+    const DOC: &str = include_str!("../../docs/templates.md");
+
+    fn ticket() -> TicketRef {
+        TicketRef {
+            id: 42,
+            folio: "MDA-2026-000042".into(),
+            status: Status::Open,
+            subject: "No puedo entrar".into(),
+            requester_email: "alice@example.test".into(),
+            requester_name: Some("Alicia".into()),
+            participants: vec![],
+            assignee: Some("tech1@example.test".into()),
+            priority: Priority::Media,
+            service: "correo".into(),
+            language: "es".into(),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 26, 16, 5, 0).unwrap(),
+            updated_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
+            opening_message_id: None,
+        }
+    }
+
+    /// One notice of every kind, each list with an element (so its elements' fields show).
+    fn samples() -> Vec<Notice> {
+        let policy = Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()));
+        let helpdesk = HelpdeskView::of(&policy);
+        let view = TicketView::new(&ticket(), &Catalog::default());
+        let requester = Requester {
+            email: "alice@example.test".into(),
+            name: Some("Alicia".into()),
+            department: None,
+            phone: None,
+        };
+        let files = AttachmentList::of(
+            &[Attachment {
+                name: "a.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: 1,
+                data: vec![],
+            }],
+            20,
+        );
+        let relay = Relay {
+            ticket: view.clone(),
+            text: "Listo.".into(),
+            resolution: None,
+            technician: TechnicianView {
+                first_name: None,
+                name: None,
+            },
+            helpdesk: helpdesk.clone(),
+        };
+        vec![
+            Notice::Confirmation(Confirmation {
+                subject: "x".into(),
+                reply_subject: "Re: x".into(),
+                summary: "x".into(),
+                quoted: true,
+                channel: "phone",
+                agent_copy: true,
+                missing_fields: vec!["departamento"],
+                requester: RequesterView::from(&requester),
+                missing: MissingView::from(&requester),
+                files: files.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::Reply(relay.clone()),
+            Notice::Resolved(relay),
+            Notice::Status(StatusReport {
+                ticket: view.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::StatusDenied(StatusDenied {
+                folio_asked: None,
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::MyTickets(MyTickets {
+                tickets: vec![view.clone()],
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::Assignment(Assignment {
+                ticket: AssignedTicketView {
+                    subject: "x".into(),
+                    channel: None,
+                    service: "correo".into(),
+                    service_name: None,
+                    ticket_type: None,
+                    priority: "media",
+                    rules: vec![],
+                },
+                requester: RequesterView::from(&requester),
+                detail: "x".into(),
+                files: files.clone(),
+                opened_by: None,
+                reassigned_by: None,
+                commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::FollowUp(FollowUp {
+                ticket: view.clone(),
+                author: AuthorView {
+                    name: None,
+                    email: "alice@example.test".into(),
+                    role: "requester",
+                },
+                text: "x".into(),
+                unauthenticated: false,
+                files,
+                commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::CommandResult(CommandResult {
+                ticket: view.clone(),
+                applied: vec![],
+                errors: vec![],
+                relayed: false,
+                commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::BounceNotice(BounceNotice {
+                ticket: view,
+                bounced_to: "alice@example.test".into(),
+                report: "x".into(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::DeliveryFailed(DeliveryFailed::new(
+                &ticket(),
+                "alice@example.test",
+                Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
+                "451",
+                Some(helpdesk),
+            )),
+        ]
+    }
+
+    /// Every variable of `value` as a path: `ticket.folio`, `attachments[].name`, `applied`.
+    fn paths(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(fields) => {
+                for (key, v) in fields {
+                    let path = match prefix {
+                        "" => key.clone(),
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    paths(&path, v, out);
+                }
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                for item in items {
+                    paths(&format!("{prefix}[]"), item, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    /// The variables each template gets when it is rendered.
+    fn sent() -> BTreeMap<&'static str, BTreeSet<String>> {
+        let mut out: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for notice in samples() {
+            let template = notice.template();
+            // `folio` is added when the mail is queued, to every mail about one ticket.
+            let folio = match template {
+                Template::StatusDenied | Template::MyTickets => None,
+                _ => Some("MDA-2026-000042"),
+            };
+            let vars = out.entry(template.name()).or_default();
+            paths("", &notice.context(folio), vars);
+            // The sender adds `attachments_omitted` to a mail that carries files, when some
+            // stay behind (`Reply::with_attachments`).
+            if matches!(
+                template,
+                Template::Assignment | Template::FollowUp | Template::Reply | Template::Resolved
+            ) {
+                vars.insert("attachments_omitted".into());
+            }
+        }
+        out
+    }
+
+    /// The variables in the first cell of a table row, shorthands (`.email`) expanded.
+    fn row_variables(cell: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (n, token) in cell.split('`').enumerate() {
+            if n % 2 == 0 || token.is_empty() {
+                continue;
+            }
+            let full = match (token.strip_prefix('.'), out.last()) {
+                (Some(field), Some(previous)) => {
+                    let parent = previous.rsplit_once('.').map_or("", |(p, _)| p);
+                    format!("{parent}.{field}")
+                }
+                _ => token.to_string(),
+            };
+            out.push(full);
+        }
+        out
+    }
+
+    /// `docs/templates.md`'s `## Variables`: section heading → the variables its tables list.
+    fn documented_sections() -> Vec<(String, Vec<String>)> {
+        let start = DOC
+            .find("\n## Variables\n")
+            .expect("docs/templates.md: no ## Variables");
+        let rest = &DOC[start + 1..];
+        let section = match rest[3..].find("\n## ") {
+            Some(end) => &rest[..end + 3],
+            None => rest,
+        };
+        let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+        for line in section.lines() {
+            if let Some(heading) = line.strip_prefix("### ") {
+                sections.push((heading.to_string(), vec![]));
+                continue;
+            }
+            let Some(row) = line.strip_prefix('|') else {
+                continue;
+            };
+            let cell = row.split('|').next().unwrap_or_default().trim();
+            if cell == "variable" || cell.chars().all(|c| c == '-' || c == ':') {
+                continue;
+            }
+            if let Some((_, vars)) = sections.last_mut() {
+                vars.extend(row_variables(cell));
+            }
+        }
+        sections
+    }
+
+    /// The variables each template gets according to `docs/templates.md`.
+    fn documented() -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+        let sections = documented_sections();
+        let section = |heading: &str| {
+            sections
+                .iter()
+                .find(|(h, _)| h == heading)
+                .map(|(_, vars)| vars.clone())
+                .ok_or(format!("docs/templates.md: no section `### {heading}`"))
+        };
+        let every = section("Every template")?;
+        let ticket = section("`ticket`")?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (heading, vars) in &sections {
+            if heading == "Every template" || heading == "`ticket`" {
+                continue;
+            }
+            let names: Vec<&str> = heading.split('`').skip(1).step_by(2).collect();
+            for name in &names {
+                if !Template::ALL.iter().any(|t| t.name() == *name) {
+                    return Err(format!(
+                        "docs/templates.md: section `### {heading}` names `{name}`, which is no template"
+                    ));
+                }
+                let all = out.entry(name.to_string()).or_default();
+                all.extend(every.iter().cloned());
+                for var in vars {
+                    match var.as_str() {
+                        "ticket" => all.extend(ticket.iter().cloned()),
+                        "tickets[]" => all.extend(
+                            ticket
+                                .iter()
+                                .map(|t| t.replacen("ticket.", "tickets[].", 1)),
+                        ),
+                        _ => {
+                            all.insert(var.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_template_has_a_sample() {
+        let sampled: BTreeSet<Template> = samples().iter().map(Notice::template).collect();
+        assert_eq!(sampled, Template::ALL.into_iter().collect());
+    }
+
+    #[test]
+    fn the_documented_variables_are_the_ones_sent() {
+        let documented = documented().unwrap_or_else(|e| panic!("{e}"));
+        let sent = sent();
+        let mut problems = Vec::new();
+        for template in Template::ALL.map(Template::name) {
+            let empty = BTreeSet::new();
+            let doc = documented.get(template).unwrap_or(&empty);
+            let real = &sent[template];
+            for var in doc.difference(real) {
+                problems.push(format!(
+                    "`{template}`: docs/templates.md lists `{var}`, which the notice does not have"
+                ));
+            }
+            for var in real.difference(doc) {
+                problems.push(format!(
+                    "`{template}`: the notice has `{var}`, which docs/templates.md does not list"
+                ));
+            }
+        }
+        assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn shorthands_expand_against_the_previous_variable() {
+        assert_eq!(
+            row_variables("`requester.name`, `.email`, `attachments[].name`, `.size`, `x`"),
+            [
+                "requester.name",
+                "requester.email",
+                "attachments[].name",
+                "attachments[].size",
+                "x"
+            ]
+        );
+    }
+}
