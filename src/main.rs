@@ -328,7 +328,7 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
         Err(e) => {
             eprintln!("folio inspect: using default settings ({e:#})");
             (
-                folio::desk::decide::Policy::with_defaults("", tokens),
+                folio::desk::policy::Policy::with_defaults("", tokens),
                 Default::default(),
                 folio::config::LimitsConfig::default(),
             )

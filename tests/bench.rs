@@ -1281,7 +1281,7 @@ fn bench_1_ingest() {
     // The pure part alone, in this process on one thread: how much of the budget parsing takes.
     let base = r.requester_base.clone();
     let set = requests(1, BACKLOG, &base, REQUESTERS, "bench-hd@example.test");
-    let policy = folio::desk::decide::Policy::with_defaults(
+    let policy = folio::desk::policy::Policy::with_defaults(
         "bench-hd@example.test",
         folio::desk::tokens::Tokens::new(b"bench".to_vec()),
     );

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use folio::desk::analysis::analyze;
 use folio::desk::command::{parse_commands, parse_query, Query};
-use folio::desk::decide::Policy;
+use folio::desk::policy::Policy;
 use folio::desk::requester::Directory;
 use serde_json::{json, Value};
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use folio::daemon::pipeline::inspect_json;
 use folio::desk::analysis::analyze;
-use folio::desk::decide::Policy;
+use folio::desk::policy::Policy;
 use folio::desk::requester::Directory;
 use serde_json::Value;
 

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use folio::desk::analysis::analyze;
 use folio::desk::catalog::{Catalog, Priority};
-use folio::desk::decide::{decide, BouncedMail, Context, Decision, Policy, Reply, TicketRef};
+use folio::desk::decide::{decide, BouncedMail, Context, Decision, Reply};
+use folio::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
+use folio::desk::policy::Policy;
 use folio::desk::requester::Directory;
-use folio::desk::ticket::Status;
+use folio::desk::ticket::{Status, TicketRef};
 use folio::desk::tokens::Tokens;
-use folio::outbound::render::{Templates, REQUIRED};
+use folio::outbound::render::Templates;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const HD: &str = "helpdesk@example.test";
@@ -238,17 +240,16 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
     for (scenario, replies) in scenarios() {
         assert!(!replies.is_empty(), "{scenario}: no mail queued");
         for (n, reply) in replies.iter().enumerate() {
-            used.insert(reply.template);
-            let mut context = reply.context.clone();
-            if !matches!(scenario, "status_denied" | "my_tickets") {
-                context["folio"] = FOLIO.into();
-            }
+            used.insert(reply.template().name());
+            let folio = (!matches!(scenario, "status_denied" | "my_tickets")).then_some(FOLIO);
+            let context = reply.notice.context(folio);
             for lang in ["es", "en"] {
                 let r = templates
-                    .render(lang, reply.template, &context)
+                    .render(lang, reply.template().name(), &context)
                     .unwrap_or_else(|e| panic!("{scenario}: {e}"));
                 for (part, text) in [("subject", &r.subject), ("txt", &r.text), ("html", &r.html)] {
-                    let file = dir.join(format!("{scenario}.{n}.{}.{lang}.{part}", reply.template));
+                    let file =
+                        dir.join(format!("{scenario}.{n}.{}.{lang}.{part}", reply.template()));
                     if update {
                         std::fs::write(&file, text).unwrap();
                         continue;
@@ -263,7 +264,7 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
                     }
                 }
                 // User text is escaped in HTML and shown as written in text.
-                if reply.template == "confirmation" && scenario == "new_request" {
+                if reply.template() == Template::Confirmation && scenario == "new_request" {
                     assert!(r.html.contains("&amp; &lt;b&gt;no&lt;/b&gt;"), "{}", r.html);
                     assert!(r.text.contains("& <b>no</b> la cambié"));
                     assert!(r.subject.contains("<urgente>"), "subjects are text");
@@ -273,14 +274,19 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
     }
     // The sender's own notice (a mail it gave up on after smtp.max_age).
     used.insert("delivery_failed");
-    let context = folio::outbound::sender::delivery_failed_context(
+    let context = Notice::DeliveryFailed(DeliveryFailed::new(
         &ticket(),
         "alice@example.test",
         Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
         "temporary error (451): 4.7.1 Try again later",
-        &serde_json::json!({"name": "Mesa de Ayuda", "institution": "DGSTI",
-            "phone": "(722) 2769600", "address": HD}),
-    );
+        Some(HelpdeskView {
+            name: "Mesa de Ayuda".into(),
+            institution: "DGSTI".into(),
+            phone: "(722) 2769600".into(),
+            address: HD.into(),
+        }),
+    ))
+    .context(None);
     for lang in ["es", "en"] {
         let r = templates
             .render(lang, "delivery_failed", &context)
@@ -300,7 +306,7 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
             }
         }
     }
-    let all: BTreeSet<&str> = REQUIRED.iter().copied().collect();
+    let all: BTreeSet<&str> = Template::ALL.map(Template::name).into_iter().collect();
     assert_eq!(used, all, "every template is exercised by a scenario");
     assert!(
         mismatches.is_empty(),
@@ -334,11 +340,10 @@ fn one_broken_template_stops_no_other_mail() {
         all.iter()
             .flat_map(|(_, replies)| replies)
             .map(|r| {
-                let mut context = r.context.clone();
-                context["folio"] = FOLIO.into();
+                let context = r.notice.context(Some(FOLIO));
                 (
-                    r.template,
-                    t.render("es", r.template, &context)
+                    r.template().name(),
+                    t.render("es", r.template().name(), &context)
                         .map(|m| m.text)
                         .map_err(|e| e.to_string()),
                 )
@@ -382,8 +387,8 @@ fn one_broken_template_stops_no_other_mail() {
 #[test]
 fn confirmations_list_a_bounded_number_of_attachments() {
     let r = replies(&many_attachments(23), &Context::default());
-    let c = &r[0].context;
-    assert_eq!(r[0].template, "confirmation");
+    let c = &r[0].notice.context(None);
+    assert_eq!(r[0].template(), Template::Confirmation);
     assert_eq!(c["attachments"].as_array().unwrap().len(), 20);
     assert_eq!(c["attachments_more"], 3);
     let templates = Templates::new(Path::new(REPO).join("mail-templates"));
@@ -422,8 +427,7 @@ fn a_hostile_subject_injects_no_header() {
         a.mail.subject
     );
     let r = replies(&inbound, &Context::default());
-    let mut context = r[0].context.clone();
-    context["folio"] = FOLIO.into();
+    let context = r[0].notice.context(Some(FOLIO));
     let subject = context["reply_subject"].as_str().unwrap();
     assert!(!subject.contains(['\r', '\n']), "{subject:?}");
     assert!(

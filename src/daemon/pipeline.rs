@@ -16,8 +16,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::analysis::{analyze_checked, oversize_reason, quarantine_reason, Analysis};
 use crate::desk::catalog::{Catalog, CatalogError};
-use crate::desk::decide::{decide, Context, Decision, Policy, TicketAction};
+use crate::desk::decide::{decide, Context, Decision, TicketAction};
 use crate::desk::plan::{Plan, Planner, Step};
+use crate::desk::policy::Policy;
 use crate::desk::requester::{Directory, DirectoryError};
 use crate::desk::tokens::Tokens;
 use crate::folio::FolioFormat;
@@ -690,7 +691,7 @@ pub fn inspect_json(
                     TicketAction::Open(t) => Some(&t.routing),
                     _ => None,
                 },
-                "replies": r.replies.iter().map(|x| json!({"template": x.template, "to": x.to})).collect::<Vec<_>>(),
+                "replies": r.replies.iter().map(|x| json!({"template": x.template().name(), "to": x.to})).collect::<Vec<_>>(),
                 "note": "assuming no earlier ticket or message matches (inspect reads no database)",
             }),
         },

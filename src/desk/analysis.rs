@@ -3,7 +3,7 @@
 //! (quotes removed). Runs on the blocking pool, one per core, before anything is decided.
 
 use crate::config::LimitsConfig;
-use crate::desk::decide::Policy;
+use crate::desk::policy::Policy;
 use crate::desk::requester::{requester_of, Directory, Requester};
 use crate::inbound::classify::{classify, Verdict};
 use crate::inbound::mail::{self, InboundMail};

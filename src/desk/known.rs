@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::desk::decide::TicketRef;
 use crate::desk::routing::Workload;
+use crate::desk::ticket::TicketRef;
 
 /// What a batch needs looked up.
 #[derive(Debug, Default)]

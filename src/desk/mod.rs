@@ -1,13 +1,16 @@
 //! The help desk's rules, pure: no I/O, no clock. An analysed message plus what the store
 //! knows → a decision ([`decide`]): which ticket, which changes ([`ticket`], [`command`]), whom
-//! to route to ([`routing`], [`catalog`]), which mails to queue, and why.
+//! to route to ([`routing`], [`catalog`]), which mails to queue ([`notice`]), and why, under
+//! the site's [`policy`].
 
 pub mod analysis;
 pub mod catalog;
 pub mod command;
 pub mod decide;
 pub mod known;
+pub mod notice;
 pub mod plan;
+pub mod policy;
 pub mod requester;
 pub mod routing;
 pub mod ticket;

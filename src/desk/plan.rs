@@ -15,11 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 use crate::desk::analysis::Analysis;
 use crate::desk::command::{self, Query};
 use crate::desk::decide::{
-    cap_key, decide, domain_of, BouncedMail, Context, Decision, NewTicket, Policy, Record, Reply,
-    TicketAction, TicketRef,
+    decide, BouncedMail, Context, Decision, NewTicket, Record, TicketAction,
 };
 use crate::desk::known::{Known, Lookup};
-use crate::desk::ticket::Change;
+use crate::desk::policy::{cap_key, domain_of, Policy};
+use crate::desk::ticket::{Change, TicketRef};
 use crate::inbound::mail::InboundMail;
 
 /// What a batch does with one message.
@@ -324,15 +324,6 @@ fn thread_folio(mail: &InboundMail, policy: &Policy) -> Option<String> {
         })
 }
 
-/// A reply's context with its ticket's folio, as the JSON text stored in the outbox.
-pub fn stored_context(reply: &Reply, folio: Option<&str>) -> String {
-    let mut context = reply.context.clone();
-    if let (Some(obj), Some(folio)) = (context.as_object_mut(), folio) {
-        obj.insert("folio".into(), folio.into());
-    }
-    context.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -602,10 +593,9 @@ mod tests {
         let steps = Planner::new(&batch, &p).plan(Known::default()).steps;
         let reply = &record(&steps[0]).replies[0];
         let stored: serde_json::Value =
-            serde_json::from_str(&stored_context(reply, Some(FOLIO))).unwrap();
+            serde_json::from_str(&reply.context_json(Some(FOLIO))).unwrap();
         assert_eq!(stored["folio"], FOLIO);
-        let without: serde_json::Value =
-            serde_json::from_str(&stored_context(reply, None)).unwrap();
+        let without: serde_json::Value = serde_json::from_str(&reply.context_json(None)).unwrap();
         assert!(without.get("folio").is_none());
     }
 }

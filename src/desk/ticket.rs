@@ -4,6 +4,7 @@
 //! cannot apply) out. A mail's commands apply all together or not at all, so a typo never
 //! leaves a ticket half-changed.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::desk::catalog::{Catalog, Priority};
@@ -57,6 +58,45 @@ pub struct TicketState {
     pub priority: Priority,
     pub service: String,
     pub assignee: Option<String>,
+}
+
+/// A ticket as far as decisions need to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef {
+    pub id: i64,
+    pub folio: String,
+    pub status: Status,
+    pub subject: String,
+    pub requester_email: String,
+    pub requester_name: Option<String>,
+    /// Addresses that receive public replies (CC'd on the opening mail), lower case.
+    pub participants: Vec<String>,
+    pub assignee: Option<String>,
+    pub priority: Priority,
+    pub service: String,
+    pub language: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Message-ID of the mail that opened the ticket: what later mail about it refers to, so
+    /// clients thread the whole conversation.
+    pub opening_message_id: Option<String>,
+}
+
+impl TicketRef {
+    /// `References` for a mail about this ticket.
+    pub fn thread(&self) -> Vec<String> {
+        self.opening_message_id.iter().cloned().collect()
+    }
+
+    /// The part commands change.
+    pub fn state(&self) -> TicketState {
+        TicketState {
+            status: self.status,
+            priority: self.priority,
+            service: self.service.clone(),
+            assignee: self.assignee.clone(),
+        }
+    }
 }
 
 /// One change to a ticket.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use handlebars::Handlebars;
 
+use crate::desk::notice::Template;
 use crate::outbound::outgoing::Rendered;
 
 /// A template problem, naming the file at fault.
@@ -45,23 +46,6 @@ pub enum TemplateError {
         message: String,
     },
 }
-
-/// The templates every language folder must provide.
-pub const REQUIRED: &[&str] = &[
-    // to requesters (and a phone agent's copy of the confirmation)
-    "confirmation",
-    "reply",
-    "resolved",
-    "status",
-    "status_denied",
-    "my_tickets",
-    // to technicians
-    "assignment",
-    "follow_up",
-    "command_result",
-    "bounce_notice",
-    "delivery_failed",
-];
 
 #[derive(Clone)]
 struct Registries {
@@ -151,7 +135,7 @@ impl Templates {
     }
 
     /// Loads and checks every template of `language` (for `check-config`): every file that
-    /// does not compile and every required file missing, each naming its file.
+    /// does not compile and every file of a [`Template`] missing, each naming its file.
     pub fn check(&self, language: &str) -> Vec<TemplateError> {
         let (regs, broken) = match self.registries(language) {
             Ok(r) => r,
@@ -162,7 +146,7 @@ impl Templates {
             .into_iter()
             .map(|(path, message)| TemplateError::Syntax { path, message })
             .collect();
-        for name in REQUIRED {
+        for name in Template::ALL.map(Template::name) {
             for (reg, part) in [
                 (&regs.text, "subject"),
                 (&regs.text, "txt"),

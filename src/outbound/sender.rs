@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::desk::decide::TicketRef;
+use crate::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use crate::outbound::outgoing::{self, Addressing};
 use crate::outbound::render::Templates;
 use crate::outbound::smtp::{SendError, SmtpClient};
@@ -287,7 +287,10 @@ impl Sender {
                 queued_at: mail.created_at,
                 ticket_id: mail.ticket_id,
                 template: mail.template.clone(),
-                helpdesk: mail.context.get("helpdesk").cloned().unwrap_or_default(),
+                helpdesk: mail
+                    .context
+                    .get("helpdesk")
+                    .and_then(|h| serde_json::from_value(h.clone()).ok()),
             },
         );
         let addressing = self.addressing(&mail);
@@ -419,12 +422,19 @@ impl Sender {
             let nonce = crate::desk::tokens::nonce(self.clock.now());
             Some(NewMail {
                 ticket_id: Some(t.id),
-                template: "delivery_failed".into(),
+                template: Template::DeliveryFailed.name().into(),
                 language: self.staff_language.clone(),
                 to: assignee.to_string(),
                 message_id: self.tokens.message_id(&t.folio, &nonce, domain),
                 references: t.opening_message_id.iter().cloned().collect(),
-                context: delivery_failed_context(t, &f.to, f.queued_at, &error, &f.helpdesk),
+                context: Notice::DeliveryFailed(DeliveryFailed::new(
+                    t,
+                    &f.to,
+                    f.queued_at,
+                    &error,
+                    f.helpdesk.clone(),
+                ))
+                .context(None),
                 reply_to: Some(
                     self.tokens
                         .staff_address(&self.from_address, &t.folio, assignee),
@@ -461,34 +471,6 @@ impl Sender {
     }
 }
 
-/// The context of the `delivery_failed` notice (see docs/templates.md): the ticket, the
-/// address the mail did not reach, since when it was queued, the server's last error.
-pub fn delivery_failed_context(
-    ticket: &TicketRef,
-    failed_to: &str,
-    queued_at: DateTime<Utc>,
-    error: &str,
-    helpdesk: &serde_json::Value,
-) -> serde_json::Value {
-    serde_json::json!({
-        "folio": ticket.folio,
-        "ticket": {
-            "folio": ticket.folio,
-            "subject": ticket.subject,
-            "status": ticket.status.as_str(),
-            "priority": ticket.priority.as_str(),
-            "assignee": ticket.assignee,
-            "requester_email": ticket.requester_email,
-            "requester_name": ticket.requester_name,
-            "created_at": ticket.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        },
-        "failed_to": failed_to,
-        "queued_at": queued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        "error": error,
-        "helpdesk": helpdesk,
-    })
-}
-
 /// A mail being sent.
 #[derive(Default)]
 struct InFlight {
@@ -499,7 +481,7 @@ struct InFlight {
     ticket_id: Option<i64>,
     template: String,
     /// The `helpdesk` of its context, for a notice about it.
-    helpdesk: serde_json::Value,
+    helpdesk: Option<HelpdeskView>,
 }
 
 /// How one attempt ended, before it is turned into a stored [`SendResult`].

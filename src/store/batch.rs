@@ -336,7 +336,7 @@ impl Batch {
             );
             b.push_values(chunk, |mut v, r| {
                 v.push_bind(r.ticket_id)
-                    .push_bind(r.reply.template)
+                    .push_bind(r.reply.template().name())
                     .push_bind(r.reply.language.clone())
                     .push_bind(r.reply.to.clone())
                     .push_bind(r.message_id.clone())

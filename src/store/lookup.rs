@@ -12,9 +12,10 @@ use super::outbox::failing_addresses;
 use super::queries::{ticket_ref, TICKET_REF_COLUMNS};
 use super::statement::{list_query, ROWS_PER_STATEMENT};
 use super::{ts, StoreError};
-use crate::desk::decide::{cap_key, TicketRef};
 use crate::desk::known::{Known, Lookup, SentMail};
+use crate::desk::policy::cap_key;
 use crate::desk::routing::Workload;
+use crate::desk::ticket::TicketRef;
 
 /// How many active tickets of one sender a batch looks up (`mis folios` lists them).
 const TICKETS_PER_SENDER: usize = 50;

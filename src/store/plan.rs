@@ -7,8 +7,9 @@ use chrono::{DateTime, Datelike, Utc};
 
 use super::{Batch, EventRow, MessageRow, OutboxRow, StoreError, TicketRow};
 use crate::desk::analysis::Analysis;
-use crate::desk::decide::{Policy, Record, Reply, TicketAction};
-use crate::desk::plan::{stored_context, Plan, Step};
+use crate::desk::decide::{Record, Reply, TicketAction};
+use crate::desk::plan::{Plan, Step};
+use crate::desk::policy::Policy;
 use crate::desk::ticket::Change;
 use crate::desk::tokens;
 
@@ -211,7 +212,7 @@ impl Batch {
                     attachments_of: w
                         .message_row
                         .filter(|_| reply.with_attachments && has_files),
-                    context: stored_context(reply, w.folio.as_deref()),
+                    context: reply.context_json(w.folio.as_deref()),
                 });
             }
             written[i].queued = !r.replies.is_empty();

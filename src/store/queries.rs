@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use super::{parse_ts, Store, StoreError};
 use crate::desk::catalog::Priority;
-use crate::desk::decide::TicketRef;
 use crate::desk::ticket::Status;
+use crate::desk::ticket::TicketRef;
 
 /// A ticket as listed by `folio tickets`.
 #[derive(Debug, Clone, Serialize)]

@@ -13,8 +13,13 @@ use tempfile::TempDir;
 use super::{MessageRow, OutboxRow, Store, StoreError, TicketRow};
 use crate::desk::catalog::{Priority, TicketType};
 use crate::desk::decide::{NewTicket, Reply};
+use crate::desk::notice::{
+    AttachmentList, Confirmation, HelpdeskView, MissingView, Notice, RequesterView,
+};
+use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
 use crate::desk::routing::Routing;
+use crate::desk::tokens::Tokens;
 use crate::inbound::mail::InboundMail;
 
 /// The tests' "now".
@@ -110,13 +115,32 @@ pub fn new_ticket(
 
 /// A confirmation to `to`.
 pub fn reply(to: &str) -> Reply {
+    let requester = Requester {
+        email: to.to_string(),
+        name: None,
+        department: None,
+        phone: None,
+    };
+    let policy = Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()));
+    let confirmation = Confirmation {
+        subject: "x".into(),
+        reply_subject: "Re: x".into(),
+        summary: "x".into(),
+        quoted: true,
+        channel: "email",
+        agent_copy: false,
+        missing_fields: vec![],
+        requester: RequesterView::from(&requester),
+        missing: MissingView::from(&requester),
+        files: AttachmentList::default(),
+        helpdesk: HelpdeskView::of(&policy),
+    };
     Reply {
-        template: "confirmation",
+        notice: Notice::Confirmation(confirmation),
         language: "es".into(),
         to: to.to_string(),
         in_reply_to: Some("in@example.test".into()),
         references: vec!["in@example.test".into()],
-        context: serde_json::json!({}),
         staff: None,
         auto_submitted: "auto-replied",
         with_attachments: false,

@@ -12,9 +12,10 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use folio::desk::catalog::{Catalog, Priority};
-use folio::desk::decide::{Context, Decision, Policy, TicketRef};
+use folio::desk::decide::{Context, Decision};
+use folio::desk::policy::Policy;
 use folio::desk::requester::Directory;
-use folio::desk::ticket::Status;
+use folio::desk::ticket::{Status, TicketRef};
 use folio::desk::tokens::Tokens;
 use folio::folio::FolioFormat;
 use folio::inbound::phone_note::PhoneNote;
@@ -108,14 +109,14 @@ fn check_decision(decision: &Decision, sender: Option<&str>, automatic: bool, po
         assert!(
             !policy.own_addresses.contains(&to) && to != policy.helpdesk_address,
             "a {} reply is addressed to the help desk itself ({to})",
-            reply.template
+            reply.template()
         );
         // Automatic mail is recorded, never answered.
         if automatic {
             assert!(
                 sender.is_none_or(|s| !s.eq_ignore_ascii_case(&to)),
                 "automatic mail answered with {} to its sender {to}",
-                reply.template
+                reply.template()
             );
         }
     }

@@ -1,0 +1,926 @@
+//! The mails folio sends, typed: one struct per kind of mail, together a [`Notice`], each
+//! naming its [`Template`]. A notice serialises to the context its template renders, so the
+//! compiler checks that every mail gets the variables its kind has; `docs/templates.md` lists
+//! them, and a test holds the list and the types together.
+//!
+//! The rules build notices ([`crate::desk::decide`]; the sender builds [`DeliveryFailed`]);
+//! the outbox stores them as JSON text ([`Notice::context`]), and the sender renders that text,
+//! adding what only it knows (`attachments_omitted`).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::desk::catalog::Catalog;
+use crate::desk::command;
+use crate::desk::policy::Policy;
+use crate::desk::requester::{MissingField, Requester};
+use crate::desk::ticket::TicketRef;
+use crate::inbound::mail::Attachment;
+
+/// The longest subject (and attachment name) folio stores or puts in a mail.
+pub const MAX_SUBJECT_CHARS: usize = 200;
+
+/// How many characters of the request the confirmation quotes back.
+const SUMMARY_CHARS: usize = 500;
+
+/// How dates read in mail.
+const DATE_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
+
+/// A template: the files `NAME.subject.hbs`, `NAME.txt.hbs` and `NAME.html.hbs`, which every
+/// language folder must provide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Template {
+    // to requesters (and a phone agent's copy of the confirmation)
+    Confirmation,
+    Reply,
+    Resolved,
+    Status,
+    StatusDenied,
+    MyTickets,
+    // to technicians
+    Assignment,
+    FollowUp,
+    CommandResult,
+    BounceNotice,
+    DeliveryFailed,
+}
+
+impl Template {
+    /// Every template.
+    pub const ALL: [Template; 11] = [
+        Template::Confirmation,
+        Template::Reply,
+        Template::Resolved,
+        Template::Status,
+        Template::StatusDenied,
+        Template::MyTickets,
+        Template::Assignment,
+        Template::FollowUp,
+        Template::CommandResult,
+        Template::BounceNotice,
+        Template::DeliveryFailed,
+    ];
+
+    /// The file name stem (`NAME`), as the outbox stores it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::Confirmation => "confirmation",
+            Template::Reply => "reply",
+            Template::Resolved => "resolved",
+            Template::Status => "status",
+            Template::StatusDenied => "status_denied",
+            Template::MyTickets => "my_tickets",
+            Template::Assignment => "assignment",
+            Template::FollowUp => "follow_up",
+            Template::CommandResult => "command_result",
+            Template::BounceNotice => "bounce_notice",
+            Template::DeliveryFailed => "delivery_failed",
+        }
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One mail's content: what its template renders.
+// Untagged: the context is the struct's fields, with no wrapper naming the kind (the outbox
+// row names the template).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Notice {
+    /// To the requester (and a copy to the phone agent or forwarding staff member): a new ticket.
+    Confirmation(Confirmation),
+    /// To the requester and participants: a technician's public reply.
+    Reply(Relay),
+    /// To the requester and participants: `#resuelto`.
+    Resolved(Relay),
+    /// To the requester or a participant: `estado`.
+    Status(StatusReport),
+    /// To anyone else asking `estado`: reveals nothing.
+    StatusDenied(StatusDenied),
+    /// To the sender: `mis folios`.
+    MyTickets(MyTickets),
+    /// To the technician: a new ticket, or `#asignar`.
+    Assignment(Assignment),
+    /// To the assigned technician: someone wrote on the ticket.
+    FollowUp(FollowUp),
+    /// To the technician: commands applied, or why none was.
+    CommandResult(CommandResult),
+    /// To the assigned technician: a mail of the ticket bounced.
+    BounceNotice(BounceNotice),
+    /// To the assigned technician: a mail of the ticket could not be delivered in time.
+    DeliveryFailed(DeliveryFailed),
+}
+
+impl Notice {
+    /// The template that renders it.
+    pub fn template(&self) -> Template {
+        match self {
+            Notice::Confirmation(_) => Template::Confirmation,
+            Notice::Reply(_) => Template::Reply,
+            Notice::Resolved(_) => Template::Resolved,
+            Notice::Status(_) => Template::Status,
+            Notice::StatusDenied(_) => Template::StatusDenied,
+            Notice::MyTickets(_) => Template::MyTickets,
+            Notice::Assignment(_) => Template::Assignment,
+            Notice::FollowUp(_) => Template::FollowUp,
+            Notice::CommandResult(_) => Template::CommandResult,
+            Notice::BounceNotice(_) => Template::BounceNotice,
+            Notice::DeliveryFailed(_) => Template::DeliveryFailed,
+        }
+    }
+
+    /// The context its template renders: the notice's fields, and `folio` when the mail
+    /// concerns a ticket (its folio is allocated only when the ticket is stored).
+    pub fn context(&self, folio: Option<&str>) -> Value {
+        // Structs of strings, numbers, booleans and lists: serialising them cannot fail.
+        let mut context = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let (Some(object), Some(folio)) = (context.as_object_mut(), folio) {
+            object.insert("folio".into(), folio.into());
+        }
+        context
+    }
+}
+
+/// `helpdesk` in every notice: who is writing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelpdeskView {
+    pub name: String,
+    pub institution: String,
+    pub phone: String,
+    pub address: String,
+}
+
+impl HelpdeskView {
+    /// The help desk as `policy` describes it.
+    pub fn of(policy: &Policy) -> HelpdeskView {
+        HelpdeskView {
+            name: policy.helpdesk_name.clone(),
+            institution: policy.institution.clone(),
+            phone: policy.helpdesk_phone.clone(),
+            address: policy.helpdesk_address.clone(),
+        }
+    }
+}
+
+/// `ticket`: a ticket as mail shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketView {
+    pub folio: String,
+    pub subject: String,
+    pub reply_subject: String,
+    pub status: &'static str,
+    pub priority: &'static str,
+    pub service: String,
+    pub service_name: Option<String>,
+    pub assignee_first_name: Option<String>,
+    pub assignee: Option<String>,
+    pub requester_email: String,
+    /// `None` in mail to anyone but the requester and staff (see [`TicketView::public`]).
+    pub requester_name: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TicketView {
+    /// `t` for staff: everything.
+    pub fn new(t: &TicketRef, catalog: &Catalog) -> TicketView {
+        let assignee = t.assignee.as_deref().and_then(|a| catalog.technician(a));
+        let subject =
+            crate::desk::tokens::redact_staff_addresses(&clean_line(&t.subject, MAX_SUBJECT_CHARS));
+        TicketView {
+            folio: t.folio.clone(),
+            reply_subject: reply_subject(&subject),
+            subject,
+            status: t.status.as_str(),
+            priority: t.priority.as_str(),
+            service: t.service.clone(),
+            service_name: catalog.service(&t.service).map(|s| s.name.clone()),
+            assignee_first_name: assignee.map(|x| first_name(&x.name)),
+            assignee: t.assignee.clone(),
+            requester_email: t.requester_email.clone(),
+            requester_name: t.requester_name.clone(),
+            created_at: t.created_at.format(DATE_FORMAT).to_string(),
+            updated_at: t.updated_at.format(DATE_FORMAT).to_string(),
+        }
+    }
+
+    /// `t` for a mail to `to` outside the staff: the requester's name (it may come from the
+    /// directory) only in mail to the requester.
+    pub fn public(t: &TicketRef, catalog: &Catalog, to: &str) -> TicketView {
+        let mut view = TicketView::new(t, catalog);
+        if !t.requester_email.eq_ignore_ascii_case(to) && !catalog.is_staff(to) {
+            view.requester_name = None;
+        }
+        view
+    }
+
+    /// Leaves out the subject, for an answer to an outside domain: a ticket's subject may be a
+    /// stranger's text.
+    pub fn quote_no_subject(&mut self) {
+        self.subject = String::new();
+        self.reply_subject = reply_subject("");
+    }
+}
+
+/// `requester`: who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequesterView {
+    pub name: Option<String>,
+    pub email: String,
+    pub department: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl From<&Requester> for RequesterView {
+    fn from(r: &Requester) -> RequesterView {
+        RequesterView {
+            name: r.name.clone(),
+            email: r.email.clone(),
+            department: r.department.clone(),
+            phone: r.phone.clone(),
+        }
+    }
+}
+
+/// One file of a message, as mail lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachmentView {
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+}
+
+/// `attachments` and `attachments_more`: a message's files as mail lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AttachmentList {
+    /// At most `limits.max_listed_attachments`.
+    pub attachments: Vec<AttachmentView>,
+    /// How many were left out of `attachments`.
+    pub attachments_more: usize,
+}
+
+impl AttachmentList {
+    /// The first `max` of `all`, and how many more there are (a mail of 50,000 empty parts
+    /// once made a 1.7 MB confirmation).
+    pub fn of(all: &[Attachment], max: usize) -> AttachmentList {
+        AttachmentList {
+            attachments: all
+                .iter()
+                .take(max)
+                .map(|a| AttachmentView {
+                    name: clean_line(&a.name, MAX_SUBJECT_CHARS),
+                    size: a.size,
+                    content_type: a.content_type.clone(),
+                })
+                .collect(),
+            attachments_more: all.len().saturating_sub(max),
+        }
+    }
+}
+
+/// One line of `commands`, the command guide in technician notices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuideLine {
+    pub es: &'static str,
+    pub en: &'static str,
+}
+
+/// The command guide.
+pub fn guide() -> Vec<GuideLine> {
+    command::GUIDE
+        .iter()
+        .map(|&(es, en)| GuideLine { es, en })
+        .collect()
+}
+
+/// `missing`: which requester data is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingView {
+    pub any: bool,
+    pub name: bool,
+    pub department: bool,
+    pub phone: bool,
+    pub email: bool,
+}
+
+impl From<&Requester> for MissingView {
+    fn from(r: &Requester) -> MissingView {
+        let missing = r.missing();
+        MissingView {
+            any: !missing.is_empty(),
+            name: missing.contains(&MissingField::Name),
+            department: missing.contains(&MissingField::Department),
+            phone: missing.contains(&MissingField::Phone),
+            email: r.email.is_empty(),
+        }
+    }
+}
+
+/// The `confirmation` of a new ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confirmation {
+    pub subject: String,
+    pub reply_subject: String,
+    pub summary: String,
+    /// `false`: the mail goes to an outside domain and quotes nothing the sender wrote.
+    pub quoted: bool,
+    /// `email` or `phone`.
+    pub channel: &'static str,
+    /// The copy for the phone agent or forwarding staff member.
+    pub agent_copy: bool,
+    /// In the agent's copy of a phone note: the form fields left empty.
+    pub missing_fields: Vec<&'static str>,
+    pub requester: RequesterView,
+    pub missing: MissingView,
+    #[serde(flatten)]
+    pub files: AttachmentList,
+    pub helpdesk: HelpdeskView,
+}
+
+impl Confirmation {
+    /// Leaves out everything the sender wrote (subject, text, name, file names) but their
+    /// address: otherwise anyone could make the help desk send their text to any address
+    /// they put in From.
+    pub fn quote_nothing(&mut self) {
+        self.quoted = false;
+        self.subject = String::new();
+        self.reply_subject = String::new();
+        self.summary = String::new();
+        self.files = AttachmentList::default();
+        self.missing.any = false;
+        self.requester = RequesterView {
+            name: None,
+            email: std::mem::take(&mut self.requester.email),
+            department: None,
+            phone: None,
+        };
+    }
+}
+
+/// A technician's public reply (`reply`) or resolution (`resolved`), relayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relay {
+    pub ticket: TicketView,
+    pub text: String,
+    /// The text after `#resuelto` (`None` in a `reply`).
+    pub resolution: Option<String>,
+    pub technician: TechnicianView,
+    pub helpdesk: HelpdeskView,
+}
+
+/// `technician`: who wrote a relayed reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TechnicianView {
+    pub first_name: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The `status` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    pub ticket: TicketView,
+    pub helpdesk: HelpdeskView,
+}
+
+/// `status_denied`: about no ticket at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusDenied {
+    /// The folio the stranger typed.
+    pub folio_asked: Option<String>,
+    pub helpdesk: HelpdeskView,
+}
+
+/// `my_tickets`: the sender's tickets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MyTickets {
+    pub tickets: Vec<TicketView>,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `assignment` notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assignment {
+    pub ticket: AssignedTicketView,
+    pub requester: RequesterView,
+    /// The full request text, or the text of the reassigning mail.
+    pub detail: String,
+    #[serde(flatten)]
+    pub files: AttachmentList,
+    /// The phone agent or forwarding staff member.
+    pub opened_by: Option<String>,
+    /// The technician who reassigned it.
+    pub reassigned_by: Option<String>,
+    pub commands: Vec<GuideLine>,
+    pub helpdesk: HelpdeskView,
+}
+
+/// `ticket` in an assignment: how it was routed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssignedTicketView {
+    pub subject: String,
+    /// `None` on a reassignment.
+    pub channel: Option<&'static str>,
+    pub service: String,
+    pub service_name: Option<String>,
+    /// `None` on a reassignment.
+    #[serde(rename = "type")]
+    pub ticket_type: Option<&'static str>,
+    pub priority: &'static str,
+    /// Why it was routed so (empty on a reassignment).
+    pub rules: Vec<String>,
+}
+
+/// The `follow_up` notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowUp {
+    pub ticket: TicketView,
+    pub author: AuthorView,
+    pub text: String,
+    /// The mail used the technician's own address without proof.
+    pub unauthenticated: bool,
+    #[serde(flatten)]
+    pub files: AttachmentList,
+    pub commands: Vec<GuideLine>,
+    pub helpdesk: HelpdeskView,
+}
+
+/// `author`: who wrote a follow-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthorView {
+    pub name: Option<String>,
+    pub email: String,
+    /// `requester`, `participant`, `agent`, `technician`, `other`.
+    pub role: &'static str,
+}
+
+/// The `command_result` notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandResult {
+    pub ticket: TicketView,
+    /// The commands as written.
+    pub applied: Vec<String>,
+    /// Why nothing was applied.
+    pub errors: Vec<String>,
+    /// Whether the text went to the requester.
+    pub relayed: bool,
+    pub commands: Vec<GuideLine>,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `bounce_notice`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BounceNotice {
+    pub ticket: TicketView,
+    pub bounced_to: String,
+    /// The first lines of the delivery report.
+    pub report: String,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `delivery_failed` notice: a mail of the ticket kept failing temporarily for longer
+/// than `smtp.max_age`. The sender queues it itself, with its folio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryFailed {
+    pub folio: String,
+    pub ticket: FailedTicketView,
+    /// The address the mail did not reach.
+    pub failed_to: String,
+    pub queued_at: String,
+    /// The server's last answer.
+    pub error: String,
+    /// The help desk as the failed mail named it (`None` when it named none).
+    pub helpdesk: Option<HelpdeskView>,
+}
+
+/// `ticket` in a delivery failure notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedTicketView {
+    pub folio: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub priority: &'static str,
+    pub assignee: Option<String>,
+    pub requester_email: String,
+    pub requester_name: Option<String>,
+    pub created_at: String,
+}
+
+impl DeliveryFailed {
+    /// The notice about a mail of `ticket` to `failed_to`, queued at `queued_at`, that last
+    /// failed with `error`.
+    pub fn new(
+        ticket: &TicketRef,
+        failed_to: &str,
+        queued_at: DateTime<Utc>,
+        error: &str,
+        helpdesk: Option<HelpdeskView>,
+    ) -> DeliveryFailed {
+        DeliveryFailed {
+            folio: ticket.folio.clone(),
+            ticket: FailedTicketView {
+                folio: ticket.folio.clone(),
+                subject: ticket.subject.clone(),
+                status: ticket.status.as_str(),
+                priority: ticket.priority.as_str(),
+                assignee: ticket.assignee.clone(),
+                requester_email: ticket.requester_email.clone(),
+                requester_name: ticket.requester_name.clone(),
+                created_at: ticket.created_at.format(DATE_FORMAT).to_string(),
+            },
+            failed_to: failed_to.to_string(),
+            queued_at: queued_at.format(DATE_FORMAT).to_string(),
+            error: error.to_string(),
+            helpdesk,
+        }
+    }
+}
+
+/// The first word of a name.
+pub fn first_name(name: &str) -> String {
+    name.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `text` as one line of at most `max` characters: control characters (CR, LF, tabs, …)
+/// become spaces, whitespace runs collapse, and a cut ends in `…`.
+pub fn clean_line(text: &str, max: usize) -> String {
+    let line = text
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
+pub fn reply_subject(subject: &str) -> String {
+    let s = crate::inbound::subject::strip_prefixes(subject);
+    if s.is_empty() {
+        return "(sin asunto)".into();
+    }
+    format!("Re: {s}")
+}
+
+/// The first part of the request, cut at a word boundary, with whitespace runs collapsed.
+pub fn summary(body: &str) -> String {
+    let lines: Vec<&str> = body
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim_start().starts_with('>'))
+        .collect();
+    let text = lines.join("\n");
+    let text = text.trim();
+    if text.chars().count() <= SUMMARY_CHARS {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(SUMMARY_CHARS).collect();
+    let cut = match cut.rfind(char::is_whitespace) {
+        Some(i) if i > SUMMARY_CHARS / 2 => &cut[..i],
+        _ => &cut[..],
+    };
+    format!("{}…", cut.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::desk::catalog::Priority;
+    use crate::desk::ticket::Status;
+    use crate::desk::tokens::Tokens;
+
+    /// The variables of the templates as `docs/templates.md` lists them.
+    const DOC: &str = include_str!("../../docs/templates.md");
+
+    fn ticket() -> TicketRef {
+        TicketRef {
+            id: 42,
+            folio: "MDA-2026-000042".into(),
+            status: Status::Open,
+            subject: "No puedo entrar".into(),
+            requester_email: "alice@example.test".into(),
+            requester_name: Some("Alicia".into()),
+            participants: vec![],
+            assignee: Some("tech1@example.test".into()),
+            priority: Priority::Media,
+            service: "correo".into(),
+            language: "es".into(),
+            created_at: Utc.with_ymd_and_hms(2026, 11, 26, 16, 5, 0).unwrap(),
+            updated_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
+            opening_message_id: None,
+        }
+    }
+
+    /// One notice of every kind, each list with an element (so its elements' fields show).
+    fn samples() -> Vec<Notice> {
+        let policy = Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()));
+        let helpdesk = HelpdeskView::of(&policy);
+        let view = TicketView::new(&ticket(), &Catalog::default());
+        let requester = Requester {
+            email: "alice@example.test".into(),
+            name: Some("Alicia".into()),
+            department: None,
+            phone: None,
+        };
+        let files = AttachmentList::of(
+            &[Attachment {
+                name: "a.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: 1,
+                data: vec![],
+            }],
+            20,
+        );
+        let relay = Relay {
+            ticket: view.clone(),
+            text: "Listo.".into(),
+            resolution: None,
+            technician: TechnicianView {
+                first_name: None,
+                name: None,
+            },
+            helpdesk: helpdesk.clone(),
+        };
+        vec![
+            Notice::Confirmation(Confirmation {
+                subject: "x".into(),
+                reply_subject: "Re: x".into(),
+                summary: "x".into(),
+                quoted: true,
+                channel: "phone",
+                agent_copy: true,
+                missing_fields: vec!["departamento"],
+                requester: RequesterView::from(&requester),
+                missing: MissingView::from(&requester),
+                files: files.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::Reply(relay.clone()),
+            Notice::Resolved(relay),
+            Notice::Status(StatusReport {
+                ticket: view.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::StatusDenied(StatusDenied {
+                folio_asked: None,
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::MyTickets(MyTickets {
+                tickets: vec![view.clone()],
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::Assignment(Assignment {
+                ticket: AssignedTicketView {
+                    subject: "x".into(),
+                    channel: None,
+                    service: "correo".into(),
+                    service_name: None,
+                    ticket_type: None,
+                    priority: "media",
+                    rules: vec![],
+                },
+                requester: RequesterView::from(&requester),
+                detail: "x".into(),
+                files: files.clone(),
+                opened_by: None,
+                reassigned_by: None,
+                commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::FollowUp(FollowUp {
+                ticket: view.clone(),
+                author: AuthorView {
+                    name: None,
+                    email: "alice@example.test".into(),
+                    role: "requester",
+                },
+                text: "x".into(),
+                unauthenticated: false,
+                files,
+                commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::CommandResult(CommandResult {
+                ticket: view.clone(),
+                applied: vec![],
+                errors: vec![],
+                relayed: false,
+                commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::BounceNotice(BounceNotice {
+                ticket: view,
+                bounced_to: "alice@example.test".into(),
+                report: "x".into(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::DeliveryFailed(DeliveryFailed::new(
+                &ticket(),
+                "alice@example.test",
+                Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
+                "451",
+                Some(helpdesk),
+            )),
+        ]
+    }
+
+    /// Every variable of `value` as a path: `ticket.folio`, `attachments[].name`, `applied`.
+    fn paths(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(fields) => {
+                for (key, v) in fields {
+                    let path = match prefix {
+                        "" => key.clone(),
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    paths(&path, v, out);
+                }
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                for item in items {
+                    paths(&format!("{prefix}[]"), item, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    /// The variables each template gets when it is rendered.
+    fn sent() -> BTreeMap<&'static str, BTreeSet<String>> {
+        let mut out: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for notice in samples() {
+            let template = notice.template();
+            // `folio` is added when the mail is queued, to every mail about one ticket.
+            let folio = match template {
+                Template::StatusDenied | Template::MyTickets => None,
+                _ => Some("MDA-2026-000042"),
+            };
+            let vars = out.entry(template.name()).or_default();
+            paths("", &notice.context(folio), vars);
+            // The sender adds `attachments_omitted` to a mail that carries files, when some
+            // stay behind (`Reply::with_attachments`).
+            if matches!(
+                template,
+                Template::Assignment | Template::FollowUp | Template::Reply | Template::Resolved
+            ) {
+                vars.insert("attachments_omitted".into());
+            }
+        }
+        out
+    }
+
+    /// The variables in the first cell of a table row, shorthands (`.email`) expanded.
+    fn row_variables(cell: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (n, token) in cell.split('`').enumerate() {
+            if n % 2 == 0 || token.is_empty() {
+                continue;
+            }
+            let full = match (token.strip_prefix('.'), out.last()) {
+                (Some(field), Some(previous)) => {
+                    let parent = previous.rsplit_once('.').map_or("", |(p, _)| p);
+                    format!("{parent}.{field}")
+                }
+                _ => token.to_string(),
+            };
+            out.push(full);
+        }
+        out
+    }
+
+    /// `docs/templates.md`'s `## Variables`: section heading → the variables its tables list.
+    fn documented_sections() -> Vec<(String, Vec<String>)> {
+        let start = DOC
+            .find("\n## Variables\n")
+            .expect("docs/templates.md: no ## Variables");
+        let rest = &DOC[start + 1..];
+        let section = match rest[3..].find("\n## ") {
+            Some(end) => &rest[..end + 3],
+            None => rest,
+        };
+        let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+        for line in section.lines() {
+            if let Some(heading) = line.strip_prefix("### ") {
+                sections.push((heading.to_string(), vec![]));
+                continue;
+            }
+            let Some(row) = line.strip_prefix('|') else {
+                continue;
+            };
+            let cell = row.split('|').next().unwrap_or_default().trim();
+            if cell == "variable" || cell.chars().all(|c| c == '-' || c == ':') {
+                continue;
+            }
+            if let Some((_, vars)) = sections.last_mut() {
+                vars.extend(row_variables(cell));
+            }
+        }
+        sections
+    }
+
+    /// The variables each template gets according to `docs/templates.md`.
+    fn documented() -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+        let sections = documented_sections();
+        let section = |heading: &str| {
+            sections
+                .iter()
+                .find(|(h, _)| h == heading)
+                .map(|(_, vars)| vars.clone())
+                .ok_or(format!("docs/templates.md: no section `### {heading}`"))
+        };
+        let every = section("Every template")?;
+        let ticket = section("`ticket`")?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (heading, vars) in &sections {
+            if heading == "Every template" || heading == "`ticket`" {
+                continue;
+            }
+            let names: Vec<&str> = heading.split('`').skip(1).step_by(2).collect();
+            for name in &names {
+                if !Template::ALL.iter().any(|t| t.name() == *name) {
+                    return Err(format!(
+                        "docs/templates.md: section `### {heading}` names `{name}`, which is no template"
+                    ));
+                }
+                let all = out.entry(name.to_string()).or_default();
+                all.extend(every.iter().cloned());
+                for var in vars {
+                    match var.as_str() {
+                        "ticket" => all.extend(ticket.iter().cloned()),
+                        "tickets[]" => all.extend(
+                            ticket
+                                .iter()
+                                .map(|t| t.replacen("ticket.", "tickets[].", 1)),
+                        ),
+                        _ => {
+                            all.insert(var.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_template_has_a_sample() {
+        let sampled: BTreeSet<Template> = samples().iter().map(Notice::template).collect();
+        assert_eq!(sampled, Template::ALL.into_iter().collect());
+    }
+
+    #[test]
+    fn the_documented_variables_are_the_ones_sent() {
+        let documented = documented().unwrap_or_else(|e| panic!("{e}"));
+        let sent = sent();
+        let mut problems = Vec::new();
+        for template in Template::ALL.map(Template::name) {
+            let empty = BTreeSet::new();
+            let doc = documented.get(template).unwrap_or(&empty);
+            let real = &sent[template];
+            for var in doc.difference(real) {
+                problems.push(format!(
+                    "`{template}`: docs/templates.md lists `{var}`, which the notice does not have"
+                ));
+            }
+            for var in real.difference(doc) {
+                problems.push(format!(
+                    "`{template}`: the notice has `{var}`, which docs/templates.md does not list"
+                ));
+            }
+        }
+        assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn shorthands_expand_against_the_previous_variable() {
+        assert_eq!(
+            row_variables("`requester.name`, `.email`, `attachments[].name`, `.size`, `x`"),
+            [
+                "requester.name",
+                "requester.email",
+                "attachments[].name",
+                "attachments[].size",
+                "x"
+            ]
+        );
+    }
+}
