@@ -326,35 +326,23 @@ fn thread_folio(mail: &InboundMail, policy: &Policy) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::sync::Arc;
 
     use chrono::TimeZone;
 
     use super::*;
-    use crate::desk::catalog::{Catalog, Priority};
+    use crate::desk::catalog::Priority;
     use crate::desk::decide::Reason;
     use crate::desk::known::SentMail;
     use crate::desk::requester::Directory;
     use crate::desk::ticket::Status;
-    use crate::desk::tokens::Tokens;
 
     const HD: &str = "helpdesk@example.test";
     const FOLIO: &str = "MDA-2026-000007";
 
+    /// The decision tests' site, with room under the per-address cap for a few replies.
     fn policy() -> Policy {
-        let mut p = Policy::with_defaults(HD, Tokens::new(b"plan-tests".to_vec()));
+        let mut p = crate::desk::decide::tests::policy();
         p.max_auto_replies_per_address = 5;
-        p.catalog = Arc::new(
-            Catalog::parse(
-                Path::new("catalog.toml"),
-                "[[group]]\nid='g'\n\
-                 [[technician]]\nname='Tomás Uno'\nemail='tech1@example.test'\ngroups=['g']\n\
-                 [[technician]]\nname='Teresa Dos'\nemail='tech2@example.test'\ngroups=['g']\n\
-                 [[service]]\nid='correo'\nname='Correo'\ngroup='g'\nkeywords=['correo']\n",
-            )
-            .unwrap(),
-        );
         p
     }
 

@@ -50,7 +50,7 @@ mod proof;
 mod query;
 mod staff;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// A mail folio sent that bounced.
 #[derive(Debug, Clone, PartialEq, Eq)]

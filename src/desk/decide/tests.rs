@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 const HD: &str = "helpdesk@example.test";
 
-fn policy() -> Policy {
+/// The test site: two technicians and a phone agent in one group, one service, a cap of 2.
+/// Shared with the plan's tests.
+pub(crate) fn policy() -> Policy {
     let mut p = Policy::with_defaults(HD, Tokens::new(b"decide-tests".to_vec()));
     p.max_auto_replies_per_address = 2;
     p.catalog = Arc::new(
