@@ -1,8 +1,9 @@
 //! folio: an email-driven help-desk daemon. `ARCHITECTURE.md` is the map; in short:
 //!
 //! ```text
-//! inbound::imap (fetch) → desk::analysis (parse, classify, requester, quotes) → desk::decide
-//!   → store (one transaction) → inbound::imap (file away)
+//! daemon::mailbox: inbound::imap (fetch) → daemon::pipeline: desk::analysis (parse, classify,
+//!   requester, quotes) → desk::plan (desk::decide per message) → store (one transaction)
+//!   → inbound::imap (file away)
 //! outbound::sender: outbox → outbound::render → outbound::smtp
 //! ```
 //!
@@ -10,8 +11,10 @@
 //! - [`desk`]: the help desk's rules, pure: who may do what on which ticket, and what to send.
 //! - [`outbound`]: mail as it leaves: templates, MIME construction, the outbox worker, SMTP.
 //! - [`store`]: the database, the only place that knows SQL.
-//! - [`daemon`]: the shell that drives the rest: the pipeline, the mailbox worker, shutdown.
-//! - [`config`], [`clock`], [`tls`], [`terminal`]: set-up, injected time, TLS, CLI output.
+//! - [`daemon`]: the shell that drives the rest: the pipeline and the mailbox worker.
+//! - Foundations every room may use: [`config`] (set-up), [`clock`] (injected time),
+//!   [`shutdown`], [`tls`], [`folio`] (the reference number's format), [`fold`] (matching typed
+//!   words), [`terminal`] (what the CLI prints).
 
 pub mod clock;
 pub mod config;

@@ -1,7 +1,7 @@
 //! What the command line prints to the admin's terminal. Mail is written by strangers: a
 //! subject with `ESC ] 52 ;…` can rewrite the clipboard, `ESC [2J` or a CR can hide a line,
 //! a right-to-left override can make `exe.pdf` read as `fdp.exe`. Every string that came
-//! from mail (or the database that stores it) goes through [`line`] or [`block`] before it
+//! from mail (or the database that stores it) goes through [`line()`] or [`block`] before it
 //! is printed as text, and JSON output through [`json`].
 //!
 //! Escapes are visible and unambiguous enough to read: `\r`, `\t`, `\n`, and `\u{1b}` for

@@ -281,3 +281,31 @@ fn the_checks_see_a_crossing() {
     );
     assert_eq!(crossings(&lines, "crate::clock", &[]).len(), 1);
 }
+
+/// Every test that `ARCHITECTURE.md` and `docs/security.md` cite as holding an invariant or a
+/// defence, as `` `path/to/file.rs::test_name` `` (or `…::tests::test_name`), exists: a renamed
+/// or deleted test must take its citation along.
+#[test]
+fn the_tests_the_docs_cite_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cite = regex::Regex::new(r"`((?:src|tests)/[\w/]+\.rs)((?:::\w+)+)`").expect("regex");
+    let mut cited = 0;
+    let mut problems = Vec::new();
+    for doc in ["ARCHITECTURE.md", "docs/security.md"] {
+        let text = fs::read_to_string(root.join(doc)).expect("read doc");
+        for c in cite.captures_iter(&text) {
+            let (file, path) = (&c[1], &c[2]);
+            let name = path.rsplit("::").next().unwrap_or_default();
+            cited += 1;
+            match fs::read_to_string(root.join(file)) {
+                Err(_) => problems.push(format!("{doc}: `{file}{path}`: no such file")),
+                Ok(code) if !code.contains(&format!("fn {name}(")) => {
+                    problems.push(format!("{doc}: `{file}{path}`: no test `{name}` there"))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    assert!(cited > 40, "only {cited} citations found: is the pattern right?");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

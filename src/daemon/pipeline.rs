@@ -1,5 +1,9 @@
-//! The pipeline for a batch of raw messages: parse → classify → requester → decide → store, with
-//! one transaction per batch. Used by the IMAP loop and by `folio ingest`.
+//! The pipeline for a batch of raw messages, top to bottom in [`Pipeline::process`]: record the
+//! attempts → analyse each message on the blocking pool ([`crate::desk::analysis`], one per core,
+//! within a patience and a deadline) → look up what the batch needs and plan it
+//! ([`crate::desk::plan`], pure) → write the plan in one transaction
+//! ([`crate::store::Batch::write_plan`]) → forget the attempts. Used by the mailbox worker and by
+//! `folio ingest`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -48,7 +48,7 @@ pub struct Known {
     pub tickets: HashMap<String, TicketRef>,
     /// Ticket id → folio.
     pub folio_of: HashMap<i64, String>,
-    /// Address ([`crate::desk::decide::cap_key`]: its `+tag` removed) → mails queued to it (and
+    /// Address ([`crate::desk::policy::cap_key`]: its `+tag` removed) → mails queued to it (and
     /// to its +tagged forms) within the window.
     pub recent_mails: HashMap<String, u32>,
     /// Domain → mails queued to it within the last hour.

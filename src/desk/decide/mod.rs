@@ -24,9 +24,9 @@
 //! - automatic answers to outside domains (`helpdesk.domains`) quote nothing a sender wrote;
 //!   subjects are one line of bounded length.
 //!
-//! Where each situation is decided: [`open`] (a new request, a phone note, a forward),
-//! [`follow_up`], [`staff`] (a technician's mail, with [`proof`]), [`query`] (`estado`,
-//! `mis folios`), [`automatic`]; every queued mail passes [`caps`]. The mails themselves are
+//! Where each situation is decided: `open` (a new request, a phone note, a forward),
+//! `follow_up`, `staff` (a technician's mail, with `proof`), `query` (`estado`,
+//! `mis folios`), `automatic`; every queued mail passes `caps`. The mails themselves are
 //! [`crate::desk::notice`]s.
 
 use std::collections::{HashMap, HashSet};
@@ -73,7 +73,7 @@ pub struct Context<'a> {
     pub bounced: Option<BouncedMail>,
     /// The sender's active tickets (requester or participant), for `mis folios`.
     pub sender_tickets: Vec<TicketRef>,
-    /// Automatic mails queued per address ([`cap_key`]) within the cap's window.
+    /// Automatic mails queued per address ([`crate::desk::policy::cap_key`]) within the cap's window.
     pub recent_mails: Option<&'a HashMap<String, u32>>,
     /// Mails queued per recipient domain within the last hour.
     pub recent_domains: Option<&'a HashMap<String, u32>>,

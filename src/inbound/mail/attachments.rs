@@ -106,7 +106,7 @@ const MAX_NAME_BYTES: usize = 150;
 
 /// An attachment name safe to put in mail and on disk: no path separators, control or
 /// bidirectional-override characters (which disguise `factura\u{202e}fdp.exe`), not only dots,
-/// at most [`MAX_NAME_BYTES`] with its extension kept.
+/// at most `MAX_NAME_BYTES` with its extension kept.
 pub fn sanitize_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
