@@ -306,6 +306,9 @@ fn the_tests_the_docs_cite_exist() {
             }
         }
     }
-    assert!(cited > 40, "only {cited} citations found: is the pattern right?");
+    assert!(
+        cited > 40,
+        "only {cited} citations found: is the pattern right?"
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
