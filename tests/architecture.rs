@@ -254,6 +254,78 @@ fn the_clock_lint_is_lifted_only_in_the_shell_and_with_a_reason() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The rooms of `src/`, from the top of the house down, each with the paths it holds. A room
+/// may use the rooms below it and its own, never one above: the core cannot reach the shell.
+const ROOMS: &[(&str, &[&str])] = &[
+    ("the shell", &["daemon", "terminal"]),
+    ("outbound mail", &["outbound"]),
+    ("the store", &["store"]),
+    ("the desk's rules", &["desk"]),
+    ("inbound mail", &["inbound"]),
+    (
+        "foundations",
+        &["config", "clock", "shutdown", "tls", "folio", "fold"],
+    ),
+];
+
+/// The floor of `module` (a top-level module name), 0 at the top; `None` for `main.rs`/`lib.rs`.
+fn floor(module: &str) -> Option<usize> {
+    ROOMS.iter().position(|(_, held)| held.contains(&module))
+}
+
+/// The top-level module a source file belongs to: `src/desk/plan.rs` → `desk`.
+fn module_of(file: &str) -> &str {
+    let rest = file.trim_start_matches("src/");
+    let first = rest.split('/').next().unwrap_or(rest);
+    first.trim_end_matches(".rs")
+}
+
+#[test]
+fn no_room_uses_one_above_it() {
+    let lines = code_lines();
+    let path = regex::Regex::new(r"crate::([a-z_]+)").expect("regex");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (file, n, code) in &lines {
+        let Some(own) = floor(module_of(file)) else {
+            continue;
+        };
+        for c in path.captures_iter(code) {
+            let Some(used) = floor(&c[1]) else {
+                continue;
+            };
+            checked += 1;
+            if used < own {
+                problems.push(format!(
+                    "{file}:{n}: {code}\n    {} uses {}, a room above it",
+                    ROOMS[own].0, ROOMS[used].0
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} crate paths checked: is the test reading src/?"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_module_has_a_room() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), root, &mut files);
+    let homeless: Vec<&String> = files
+        .iter()
+        .filter(|f| !matches!(module_of(f), "main" | "lib") && floor(module_of(f)).is_none())
+        .collect();
+    assert!(
+        homeless.is_empty(),
+        "modules in no room of tests/architecture.rs's ROOMS (add them where they belong, and \
+         to ARCHITECTURE.md): {homeless:?}"
+    );
+}
+
 #[test]
 fn the_checks_see_a_crossing() {
     // The checks above pass on clean code; this one shows they would catch a crossing.
@@ -280,6 +352,12 @@ fn the_checks_see_a_crossing() {
         vec!["src/desk/x.rs:1: use sqlx::Row;"]
     );
     assert_eq!(crossings(&lines, "crate::clock", &[]).len(), 1);
+    // Rooms: a file's room comes from its first folder or its name, and the shell is above the
+    // store, which is above the rules.
+    assert_eq!(module_of("src/desk/decide/staff.rs"), "desk");
+    assert_eq!(module_of("src/clock.rs"), "clock");
+    assert!(floor("daemon") < floor("store") && floor("store") < floor("desk"));
+    assert!(floor("inbound") < floor("folio"));
 }
 
 /// Every test that `ARCHITECTURE.md` and `docs/security.md` cite as holding an invariant or a
