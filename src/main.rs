@@ -303,7 +303,7 @@ async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
     if !queue_only {
         // Long enough for every send to finish or time out by itself: cutting a send short
         // could leave a mail the server accepted unrecorded (it would go out again).
-        let timeout = parts.sender.lease;
+        let timeout = parts.sender.lease();
         match tokio::time::timeout(timeout, parts.sender.send_due(None)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "could not send now; the mail stays queued"),

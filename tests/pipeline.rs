@@ -653,19 +653,28 @@ async fn tiny_smtp(accept: bool) -> (u16, Accepted) {
 }
 
 /// A pipeline and a sender (on the same fixed clock) sending to `127.0.0.1:port`, with the
-/// repository's catalogue (so tickets get an assignee) and `extra` configuration.
+/// repository's templates and catalogue (so tickets get an assignee) and `extra` configuration.
 async fn with_sender(
     dir: &Path,
     port: u16,
     extra: &str,
 ) -> (Pipeline, folio::outbound::sender::Sender, Arc<FixedClock>) {
+    with_sender_and_templates(dir, port, extra, &format!("{REPO}/mail-templates")).await
+}
+
+/// [`with_sender`] with the templates in `templates`.
+async fn with_sender_and_templates(
+    dir: &Path,
+    port: u16,
+    extra: &str,
+    templates: &str,
+) -> (Pipeline, folio::outbound::sender::Sender, Arc<FixedClock>) {
     use std::sync::atomic::AtomicBool;
-    use std::time::Duration;
     let text = format!(
         "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\
-         [smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"10s\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"10s\"\nconcurrency = 2\n\
          from = \"Mesa de Ayuda <helpdesk@example.test>\"\n\
-         [templates]\ndir = \"{REPO}/mail-templates\"\n[catalog]\nfile = \"{REPO}/config/catalog.toml\"\n{extra}"
+         [templates]\ndir = \"{templates}\"\n[catalog]\nfile = \"{REPO}/config/catalog.toml\"\n{extra}"
     );
     let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
@@ -676,26 +685,18 @@ async fn with_sender(
     ));
     let tokens = folio::desk::tokens::Tokens::new(store.site_secret().await.unwrap());
     let p = Pipeline::new(&config, store.clone(), clock.clone(), tokens.clone()).unwrap();
-    let sender = folio::outbound::sender::Sender {
+    let templates = Arc::new(folio::outbound::render::Templates::new(
+        &config.templates.dir,
+    ));
+    let sender = folio::outbound::sender::Sender::new(
+        &config,
         store,
-        templates: Arc::new(folio::outbound::render::Templates::new(
-            &config.templates.dir,
-        )),
-        smtp: Arc::new(folio::outbound::smtp::SmtpClient::new(&config.smtp).unwrap()),
-        from_name: config.smtp.from_name.clone(),
-        from_address: config.smtp.from_address.clone(),
-        concurrency: 2,
-        clock: clock.clone(),
-        pause: Arc::new(AtomicBool::new(false)),
-        lease: 2 * config.smtp.timeout + Duration::from_secs(5),
-        send_timeout: 2 * config.smtp.timeout,
-        bounce_suppression: config.limits.bounce_suppression,
-        max_age: config.smtp.max_age,
+        templates,
+        clock.clone(),
+        Arc::new(AtomicBool::new(false)),
         tokens,
-        staff_language: config.templates.language.clone(),
-        max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
-        max_notice_attachments: config.limits.max_notice_attachments,
-    };
+    )
+    .unwrap();
     (p, sender, clock)
 }
 
@@ -861,8 +862,8 @@ async fn a_template_broken_from_the_start_holds_only_its_own_mail() {
     let broken = templates.join("es/confirmation.txt.hbs");
     std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
     let (port, accepted) = tiny_smtp(true).await;
-    let (p, mut sender, _) = with_sender(dir.path(), port, "").await;
-    sender.templates = Arc::new(folio::outbound::render::Templates::new(&templates));
+    let (p, sender, _) =
+        with_sender_and_templates(dir.path(), port, "", &templates.display().to_string()).await;
     let out = p
         .process(&[mail(
             "ana@example.test",

@@ -51,24 +51,14 @@ pub async fn assemble(
         // Not fatal: only mail using that template stays queued until it is fixed.
         tracing::error!(error = %e, "template problem: mail using it stays queued until it is fixed");
     }
-    let sender = Arc::new(Sender {
-        store: store.clone(),
+    let sender = Arc::new(Sender::new(
+        config,
+        store.clone(),
         templates,
-        smtp: Arc::new(crate::outbound::smtp::SmtpClient::new(&config.smtp)?),
-        from_name: config.smtp.from_name.clone(),
-        from_address: config.smtp.from_address.clone(),
-        concurrency: config.smtp.concurrency,
-        clock: clock.clone(),
-        pause: pipeline.ingest_busy(),
-        lease: 2 * config.smtp.timeout + std::time::Duration::from_secs(5),
-        send_timeout: 2 * config.smtp.timeout,
-        bounce_suppression: config.limits.bounce_suppression,
-        max_age: config.smtp.max_age,
+        clock.clone(),
+        pipeline.ingest_busy(),
         tokens,
-        staff_language: config.templates.language.clone(),
-        max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
-        max_notice_attachments: config.limits.max_notice_attachments,
-    });
+    )?);
     Ok(Parts {
         store,
         pipeline,

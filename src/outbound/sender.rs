@@ -15,43 +15,45 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
+use crate::desk::tokens::Tokens;
 use crate::outbound::outgoing::{self, Addressing};
 use crate::outbound::render::Templates;
-use crate::outbound::smtp::{SendError, SmtpClient};
+use crate::outbound::smtp::{SendError, SetupError, SmtpClient};
 use crate::shutdown::Shutdown;
 use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 
 /// Delivers queued mail.
 pub struct Sender {
-    pub store: Store,
-    pub templates: Arc<Templates>,
-    pub smtp: Arc<SmtpClient>,
-    pub from_name: String,
-    pub from_address: String,
-    pub concurrency: usize,
-    pub clock: Arc<dyn Clock>,
+    store: Store,
+    templates: Arc<Templates>,
+    smtp: Arc<SmtpClient>,
+    from_name: String,
+    from_address: String,
+    concurrency: usize,
+    clock: Arc<dyn Clock>,
     /// While set, no new sends start (ingest is catching up; see `Pipeline::ingest_busy`).
-    pub pause: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
     /// How long a claimed mail is reserved for this sender: longer than connecting and sending
     /// can take (`send_timeout` and a margin).
-    pub lease: Duration,
+    lease: Duration,
     /// The longest one send can take: connecting plus the SMTP conversation (2 × smtp.timeout).
-    pub send_timeout: Duration,
+    send_timeout: Duration,
     /// `limits.bounce_suppression`: how long an address the server refused as unknown gets no
     /// mail.
-    pub bounce_suppression: Duration,
+    bounce_suppression: Duration,
     /// `smtp.max_age`: how long after it was queued a mail that keeps failing temporarily is
     /// retried; then it is marked failed and the ticket's assignee told.
-    pub max_age: Duration,
+    max_age: Duration,
     /// Keys the Message-ID and Reply-To of the notices the sender writes itself.
-    pub tokens: crate::desk::tokens::Tokens,
+    tokens: Tokens,
     /// The language of notices to technicians (`templates.language`).
-    pub staff_language: String,
+    staff_language: String,
     /// `limits.max_notice_attachment_bytes` and `limits.max_notice_attachments`: what one
     /// technician notice carries of the relayed mail's files (the rest are listed by name).
-    pub max_notice_attachment_bytes: u64,
-    pub max_notice_attachments: usize,
+    max_notice_attachment_bytes: u64,
+    max_notice_attachments: usize,
 }
 
 /// Whether an SMTP refusal says the recipient's address itself is bad (RFC 3463 5.1.1 unknown,
@@ -74,6 +76,44 @@ pub fn backoff(attempts: i64) -> Duration {
 }
 
 impl Sender {
+    /// The outbox worker as `config` sets it up (`[smtp]`, `limits.bounce_suppression`, the
+    /// notice attachment caps, `templates.language` for technicians' notices), on `store` and
+    /// `clock`. `pause` is the pipeline's catching-up flag; `tokens` key the notices the sender
+    /// writes itself.
+    pub fn new(
+        config: &Config,
+        store: Store,
+        templates: Arc<Templates>,
+        clock: Arc<dyn Clock>,
+        pause: Arc<AtomicBool>,
+        tokens: Tokens,
+    ) -> Result<Sender, SetupError> {
+        Ok(Sender {
+            store,
+            templates,
+            smtp: Arc::new(SmtpClient::new(&config.smtp)?),
+            from_name: config.smtp.from_name.clone(),
+            from_address: config.smtp.from_address.clone(),
+            concurrency: config.smtp.concurrency,
+            clock,
+            pause,
+            lease: 2 * config.smtp.timeout + Duration::from_secs(5),
+            send_timeout: 2 * config.smtp.timeout,
+            bounce_suppression: config.limits.bounce_suppression,
+            max_age: config.smtp.max_age,
+            tokens,
+            staff_language: config.templates.language.clone(),
+            max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
+            max_notice_attachments: config.limits.max_notice_attachments,
+        })
+    }
+
+    /// How long a claimed mail is reserved for this sender: a caller that waits for
+    /// [`Sender::send_due`] waits this long at most.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// Runs until shutdown: sends whatever is due, then sleeps until woken or the next retry.
     pub async fn run(self: Arc<Self>, ready: Arc<Notify>, mut shutdown: Shutdown) {
         loop {
