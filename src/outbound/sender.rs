@@ -151,144 +151,32 @@ impl Sender {
     /// not yet recorded at any time (results waiting for their commit plus sends in flight), so a
     /// `kill -9` resends at most that many; a claimed mail is started only while its lease
     /// outlasts the longest a send can take, so no other process can have claimed it meanwhile.
-    // Shell: how long claimed mail may still be started is a monotonic budget (the lease minus
-    // the longest send), measured on this process's own timer, never a date.
-    #[allow(clippy::disallowed_methods)]
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
-        let mut accepted = 0;
-        // Mails being sent, for the log, the retry delay, and to skip them when refilling.
-        let mut in_flight: HashMap<i64, InFlight> = HashMap::new();
-        let mut tasks: JoinSet<(i64, Delivery)> = JoinSet::new();
-        let mut queue: VecDeque<OutboxMail> = VecDeque::new();
-        // Until when the claimed, unstarted mails in `queue` may be started: their lease minus
-        // the longest one send can take.
-        let mut queue_valid_until = Instant::now();
-        let mut pending: Vec<(i64, SendResult)> = Vec::new();
-        // After a temporary failure the server is probably down: finish what is in flight and
-        // let `run` sleep until the earliest retry instead of trying the rest of the queue.
-        let mut stop_refilling = false;
-        // A database error while claiming: sends in flight are finished and recorded first.
-        let mut failure: Option<StoreError> = None;
+        let mut round = Round::new(self, shutdown);
         loop {
-            let stopping = self.halted(stop_refilling || failure.is_some(), shutdown);
-            if queue.is_empty() && !stopping {
-                // Record first, so an error while claiming leaves no accepted mail unrecorded.
-                self.record(&mut pending, &mut in_flight, &mut accepted)
-                    .await?;
-                // Claim 16 per connection at a time: each claim is a round trip to the database
-                // thread during which no connection is refilled (4 per connection measured 3
-                // points lower in benchmark 2), and a crash strands only what was claimed, until
-                // the lease ends.
-                match self
-                    .store
-                    .claim_due(self.clock.now(), 16 * self.concurrency as u32, self.lease)
-                    .await
-                {
-                    Ok(due) => {
-                        queue.extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
-                        queue_valid_until =
-                            Instant::now() + self.lease.saturating_sub(self.send_timeout);
-                    }
-                    Err(e) => failure = Some(e),
-                }
+            if round.queue.is_empty() && !round.halted() {
+                round.claim().await?;
             }
-            self.refill(
-                &mut tasks,
-                &mut in_flight,
-                &mut queue,
-                queue_valid_until,
-                pending.len(),
-                stop_refilling || failure.is_some(),
-                shutdown,
-            )
-            .await;
-            if tasks.is_empty() {
-                self.record(&mut pending, &mut in_flight, &mut accepted)
-                    .await?;
-                let stopping = self.halted(stop_refilling || failure.is_some(), shutdown);
-                if queue.is_empty() || stopping {
-                    // After server trouble the unstarted claims keep their lease: it spaces out
-                    // the retries while the server is down. Otherwise (shutdown, a pause for
-                    // ingest) they go back at once.
-                    if !stop_refilling {
-                        self.release(&mut queue).await;
-                    }
-                    return match failure {
-                        Some(e) => Err(e),
-                        None => Ok(accepted),
-                    };
+            round.refill().await;
+            if round.tasks.is_empty() {
+                round.record().await?;
+                if round.queue.is_empty() || round.halted() {
+                    return round.finish().await;
                 }
                 continue;
             }
             // Group commit: record every result that is ready now in one transaction. The
             // sends in flight go on meanwhile, so a slow fsync groups more results, not fewer.
             // (A crash between the server's "250 OK" and this commit resends those mails.)
-            let first = tasks.join_next().await;
-            for r in first
-                .into_iter()
-                .chain(std::iter::from_fn(|| tasks.try_join_next()))
-            {
-                match r {
-                    Ok((id, delivery)) => {
-                        stop_refilling |= matches!(delivery, Delivery::ServerTrouble(_));
-                        let now = self.clock.now();
-                        let (attempts, queued_at) = in_flight
-                            .get(&id)
-                            .map_or((0, now), |f| (f.attempts, f.queued_at));
-                        let expired = now - queued_at >= to_chrono(self.max_age);
-                        pending.push((id, delivery.result(attempts, now, expired)));
-                    }
-                    Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
-                }
-            }
+            round.collect_ready().await;
             // Start the next sends before the commit, so no connection waits for it (within the
             // bound: results waiting plus sends in flight stay within 2 × concurrency).
-            self.refill(
-                &mut tasks,
-                &mut in_flight,
-                &mut queue,
-                queue_valid_until,
-                pending.len(),
-                stop_refilling || failure.is_some(),
-                shutdown,
-            )
-            .await;
+            round.refill().await;
             // Record once a connection's worth of results is ready (each commit is a round trip
             // to the database thread), or when nothing else is in flight.
-            if pending.len() >= self.concurrency || tasks.is_empty() {
-                self.record(&mut pending, &mut in_flight, &mut accepted)
-                    .await?;
+            if round.pending.len() >= self.concurrency || round.tasks.is_empty() {
+                round.record().await?;
             }
-        }
-    }
-
-    /// Starts queued mails while there is a free connection, results waiting plus sends in
-    /// flight stay within `2 × concurrency`, and the claims are still safely leased (else they go
-    /// back to the outbox).
-    #[allow(clippy::too_many_arguments)]
-    // Shell: checks the claim's monotonic budget (see `send_due`).
-    #[allow(clippy::disallowed_methods)]
-    async fn refill(
-        &self,
-        tasks: &mut JoinSet<(i64, Delivery)>,
-        in_flight: &mut HashMap<i64, InFlight>,
-        queue: &mut VecDeque<OutboxMail>,
-        valid_until: Instant,
-        waiting_results: usize,
-        stop_refilling: bool,
-        shutdown: Option<&Shutdown>,
-    ) {
-        if self.halted(stop_refilling, shutdown) {
-            return;
-        }
-        if Instant::now() > valid_until {
-            self.release(queue).await;
-            return;
-        }
-        while tasks.len() < self.concurrency && tasks.len() + waiting_results < 2 * self.concurrency
-        {
-            let Some(mail) = queue.pop_front() else { break };
-            self.spawn_send(tasks, in_flight, mail);
         }
     }
 
@@ -507,6 +395,154 @@ impl Sender {
                 "auto-replied"
             },
             date: m.created_at,
+        }
+    }
+}
+
+/// One call of [`Sender::send_due`]: the mail it claimed, the sends in flight and the results
+/// waiting for their commit.
+struct Round<'s> {
+    sender: &'s Sender,
+    shutdown: Option<&'s Shutdown>,
+    /// Mails accepted by the server and recorded.
+    accepted: usize,
+    /// Mails being sent, for the log, the retry delay, and to skip them when refilling.
+    in_flight: HashMap<i64, InFlight>,
+    tasks: JoinSet<(i64, Delivery)>,
+    /// Claimed mail not started yet.
+    queue: VecDeque<OutboxMail>,
+    /// Until when the claimed, unstarted mails in `queue` may be started: their lease minus the
+    /// longest one send can take.
+    queue_valid_until: Instant,
+    /// Results waiting for their commit.
+    pending: Vec<(i64, SendResult)>,
+    /// After a temporary failure the server is probably down: finish what is in flight and let
+    /// `run` sleep until the earliest retry instead of trying the rest of the queue.
+    stop_refilling: bool,
+    /// A database error while claiming: sends in flight are finished and recorded first.
+    failure: Option<StoreError>,
+}
+
+impl<'s> Round<'s> {
+    // Shell: the claim budget is measured on this process's monotonic timer, never a date.
+    #[allow(clippy::disallowed_methods)]
+    fn new(sender: &'s Sender, shutdown: Option<&'s Shutdown>) -> Round<'s> {
+        Round {
+            sender,
+            shutdown,
+            accepted: 0,
+            in_flight: HashMap::new(),
+            tasks: JoinSet::new(),
+            queue: VecDeque::new(),
+            queue_valid_until: Instant::now(),
+            pending: Vec::new(),
+            stop_refilling: false,
+            failure: None,
+        }
+    }
+
+    /// No new sends: after server trouble or a database error, while ingest catches up, or on
+    /// shutdown.
+    fn halted(&self) -> bool {
+        self.sender
+            .halted(self.stop_refilling || self.failure.is_some(), self.shutdown)
+    }
+
+    /// Claims the next due mails (after recording what is waiting, so an error while claiming
+    /// leaves no accepted mail unrecorded).
+    // Shell: how long claimed mail may still be started is a monotonic budget (the lease minus
+    // the longest send), measured on this process's own timer, never a date.
+    #[allow(clippy::disallowed_methods)]
+    async fn claim(&mut self) -> Result<(), StoreError> {
+        self.record().await?;
+        let s = self.sender;
+        // Claim 16 per connection at a time: each claim is a round trip to the database thread
+        // during which no connection is refilled (4 per connection measured 3 points lower in
+        // benchmark 2), and a crash strands only what was claimed, until the lease ends.
+        match s
+            .store
+            .claim_due(s.clock.now(), 16 * s.concurrency as u32, s.lease)
+            .await
+        {
+            Ok(due) => {
+                let in_flight = &self.in_flight;
+                self.queue
+                    .extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
+                self.queue_valid_until = Instant::now() + s.lease.saturating_sub(s.send_timeout);
+            }
+            Err(e) => self.failure = Some(e),
+        }
+        Ok(())
+    }
+
+    /// Starts queued mails while there is a free connection, results waiting plus sends in
+    /// flight stay within `2 × concurrency`, and the claims are still safely leased (else they go
+    /// back to the outbox).
+    // Shell: checks the claim's monotonic budget (see `claim`).
+    #[allow(clippy::disallowed_methods)]
+    async fn refill(&mut self) {
+        if self.halted() {
+            return;
+        }
+        let s = self.sender;
+        if Instant::now() > self.queue_valid_until {
+            s.release(&mut self.queue).await;
+            return;
+        }
+        while self.tasks.len() < s.concurrency
+            && self.tasks.len() + self.pending.len() < 2 * s.concurrency
+        {
+            let Some(mail) = self.queue.pop_front() else {
+                break;
+            };
+            s.spawn_send(&mut self.tasks, &mut self.in_flight, mail);
+        }
+    }
+
+    /// Waits for one send to end and takes every result that is ready now.
+    async fn collect_ready(&mut self) {
+        let first = self.tasks.join_next().await;
+        let mut ended = Vec::new();
+        ended.extend(first);
+        while let Some(r) = self.tasks.try_join_next() {
+            ended.push(r);
+        }
+        let s = self.sender;
+        for r in ended {
+            match r {
+                Ok((id, delivery)) => {
+                    self.stop_refilling |= matches!(delivery, Delivery::ServerTrouble(_));
+                    let now = s.clock.now();
+                    let (attempts, queued_at) = self
+                        .in_flight
+                        .get(&id)
+                        .map_or((0, now), |f| (f.attempts, f.queued_at));
+                    let expired = now - queued_at >= to_chrono(s.max_age);
+                    self.pending
+                        .push((id, delivery.result(attempts, now, expired)));
+                }
+                Err(e) => tracing::error!(error = %e, "outbox: send task failed"),
+            }
+        }
+    }
+
+    /// Stores the results waiting, in one transaction.
+    async fn record(&mut self) -> Result<(), StoreError> {
+        self.sender
+            .record(&mut self.pending, &mut self.in_flight, &mut self.accepted)
+            .await
+    }
+
+    /// Ends the round: every send has ended and its result is recorded.
+    async fn finish(mut self) -> Result<usize, StoreError> {
+        // After server trouble the unstarted claims keep their lease: it spaces out the retries
+        // while the server is down. Otherwise (shutdown, a pause for ingest) they go back at once.
+        if !self.stop_refilling {
+            self.sender.release(&mut self.queue).await;
+        }
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self.accepted),
         }
     }
 }
