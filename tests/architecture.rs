@@ -390,3 +390,61 @@ fn the_tests_the_docs_cite_exist() {
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The yardsticks of issue 8, reported rather than enforced (a yardstick, not a rule to game):
+/// the longest functions outside tests and the longest files before their tests.
+/// `cargo test --test architecture sizes -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn sizes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), root, &mut files);
+    let start = regex::Regex::new(r"^\s*(pub(\([^)]*\))?\s+)?(async\s+)?(const\s+)?fn\s+(\w+)")
+        .expect("regex");
+    let literal = regex::Regex::new(r#""(\\.|[^"\\])*"|'(\\.|[^'\\])'"#).expect("regex");
+    let mut functions = Vec::new();
+    let mut lengths = Vec::new();
+    // Test modules kept in files of their own are tests, whatever their length.
+    let code_files = files
+        .iter()
+        .filter(|f| !f.ends_with("/tests.rs") && !f.ends_with("/test_support.rs"));
+    for file in code_files {
+        let text = fs::read_to_string(root.join(file)).expect("read source");
+        let lines: Vec<&str> = text.lines().collect();
+        let code_end = lines
+            .iter()
+            .position(|l| l.starts_with("#[cfg(test)]"))
+            .unwrap_or(lines.len());
+        lengths.push((code_end, file.clone()));
+        for (i, line) in lines[..code_end].iter().enumerate() {
+            let Some(name) = start.captures(line).map(|c| c[5].to_string()) else {
+                continue;
+            };
+            // The function ends where its braces balance (string and char literals and `//`
+            // comments left out of the count).
+            let (mut depth, mut opened) = (0i32, false);
+            for (j, l) in lines[i..].iter().enumerate() {
+                let l = literal.replace_all(l, "\"\"");
+                let l = l.split("//").next().unwrap_or_default();
+                depth += l.matches('{').count() as i32 - l.matches('}').count() as i32;
+                opened |= l.contains('{');
+                if (opened && depth <= 0) || (!opened && l.trim_end().ends_with(';')) {
+                    functions.push((j + 1, format!("{file}:{} {name}", i + 1)));
+                    break;
+                }
+            }
+        }
+    }
+    functions.sort_by_key(|f| std::cmp::Reverse(f.0));
+    lengths.sort_by_key(|f| std::cmp::Reverse(f.0));
+    println!("longest functions outside tests (lines):");
+    for (n, f) in functions.iter().take(10) {
+        println!("  {n:5} {f}");
+    }
+    println!("longest files before their tests (lines):");
+    for (n, f) in lengths.iter().take(10) {
+        println!("  {n:5} {f}");
+    }
+    assert!(!functions.is_empty(), "no function found in src/");
+}
