@@ -123,6 +123,21 @@ const BOUNDARIES: &[Boundary] = &[
         ],
         why: "only the outbound rooms build and send MIME",
     },
+    Boundary {
+        token: "chrono_tz",
+        allowed: &[
+            "src/calendar.rs",
+            "src/config/",
+            "src/clock.rs",
+            "src/shutdown.rs",
+            "src/tls.rs",
+            "src/folio.rs",
+            "src/fold.rs",
+            "src/desk/",
+        ],
+        why: "local time is the calendar's business: the foundations read it, the desk's rules \
+              may show it; the shell and the store keep UTC",
+    },
 ];
 
 /// The functional core: no I/O, no async runtime, no database, no clock, no shell.
@@ -264,7 +279,9 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("inbound mail", &["inbound"]),
     (
         "foundations",
-        &["config", "clock", "shutdown", "tls", "folio", "fold"],
+        &[
+            "config", "calendar", "clock", "shutdown", "tls", "folio", "fold",
+        ],
     ),
 ];
 
