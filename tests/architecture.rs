@@ -138,6 +138,17 @@ const BOUNDARIES: &[Boundary] = &[
         why: "local time is the calendar's business: the foundations read it, the desk's rules \
               may show it; the shell and the store keep UTC",
     },
+    Boundary {
+        token: "croner",
+        allowed: &["src/config/", "src/daemon/"],
+        why: "cron expressions are checked when the configuration is read and run by the \
+              daemon's scheduler; no other room has a use for them",
+    },
+    Boundary {
+        token: "tokio_cron_scheduler",
+        allowed: &["src/daemon/"],
+        why: "the scheduler is one of the shell's timers: it only says when to look for due work",
+    },
 ];
 
 /// The functional core: no I/O, no async runtime, no database, no clock, no shell.

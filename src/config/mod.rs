@@ -3,17 +3,21 @@
 //! `folio check-config` shows them all at once.
 //!
 //! `raw` is the file's form; `sections` validates it a section at a time, with the checks of
-//! single values in `validator`.
+//! single values in `validator`; `time` validates the sections about when things happen
+//! (`[calendar]`, `[lifecycle]`, `[schedule]`).
 
 mod raw;
 mod sections;
+mod time;
 mod validator;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use raw::{RawConfig, RawLimits};
+use raw::{RawConfig, RawLifecycle, RawLimits, RawSchedule};
 use validator::Validator;
+
+use crate::calendar::{Calendar, Span};
 
 /// `helpdesk.name` when not set.
 pub const DEFAULT_HELPDESK_NAME: &str = "Mesa de Ayuda";
@@ -100,6 +104,12 @@ pub struct Config {
     pub tickets: TicketsConfig,
     pub security: SecurityConfig,
     pub log: LogConfig,
+    /// `[calendar]`: when the help desk is open (business time).
+    pub calendar: Calendar,
+    /// `[lifecycle]`: how long the ticket's automatic steps wait.
+    pub lifecycle: Lifecycle,
+    /// `[schedule]`: when the daemon looks for due work and sends its digests.
+    pub schedule: Schedule,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +244,49 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// `[lifecycle]`: how long each automatic step of a ticket's life waits, in wall or business
+/// time (added to an instant with [`Calendar::add`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// After a ticket is resolved, how long folio waits for the requester to confirm (or
+    /// reopen) before it reminds them.
+    pub confirm_reminder_after: Span,
+    /// After a ticket is resolved, how long until folio closes it when the requester has not
+    /// answered.
+    pub auto_close_after: Span,
+    /// After a ticket is closed, how long until its satisfaction survey is sent (held until
+    /// business hours).
+    pub survey_after: Span,
+    /// After the survey is sent, how long until an unanswered survey is reminded once.
+    pub survey_reminder_after: Span,
+}
+
+impl Default for Lifecycle {
+    /// The documented defaults (what `[lifecycle]` means when it is empty).
+    fn default() -> Self {
+        Validator::new(Path::new("(defaults)")).lifecycle(RawLifecycle::default())
+    }
+}
+
+/// `[schedule]`: cron expressions in tokio-cron-scheduler's syntax (six fields, the seconds
+/// first), each already checked with the parser the scheduler uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// When the daemon looks for work that has come due (reminders, closings, surveys).
+    pub sweep: String,
+    /// When each technician gets the digest of their open tickets.
+    pub technician_digest: String,
+    /// When the weekly summary of the help desk's tickets is sent.
+    pub weekly_summary: String,
+}
+
+impl Default for Schedule {
+    /// The documented defaults (what `[schedule]` means when it is empty).
+    fn default() -> Self {
+        Validator::new(Path::new("(defaults)")).schedule(RawSchedule::default())
+    }
+}
+
 /// Where secrets from the environment come from; injected so tests need not touch the process env.
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
@@ -297,13 +350,13 @@ mod tests {
     }
 
     /// The error text of an invalid configuration, read as file `path`.
-    fn error_of(path: &str, text: &str) -> String {
+    pub(super) fn error_of(path: &str, text: &str) -> String {
         Config::parse(Path::new(path), text, &NoEnv)
             .unwrap_err()
             .to_string()
     }
 
-    fn minimal() -> String {
+    pub(super) fn minimal() -> String {
         let dir = env!("CARGO_MANIFEST_DIR");
         format!(
             "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"helpdesk@example.test\"\npassword = \"x\"\n\

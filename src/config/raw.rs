@@ -31,6 +31,12 @@ pub(super) struct RawConfig {
     pub(super) security: RawSecurity,
     #[serde(default)]
     pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) calendar: RawCalendar,
+    #[serde(default)]
+    pub(super) lifecycle: RawLifecycle,
+    #[serde(default)]
+    pub(super) schedule: RawSchedule,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,4 +143,33 @@ pub(super) struct RawFile {
 pub(super) struct RawLog {
     pub(super) format: Option<String>,
     pub(super) level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCalendar {
+    pub(super) timezone: Option<String>,
+    pub(super) workdays: Option<Vec<String>>,
+    pub(super) hours: Option<String>,
+    /// Strings (`"2026-12-25"`) or TOML dates (`2026-12-25`): both are natural to write, so
+    /// each element is checked by the validator rather than refused by serde.
+    pub(super) holidays: Option<Vec<toml::Value>>,
+    pub(super) holidays_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLifecycle {
+    pub(super) confirm_reminder_after: Option<String>,
+    pub(super) auto_close_after: Option<String>,
+    pub(super) survey_after: Option<String>,
+    pub(super) survey_reminder_after: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    pub(super) sweep: Option<String>,
+    pub(super) technician_digest: Option<String>,
+    pub(super) weekly_summary: Option<String>,
 }

@@ -52,6 +52,9 @@ impl Validator<'_> {
             tickets: tickets(raw.tickets),
             security: security(raw.security),
             log: self.log(raw.log),
+            calendar: self.calendar(raw.calendar),
+            lifecycle: self.lifecycle(raw.lifecycle),
+            schedule: self.schedule(raw.schedule),
         }
     }
 
