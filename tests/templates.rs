@@ -48,6 +48,7 @@ fn ticket() -> TicketRef {
         created_at: Utc.with_ymd_and_hms(2026, 11, 26, 16, 5, 0).unwrap(),
         updated_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
         opening_message_id: Some("m1@client.test".into()),
+        life: Default::default(),
     }
 }
 

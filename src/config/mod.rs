@@ -204,6 +204,12 @@ pub struct LimitsConfig {
     pub max_mime_parts: u64,
 }
 
+/// The calendar an empty `[calendar]` means: Mexico City, Monday to Friday, 09:00-18:00, no
+/// holidays.
+pub fn default_calendar() -> Calendar {
+    Validator::new(Path::new("(defaults)")).calendar(raw::RawCalendar::default())
+}
+
 impl Default for LimitsConfig {
     /// The documented defaults (what `[limits]` means when it is empty).
     fn default() -> Self {

@@ -3,6 +3,7 @@
 
 pub mod mailbox;
 pub mod pipeline;
+pub mod scheduler;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
+use crate::daemon::scheduler::{Scheduler, SchedulerError};
 use crate::outbound::render::Templates;
 use crate::outbound::sender::Sender;
 use crate::shutdown::Shutdown;
@@ -24,6 +26,8 @@ pub enum DaemonError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Smtp(#[from] crate::outbound::smtp::SetupError),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -31,6 +35,7 @@ pub struct Parts {
     pub store: Store,
     pub pipeline: Arc<Pipeline>,
     pub sender: Arc<Sender>,
+    pub scheduler: Arc<Scheduler>,
 }
 
 /// Builds the pipeline and sender from the configuration, on the given clock and store.
@@ -59,15 +64,23 @@ pub async fn assemble(
         pipeline.ingest_busy(),
         tokens,
     )?);
+    let scheduler = Arc::new(Scheduler::new(
+        config,
+        store.clone(),
+        pipeline.policy(),
+        clock,
+        pipeline.outbox_ready(),
+    ));
     Ok(Parts {
         store,
         pipeline,
         sender,
+        scheduler,
     })
 }
 
-/// Runs the mailbox worker and the sender on `clock` and `store` until `shutdown`; closes the
-/// store at the end.
+/// Runs the mailbox worker, the sender and the scheduler on `clock` and `store` until
+/// `shutdown`; closes the store at the end.
 pub async fn run(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -82,6 +95,7 @@ pub async fn run(
         smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
         "folio started"
     );
+    let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
     let sender_task = tokio::spawn(
         parts
             .sender
@@ -97,6 +111,7 @@ pub async fn run(
     );
     mailbox.run(shutdown).await;
     let _ = sender_task.await;
+    let _ = scheduler_task.await;
     parts.store.close().await;
     tracing::info!("folio stopped");
     Ok(())

@@ -232,6 +232,8 @@ pub fn policy_of(config: &Config, tokens: Tokens) -> Result<Policy, SetupError> 
         max_auto_replies_per_domain_per_hour: config.limits.max_auto_replies_per_domain_per_hour,
         max_auto_replies_per_hour: config.limits.max_auto_replies_per_hour,
         max_listed_attachments: config.limits.max_listed_attachments as usize,
+        calendar: config.calendar.clone(),
+        lifecycle: config.lifecycle.clone(),
     })
 }
 
@@ -273,6 +275,11 @@ impl Pipeline {
     pub fn with_patience(mut self, patience: Duration) -> Pipeline {
         self.patience = patience;
         self
+    }
+
+    /// The site's rules the pipeline decides by (the scheduler decides by them too).
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.clone()
     }
 
     /// The database the pipeline writes to.

@@ -41,6 +41,8 @@ pub struct SentMail {
 /// What the database knows about a batch.
 #[derive(Debug, Default)]
 pub struct Known {
+    /// When it was looked up: the batch's "now".
+    pub now: DateTime<Utc>,
     pub dedup_keys: HashSet<String>,
     /// Our outgoing Message-ID → that mail.
     pub sent: HashMap<String, SentMail>,

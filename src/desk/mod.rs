@@ -4,14 +4,18 @@
 //! the site's [`policy`].
 
 pub mod analysis;
+mod answer_text;
 pub mod catalog;
 pub mod command;
 pub mod decide;
 pub mod known;
+pub mod lifecycle;
 pub mod notice;
 pub mod plan;
 pub mod policy;
 pub mod requester;
 pub mod routing;
+pub mod survey;
 pub mod ticket;
 pub mod tokens;
+pub mod validation;

@@ -46,11 +46,18 @@ pub enum Template {
     CommandResult,
     BounceNotice,
     DeliveryFailed,
+    // the ticket's life after resolution (to requesters)
+    Closure,
+    ConfirmReminder,
+    Survey,
+    SurveyReminder,
+    SurveyThanks,
+    SurveyRetry,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 11] = [
+    pub const ALL: [Template; 17] = [
         Template::Confirmation,
         Template::Reply,
         Template::Resolved,
@@ -62,6 +69,12 @@ impl Template {
         Template::CommandResult,
         Template::BounceNotice,
         Template::DeliveryFailed,
+        Template::Closure,
+        Template::ConfirmReminder,
+        Template::Survey,
+        Template::SurveyReminder,
+        Template::SurveyThanks,
+        Template::SurveyRetry,
     ];
 
     /// The file name stem (`NAME`), as the outbox stores it.
@@ -78,6 +91,12 @@ impl Template {
             Template::CommandResult => "command_result",
             Template::BounceNotice => "bounce_notice",
             Template::DeliveryFailed => "delivery_failed",
+            Template::Closure => "closure",
+            Template::ConfirmReminder => "confirm_reminder",
+            Template::Survey => "survey",
+            Template::SurveyReminder => "survey_reminder",
+            Template::SurveyThanks => "survey_thanks",
+            Template::SurveyRetry => "survey_retry",
         }
     }
 }
@@ -116,6 +135,18 @@ pub enum Notice {
     BounceNotice(BounceNotice),
     /// To the assigned technician: a mail of the ticket could not be delivered in time.
     DeliveryFailed(DeliveryFailed),
+    /// To the requester: the ticket was closed (once per closing, by any path).
+    Closure(Closure),
+    /// To the requester: a resolution still waits for their answer.
+    ConfirmReminder(ConfirmReminder),
+    /// To the requester: the satisfaction survey of a closed ticket.
+    Survey(SurveyRequest),
+    /// To the requester: the survey, once more.
+    SurveyReminder(SurveyRequest),
+    /// To the requester: their rating was recorded.
+    SurveyThanks(SurveyThanks),
+    /// To the requester: their answer to the survey had no rating from 1 to 5 (sent once).
+    SurveyRetry(SurveyRequest),
 }
 
 impl Notice {
@@ -133,6 +164,12 @@ impl Notice {
             Notice::CommandResult(_) => Template::CommandResult,
             Notice::BounceNotice(_) => Template::BounceNotice,
             Notice::DeliveryFailed(_) => Template::DeliveryFailed,
+            Notice::Closure(_) => Template::Closure,
+            Notice::ConfirmReminder(_) => Template::ConfirmReminder,
+            Notice::Survey(_) => Template::Survey,
+            Notice::SurveyReminder(_) => Template::SurveyReminder,
+            Notice::SurveyThanks(_) => Template::SurveyThanks,
+            Notice::SurveyRetry(_) => Template::SurveyRetry,
         }
     }
 
@@ -445,6 +482,10 @@ pub struct FollowUp {
     pub text: String,
     /// The mail used the technician's own address without proof.
     pub unauthenticated: bool,
+    /// For the requester's answer to a resolution: how folio read it (`confirmed`: the
+    /// ticket closed; `rejected`: it reopened; `unclear`: it stays resolved for the technician
+    /// to judge); `None` otherwise.
+    pub validation: Option<&'static str>,
     #[serde(flatten)]
     pub files: AttachmentList,
     pub commands: Vec<GuideLine>,
@@ -481,6 +522,43 @@ pub struct BounceNotice {
     pub bounced_to: String,
     /// The first lines of the delivery report.
     pub report: String,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `closure` notice: the ticket was closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Closure {
+    pub ticket: TicketView,
+    /// `confirmed` (the requester confirmed the solution), `technician` (`#cerrar`) or
+    /// `no_answer` (nobody answered the resolution in time).
+    pub reason: &'static str,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `confirm_reminder` notice: the resolution waits for the requester's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfirmReminder {
+    pub ticket: TicketView,
+    /// When the ticket closes by itself if nobody answers, as mail shows dates.
+    pub auto_close_on: Option<String>,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `survey`, `survey_reminder` and `survey_retry` notices: rate the service from 1 to 5.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SurveyRequest {
+    pub ticket: TicketView,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `survey_thanks` notice: the answer was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SurveyThanks {
+    pub ticket: TicketView,
+    /// 1 to 5.
+    pub rating: u8,
+    /// The comment that came with it (bounded), if any.
+    pub comment: Option<String>,
     pub helpdesk: HelpdeskView,
 }
 
@@ -625,6 +703,7 @@ mod tests {
             created_at: Utc.with_ymd_and_hms(2026, 11, 26, 16, 5, 0).unwrap(),
             updated_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
             opening_message_id: None,
+            life: Default::default(),
         }
     }
 
@@ -713,6 +792,7 @@ mod tests {
                 },
                 text: "x".into(),
                 unauthenticated: false,
+                validation: Some("unclear"),
                 files,
                 commands: guide(),
                 helpdesk: helpdesk.clone(),
@@ -723,6 +803,34 @@ mod tests {
                 errors: vec![],
                 relayed: false,
                 commands: guide(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::Closure(Closure {
+                ticket: view.clone(),
+                reason: "confirmed",
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::ConfirmReminder(ConfirmReminder {
+                ticket: view.clone(),
+                auto_close_on: Some("2026-12-11".into()),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::Survey(SurveyRequest {
+                ticket: view.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::SurveyReminder(SurveyRequest {
+                ticket: view.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::SurveyRetry(SurveyRequest {
+                ticket: view.clone(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::SurveyThanks(SurveyThanks {
+                ticket: view.clone(),
+                rating: 5,
+                comment: Some("excelente".into()),
                 helpdesk: helpdesk.clone(),
             }),
             Notice::BounceNotice(BounceNotice {

@@ -18,8 +18,9 @@ use crate::desk::decide::{
     decide, BouncedMail, Context, Decision, NewTicket, Record, TicketAction,
 };
 use crate::desk::known::{Known, Lookup};
+use crate::desk::lifecycle::LifeEffect;
 use crate::desk::policy::{cap_key, domain_of, Policy};
-use crate::desk::ticket::{Change, TicketRef};
+use crate::desk::ticket::{Change, Status, TicketRef};
 use crate::inbound::mail::InboundMail;
 
 /// What a batch does with one message.
@@ -232,6 +233,7 @@ impl SoFar {
             })
             .cloned();
         Context {
+            now: known.now,
             already_processed,
             thread_ticket,
             referenced_ticket: a
@@ -284,9 +286,29 @@ impl SoFar {
             TicketAction::Append { folio, changes, .. } => {
                 if let Some(t) = known.tickets.get_mut(folio) {
                     apply_changes(t, changes);
+                    apply_life(t, changes, &r.life, known.now);
                 }
             }
             TicketAction::None => {}
+        }
+    }
+}
+
+/// What a record did to a ticket's life, as the store writes it (`store::Batch::record_life`).
+fn apply_life(t: &mut TicketRef, changes: &[Change], life: &[LifeEffect], now: DateTime<Utc>) {
+    for c in changes {
+        match c {
+            Change::Status(Status::Resolved) => t.life.resolved_at = Some(now),
+            Change::Status(Status::Closed) => t.life.closed_at = Some(now),
+            _ => {}
+        }
+    }
+    for e in life {
+        match e {
+            LifeEffect::SurveySent => t.life.survey_sent_at = Some(now),
+            LifeEffect::SurveyRetried => t.life.survey_retried = true,
+            LifeEffect::Satisfaction { .. } => t.life.survey_answered = true,
+            _ => {}
         }
     }
 }
@@ -377,6 +399,7 @@ mod tests {
             created_at: t0,
             updated_at: t0,
             opening_message_id: Some("a1@client.test".into()),
+            life: Default::default(),
         };
         let mut known = Known::default();
         known.folio_of.insert(7, FOLIO.into());

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::calendar::Calendar;
+use crate::config::Lifecycle;
 use crate::desk::catalog::Catalog;
 use crate::desk::tokens::Tokens;
 use crate::folio::FolioFormat;
@@ -34,6 +36,10 @@ pub struct Policy {
     pub max_auto_replies_per_hour: u32,
     /// `limits.max_listed_attachments`.
     pub max_listed_attachments: usize,
+    /// `[calendar]`: when the help desk works, for everything due in business time.
+    pub calendar: Calendar,
+    /// `[lifecycle]`: how long each step of a ticket's life after resolution waits.
+    pub lifecycle: Lifecycle,
 }
 
 impl Policy {
@@ -67,6 +73,8 @@ impl Policy {
                 config::DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR,
             max_auto_replies_per_hour: config::DEFAULT_MAX_AUTO_REPLIES_PER_HOUR,
             max_listed_attachments: config::DEFAULT_MAX_LISTED_ATTACHMENTS as usize,
+            calendar: config::default_calendar(),
+            lifecycle: Lifecycle::default(),
         }
     }
 

@@ -80,6 +80,23 @@ pub struct TicketRef {
     /// Message-ID of the mail that opened the ticket: what later mail about it refers to, so
     /// clients thread the whole conversation.
     pub opening_message_id: Option<String>,
+    /// Where it is in its life after resolution.
+    pub life: Life,
+}
+
+/// A ticket's life after resolution: validation, closing, survey.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Life {
+    /// When it was last resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// When it was last closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// When its satisfaction survey went out (one per ticket, ever).
+    pub survey_sent_at: Option<DateTime<Utc>>,
+    /// The one retry after an unreadable answer went out.
+    pub survey_retried: bool,
+    /// The survey was answered with a rating.
+    pub survey_answered: bool,
 }
 
 impl TicketRef {

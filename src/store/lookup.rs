@@ -9,7 +9,7 @@ use sqlx::{Encode, Row, Sqlite, Type};
 
 use super::batch::Batch;
 use super::outbox::failing_addresses;
-use super::queries::{ticket_ref, TICKET_REF_COLUMNS};
+use super::queries::{ticket_ref, TICKET_REF_COLUMNS, TICKET_REF_LEN};
 use super::statement::{list_query, ROWS_PER_STATEMENT};
 use super::{ts, StoreError};
 use crate::desk::known::{Known, Lookup, SentMail};
@@ -24,6 +24,7 @@ impl Batch {
     /// Looks up, in a few queries, everything `decide` needs for a batch.
     pub async fn lookup(&mut self, q: &Lookup<'_>) -> Result<Known, StoreError> {
         let mut known = Known {
+            now: q.now,
             dedup_keys: self.known_dedup_keys(&q.dedup_keys).await?,
             sent: self.sent_mails(&q.parent_ids).await?,
             ..Known::default()
@@ -171,7 +172,7 @@ impl Batch {
             .await?;
         let mut by_sender: HashMap<String, Vec<TicketRef>> = HashMap::new();
         for r in &rows {
-            let list = by_sender.entry(r.get(13)).or_default();
+            let list = by_sender.entry(r.get(TICKET_REF_LEN)).or_default();
             if list.len() < TICKETS_PER_SENDER {
                 list.push(ticket_ref(r));
             }

@@ -22,6 +22,9 @@
 //!   rules, so the plan stays a pure function).
 //! - `outbox`: the sender's side: claiming due mail under a lease, releasing it, recording
 //!   delivery results, the attachments a mail carries, addresses that bounce.
+//! - `due`: work due at a time (`due_items`): written with the status change that makes it
+//!   due ([`Batch::record_life`]), read and done by the sweep in one transaction
+//!   ([`Batch::due_items`], [`Batch::write_due`]); survey answers and opt-outs.
 //! - `mailbox`: each IMAP folder's state and the analysis attempts of messages.
 //! - `queries`: read-only queries for the CLI and the sender's notices (counts, ticket lists,
 //!   one ticket in full, a ticket by id).
@@ -53,6 +56,7 @@
 //!   would take the other backend's types.
 
 mod batch;
+mod due;
 mod lookup;
 mod mailbox;
 mod outbox;
@@ -70,7 +74,9 @@ use sqlx::SqlitePool;
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
 pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
-pub use queries::{Counts, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary};
+pub use queries::{
+    Counts, Satisfaction, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary,
+};
 
 use write_tx::WriteTx;
 

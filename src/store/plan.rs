@@ -124,6 +124,8 @@ impl Batch {
                 written[i].ticket_id = Some(*ticket_id);
                 appended.push(*ticket_id);
                 self.change_ticket(*ticket_id, changes).await?;
+                self.record_life(*ticket_id, changes, &r.life, how.now)
+                    .await?;
             }
             if let Some(addr) = &r.failing_address {
                 let until = how.now
@@ -245,7 +247,11 @@ fn message_row<'a>(
 
 /// A reply's Message-ID (one of ours, carrying its folio's HMAC, when it has a ticket) and, for
 /// a technician, their tokenised reply address for that ticket.
-fn addressing(how: &Writing<'_>, reply: &Reply, folio: Option<&str>) -> (String, Option<String>) {
+pub(super) fn addressing(
+    how: &Writing<'_>,
+    reply: &Reply,
+    folio: Option<&str>,
+) -> (String, Option<String>) {
     let policy = how.policy;
     let nonce = tokens::nonce(how.now);
     let domain = policy
@@ -267,7 +273,7 @@ fn addressing(how: &Writing<'_>, reply: &Reply, folio: Option<&str>) -> (String,
 }
 
 /// A ticket change as the history shows it.
-fn describe_change(c: &Change) -> String {
+pub(super) fn describe_change(c: &Change) -> String {
     match c {
         Change::Status(s) => format!("status → {}", s.as_str()),
         Change::Priority(p) => format!("priority → {}", p.as_str()),

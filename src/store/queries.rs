@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::{parse_ts, Store, StoreError};
 use crate::desk::catalog::Priority;
 use crate::desk::ticket::Status;
-use crate::desk::ticket::TicketRef;
+use crate::desk::ticket::{Life, TicketRef};
 
 /// A ticket as listed by `folio tickets`.
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +85,22 @@ pub struct TicketDetail {
     pub messages: Vec<TicketMessage>,
     pub outgoing: Vec<TicketMail>,
     pub events: Vec<TicketEvent>,
+    /// When it was last resolved and closed, and why it closed (`confirmed`, `technician`,
+    /// `no_answer`).
+    pub resolved_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub close_reason: Option<String>,
+    /// The requester's answer to the satisfaction survey, if any.
+    pub satisfaction: Option<Satisfaction>,
+}
+
+/// A survey answer, for `folio tickets show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Satisfaction {
+    /// 1 to 5.
+    pub rating: i64,
+    pub comment: Option<String>,
+    pub answered_at: String,
 }
 
 /// Counters for status output and tests.
@@ -101,7 +117,8 @@ pub struct Counts {
 const TICKET_COLUMNS: &str = "SELECT t.folio, t.status, t.channel, t.subject, t.requester_email,
         t.requester_name, t.requester_department, t.requester_phone, t.created_at, t.updated_at,
         (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.id, t.referenced_folio,
-        t.service, t.ticket_type, t.priority, t.assignee, t.opened_by, t.routing
+        t.service, t.ticket_type, t.priority, t.assignee, t.opened_by, t.routing,
+        t.resolved_at, t.closed_at, t.close_reason
         FROM tickets t";
 
 fn ticket_summary(r: &SqliteRow) -> TicketSummary {
@@ -129,7 +146,13 @@ fn ticket_summary(r: &SqliteRow) -> TicketSummary {
 pub(super) const TICKET_REF_COLUMNS: &str =
     "t.id, t.folio, t.status, t.subject, t.requester_email, t.requester_name,
     t.assignee, t.priority, t.service, t.language, t.created_at, t.updated_at,
-    (SELECT m.message_id FROM messages m WHERE m.ticket_id = t.id ORDER BY m.id LIMIT 1)";
+    (SELECT m.message_id FROM messages m WHERE m.ticket_id = t.id ORDER BY m.id LIMIT 1),
+    t.resolved_at, t.closed_at, t.survey_sent_at, t.survey_retried,
+    EXISTS (SELECT 1 FROM satisfaction s WHERE s.ticket_id = t.id)";
+
+/// How many columns [`TICKET_REF_COLUMNS`] has: a query that selects more after them reads
+/// those from this index on.
+pub(super) const TICKET_REF_LEN: usize = 18;
 
 /// A ticket as the rules see it, from [`TICKET_REF_COLUMNS`] (its participants left empty).
 pub(super) fn ticket_ref(r: &SqliteRow) -> TicketRef {
@@ -148,6 +171,13 @@ pub(super) fn ticket_ref(r: &SqliteRow) -> TicketRef {
         created_at: parse_ts(&r.get::<String, _>(10)).unwrap_or_default(),
         updated_at: parse_ts(&r.get::<String, _>(11)).unwrap_or_default(),
         opening_message_id: r.get(12),
+        life: Life {
+            resolved_at: r.get::<Option<String>, _>(13).as_deref().and_then(parse_ts),
+            closed_at: r.get::<Option<String>, _>(14).as_deref().and_then(parse_ts),
+            survey_sent_at: r.get::<Option<String>, _>(15).as_deref().and_then(parse_ts),
+            survey_retried: r.get(16),
+            survey_answered: r.get(17),
+        },
     }
 }
 
@@ -200,6 +230,24 @@ impl Store {
             messages: self.messages_of(ticket_id).await?,
             outgoing: self.outgoing_of(ticket_id).await?,
             events: self.events_of(ticket_id).await?,
+            resolved_at: r.get(19),
+            closed_at: r.get(20),
+            close_reason: r.get(21),
+            satisfaction: self.satisfaction_of(ticket_id).await?,
+        }))
+    }
+
+    async fn satisfaction_of(&self, ticket_id: i64) -> Result<Option<Satisfaction>, StoreError> {
+        Ok(sqlx::query_as::<_, (i64, Option<String>, String)>(
+            "SELECT rating, comment, answered_at FROM satisfaction WHERE ticket_id = ?",
+        )
+        .bind(ticket_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|(rating, comment, answered_at)| Satisfaction {
+            rating,
+            comment,
+            answered_at,
         }))
     }
 

@@ -15,6 +15,7 @@ impl Decider<'_> {
             author: Role::Automatic,
             internal: true,
             failing_address: None,
+            life: vec![],
         };
         let ticket = self.ctx.thread_ticket.as_ref().or(self
             .ctx

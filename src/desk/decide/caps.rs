@@ -33,6 +33,23 @@ impl Decider<'_> {
         self.push_capped(r, reply, true)
     }
 
+    /// Queues `notice` to the requester of `t`, threaded on the ticket (capped).
+    pub(super) fn push_to_requester(&self, r: &mut Record, t: &TicketRef, notice: Notice) {
+        self.push(
+            r,
+            Reply {
+                notice,
+                language: t.language.clone(),
+                to: t.requester_email.clone(),
+                in_reply_to: self.a.mail.message_id.clone(),
+                references: super::thread_of(&self.a.mail),
+                staff: None,
+                auto_submitted: "auto-replied",
+                with_attachments: false,
+            },
+        );
+    }
+
     /// Like [`Decider::push`]; `capped = false` for a technician's relayed reply to the
     /// requester: an authenticated person wrote it, it cannot be a loop, and the requester must
     /// not miss it because robots used up their cap.

@@ -1,38 +1,134 @@
-//! Mail on a ticket from anyone but its technician with proof: appended; the requester's
-//! answer reopens a ticket that waited on them; the assignee hears of it.
+//! Mail on a ticket from anyone but its technician with proof: appended. The requester's
+//! answer to a ticket that waited on them reopens it; their answer to a resolution is judged
+//! (`desk::validation`): a clear confirmation closes the ticket, a clear rejection reopens it,
+//! anything else stays for the technician to judge; their answer to a survey is recorded
+//! (`desk::survey`). The assignee hears of every follow-up but a survey answer.
 
-use super::{append, Decider, Reason, Record, Role};
-use crate::desk::notice::{guide, AuthorView, FollowUp, Notice};
+use super::{append, Decider, Event, Reason, Record, Role};
+use crate::desk::lifecycle::{CloseReason, LifeEffect};
+use crate::desk::notice::{guide, AuthorView, FollowUp, Notice, SurveyRequest, SurveyThanks};
+use crate::desk::survey::{self, Answer};
 use crate::desk::ticket::{Change, Status, TicketRef};
+use crate::desk::validation::{self, Verdict};
 
 impl Decider<'_> {
     pub(super) fn follow_up(&self, t: &TicketRef, how: Reason, role: Role) -> Record {
-        let mut changes = vec![];
-        // The requester answering a ticket that waits on them or was resolved reopens it.
-        if matches!(role, Role::Requester | Role::Participant)
-            && matches!(t.status, Status::Pending | Status::Resolved)
-        {
-            changes.push(Change::Status(Status::Open));
-        }
         let mut r = Record {
-            action: append(t, changes),
+            action: append(t, vec![]),
             replies: vec![],
             events: vec![],
             reason: how,
             author: role,
             internal: false,
             failing_address: None,
+            life: vec![],
         };
-        self.notify_assignee(&mut r, t, role);
+        let requester = role == Role::Requester;
+        let mut validation = None;
+        match t.status {
+            Status::Pending if matches!(role, Role::Requester | Role::Participant) => {
+                r.action = append(t, vec![Change::Status(Status::Open)]);
+            }
+            Status::Resolved if matches!(role, Role::Requester | Role::Participant) => {
+                let judged = validation::judge(&self.a.new_content);
+                // Only the requester validates: a participant's "ya quedó" is theirs to judge.
+                let verdict = match judged.verdict {
+                    Verdict::Confirmed if !requester => Verdict::Unclear,
+                    v => v,
+                };
+                r.events.push(Event {
+                    kind: "validation",
+                    detail: format!(
+                        "{} by the {}: {}",
+                        verdict_name(verdict),
+                        role.as_str(),
+                        judged.reason.as_str()
+                    ),
+                });
+                match verdict {
+                    Verdict::Confirmed => {
+                        r.action = append(t, vec![Change::Status(Status::Closed)]);
+                        r.life.push(LifeEffect::Closed {
+                            reason: CloseReason::Confirmed,
+                        });
+                    }
+                    Verdict::Rejected => r.action = append(t, vec![Change::Status(Status::Open)]),
+                    Verdict::Unclear => {}
+                }
+                validation = Some(verdict_name(verdict));
+            }
+            Status::Closed
+                if requester && t.life.survey_sent_at.is_some() && !t.life.survey_answered =>
+            {
+                if self.survey_answer(&mut r, t) {
+                    return r;
+                }
+            }
+            _ => {}
+        }
+        self.notify_assignee(&mut r, t, role, validation);
         r
     }
 
+    /// The requester's answer to the survey of `t`: recorded and thanked, or asked again once,
+    /// or an opt-out. Whether it was one (`false`: an ordinary follow-up, for the technician).
+    fn survey_answer(&self, r: &mut Record, t: &TicketRef) -> bool {
+        let to = &t.requester_email;
+        let request = || SurveyRequest {
+            ticket: self.public_ticket_view(t, to),
+            helpdesk: self.helpdesk(),
+        };
+        match survey::read_answer(&self.a.new_content) {
+            Answer::Rating { rating, comment } => {
+                r.life.push(LifeEffect::Satisfaction {
+                    rating,
+                    comment: comment.clone(),
+                });
+                r.events.push(Event {
+                    kind: "satisfaction",
+                    detail: format!("rating {rating}"),
+                });
+                let thanks = Notice::SurveyThanks(SurveyThanks {
+                    ticket: self.public_ticket_view(t, to),
+                    rating,
+                    comment,
+                    helpdesk: self.helpdesk(),
+                });
+                self.push_to_requester(r, t, thanks);
+                true
+            }
+            Answer::OptOut => {
+                r.life.push(LifeEffect::SurveyOptOut { email: to.clone() });
+                r.events.push(Event {
+                    kind: "survey_opt_out",
+                    detail: format!("{to} asked for no more surveys"),
+                });
+                true
+            }
+            Answer::Unreadable if !t.life.survey_retried => {
+                r.life.push(LifeEffect::SurveyRetried);
+                self.push_to_requester(r, t, Notice::SurveyRetry(request()));
+                true
+            }
+            Answer::Unreadable => false,
+        }
+    }
+
     /// Sends the assignee the new text of a follow-up (never to the writer themself).
-    fn notify_assignee(&self, r: &mut Record, t: &TicketRef, role: Role) {
+    fn notify_assignee(
+        &self,
+        r: &mut Record,
+        t: &TicketRef,
+        role: Role,
+        validation: Option<&'static str>,
+    ) {
         let Some(tech) = t.assignee.as_ref().filter(|a| a.as_str() != self.sender()) else {
             return;
         };
-        let notice = self.follow_up_notice(t, role, false);
+        let mut notice = self.follow_up_notice(t, role, false);
+        if let Notice::FollowUp(f) = &mut notice {
+            f.validation = validation;
+        }
         self.push_staff_with(r, t, tech, notice, true);
     }
 
@@ -53,9 +149,19 @@ impl Decider<'_> {
             },
             text: self.a.new_content.clone(),
             unauthenticated,
+            validation: None,
             files: self.files(),
             commands: guide(),
             helpdesk: self.helpdesk(),
         })
+    }
+}
+
+/// How the technician's notice names a verdict (`follow_up`'s `validation`).
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Confirmed => "confirmed",
+        Verdict::Rejected => "rejected",
+        Verdict::Unclear => "unclear",
     }
 }

@@ -31,10 +31,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::desk::analysis::Analysis;
 use crate::desk::command;
+use crate::desk::lifecycle::LifeEffect;
 use crate::desk::notice::{AttachmentList, HelpdeskView, Notice, Template, TicketView};
 use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
@@ -45,6 +47,7 @@ use crate::inbound::mail::InboundMail;
 mod automatic;
 mod caps;
 mod follow_up;
+mod life;
 mod open;
 mod proof;
 mod query;
@@ -63,6 +66,8 @@ pub struct BouncedMail {
 /// Facts from the store about this message.
 #[derive(Debug, Clone, Default)]
 pub struct Context<'a> {
+    /// The batch's "now" (when its facts were looked up).
+    pub now: DateTime<Utc>,
     /// A message with the same dedup key was already stored.
     pub already_processed: bool,
     /// The ticket of one of our Message-IDs this message answers.
@@ -254,6 +259,8 @@ pub struct Record {
     pub internal: bool,
     /// An address to stop mailing for `limits.bounce_suppression` (it hard-bounced).
     pub failing_address: Option<String>,
+    /// What it does to the ticket's life: work scheduled, closing, survey answers.
+    pub life: Vec<LifeEffect>,
 }
 
 /// The decision for one message.
@@ -354,10 +361,14 @@ impl Decider<'_> {
             return self.query(q, ticket.map(|(t, _)| t));
         }
         match ticket {
-            Some((t, how)) => match self.role_in(t) {
-                Role::Technician => self.staff_reply(t, how),
-                role => self.follow_up(t, how, role),
-            },
+            Some((t, how)) => {
+                let mut r = match self.role_in(t) {
+                    Role::Technician => self.staff_reply(t, how),
+                    role => self.follow_up(t, how, role),
+                };
+                self.follow_life(&mut r, t);
+                r
+            }
             None => self.new_request(),
         }
     }

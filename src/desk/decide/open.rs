@@ -186,6 +186,7 @@ impl Decider<'_> {
             },
             internal: false,
             failing_address: None,
+            life: vec![],
         }
     }
 

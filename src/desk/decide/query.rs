@@ -19,6 +19,7 @@ impl Decider<'_> {
             author: Role::Other,
             internal: false,
             failing_address: None,
+            life: vec![],
         };
         let mut notice = match q {
             // The list is of the From address's tickets (looked up so), and goes there.

@@ -28,6 +28,7 @@ impl Decider<'_> {
             author: Role::Technician,
             internal: true,
             failing_address: None,
+            life: vec![],
         };
         let changes = match self.applicable(t, &commands) {
             Ok(changes) => changes,

@@ -45,6 +45,7 @@ fn ticket() -> TicketRef {
         created_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
         updated_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
         opening_message_id: Some("a1@client.test".into()),
+        life: Default::default(),
     }
 }
 

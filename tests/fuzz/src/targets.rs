@@ -95,6 +95,7 @@ fn ticket(folio: &str, requester: &str, subject: &str) -> TicketRef {
         created_at: fixed_time(),
         updated_at: fixed_time(),
         opening_message_id: Some("opening@folio.example.test".into()),
+        life: Default::default(),
     }
 }
 

@@ -1,0 +1,541 @@
+//! A ticket's life after `#resuelto`: the requester validates the solution (or it closes by
+//! itself when nobody answers), the closing is announced once, and a satisfaction survey goes
+//! out some time later, within business hours.
+//!
+//! Two halves, both pure:
+//! - [`scheduled_by`]: what a change of status makes due, and when (on the business calendar);
+//!   `desk::decide` calls it for every decision that changes a status, and
+//!   [`on_due`] for its own changes, so every path schedules the same way. The store writes the
+//!   items in the same transaction as the change, and cancels the ticket's pending items
+//!   whenever its status changes: an item is never done for a ticket that moved on.
+//! - [`on_due`]: an item whose time came, with its ticket as it is now → what to do. An item
+//!   that no longer applies (the ticket was reopened, the survey was answered) does nothing and
+//!   says why. The store marks the item done in the transaction that writes its effects, so it
+//!   is done exactly once across crashes.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::desk::decide::{Event, Reply};
+use crate::desk::notice::{
+    Closure, ConfirmReminder, HelpdeskView, Notice, SurveyRequest, TicketView,
+};
+use crate::desk::policy::Policy;
+use crate::desk::ticket::{Change, Status, TicketRef};
+
+/// Work that falls due on a ticket at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DueKind {
+    /// Remind the requester that a resolution waits for their answer.
+    ConfirmReminder,
+    /// Close a resolution nobody answered.
+    AutoClose,
+    /// Send the satisfaction survey of a closed ticket.
+    Survey,
+    /// Remind the requester of an unanswered survey, once.
+    SurveyReminder,
+}
+
+impl DueKind {
+    /// Every kind.
+    pub const ALL: [DueKind; 4] = [
+        DueKind::ConfirmReminder,
+        DueKind::AutoClose,
+        DueKind::Survey,
+        DueKind::SurveyReminder,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueKind::ConfirmReminder => "confirm_reminder",
+            DueKind::AutoClose => "auto_close",
+            DueKind::Survey => "survey",
+            DueKind::SurveyReminder => "survey_reminder",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DueKind> {
+        DueKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Work to do at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Due {
+    pub kind: DueKind,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a ticket was closed (stored in `tickets.close_reason`, shown by the closure notice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The requester confirmed the solution.
+    Confirmed,
+    /// A technician's `#cerrar`.
+    Technician,
+    /// Nobody answered the resolution within `lifecycle.auto_close_after`.
+    NoAnswer,
+}
+
+impl CloseReason {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Confirmed => "confirmed",
+            CloseReason::Technician => "technician",
+            CloseReason::NoAnswer => "no_answer",
+        }
+    }
+}
+
+/// What a decision does to a ticket's life besides its changes; the store writes each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum LifeEffect {
+    /// Queue work for later.
+    Schedule(Due),
+    /// The status change to closed, and why.
+    Closed { reason: CloseReason },
+    /// The survey went out (one per ticket).
+    SurveySent,
+    /// The one gentle retry after an unreadable answer went out.
+    SurveyRetried,
+    /// The requester's answer to the survey.
+    Satisfaction { rating: u8, comment: Option<String> },
+    /// The address asked for no more surveys.
+    SurveyOptOut { email: String },
+}
+
+/// A due item handed over by the store, with what deciding it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueItem {
+    pub id: i64,
+    pub kind: DueKind,
+    pub due_at: DateTime<Utc>,
+    /// The ticket as it is now.
+    pub ticket: TicketRef,
+    /// The requester asked for no more surveys.
+    pub requester_opted_out: bool,
+    /// The requester's address bounced recently: nothing is sent to it.
+    pub requester_failing: bool,
+}
+
+/// What doing a due item does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueOutcome {
+    pub changes: Vec<Change>,
+    pub replies: Vec<Reply>,
+    pub events: Vec<Event>,
+    pub life: Vec<LifeEffect>,
+    /// What happened, for the item's row and the log (`sent`, `closed`, `obsolete: …`).
+    pub outcome: String,
+}
+
+impl DueOutcome {
+    fn nothing(why: &str) -> DueOutcome {
+        DueOutcome {
+            changes: vec![],
+            replies: vec![],
+            events: vec![],
+            life: vec![],
+            outcome: format!("obsolete: {why}"),
+        }
+    }
+}
+
+/// What the `changes` of a decision at `now` make due on a ticket. Resolving queues the
+/// reminder and the closing; closing queues the survey, at the first business hour after
+/// `lifecycle.survey_after` (unless the ticket's survey already went out: one per ticket).
+pub fn scheduled_by(
+    t: &TicketRef,
+    changes: &[Change],
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Vec<LifeEffect> {
+    let calendar = &policy.calendar;
+    let life = &policy.lifecycle;
+    let mut out = vec![];
+    for c in changes {
+        match c {
+            Change::Status(Status::Resolved) => {
+                out.push(LifeEffect::Schedule(Due {
+                    kind: DueKind::ConfirmReminder,
+                    at: calendar.add(now, life.confirm_reminder_after),
+                }));
+                out.push(LifeEffect::Schedule(Due {
+                    kind: DueKind::AutoClose,
+                    at: calendar.add(now, life.auto_close_after),
+                }));
+            }
+            Change::Status(Status::Closed) if t.life.survey_sent_at.is_none() => {
+                let after = calendar.add(now, life.survey_after);
+                out.push(LifeEffect::Schedule(Due {
+                    kind: DueKind::Survey,
+                    at: calendar.next_open(after),
+                }));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The closure notice of `t` (closed for `reason`) to its requester.
+pub fn closure_notice(t: &TicketRef, reason: CloseReason, policy: &Policy) -> Option<Reply> {
+    let to = &t.requester_email;
+    (!to.is_empty()).then(|| {
+        to_requester(
+            t,
+            Notice::Closure(Closure {
+                ticket: TicketView::public(t, &policy.catalog, to),
+                reason: reason.as_str(),
+                helpdesk: HelpdeskView::of(policy),
+            }),
+        )
+    })
+}
+
+/// A notice about `t` to its requester, threaded on the ticket.
+fn to_requester(t: &TicketRef, notice: Notice) -> Reply {
+    Reply {
+        notice,
+        language: t.language.clone(),
+        to: t.requester_email.clone(),
+        in_reply_to: t.opening_message_id.clone(),
+        references: t.thread(),
+        staff: None,
+        auto_submitted: "auto-generated",
+        with_attachments: false,
+    }
+}
+
+/// What to do with `item` at `now`.
+pub fn on_due(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueOutcome {
+    let t = &item.ticket;
+    let mut out = match item.kind {
+        DueKind::ConfirmReminder | DueKind::AutoClose if t.status != Status::Resolved => {
+            return DueOutcome::nothing(&format!("the ticket is {}", t.status.as_str()));
+        }
+        DueKind::Survey | DueKind::SurveyReminder if t.status != Status::Closed => {
+            return DueOutcome::nothing(&format!("the ticket is {}", t.status.as_str()));
+        }
+        DueKind::ConfirmReminder => DueOutcome {
+            replies: vec![to_requester(
+                t,
+                Notice::ConfirmReminder(ConfirmReminder {
+                    ticket: TicketView::public(t, &policy.catalog, &t.requester_email),
+                    auto_close_on: t.life.resolved_at.map(|resolved| {
+                        let on = policy
+                            .calendar
+                            .add(resolved, policy.lifecycle.auto_close_after);
+                        on.with_timezone(&policy.calendar.timezone())
+                            .format("%Y-%m-%d")
+                            .to_string()
+                    }),
+                    helpdesk: HelpdeskView::of(policy),
+                }),
+            )],
+            ..DueOutcome::nothing("")
+        },
+        DueKind::AutoClose => {
+            let changes = vec![Change::Status(Status::Closed)];
+            let mut life = vec![LifeEffect::Closed {
+                reason: CloseReason::NoAnswer,
+            }];
+            life.extend(scheduled_by(t, &changes, now, policy));
+            DueOutcome {
+                changes,
+                replies: closure_notice(t, CloseReason::NoAnswer, policy)
+                    .into_iter()
+                    .collect(),
+                events: vec![Event {
+                    kind: "auto_closed",
+                    detail: format!(
+                        "no answer to the resolution within {}",
+                        policy.lifecycle.auto_close_after
+                    ),
+                }],
+                life,
+                outcome: String::new(),
+            }
+        }
+        DueKind::Survey if t.life.survey_sent_at.is_some() => {
+            return DueOutcome::nothing("the ticket's survey went out already");
+        }
+        DueKind::Survey if item.requester_opted_out => {
+            return DueOutcome::nothing("the requester asked for no more surveys");
+        }
+        DueKind::Survey => DueOutcome {
+            replies: vec![survey(t, policy, false)],
+            life: vec![
+                LifeEffect::SurveySent,
+                LifeEffect::Schedule(Due {
+                    kind: DueKind::SurveyReminder,
+                    at: policy
+                        .calendar
+                        .add(now, policy.lifecycle.survey_reminder_after),
+                }),
+            ],
+            ..DueOutcome::nothing("")
+        },
+        DueKind::SurveyReminder if t.life.survey_answered => {
+            return DueOutcome::nothing("the survey was answered");
+        }
+        DueKind::SurveyReminder if item.requester_opted_out => {
+            return DueOutcome::nothing("the requester asked for no more surveys");
+        }
+        DueKind::SurveyReminder => DueOutcome {
+            replies: vec![survey(t, policy, true)],
+            ..DueOutcome::nothing("")
+        },
+    };
+    if item.requester_failing && !out.replies.is_empty() {
+        out.events.push(Event {
+            kind: "suppressed",
+            detail: format!(
+                "no {} to {}: the address bounced recently",
+                item.kind.as_str(),
+                t.requester_email
+            ),
+        });
+        out.replies.clear();
+    }
+    out.outcome = match (item.kind, out.replies.is_empty()) {
+        (DueKind::AutoClose, _) => "closed".into(),
+        (_, false) => "sent".into(),
+        (_, true) => "suppressed: the address bounced recently".into(),
+    };
+    out
+}
+
+/// The survey (or its reminder) for `t`.
+fn survey(t: &TicketRef, policy: &Policy, reminder: bool) -> Reply {
+    let request = SurveyRequest {
+        ticket: TicketView::public(t, &policy.catalog, &t.requester_email),
+        helpdesk: HelpdeskView::of(policy),
+    };
+    to_requester(
+        t,
+        if reminder {
+            Notice::SurveyReminder(request)
+        } else {
+            Notice::Survey(request)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::desk::catalog::Priority;
+    use crate::desk::tokens::Tokens;
+
+    fn policy() -> Policy {
+        // The default calendar: Mexico City (UTC-6 all year), Monday to Friday 09:00-18:00.
+        Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()))
+    }
+
+    /// Local time in Mexico City on a date of December 2026.
+    fn mx(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, day, hour + 6, 0, 0).unwrap()
+    }
+
+    fn ticket(status: Status) -> TicketRef {
+        TicketRef {
+            id: 7,
+            folio: "MDA-2026-000007".into(),
+            status,
+            subject: "Impresora".into(),
+            requester_email: "ana@example.test".into(),
+            requester_name: Some("Ana".into()),
+            participants: vec![],
+            assignee: Some("tech1@example.test".into()),
+            priority: Priority::Media,
+            service: "correo".into(),
+            language: "es".into(),
+            created_at: mx(1, 10),
+            updated_at: mx(1, 10),
+            opening_message_id: Some("a1@client.test".into()),
+            life: Default::default(),
+        }
+    }
+
+    fn item(kind: DueKind, t: TicketRef) -> DueItem {
+        DueItem {
+            id: 1,
+            kind,
+            due_at: mx(8, 17),
+            ticket: t,
+            requester_opted_out: false,
+            requester_failing: false,
+        }
+    }
+
+    fn scheduled(effects: &[LifeEffect]) -> Vec<(DueKind, DateTime<Utc>)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                LifeEffect::Schedule(d) => Some((d.kind, d.at)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resolving_on_a_friday_evening_counts_business_days_from_it() {
+        // Friday 4 December 17:00: two business days is Tuesday 17:00, five is next Friday.
+        let due = scheduled_by(
+            &ticket(Status::Open),
+            &[Change::Status(Status::Resolved)],
+            mx(4, 17),
+            &policy(),
+        );
+        assert_eq!(
+            scheduled(&due),
+            [
+                (DueKind::ConfirmReminder, mx(8, 17)),
+                (DueKind::AutoClose, mx(11, 17))
+            ]
+        );
+    }
+
+    #[test]
+    fn closing_queues_the_survey_in_business_hours_once_per_ticket() {
+        // Closed Friday 17:00 + 1 h = 18:00, closing time: the survey waits for Monday 09:00.
+        let closed = [Change::Status(Status::Closed)];
+        let due = scheduled_by(&ticket(Status::Resolved), &closed, mx(4, 17), &policy());
+        assert_eq!(scheduled(&due), [(DueKind::Survey, mx(7, 9))]);
+        // Closed on a Monday morning: an hour later.
+        let due = scheduled_by(&ticket(Status::Resolved), &closed, mx(7, 10), &policy());
+        assert_eq!(scheduled(&due), [(DueKind::Survey, mx(7, 11))]);
+        // Reopened and closed again after its survey went out: no second survey.
+        let mut t = ticket(Status::Open);
+        t.life.survey_sent_at = Some(mx(7, 11));
+        assert!(scheduled_by(&t, &closed, mx(9, 10), &policy()).is_empty());
+        // Other changes queue nothing.
+        for s in [Status::Open, Status::Pending] {
+            assert!(scheduled_by(&t, &[Change::Status(s)], mx(9, 10), &policy()).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_reminder_goes_to_the_requester_only_while_the_ticket_waits_for_them() {
+        let out = on_due(
+            &item(DueKind::ConfirmReminder, ticket(Status::Resolved)),
+            mx(8, 17),
+            &policy(),
+        );
+        assert_eq!(out.outcome, "sent");
+        assert_eq!(out.replies.len(), 1);
+        assert_eq!(out.replies[0].to, "ana@example.test");
+        assert_eq!(
+            out.replies[0].template(),
+            crate::desk::notice::Template::ConfirmReminder
+        );
+        assert!(out.changes.is_empty());
+        for s in [Status::Open, Status::Pending, Status::Closed] {
+            let out = on_due(
+                &item(DueKind::ConfirmReminder, ticket(s)),
+                mx(8, 17),
+                &policy(),
+            );
+            assert!(out.replies.is_empty() && out.changes.is_empty(), "{s:?}");
+            assert!(out.outcome.starts_with("obsolete"), "{}", out.outcome);
+        }
+    }
+
+    #[test]
+    fn an_unanswered_resolution_closes_says_why_and_queues_the_survey() {
+        let out = on_due(
+            &item(DueKind::AutoClose, ticket(Status::Resolved)),
+            mx(11, 17),
+            &policy(),
+        );
+        assert_eq!(out.changes, [Change::Status(Status::Closed)]);
+        assert_eq!(out.outcome, "closed");
+        assert!(out.life.contains(&LifeEffect::Closed {
+            reason: CloseReason::NoAnswer
+        }));
+        assert_eq!(scheduled(&out.life), [(DueKind::Survey, mx(14, 9))]);
+        match &out.replies[..] {
+            [r] => match &r.notice {
+                Notice::Closure(c) => assert_eq!(c.reason, "no_answer"),
+                n => panic!("{n:?}"),
+            },
+            r => panic!("{r:?}"),
+        }
+        // A requester whose address bounces gets nothing, but the ticket still closes.
+        let mut i = item(DueKind::AutoClose, ticket(Status::Resolved));
+        i.requester_failing = true;
+        let out = on_due(&i, mx(11, 17), &policy());
+        assert!(out.replies.is_empty());
+        assert_eq!(out.changes, [Change::Status(Status::Closed)]);
+        assert!(out.events.iter().any(|e| e.kind == "suppressed"));
+    }
+
+    #[test]
+    fn one_survey_per_ticket_one_reminder_and_never_after_an_opt_out() {
+        let policy = policy();
+        let out = on_due(
+            &item(DueKind::Survey, ticket(Status::Closed)),
+            mx(7, 9),
+            &policy,
+        );
+        assert_eq!(out.outcome, "sent");
+        assert!(out.life.contains(&LifeEffect::SurveySent));
+        assert_eq!(scheduled(&out.life), [(DueKind::SurveyReminder, mx(10, 9))]);
+        assert!(matches!(out.replies[0].notice, Notice::Survey(_)));
+
+        let mut sent = ticket(Status::Closed);
+        sent.life.survey_sent_at = Some(mx(7, 9));
+        let again = on_due(&item(DueKind::Survey, sent.clone()), mx(7, 10), &policy);
+        assert!(again.replies.is_empty() && again.life.is_empty());
+
+        let reminder = on_due(
+            &item(DueKind::SurveyReminder, sent.clone()),
+            mx(10, 9),
+            &policy,
+        );
+        assert!(matches!(
+            reminder.replies[0].notice,
+            Notice::SurveyReminder(_)
+        ));
+        assert!(scheduled(&reminder.life).is_empty(), "one reminder only");
+
+        let mut answered = sent.clone();
+        answered.life.survey_answered = true;
+        let late = on_due(&item(DueKind::SurveyReminder, answered), mx(10, 9), &policy);
+        assert!(late.replies.is_empty());
+
+        for kind in [DueKind::Survey, DueKind::SurveyReminder] {
+            let mut i = item(kind, sent.clone());
+            i.ticket.life.survey_sent_at = (kind == DueKind::SurveyReminder).then(|| mx(7, 9));
+            i.requester_opted_out = true;
+            let out = on_due(&i, mx(10, 9), &policy);
+            assert!(out.replies.is_empty(), "{kind:?}");
+        }
+        // Reopened before the survey went out: nothing.
+        let out = on_due(
+            &item(DueKind::Survey, ticket(Status::Open)),
+            mx(7, 9),
+            &policy,
+        );
+        assert!(out.replies.is_empty());
+    }
+
+    #[test]
+    fn kinds_round_trip_their_stored_names() {
+        for k in DueKind::ALL {
+            assert_eq!(DueKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(DueKind::parse("digest"), None);
+    }
+}
