@@ -169,7 +169,9 @@ impl HelpdeskView {
     }
 }
 
-/// `ticket`: a ticket as mail shows it.
+/// `ticket`: a ticket as mail shows it. Codes (`status`, `priority`, `service`, `assignee`)
+/// are the stored values; the templates show them in the mail's language (the
+/// `status_name`/`priority_name` partials) or by name (`service_name`, `assignee_name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TicketView {
     pub folio: String,
@@ -178,9 +180,12 @@ pub struct TicketView {
     pub status: &'static str,
     pub priority: &'static str,
     pub service: String,
-    pub service_name: Option<String>,
+    /// The catalogue's name of `service`; the id when the catalogue no longer has it.
+    pub service_name: String,
     pub assignee_first_name: Option<String>,
     pub assignee: Option<String>,
+    /// The catalogue's name of `assignee`; the address when the catalogue does not know it.
+    pub assignee_name: Option<String>,
     pub requester_email: String,
     /// `None` in mail to anyone but the requester and staff (see [`TicketView::public`]).
     pub requester_name: Option<String>,
@@ -201,9 +206,10 @@ impl TicketView {
             status: t.status.as_str(),
             priority: t.priority.as_str(),
             service: t.service.clone(),
-            service_name: catalog.service(&t.service).map(|s| s.name.clone()),
+            service_name: catalog.service_name(&t.service),
             assignee_first_name: assignee.map(|x| first_name(&x.name)),
             assignee: t.assignee.clone(),
+            assignee_name: t.assignee.as_deref().map(|a| catalog.staff_name(a)),
             requester_email: t.requester_email.clone(),
             requester_name: t.requester_name.clone(),
             created_at: t.created_at.format(DATE_FORMAT).to_string(),
@@ -413,10 +419,14 @@ pub struct Assignment {
     pub detail: String,
     #[serde(flatten)]
     pub files: AttachmentList,
-    /// The phone agent or forwarding staff member.
+    /// The phone agent's address.
     pub opened_by: Option<String>,
-    /// The technician who reassigned it.
+    /// The phone agent's name ([`Catalog::staff_name`]).
+    pub opened_by_name: Option<String>,
+    /// The address of the technician who reassigned it.
     pub reassigned_by: Option<String>,
+    /// Their name ([`Catalog::staff_name`]).
+    pub reassigned_by_name: Option<String>,
     pub commands: Vec<GuideLine>,
     pub helpdesk: HelpdeskView,
 }
@@ -428,7 +438,8 @@ pub struct AssignedTicketView {
     /// `None` on a reassignment.
     pub channel: Option<&'static str>,
     pub service: String,
-    pub service_name: Option<String>,
+    /// [`Catalog::service_name`].
+    pub service_name: String,
     /// `None` on a reassignment.
     #[serde(rename = "type")]
     pub ticket_type: Option<&'static str>,
@@ -691,7 +702,7 @@ mod tests {
                     subject: "x".into(),
                     channel: None,
                     service: "correo".into(),
-                    service_name: None,
+                    service_name: "correo".into(),
                     ticket_type: None,
                     priority: "media",
                     rules: vec![],
@@ -700,7 +711,9 @@ mod tests {
                 detail: "x".into(),
                 files: files.clone(),
                 opened_by: None,
+                opened_by_name: None,
                 reassigned_by: None,
+                reassigned_by_name: None,
                 commands: guide(),
                 helpdesk: helpdesk.clone(),
             }),

@@ -303,8 +303,8 @@ async fn a_full_conversation_by_email() {
     assert_eq!(t["priority"], "alta");
     let tech2_notice = inbox(&tech2, 1).await.remove(0);
     assert!(
-        tech2_notice.body_text.contains(&tech1),
-        "says who reassigned it"
+        tech2_notice.body_text.contains("Tomás Técnico le reasignó"),
+        "says who reassigned it, by name"
     );
 
     // An unknown command changes nothing and tells tech1 what is valid.

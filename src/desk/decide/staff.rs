@@ -193,7 +193,7 @@ impl Decider<'_> {
                     subject: clean_line(&t.subject, MAX_SUBJECT_CHARS),
                     channel: None,
                     service: t.service.clone(),
-                    service_name: catalog.service(&t.service).map(|s| s.name.clone()),
+                    service_name: catalog.service_name(&t.service),
                     ticket_type: None,
                     priority: t.priority.as_str(),
                     rules: vec![],
@@ -207,7 +207,9 @@ impl Decider<'_> {
                 detail: public_text.to_string(),
                 files: AttachmentList::default(),
                 opened_by: None,
+                opened_by_name: None,
                 reassigned_by: Some(sender.to_string()),
+                reassigned_by_name: Some(catalog.staff_name(sender)),
                 commands: guide(),
                 helpdesk: self.helpdesk(),
             });
