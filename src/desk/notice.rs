@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::desk::catalog::Catalog;
-use crate::desk::command;
+use crate::desk::command::{self, Refusal};
 use crate::desk::policy::Policy;
 use crate::desk::requester::{MissingField, Requester};
-use crate::desk::ticket::TicketRef;
+use crate::desk::routing::Rule;
+use crate::desk::ticket::{Applied, TicketRef};
 use crate::inbound::mail::Attachment;
 
 /// The longest subject (and attachment name) folio stores or puts in a mail.
@@ -444,8 +445,9 @@ pub struct AssignedTicketView {
     #[serde(rename = "type")]
     pub ticket_type: Option<&'static str>,
     pub priority: &'static str,
-    /// Why it was routed so (empty on a reassignment).
-    pub rules: Vec<String>,
+    /// Why it was routed so (empty on a reassignment): data with a `kind`, which the
+    /// templates' `routing_rule` partial says in the mail's language.
+    pub rules: Vec<Rule>,
 }
 
 /// The `follow_up` notice.
@@ -475,10 +477,10 @@ pub struct AuthorView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommandResult {
     pub ticket: TicketView,
-    /// The commands as written.
-    pub applied: Vec<String>,
-    /// Why nothing was applied.
-    pub errors: Vec<String>,
+    /// What each command did (templates: the `applied_command` partial).
+    pub applied: Vec<Applied>,
+    /// Why nothing was applied (templates: the `refused_command` partial).
+    pub errors: Vec<Refusal>,
     /// Whether the text went to the requester.
     pub relayed: bool,
     pub commands: Vec<GuideLine>,
@@ -705,7 +707,7 @@ mod tests {
                     service_name: "correo".into(),
                     ticket_type: None,
                     priority: "media",
-                    rules: vec![],
+                    rules: Rule::every_kind(),
                 },
                 requester: RequesterView::from(&requester),
                 detail: "x".into(),
@@ -732,8 +734,8 @@ mod tests {
             }),
             Notice::CommandResult(CommandResult {
                 ticket: view.clone(),
-                applied: vec![],
-                errors: vec![],
+                applied: Applied::every_kind(),
+                errors: Refusal::every_kind(),
                 relayed: false,
                 commands: guide(),
                 helpdesk: helpdesk.clone(),

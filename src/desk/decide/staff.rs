@@ -4,12 +4,12 @@
 //! security event.
 
 use super::{append, Decider, Event, Reason, Record, Reply, Role};
-use crate::desk::command::{self, Command, Commands};
+use crate::desk::command::{self, Command, Commands, Refusal};
 use crate::desk::notice::{
     clean_line, first_name, guide, AssignedTicketView, Assignment, AttachmentList, CommandResult,
     Notice, Relay, RequesterView, TechnicianView, MAX_SUBJECT_CHARS,
 };
-use crate::desk::ticket::{self, Change, TicketRef};
+use crate::desk::ticket::{self, Applied, Change, Outcome, TicketRef};
 use crate::desk::tokens::redact_staff_addresses;
 
 impl Decider<'_> {
@@ -29,13 +29,17 @@ impl Decider<'_> {
             internal: true,
             failing_address: None,
         };
-        let changes = match self.applicable(t, &commands) {
-            Ok(changes) => changes,
+        let Outcome { changes, applied } = match self.applicable(t, &commands) {
+            Ok(outcome) => outcome,
             Err(errors) => {
                 r.reason = Reason::StaffCommandsRejected;
                 r.events.push(Event {
                     kind: "commands_rejected",
-                    detail: errors.join("; "),
+                    detail: errors
+                        .iter()
+                        .map(Refusal::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 });
                 let notice = self.command_result(t, vec![], errors, false);
                 self.push_staff(&mut r, t, sender, notice);
@@ -49,8 +53,7 @@ impl Decider<'_> {
         let public_text = redact_staff_addresses(commands.body.trim());
         let relayed = self.relay(&mut r, t, &commands, &public_text);
         // Confirm the commands to the technician; notify a new assignee.
-        if !commands.commands.is_empty() {
-            let applied = commands.commands.iter().map(Command::describe).collect();
+        if !applied.is_empty() {
             let notice = self.command_result(t, applied, vec![], relayed);
             self.push_staff(&mut r, t, sender, notice);
         }
@@ -90,15 +93,11 @@ impl Decider<'_> {
     }
 
     /// The changes `commands` make to `t`, or why they cannot apply (then none does).
-    fn applicable(&self, t: &TicketRef, commands: &Commands) -> Result<Vec<Change>, Vec<String>> {
+    fn applicable(&self, t: &TicketRef, commands: &Commands) -> Result<Outcome, Vec<Refusal>> {
         if commands.errors.is_empty() {
             ticket::apply(&t.state(), &commands.commands, &self.policy.catalog)
         } else {
-            Err(commands
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.line, e.message))
-                .collect())
+            Err(commands.errors.clone())
         }
     }
 
@@ -157,8 +156,8 @@ impl Decider<'_> {
     fn command_result(
         &self,
         t: &TicketRef,
-        applied: Vec<String>,
-        errors: Vec<String>,
+        applied: Vec<Applied>,
+        errors: Vec<Refusal>,
         relayed: bool,
     ) -> Notice {
         Notice::CommandResult(CommandResult {
