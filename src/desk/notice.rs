@@ -579,11 +579,12 @@ pub fn clean_line(text: &str, max: usize) -> String {
     cut
 }
 
-/// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
+/// `Re: <subject>` without stacking prefixes; empty for an empty subject (each language's
+/// templates write their own placeholder).
 pub fn reply_subject(subject: &str) -> String {
     let s = crate::inbound::subject::strip_prefixes(subject);
     if s.is_empty() {
-        return "(sin asunto)".into();
+        return String::new();
     }
     format!("Re: {s}")
 }
