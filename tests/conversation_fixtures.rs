@@ -88,7 +88,7 @@ fn actual(raw: &[u8], file: &Path) -> Value {
     json!({
         "new_content": a.new_content,
         "commands": serde_json::to_value(&commands.commands).unwrap(),
-        "command_errors": commands.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+        "command_errors": commands.errors.iter().map(|e| e.message()).collect::<Vec<_>>(),
         "reply_body": commands.body,
         "query": query_json(query),
         "phone_note": serde_json::to_value(&a.phone_note).unwrap(),

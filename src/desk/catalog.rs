@@ -232,6 +232,22 @@ impl Catalog {
         self.services.iter().find(|s| s.id == id)
     }
 
+    /// How mail names service `id`: its name, or the id itself when the catalogue no longer
+    /// has it (a ticket outlives a change to the catalogue).
+    pub fn service_name(&self, id: &str) -> String {
+        self.service(id)
+            .map_or_else(|| id.to_string(), |s| s.name.clone())
+    }
+
+    /// How mail names a staff member: the name of the technician or phone agent at `email`, or
+    /// the address when the catalogue does not know it.
+    pub fn staff_name(&self, email: &str) -> String {
+        self.technician(email)
+            .map(|t| t.name.clone())
+            .or_else(|| self.agent(email).map(|a| a.name.clone()))
+            .unwrap_or_else(|| email.to_string())
+    }
+
     /// A service named as people type it: its id or its name, accents and case optional.
     pub fn find_service(&self, typed: &str) -> Option<&Service> {
         let t = fold(typed.trim());

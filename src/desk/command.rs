@@ -3,6 +3,8 @@
 //! (`estado MDA-2026-000042`, `mis folios`). Spanish with English aliases, accents and case
 //! optional. Pure text in, plain data out.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::fold::fold;
@@ -30,7 +32,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// How the command is written (Spanish), for confirmations.
+    /// How the command is written (Spanish).
     pub fn describe(&self) -> String {
         match self {
             Command::Resolve(None) => "#resuelto".into(),
@@ -46,13 +48,29 @@ impl Command {
     }
 }
 
+/// The Spanish word of the command whose code (`resolve`, `assign`, …, as [`Command`]
+/// serialises) is `code`, for the English lines of the ticket's history.
+fn spanish_word(code: &str) -> &str {
+    match code {
+        "resolve" => "#resuelto",
+        "close" => "#cerrar",
+        "assign" => "#asignar",
+        "priority" => "#prioridad",
+        "service" => "#servicio",
+        "pending" => "#espera",
+        "note" => "#nota",
+        "reopen" => "#reabrir",
+        other => other,
+    }
+}
+
 /// Every command as a technician writes it, for the guide and error replies.
 pub const GUIDE: &[(&str, &str)] = &[
     ("#resuelto [texto]", "#resolve [text]"),
     ("#cerrar", "#close"),
     ("#asignar <técnico>", "#assign <technician>"),
     (
-        "#prioridad <baja|media|alta|critica>",
+        "#prioridad <baja|media|alta|crítica>",
         "#priority <low|medium|high|critical>",
     ),
     ("#servicio <servicio>", "#service <service>"),
@@ -61,19 +79,153 @@ pub const GUIDE: &[(&str, &str)] = &[
     ("#reabrir", "#reopen"),
 ];
 
-/// A command line that could not be understood.
+/// Why a technician's commands were not applied: a code (`kind`) and its values, never a
+/// sentence, so the technician's mail says it in its language (the templates'
+/// `refused_command` partial); `Display` is the English line of the ticket's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CommandError {
-    /// The line as written.
-    pub line: String,
-    pub message: String,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// `#borrar todo`: no such command.
+    UnknownCommand {
+        /// The line as written.
+        line: String,
+        /// The word after `#`, folded.
+        word: String,
+    },
+    /// `#asignar` with nothing after it.
+    MissingArgument {
+        line: String,
+        word: String,
+        /// `assign`, `priority` or `service`.
+        command: &'static str,
+    },
+    /// A change of status the ticket's status does not allow (`#reabrir` on an open ticket).
+    WrongStatus {
+        /// `resolve`, `close`, `pending` or `reopen`.
+        command: &'static str,
+        /// The ticket's status (`open`, …).
+        status: &'static str,
+        /// The statuses it is allowed from.
+        allowed: Vec<&'static str>,
+    },
+    /// `#asignar` to the technician who has the ticket.
+    AlreadyAssigned {
+        technician: String,
+        technician_name: String,
+    },
+    /// `#asignar` to nobody the catalogue knows.
+    UnknownTechnician {
+        typed: String,
+        /// What may be typed instead: each technician's local part.
+        known: Vec<String>,
+    },
+    /// `#prioridad` with no level.
+    UnknownPriority { typed: String },
+    /// `#servicio` naming no service.
+    UnknownService {
+        typed: String,
+        /// What may be typed instead: the service ids.
+        known: Vec<String>,
+    },
+}
+
+impl Refusal {
+    /// Why, in English, without the line (the ticket's history adds it).
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::UnknownCommand { word, .. } => format!("unknown command #{word}"),
+            Refusal::MissingArgument { word, command, .. } => {
+                let what = match *command {
+                    "assign" => "a technician",
+                    "priority" => "a level (baja, media, alta, critica)",
+                    _ => "a service",
+                };
+                format!("#{word} needs {what}")
+            }
+            Refusal::WrongStatus {
+                command,
+                status,
+                allowed,
+            } => format!(
+                "{}: the ticket is {status} (allowed when {})",
+                spanish_word(command),
+                allowed.join(" or ")
+            ),
+            Refusal::AlreadyAssigned { technician, .. } => {
+                format!("#asignar: {technician} already has this ticket")
+            }
+            Refusal::UnknownTechnician { typed, known } => format!(
+                "#asignar: no technician {typed:?} (known: {})",
+                known.join(", ")
+            ),
+            Refusal::UnknownPriority { typed } => {
+                format!("#prioridad: {typed:?} is not a level (baja, media, alta, critica)")
+            }
+            Refusal::UnknownService { typed, known } => format!(
+                "#servicio: no service {typed:?} (use an id: {})",
+                known.join(", ")
+            ),
+        }
+    }
+}
+
+impl Refusal {
+    /// One of every kind, for tests that must see every field a template may use.
+    #[cfg(test)]
+    pub(crate) fn every_kind() -> Vec<Refusal> {
+        vec![
+            Refusal::UnknownCommand {
+                line: "#borrar todo".into(),
+                word: "borrar".into(),
+            },
+            Refusal::MissingArgument {
+                line: "#asignar".into(),
+                word: "asignar".into(),
+                command: "assign",
+            },
+            Refusal::WrongStatus {
+                command: "reopen",
+                status: "open",
+                allowed: vec!["pending", "resolved", "closed"],
+            },
+            Refusal::AlreadyAssigned {
+                technician: "tech1@example.test".into(),
+                technician_name: "Técnico Uno".into(),
+            },
+            Refusal::UnknownTechnician {
+                typed: "nadie".into(),
+                known: vec!["tech1".into()],
+            },
+            Refusal::UnknownPriority {
+                typed: "altísima".into(),
+            },
+            Refusal::UnknownService {
+                typed: "zzz".into(),
+                known: vec!["nomina".into()],
+            },
+        ]
+    }
+}
+
+impl fmt::Display for Refusal {
+    /// The line of the ticket's history: the line as written, when the refusal has one, and
+    /// why.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownCommand { line, .. } | Refusal::MissingArgument { line, .. } => {
+                write!(f, "{line}: {}", self.message())
+            }
+            _ => f.write_str(&self.message()),
+        }
+    }
 }
 
 /// The commands at the top of a reply, and the text after them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Commands {
     pub commands: Vec<Command>,
-    pub errors: Vec<CommandError>,
+    /// The lines that are no command (then none applies).
+    pub errors: Vec<Refusal>,
     /// The reply without its command lines (what may reach the requester).
     pub body: String,
 }
@@ -109,9 +261,13 @@ pub fn parse_commands(text: &str) -> Commands {
         let word = fold(word.trim_end_matches([':', '.', ',']));
         let arg = crate::inbound::mail::without_mailto(arg.trim_start_matches(':').trim());
         let arg = arg.as_str();
-        let need = |make: fn(String) -> Command, what: &str| {
+        let need = |make: fn(String) -> Command, command: &'static str| {
             if arg.is_empty() {
-                Err(format!("#{word} needs {what}"))
+                Err(Refusal::MissingArgument {
+                    line: l.to_string(),
+                    word: word.clone(),
+                    command,
+                })
             } else {
                 Ok(make(arg.to_string()))
             }
@@ -121,24 +277,20 @@ pub fn parse_commands(text: &str) -> Commands {
                 Ok(Command::Resolve((!arg.is_empty()).then(|| arg.to_string())))
             }
             "cerrar" | "cerrado" | "close" | "closed" => Ok(Command::Close),
-            "asignar" | "reasignar" | "assign" | "reassign" => {
-                need(Command::Assign, "a technician")
-            }
-            "prioridad" | "priority" => {
-                need(Command::Priority, "a level (baja, media, alta, critica)")
-            }
-            "servicio" | "service" => need(Command::Service, "a service"),
+            "asignar" | "reasignar" | "assign" | "reassign" => need(Command::Assign, "assign"),
+            "prioridad" | "priority" => need(Command::Priority, "priority"),
+            "servicio" | "service" => need(Command::Service, "service"),
             "espera" | "enespera" | "pendiente" | "pending" | "hold" => Ok(Command::Pending),
             "nota" | "interno" | "interna" | "note" | "internal" => Ok(Command::Note),
             "reabrir" | "reopen" => Ok(Command::Reopen),
-            _ => Err(format!("unknown command #{word}")),
+            _ => Err(Refusal::UnknownCommand {
+                line: l.to_string(),
+                word: word.clone(),
+            }),
         };
         match parsed {
             Ok(c) => out.commands.push(c),
-            Err(message) => out.errors.push(CommandError {
-                line: l.to_string(),
-                message,
-            }),
+            Err(refusal) => out.errors.push(refusal),
         }
         lines.next();
     }
@@ -265,8 +417,12 @@ mod tests {
         let c = parse_commands("#borrar todo\n#asignar\nhola");
         assert!(c.commands.is_empty());
         assert_eq!(c.errors.len(), 2);
-        assert_eq!(c.errors[0].message, "unknown command #borrar");
-        assert!(c.errors[1].message.contains("needs a technician"));
+        assert_eq!(c.errors[0].message(), "unknown command #borrar");
+        assert_eq!(
+            c.errors[0].to_string(),
+            "#borrar todo: unknown command #borrar"
+        );
+        assert!(c.errors[1].message().contains("needs a technician"));
         assert_eq!(c.body, "hola");
     }
 

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::desk::catalog::Catalog;
-use crate::desk::command;
+use crate::desk::command::{self, Refusal};
 use crate::desk::policy::Policy;
 use crate::desk::requester::{MissingField, Requester};
-use crate::desk::ticket::TicketRef;
+use crate::desk::routing::Rule;
+use crate::desk::ticket::{Applied, TicketRef};
 use crate::inbound::mail::Attachment;
 
 /// The longest subject (and attachment name) folio stores or puts in a mail.
@@ -206,7 +207,9 @@ impl HelpdeskView {
     }
 }
 
-/// `ticket`: a ticket as mail shows it.
+/// `ticket`: a ticket as mail shows it. Codes (`status`, `priority`, `service`, `assignee`)
+/// are the stored values; the templates show them in the mail's language (the
+/// `status_name`/`priority_name` partials) or by name (`service_name`, `assignee_name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TicketView {
     pub folio: String,
@@ -215,9 +218,12 @@ pub struct TicketView {
     pub status: &'static str,
     pub priority: &'static str,
     pub service: String,
-    pub service_name: Option<String>,
+    /// The catalogue's name of `service`; the id when the catalogue no longer has it.
+    pub service_name: String,
     pub assignee_first_name: Option<String>,
     pub assignee: Option<String>,
+    /// The catalogue's name of `assignee`; the address when the catalogue does not know it.
+    pub assignee_name: Option<String>,
     pub requester_email: String,
     /// `None` in mail to anyone but the requester and staff (see [`TicketView::public`]).
     pub requester_name: Option<String>,
@@ -238,9 +244,10 @@ impl TicketView {
             status: t.status.as_str(),
             priority: t.priority.as_str(),
             service: t.service.clone(),
-            service_name: catalog.service(&t.service).map(|s| s.name.clone()),
+            service_name: catalog.service_name(&t.service),
             assignee_first_name: assignee.map(|x| first_name(&x.name)),
             assignee: t.assignee.clone(),
+            assignee_name: t.assignee.as_deref().map(|a| catalog.staff_name(a)),
             requester_email: t.requester_email.clone(),
             requester_name: t.requester_name.clone(),
             created_at: t.created_at.format(DATE_FORMAT).to_string(),
@@ -450,10 +457,14 @@ pub struct Assignment {
     pub detail: String,
     #[serde(flatten)]
     pub files: AttachmentList,
-    /// The phone agent or forwarding staff member.
+    /// The phone agent's address.
     pub opened_by: Option<String>,
-    /// The technician who reassigned it.
+    /// The phone agent's name ([`Catalog::staff_name`]).
+    pub opened_by_name: Option<String>,
+    /// The address of the technician who reassigned it.
     pub reassigned_by: Option<String>,
+    /// Their name ([`Catalog::staff_name`]).
+    pub reassigned_by_name: Option<String>,
     pub commands: Vec<GuideLine>,
     pub helpdesk: HelpdeskView,
 }
@@ -465,13 +476,15 @@ pub struct AssignedTicketView {
     /// `None` on a reassignment.
     pub channel: Option<&'static str>,
     pub service: String,
-    pub service_name: Option<String>,
+    /// [`Catalog::service_name`].
+    pub service_name: String,
     /// `None` on a reassignment.
     #[serde(rename = "type")]
     pub ticket_type: Option<&'static str>,
     pub priority: &'static str,
-    /// Why it was routed so (empty on a reassignment).
-    pub rules: Vec<String>,
+    /// Why it was routed so (empty on a reassignment): data with a `kind`, which the
+    /// templates' `routing_rule` partial says in the mail's language.
+    pub rules: Vec<Rule>,
 }
 
 /// The `follow_up` notice.
@@ -505,10 +518,10 @@ pub struct AuthorView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommandResult {
     pub ticket: TicketView,
-    /// The commands as written.
-    pub applied: Vec<String>,
-    /// Why nothing was applied.
-    pub errors: Vec<String>,
+    /// What each command did (templates: the `applied_command` partial).
+    pub applied: Vec<Applied>,
+    /// Why nothing was applied (templates: the `refused_command` partial).
+    pub errors: Vec<Refusal>,
     /// Whether the text went to the requester.
     pub relayed: bool,
     pub commands: Vec<GuideLine>,
@@ -644,11 +657,12 @@ pub fn clean_line(text: &str, max: usize) -> String {
     cut
 }
 
-/// `Re: <subject>` without stacking prefixes; a placeholder for an empty subject.
+/// `Re: <subject>` without stacking prefixes; empty for an empty subject (each language's
+/// templates write their own placeholder).
 pub fn reply_subject(subject: &str) -> String {
     let s = crate::inbound::subject::strip_prefixes(subject);
     if s.is_empty() {
-        return "(sin asunto)".into();
+        return String::new();
     }
     format!("Re: {s}")
 }
@@ -770,16 +784,18 @@ mod tests {
                     subject: "x".into(),
                     channel: None,
                     service: "correo".into(),
-                    service_name: None,
+                    service_name: "correo".into(),
                     ticket_type: None,
                     priority: "media",
-                    rules: vec![],
+                    rules: Rule::every_kind(),
                 },
                 requester: RequesterView::from(&requester),
                 detail: "x".into(),
                 files: files.clone(),
                 opened_by: None,
+                opened_by_name: None,
                 reassigned_by: None,
+                reassigned_by_name: None,
                 commands: guide(),
                 helpdesk: helpdesk.clone(),
             }),
@@ -799,8 +815,8 @@ mod tests {
             }),
             Notice::CommandResult(CommandResult {
                 ticket: view.clone(),
-                applied: vec![],
-                errors: vec![],
+                applied: Applied::every_kind(),
+                errors: Refusal::every_kind(),
                 relayed: false,
                 commands: guide(),
                 helpdesk: helpdesk.clone(),

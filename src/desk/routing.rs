@@ -4,8 +4,13 @@
 //! Pure: the catalogue, the text of the request and the technicians' current workload in, a
 //! [`Routing`] out. The workload comes from the store and is updated by the caller as a batch
 //! assigns tickets, so a backlog is spread like mail arriving one at a time would be.
+//!
+//! A rule is data ([`Rule`]), not a sentence: the ticket stores it as an English line for
+//! audit (its `Display`), and the technician's mail says it in the mail's language (the
+//! templates' `routing_rule` partial), naming the service and the technician.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use serde::Serialize;
 
@@ -21,8 +26,202 @@ pub struct Routing {
     pub priority: Priority,
     /// The technician's address, or `None` when the service's group has nobody.
     pub assignee: Option<String>,
-    /// One line per decision: `service: …`, `type: …`, `priority: …`, `assignee: …`.
-    pub rules: Vec<String>,
+    /// One per decision: service, type, priority, technician.
+    pub rules: Vec<Rule>,
+}
+
+impl Routing {
+    /// The rules as the ticket stores them (`tickets.routing`): one English line each.
+    pub fn audit_text(&self) -> String {
+        self.rules
+            .iter()
+            .map(Rule::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// One routing decision and why it was made. Serialised with a `kind` tag and codes (ids,
+/// addresses, `alta`) beside the names people read (`service_name`, `technician_name`), so a
+/// template can say it in any language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Rule {
+    /// The service whose keywords matched best.
+    Service {
+        service: String,
+        service_name: String,
+        hits: Vec<Hit>,
+    },
+    /// No service's keyword matched: `assignment.default_service`.
+    DefaultService {
+        service: String,
+        service_name: String,
+    },
+    /// The type whose keywords matched.
+    Type {
+        #[serde(rename = "type")]
+        ticket_type: TicketType,
+        keywords: Vec<String>,
+    },
+    /// No type keyword matched: the service's default type.
+    DefaultType {
+        #[serde(rename = "type")]
+        ticket_type: TicketType,
+    },
+    /// The most urgent priority rule that matched.
+    Priority {
+        priority: Priority,
+        keywords: Vec<String>,
+    },
+    /// No priority rule matched: the service's default priority.
+    DefaultPriority { priority: Priority },
+    /// The requester's department is a VIP one, which raised the priority.
+    VipDepartment {
+        priority: Priority,
+        /// As the requester's data writes it.
+        department: String,
+    },
+    /// The member of the group with the fewest open tickets.
+    LeastOpen {
+        technician: String,
+        technician_name: String,
+        group: String,
+        /// Their open tickets before this one.
+        open: u32,
+    },
+    /// The next member of the group in turn.
+    RoundRobin {
+        technician: String,
+        technician_name: String,
+        group: String,
+    },
+    /// Unassigned: the service's group has no technicians.
+    EmptyGroup { group: String },
+    /// Unassigned: there is no service to route by (the default service is not in the
+    /// catalogue).
+    NoService,
+}
+
+/// A keyword (`"correo"`) or pattern (`/…/`) of a service, as the catalogue writes it, and
+/// where the request has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hit {
+    pub keyword: String,
+    /// `subject` or `body`.
+    pub place: &'static str,
+}
+
+impl Rule {
+    /// One rule of every kind, for tests that must see every field a template may use.
+    #[cfg(test)]
+    pub(crate) fn every_kind() -> Vec<Rule> {
+        let technician = || ("tech1@example.test".to_string(), "Técnico Uno".to_string());
+        vec![
+            Rule::Service {
+                service: "correo".into(),
+                service_name: "Correo".into(),
+                hits: vec![Hit {
+                    keyword: "\"correo\"".into(),
+                    place: "subject",
+                }],
+            },
+            Rule::DefaultService {
+                service: "general".into(),
+                service_name: "General".into(),
+            },
+            Rule::Type {
+                ticket_type: TicketType::Incidente,
+                keywords: vec!["\"no puedo\"".into()],
+            },
+            Rule::DefaultType {
+                ticket_type: TicketType::Solicitud,
+            },
+            Rule::Priority {
+                priority: Priority::Alta,
+                keywords: vec!["\"urgente\"".into()],
+            },
+            Rule::DefaultPriority {
+                priority: Priority::Media,
+            },
+            Rule::VipDepartment {
+                priority: Priority::Alta,
+                department: "Secretaría Particular".into(),
+            },
+            Rule::LeastOpen {
+                technician: technician().0,
+                technician_name: technician().1,
+                group: "correo".into(),
+                open: 2,
+            },
+            Rule::RoundRobin {
+                technician: technician().0,
+                technician_name: technician().1,
+                group: "correo".into(),
+            },
+            Rule::EmptyGroup {
+                group: "correo".into(),
+            },
+            Rule::NoService,
+        ]
+    }
+}
+
+impl fmt::Display for Rule {
+    /// The line stored on the ticket (`folio tickets show`): English, with ids and addresses,
+    /// as auditors have always read it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Service { service, hits, .. } => {
+                let hits: Vec<String> = hits
+                    .iter()
+                    .map(|h| format!("{} in {}", h.keyword, h.place))
+                    .collect();
+                write!(f, "service {service}: {}", hits.join(", "))
+            }
+            Rule::DefaultService { service, .. } => write!(
+                f,
+                "service {service}: no keyword matched (assignment.default_service)"
+            ),
+            Rule::Type {
+                ticket_type,
+                keywords,
+            } => write!(f, "type {}: {}", ticket_type.as_str(), keywords.join(", ")),
+            Rule::DefaultType { ticket_type } => {
+                write!(f, "type {}: the service's default", ticket_type.as_str())
+            }
+            Rule::Priority { priority, keywords } => {
+                write!(f, "priority {}: {}", priority.as_str(), keywords.join(", "))
+            }
+            Rule::DefaultPriority { priority } => {
+                write!(f, "priority {}: the service's default", priority.as_str())
+            }
+            Rule::VipDepartment {
+                priority,
+                department,
+            } => write!(
+                f,
+                "priority {}: VIP department {department:?}",
+                priority.as_str()
+            ),
+            Rule::LeastOpen {
+                technician,
+                group,
+                open,
+                ..
+            } => write!(
+                f,
+                "assignee {technician}: fewest open tickets in group {group:?} ({open})"
+            ),
+            Rule::RoundRobin {
+                technician, group, ..
+            } => write!(f, "assignee {technician}: round robin in group {group:?}"),
+            Rule::EmptyGroup { group } => {
+                write!(f, "unassigned: group {group:?} has no technicians")
+            }
+            Rule::NoService => write!(f, "unassigned: no service to route by"),
+        }
+    }
 }
 
 /// The technicians' load, as the store knows it.
@@ -57,36 +256,47 @@ pub fn route(
 
     // Service: the most keyword hits, a hit in the subject counting double; ties go to the
     // service listed first.
-    let mut best: Option<(usize, &crate::desk::catalog::Service, Vec<String>)> = None;
+    let mut best: Option<(usize, &crate::desk::catalog::Service, Vec<Hit>)> = None;
     for s in &catalog.services {
         let in_subject = s.matcher.hits(&subject);
         let in_body = s.matcher.hits(&body);
         let score = 2 * in_subject.len() + in_body.len();
         if score > 0 && best.as_ref().is_none_or(|(b, _, _)| score > *b) {
-            let mut why: Vec<String> = in_subject
+            let mut hits: Vec<Hit> = in_subject
                 .iter()
-                .map(|h| format!("{h} in subject"))
+                .map(|h| Hit {
+                    keyword: h.clone(),
+                    place: "subject",
+                })
                 .collect();
-            why.extend(
+            hits.extend(
                 in_body
                     .into_iter()
                     .filter(|h| !in_subject.contains(h))
-                    .map(|h| format!("{h} in body")),
+                    .map(|h| Hit {
+                        keyword: h,
+                        place: "body",
+                    }),
             );
-            best = Some((score, s, why));
+            best = Some((score, s, hits));
         }
     }
-    let service = match &best {
-        Some((_, s, why)) => {
-            rules.push(format!("service {}: {}", s.id, why.join(", ")));
-            catalog.service(&s.id)
+    let service = match best {
+        Some((_, s, hits)) => {
+            rules.push(Rule::Service {
+                service: s.id.clone(),
+                service_name: s.name.clone(),
+                hits,
+            });
+            Some(s)
         }
         None => {
-            rules.push(format!(
-                "service {}: no keyword matched (assignment.default_service)",
-                catalog.default_service
-            ));
-            catalog.service(&catalog.default_service)
+            let id = &catalog.default_service;
+            rules.push(Rule::DefaultService {
+                service: id.clone(),
+                service_name: catalog.service_name(id),
+            });
+            catalog.service(id)
         }
     };
     let service_id = service.map_or(catalog.default_service.clone(), |s| s.id.clone());
@@ -96,46 +306,58 @@ pub fn route(
     let incident = catalog.incident.hits(&text);
     let request = catalog.request.hits(&text);
     let ticket_type = if !incident.is_empty() && incident.len() >= request.len() {
-        rules.push(format!("type incidente: {}", incident.join(", ")));
+        rules.push(Rule::Type {
+            ticket_type: TicketType::Incidente,
+            keywords: incident,
+        });
         TicketType::Incidente
     } else if !request.is_empty() {
-        rules.push(format!("type solicitud: {}", request.join(", ")));
+        rules.push(Rule::Type {
+            ticket_type: TicketType::Solicitud,
+            keywords: request,
+        });
         TicketType::Solicitud
     } else {
         let t = service.map_or(TicketType::Incidente, |s| s.default_type);
-        rules.push(format!("type {}: the service's default", t.as_str()));
+        rules.push(Rule::DefaultType { ticket_type: t });
         t
     };
 
     // Priority: the most urgent keyword rule that matches (it may be lower than the service's
     // default: "sin prisa"), else the service's default; a VIP department raises it.
-    let mut priority = service.map_or(catalog.default_priority, |s| s.default_priority);
-    let mut why = "the service's default".to_string();
+    let default_priority = service.map_or(catalog.default_priority, |s| s.default_priority);
+    let mut why = Rule::DefaultPriority {
+        priority: default_priority,
+    };
+    let mut priority = default_priority;
     let mut matched: Option<Priority> = None;
     for r in &catalog.priority_rules {
         let hits = r.matcher.hits(&text);
         if !hits.is_empty() && matched.is_none_or(|m| r.level > m) {
             matched = Some(r.level);
             priority = r.level;
-            why = hits.join(", ");
+            why = Rule::Priority {
+                priority,
+                keywords: hits,
+            };
         }
     }
-    if let Some(d) = department.map(fold) {
-        if catalog.vip_departments.contains(&d) && catalog.vip_priority > priority {
+    if let Some(d) = department {
+        if catalog.vip_departments.contains(&fold(d)) && catalog.vip_priority > priority {
             priority = catalog.vip_priority;
-            why = format!("VIP department {d:?}");
+            why = Rule::VipDepartment {
+                priority,
+                department: d.trim().to_string(),
+            };
         }
     }
-    rules.push(format!("priority {}: {why}", priority.as_str()));
+    rules.push(why);
 
     let (assignee, why) = match service {
         Some(s) => choose_technician(catalog, &s.group, workload),
-        None => (None, "no service to route by".to_string()),
+        None => (None, Rule::NoService),
     };
-    rules.push(match &assignee {
-        Some(a) => format!("assignee {a}: {why}"),
-        None => format!("unassigned: {why}"),
-    });
+    rules.push(why);
 
     Routing {
         service: service_id,
@@ -151,10 +373,15 @@ pub fn choose_technician(
     catalog: &Catalog,
     group: &str,
     workload: &Workload,
-) -> (Option<String>, String) {
+) -> (Option<String>, Rule) {
     let members = catalog.members(group);
     if members.is_empty() {
-        return (None, format!("group {group:?} has no technicians"));
+        return (
+            None,
+            Rule::EmptyGroup {
+                group: group.to_string(),
+            },
+        );
     }
     // Round-robin order: the members after the last one assigned, wrapping around.
     let start = workload
@@ -168,7 +395,11 @@ pub fn choose_technician(
             let t = members[start % members.len()];
             (
                 Some(t.email.clone()),
-                format!("round robin in group {group:?}"),
+                Rule::RoundRobin {
+                    technician: t.email.clone(),
+                    technician_name: catalog.staff_name(&t.email),
+                    group: group.to_string(),
+                },
             )
         }
         Strategy::LeastOpen => {
@@ -177,10 +408,12 @@ pub fn choose_technician(
             let t = in_turn.min_by_key(|t| open(&t.email)).unwrap_or(members[0]);
             (
                 Some(t.email.clone()),
-                format!(
-                    "fewest open tickets in group {group:?} ({})",
-                    open(&t.email)
-                ),
+                Rule::LeastOpen {
+                    technician: t.email.clone(),
+                    technician_name: catalog.staff_name(&t.email),
+                    group: group.to_string(),
+                    open: open(&t.email),
+                },
             )
         }
     }
@@ -266,7 +499,7 @@ request_keywords = ["solicito"]
         // correo: subject (2) + buzón in body (1) = 3 > nómina: 2 in body.
         assert_eq!(r.service, "correo-institucional");
         assert!(
-            r.rules[0].contains("\"correo\" in subject"),
+            r.rules[0].to_string().contains("\"correo\" in subject"),
             "{:?}",
             r.rules
         );
@@ -280,7 +513,7 @@ request_keywords = ["solicito"]
         let c = catalog("least_open");
         let r = route(&c, "Consulta", "Hola", None, &Workload::default());
         assert_eq!(r.service, "nuevas-ti");
-        assert!(r.rules[0].contains("no keyword matched"));
+        assert!(r.rules[0].to_string().contains("no keyword matched"));
         assert_eq!(r.assignee.as_deref(), Some("tech2@example.test"));
     }
 
@@ -308,7 +541,10 @@ request_keywords = ["solicito"]
             &Workload::default(),
         );
         assert_eq!(r.priority, Priority::Alta);
-        assert!(r.rules.iter().any(|l| l.contains("VIP")));
+        assert!(r.rules.contains(&Rule::VipDepartment {
+            priority: Priority::Alta,
+            department: "SECRETARIA PARTICULAR".into()
+        }));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::desk::catalog::{Catalog, Priority};
-use crate::desk::command::Command;
+use crate::desk::command::{Command, Refusal};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,106 +126,201 @@ pub enum Change {
     Assignee(String),
 }
 
+/// What a command did, for the technician's confirmation: a code (`kind`, the command as
+/// [`Command`] serialises it) and what it set, with names beside ids, so the mail says it in
+/// its language (the templates' `applied_command` partial).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Applied {
+    /// Resolved, with the text for the requester.
+    Resolve {
+        resolution: Option<String>,
+    },
+    Close,
+    Pending,
+    Reopen,
+    Assign {
+        technician: String,
+        technician_name: String,
+    },
+    Priority {
+        priority: Priority,
+    },
+    Service {
+        service: String,
+        service_name: String,
+    },
+    /// The mail stays internal.
+    Note,
+}
+
+impl Applied {
+    /// One of every kind, for tests that must see every field a template may use.
+    #[cfg(test)]
+    pub(crate) fn every_kind() -> Vec<Applied> {
+        vec![
+            Applied::Resolve {
+                resolution: Some("Listo.".into()),
+            },
+            Applied::Close,
+            Applied::Pending,
+            Applied::Reopen,
+            Applied::Assign {
+                technician: "tech2@example.test".into(),
+                technician_name: "Técnico Dos".into(),
+            },
+            Applied::Priority {
+                priority: Priority::Alta,
+            },
+            Applied::Service {
+                service: "nomina".into(),
+                service_name: "Nómina".into(),
+            },
+            Applied::Note,
+        ]
+    }
+}
+
+/// Commands that apply: the ticket's changes, and what each command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub changes: Vec<Change>,
+    /// One per command, in order.
+    pub applied: Vec<Applied>,
+}
+
 /// Applies `commands` to `state`: every change, or every reason it cannot be done.
 pub fn apply(
     state: &TicketState,
     commands: &[Command],
     catalog: &Catalog,
-) -> Result<Vec<Change>, Vec<String>> {
+) -> Result<Outcome, Vec<Refusal>> {
     let mut s = state.clone();
-    let mut changes = Vec::new();
-    let mut errors = Vec::new();
-    let set_status = |s: &mut TicketState, to: Status, allowed: &[Status], what: &str| {
+    let mut out = Outcome::default();
+    let mut refusals = Vec::new();
+    for c in commands {
+        match apply_one(&mut s, c, catalog) {
+            Ok((change, applied)) => {
+                out.changes.extend(change);
+                out.applied.push(applied);
+            }
+            Err(refusal) => refusals.push(refusal),
+        }
+    }
+    if refusals.is_empty() {
+        Ok(out)
+    } else {
+        Err(refusals)
+    }
+}
+
+/// One command on `s`: the change it makes (none for `#nota`) and what it did, or why not.
+fn apply_one(
+    s: &mut TicketState,
+    c: &Command,
+    catalog: &Catalog,
+) -> Result<(Option<Change>, Applied), Refusal> {
+    let set_status = |s: &mut TicketState, to: Status, allowed: &[Status], command| {
         if allowed.contains(&s.status) {
             s.status = to;
-            Ok(Change::Status(to))
+            Ok(Some(Change::Status(to)))
         } else {
-            Err(format!(
-                "{what}: the ticket is {} (allowed when {})",
-                s.status.as_str(),
-                allowed
-                    .iter()
-                    .map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ))
+            Err(Refusal::WrongStatus {
+                command,
+                status: s.status.as_str(),
+                allowed: allowed.iter().map(|x| x.as_str()).collect(),
+            })
         }
     };
-    for c in commands {
-        let r = match c {
-            Command::Resolve(_) => set_status(
-                &mut s,
+    Ok(match c {
+        Command::Resolve(text) => (
+            set_status(
+                s,
                 Status::Resolved,
                 &[Status::Open, Status::Pending],
-                "#resuelto",
-            ),
-            Command::Close => set_status(
-                &mut s,
+                "resolve",
+            )?,
+            Applied::Resolve {
+                resolution: text.clone(),
+            },
+        ),
+        Command::Close => (
+            set_status(
+                s,
                 Status::Closed,
                 &[Status::Open, Status::Pending, Status::Resolved],
-                "#cerrar",
-            ),
-            Command::Pending => set_status(&mut s, Status::Pending, &[Status::Open], "#espera"),
-            Command::Reopen => set_status(
-                &mut s,
+                "close",
+            )?,
+            Applied::Close,
+        ),
+        Command::Pending => (
+            set_status(s, Status::Pending, &[Status::Open], "pending")?,
+            Applied::Pending,
+        ),
+        Command::Reopen => (
+            set_status(
+                s,
                 Status::Open,
                 &[Status::Pending, Status::Resolved, Status::Closed],
-                "#reabrir",
-            ),
-            Command::Assign(who) => match catalog.find_technician(who) {
-                Some(t) if s.assignee.as_deref() == Some(t.email.as_str()) => {
-                    Err(format!("#asignar: {} already has this ticket", t.email))
-                }
-                Some(t) => {
-                    s.assignee = Some(t.email.clone());
-                    Ok(Change::Assignee(t.email.clone()))
-                }
-                None => Err(format!(
-                    "#asignar: no technician {who:?} (known: {})",
-                    catalog
+                "reopen",
+            )?,
+            Applied::Reopen,
+        ),
+        Command::Assign(who) => match catalog.find_technician(who) {
+            Some(t) if s.assignee.as_deref() == Some(t.email.as_str()) => {
+                return Err(Refusal::AlreadyAssigned {
+                    technician: t.email.clone(),
+                    technician_name: t.name.clone(),
+                })
+            }
+            Some(t) => {
+                s.assignee = Some(t.email.clone());
+                (
+                    Some(Change::Assignee(t.email.clone())),
+                    Applied::Assign {
+                        technician: t.email.clone(),
+                        technician_name: t.name.clone(),
+                    },
+                )
+            }
+            None => {
+                return Err(Refusal::UnknownTechnician {
+                    typed: who.clone(),
+                    known: catalog
                         .technicians
                         .iter()
-                        .map(|t| t.email.split('@').next().unwrap_or_default())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            },
-            Command::Priority(p) => match Priority::parse(p) {
-                Some(p) => {
-                    s.priority = p;
-                    Ok(Change::Priority(p))
-                }
-                None => Err(format!(
-                    "#prioridad: {p:?} is not a level (baja, media, alta, critica)"
-                )),
-            },
-            Command::Service(x) => match catalog.find_service(x) {
-                Some(svc) => {
-                    s.service = svc.id.clone();
-                    Ok(Change::Service(svc.id.clone()))
-                }
-                None => Err(format!(
-                    "#servicio: no service {x:?} (use an id: {})",
-                    catalog
-                        .services
-                        .iter()
-                        .map(|s| s.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            },
-            Command::Note => continue,
-        };
-        match r {
-            Ok(change) => changes.push(change),
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(changes)
-    } else {
-        Err(errors)
-    }
+                        .map(|t| t.email.split('@').next().unwrap_or_default().to_string())
+                        .collect(),
+                })
+            }
+        },
+        Command::Priority(p) => match Priority::parse(p) {
+            Some(p) => {
+                s.priority = p;
+                (Some(Change::Priority(p)), Applied::Priority { priority: p })
+            }
+            None => return Err(Refusal::UnknownPriority { typed: p.clone() }),
+        },
+        Command::Service(x) => match catalog.find_service(x) {
+            Some(svc) => {
+                s.service = svc.id.clone();
+                (
+                    Some(Change::Service(svc.id.clone())),
+                    Applied::Service {
+                        service: svc.id.clone(),
+                        service_name: svc.name.clone(),
+                    },
+                )
+            }
+            None => {
+                return Err(Refusal::UnknownService {
+                    typed: x.clone(),
+                    known: catalog.services.iter().map(|s| s.id.clone()).collect(),
+                })
+            }
+        },
+        Command::Note => (None, Applied::Note),
+    })
 }
 
 #[cfg(test)]
@@ -266,11 +361,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            got,
+            got.changes,
             vec![
                 Change::Priority(Priority::Alta),
                 Change::Assignee("tech2@example.test".into()),
                 Change::Status(Status::Resolved)
+            ]
+        );
+        assert_eq!(
+            got.applied,
+            vec![
+                Applied::Note,
+                Applied::Priority {
+                    priority: Priority::Alta
+                },
+                Applied::Assign {
+                    technician: "tech2@example.test".into(),
+                    technician_name: "Técnico Dos".into()
+                },
+                Applied::Resolve { resolution: None }
             ]
         );
     }
@@ -289,8 +398,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].contains("no technician \"nadie\""));
-        assert!(errs[1].contains("#reabrir: the ticket is open"));
+        assert!(errs[0].to_string().contains("no technician \"nadie\""));
+        assert_eq!(
+            errs[1].to_string(),
+            "#reabrir: the ticket is open (allowed when pending or resolved or closed)"
+        );
     }
 
     #[test]
@@ -300,12 +412,12 @@ mod tests {
         s.status = Status::Closed;
         assert!(apply(&s, &[Command::Resolve(None)], &c).is_err());
         assert_eq!(
-            apply(&s, &[Command::Reopen], &c).unwrap(),
+            apply(&s, &[Command::Reopen], &c).unwrap().changes,
             vec![Change::Status(Status::Open)]
         );
         s.status = Status::Resolved;
         assert_eq!(
-            apply(&s, &[Command::Close], &c).unwrap(),
+            apply(&s, &[Command::Close], &c).unwrap().changes,
             vec![Change::Status(Status::Closed)]
         );
     }

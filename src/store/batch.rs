@@ -113,7 +113,7 @@ impl Batch {
                     .push_bind(t.routing.priority.as_str())
                     .push_bind(t.routing.assignee.clone())
                     .push_bind(t.opened_by.clone())
-                    .push_bind(t.routing.rules.join("\n"));
+                    .push_bind(t.routing.audit_text());
             });
             b.push(" RETURNING folio, id");
             for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {

@@ -441,7 +441,10 @@ mod tests {
         assert_eq!(d.ticket.folio, "HD-2026-000007");
         assert_eq!(
             d.routing.as_deref(),
-            Some("service: correo\npriority: alta")
+            Some(
+                "service correo: no keyword matched (assignment.default_service)\n\
+                 priority alta: the service's default"
+            )
         );
         assert_eq!(d.referenced_folio, None);
         assert_eq!(

@@ -18,7 +18,7 @@ use crate::desk::notice::{
 };
 use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
-use crate::desk::routing::Routing;
+use crate::desk::routing::{Routing, Rule};
 use crate::desk::tokens::Tokens;
 use crate::inbound::mail::InboundMail;
 
@@ -108,7 +108,15 @@ pub fn new_ticket(
             ticket_type: TicketType::Incidente,
             priority: Priority::Alta,
             assignee: assignee.map(str::to_string),
-            rules: vec!["service: correo".into(), "priority: alta".into()],
+            rules: vec![
+                Rule::DefaultService {
+                    service: "correo".into(),
+                    service_name: "Correo".into(),
+                },
+                Rule::DefaultPriority {
+                    priority: Priority::Alta,
+                },
+            ],
         },
     }
 }

@@ -329,7 +329,7 @@ impl Decider<'_> {
                 subject: o.subject.clone(),
                 channel: Some(o.channel),
                 service: routing.service.clone(),
-                service_name: catalog.service(&routing.service).map(|s| s.name.clone()),
+                service_name: catalog.service_name(&routing.service),
                 ticket_type: Some(routing.ticket_type.as_str()),
                 priority: routing.priority.as_str(),
                 rules: routing.rules.clone(),
@@ -338,7 +338,9 @@ impl Decider<'_> {
             detail: o.body.to_string(),
             files,
             opened_by: o.agent.as_ref().map(|(e, _)| e.clone()),
+            opened_by_name: o.agent.as_ref().map(|(e, _)| catalog.staff_name(e)),
             reassigned_by: None,
+            reassigned_by_name: None,
             commands: guide(),
             helpdesk: self.helpdesk(),
         });

@@ -4,12 +4,12 @@
 //! security event.
 
 use super::{append, Decider, Event, Reason, Record, Reply, Role};
-use crate::desk::command::{self, Command, Commands};
+use crate::desk::command::{self, Command, Commands, Refusal};
 use crate::desk::notice::{
     clean_line, first_name, guide, AssignedTicketView, Assignment, AttachmentList, CommandResult,
     Notice, Relay, RequesterView, TechnicianView, MAX_SUBJECT_CHARS,
 };
-use crate::desk::ticket::{self, Change, TicketRef};
+use crate::desk::ticket::{self, Applied, Change, Outcome, TicketRef};
 use crate::desk::tokens::redact_staff_addresses;
 
 impl Decider<'_> {
@@ -30,13 +30,17 @@ impl Decider<'_> {
             failing_address: None,
             life: vec![],
         };
-        let changes = match self.applicable(t, &commands) {
-            Ok(changes) => changes,
+        let Outcome { changes, applied } = match self.applicable(t, &commands) {
+            Ok(outcome) => outcome,
             Err(errors) => {
                 r.reason = Reason::StaffCommandsRejected;
                 r.events.push(Event {
                     kind: "commands_rejected",
-                    detail: errors.join("; "),
+                    detail: errors
+                        .iter()
+                        .map(Refusal::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 });
                 let notice = self.command_result(t, vec![], errors, false);
                 self.push_staff(&mut r, t, sender, notice);
@@ -50,8 +54,7 @@ impl Decider<'_> {
         let public_text = redact_staff_addresses(commands.body.trim());
         let relayed = self.relay(&mut r, t, &commands, &public_text);
         // Confirm the commands to the technician; notify a new assignee.
-        if !commands.commands.is_empty() {
-            let applied = commands.commands.iter().map(Command::describe).collect();
+        if !applied.is_empty() {
             let notice = self.command_result(t, applied, vec![], relayed);
             self.push_staff(&mut r, t, sender, notice);
         }
@@ -91,15 +94,11 @@ impl Decider<'_> {
     }
 
     /// The changes `commands` make to `t`, or why they cannot apply (then none does).
-    fn applicable(&self, t: &TicketRef, commands: &Commands) -> Result<Vec<Change>, Vec<String>> {
+    fn applicable(&self, t: &TicketRef, commands: &Commands) -> Result<Outcome, Vec<Refusal>> {
         if commands.errors.is_empty() {
             ticket::apply(&t.state(), &commands.commands, &self.policy.catalog)
         } else {
-            Err(commands
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.line, e.message))
-                .collect())
+            Err(commands.errors.clone())
         }
     }
 
@@ -158,8 +157,8 @@ impl Decider<'_> {
     fn command_result(
         &self,
         t: &TicketRef,
-        applied: Vec<String>,
-        errors: Vec<String>,
+        applied: Vec<Applied>,
+        errors: Vec<Refusal>,
         relayed: bool,
     ) -> Notice {
         Notice::CommandResult(CommandResult {
@@ -194,7 +193,7 @@ impl Decider<'_> {
                     subject: clean_line(&t.subject, MAX_SUBJECT_CHARS),
                     channel: None,
                     service: t.service.clone(),
-                    service_name: catalog.service(&t.service).map(|s| s.name.clone()),
+                    service_name: catalog.service_name(&t.service),
                     ticket_type: None,
                     priority: t.priority.as_str(),
                     rules: vec![],
@@ -208,7 +207,9 @@ impl Decider<'_> {
                 detail: public_text.to_string(),
                 files: AttachmentList::default(),
                 opened_by: None,
+                opened_by_name: None,
                 reassigned_by: Some(sender.to_string()),
+                reassigned_by_name: Some(catalog.staff_name(sender)),
                 commands: guide(),
                 helpdesk: self.helpdesk(),
             });

@@ -262,10 +262,10 @@ fn invalid_commands_change_nothing() {
     assert!(matches!(&r.action, TicketAction::Append { changes, .. } if changes.is_empty()));
     assert_eq!(r.replies.len(), 1);
     assert_eq!(r.replies[0].template().name(), "command_result");
-    assert!(r.replies[0].notice.context(None)["errors"][0]
-        .as_str()
-        .unwrap()
-        .contains("#reabrir"));
+    let errors = &r.replies[0].notice.context(None)["errors"];
+    assert_eq!(errors[0]["kind"], "wrong_status", "{errors}");
+    assert_eq!(errors[0]["command"], "reopen", "{errors}");
+    assert_eq!(errors[0]["status"], "open", "{errors}");
 }
 
 #[test]
