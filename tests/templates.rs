@@ -15,6 +15,7 @@ use chrono::{TimeZone, Utc};
 use folio::desk::analysis::analyze;
 use folio::desk::catalog::{Catalog, Priority, TicketType};
 use folio::desk::decide::{decide, BouncedMail, Context, Decision, Reply};
+use folio::desk::lifecycle::{on_due, DueItem, DueKind};
 use folio::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use folio::desk::policy::Policy;
 use folio::desk::requester::Directory;
@@ -95,10 +96,38 @@ fn replies_under(p: &Policy, raw: &[u8], ctx: &Context) -> Vec<Reply> {
 }
 
 fn on_ticket() -> Context<'static> {
+    on_this(ticket())
+}
+
+fn on_this(t: TicketRef) -> Context<'static> {
     Context {
-        thread_ticket: Some(ticket()),
+        thread_ticket: Some(t),
         ..Context::default()
     }
+}
+
+/// `t` in `status`, its survey sent when closed.
+fn in_life(status: Status) -> TicketRef {
+    let mut t = ticket();
+    t.status = status;
+    t.life.resolved_at = Some(Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap());
+    if status == Status::Closed {
+        t.life.survey_sent_at = Some(Utc.with_ymd_and_hms(2026, 12, 3, 16, 0, 0).unwrap());
+    }
+    t
+}
+
+/// The mail doing a due item of `kind` on `t` sends.
+fn due_replies(p: &Policy, kind: DueKind, t: TicketRef) -> Vec<Reply> {
+    let item = DueItem {
+        id: 1,
+        kind,
+        due_at: Utc.with_ymd_and_hms(2026, 12, 8, 16, 0, 0).unwrap(),
+        ticket: t,
+        requester_opted_out: false,
+        requester_failing: false,
+    };
+    on_due(&item, item.due_at, p).replies
 }
 
 fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
@@ -217,6 +246,42 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             ),
         ),
         ("many_attachments", replies(&many_attachments(23), &Context::default())),
+        (
+            "requester_confirms",
+            replies(
+                &raw("alice@example.test", HD, &format!("RE: [Folio {FOLIO}] Resuelto"), "Sí, ya quedó. Muchas gracias!", ""),
+                &on_this(in_life(Status::Resolved)),
+            ),
+        ),
+        (
+            "requester_rejects",
+            replies(
+                &raw("alice@example.test", HD, &format!("RE: [Folio {FOLIO}] Resuelto"), "No, sigue sin funcionar.", ""),
+                &on_this(in_life(Status::Resolved)),
+            ),
+        ),
+        (
+            "survey_answer",
+            replies(
+                &raw("alice@example.test", HD, &format!("RE: [Folio {FOLIO}] Encuesta"), "5 - excelente servicio", ""),
+                &on_this(in_life(Status::Closed)),
+            ),
+        ),
+        (
+            "survey_unreadable",
+            replies(
+                &raw("alice@example.test", HD, &format!("RE: [Folio {FOLIO}] Encuesta"), "Muy bien atendido", ""),
+                &on_this(in_life(Status::Closed)),
+            ),
+        ),
+        ("due_confirm_reminder", due_replies(&policy(), DueKind::ConfirmReminder, in_life(Status::Resolved))),
+        ("due_auto_close", due_replies(&policy(), DueKind::AutoClose, in_life(Status::Resolved))),
+        ("due_survey", due_replies(&policy(), DueKind::Survey, {
+            let mut t = in_life(Status::Closed);
+            t.life.survey_sent_at = None;
+            t
+        })),
+        ("due_survey_reminder", due_replies(&policy(), DueKind::SurveyReminder, in_life(Status::Closed))),
         (
             "bounce",
             replies(
@@ -645,6 +710,11 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
         tech("#asignar tech1"),
         raw("tech1@example.test", HD, "RE: x", "#cerrar", ""),
     ];
+    // Answers to a resolution and to a survey (they count only in those statuses).
+    let inbound: Vec<Vec<u8>> = inbound
+        .into_iter()
+        .chain(REQUESTER_ANSWERS.iter().map(|a| requester(a)))
+        .collect();
     let mut out: Vec<(String, serde_json::Value)> = inbound
         .iter()
         .flat_map(|m| replies_under(p, m, &on))
@@ -676,6 +746,43 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
             r.notice.context(Some(FOLIO)),
         )
     }));
+    let mut answered = t.clone();
+    answered.life.survey_sent_at = Some(Utc.with_ymd_and_hms(2026, 12, 3, 16, 0, 0).unwrap());
+    for kind in [
+        DueKind::ConfirmReminder,
+        DueKind::AutoClose,
+        DueKind::Survey,
+    ] {
+        out.extend(due_replies(p, kind, t.clone()).iter().map(|r| {
+            (
+                r.template().name().to_string(),
+                r.notice.context(Some(FOLIO)),
+            )
+        }));
+    }
+    out.extend(
+        due_replies(p, DueKind::SurveyReminder, answered.clone())
+            .iter()
+            .map(|r| {
+                (
+                    r.template().name().to_string(),
+                    r.notice.context(Some(FOLIO)),
+                )
+            }),
+    );
+    let on_answered = on_this(answered);
+    for body in REQUESTER_ANSWERS {
+        out.extend(
+            replies_under(p, &requester(body), &on_answered)
+                .iter()
+                .map(|r| {
+                    (
+                        r.template().name().to_string(),
+                        r.notice.context(Some(FOLIO)),
+                    )
+                }),
+        );
+    }
     let failed = DeliveryFailed::new(
         t,
         "alice@example.test",
@@ -874,6 +981,16 @@ fn catalogue_data(p: &Policy) -> Vec<String> {
     data
 }
 
+/// What requesters answer to a resolution and to a survey: their words, not the template's, so
+/// the language check leaves them out.
+const REQUESTER_ANSWERS: [&str; 5] = [
+    "Sí, ya quedó, gracias.",
+    "No, sigue sin funcionar.",
+    "Gracias.",
+    "5 - excelente servicio",
+    "Muy bien atendido",
+];
+
 /// The line of a request that makes its sender's department a VIP one.
 const VIP_LINE: &str = "Departamento: Secretaría Particular";
 
@@ -930,7 +1047,9 @@ fn a_mail_shows_codes_only_in_its_own_language() {
     let kinds: BTreeSet<&str> = mails.iter().map(|(t, _)| t.as_str()).collect();
     let all: BTreeSet<&str> = Template::ALL.map(Template::name).into_iter().collect();
     assert_eq!(kinds, all, "every template is checked");
-    let data = catalogue_data(&p);
+    let mut data = catalogue_data(&p);
+    data.extend(REQUESTER_ANSWERS.iter().map(|a| a.to_string()));
+    data.push("excelente servicio".into());
     let checks = [
         ("es", banned_words(ENGLISH, false)),
         ("es", banned_words(SPANISH_CODES, true)),

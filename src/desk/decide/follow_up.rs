@@ -58,11 +58,12 @@ impl Decider<'_> {
                 validation = Some(verdict_name(verdict));
             }
             Status::Closed
-                if requester && t.life.survey_sent_at.is_some() && !t.life.survey_answered =>
+                if requester
+                    && t.life.survey_sent_at.is_some()
+                    && !t.life.survey_answered
+                    && self.survey_answer(&mut r, t) =>
             {
-                if self.survey_answer(&mut r, t) {
-                    return r;
-                }
+                return r;
             }
             _ => {}
         }
