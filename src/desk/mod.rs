@@ -2,8 +2,11 @@
 //! knows → a decision ([`decide`]): which ticket, which changes ([`ticket`], [`command`]), whom
 //! to route to ([`routing`], [`catalog`]), which mails to queue ([`notice`]), and why, under
 //! the site's [`policy`].
+//! A requester's short answers are read by [`validation`] (to "your request was resolved,
+//! please confirm") and [`survey`] (to a satisfaction survey).
 
 pub mod analysis;
+mod answer_text;
 pub mod catalog;
 pub mod command;
 pub mod decide;
@@ -13,5 +16,7 @@ pub mod plan;
 pub mod policy;
 pub mod requester;
 pub mod routing;
+pub mod survey;
 pub mod ticket;
 pub mod tokens;
+pub mod validation;
