@@ -12,6 +12,7 @@
 //! Cost is bounded whatever the mail: only the first [`MAX_CHARS`] characters and
 //! [`MAX_LINES`] non-blank lines are looked at, and every later step is linear in that.
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use crate::fold::fold;
@@ -30,6 +31,10 @@ const MAX_MACHINERY_LINE: usize = 400;
 
 /// A name after a sign-off ("Saludos, Lic. Juan Pérez López") has at most this many words.
 const MAX_NAME_WORDS: usize = 4;
+
+/// A line of a signature ("Dirección General de Innovación Gubernamental") has at most this many
+/// words.
+const MAX_NAME_LINE_WORDS: usize = 8;
 
 /// What kind of text a [`Token`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +80,7 @@ impl Token {
 }
 
 /// The answer as the judges see it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Answer {
     /// The meaningful lines, trimmed, one per line, in the writer's own spelling.
     pub text: String,
@@ -98,8 +103,8 @@ impl Answer {
 /// stray one must not flip a verdict), mobile signatures, the signature after a `--` line, a
 /// sign-off ("Saludos", "Atentamente", "Regards", … on its own line, with a name) or a legal
 /// disclaimer, and without contact lines (phones, extensions, addresses). A postscript ("PD:")
-/// after a signature is meaningful again. Text before the first meaningful line is never taken
-/// for a signature: "Saludos" first is a greeting.
+/// after a signature is meaningful again. The first meaningful line is never taken for a
+/// sign-off or a disclaimer: "Saludos" first is a greeting.
 pub(crate) fn prepare(new_content: &str) -> Answer {
     let end = new_content
         .char_indices()
@@ -227,6 +232,56 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
     tokens
 }
 
+/// The index ranges of `tokens` on each line that has any.
+pub(crate) fn lines(tokens: &[Token]) -> Vec<Range<usize>> {
+    let mut lines: Vec<Range<usize>> = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        match lines.last_mut() {
+            Some(last) if tokens[last.start].line == t.line => last.end = i + 1,
+            _ => lines.push(i..i + 1),
+        }
+    }
+    lines
+}
+
+/// Where a trailing block of name and title lines starts, as a token index (`tokens.len()`
+/// when there is none): "Lic. Juan Pérez López" / "Jefe de la Unidad de Informática" /
+/// "Secretaría del Trabajo", a signature without a sign-off. The first line is never part of
+/// it. Judges may leave these words out of a count, never out of what they look for: a
+/// complaint in capitals is still a complaint.
+pub(crate) fn name_block_start(tokens: &[Token]) -> usize {
+    let mut start = tokens.len();
+    for line in lines(tokens).into_iter().skip(1).rev() {
+        if !is_name_line(&tokens[line.clone()]) {
+            break;
+        }
+        start = line.start;
+    }
+    start
+}
+
+/// Words that join the capitalised words of a name or a title ("Jefe de la Unidad").
+const NAME_JOINERS: &[&str] = &[
+    "de", "del", "la", "las", "los", "el", "y", "e", "en", "para", "a", "al", "of", "the", "and",
+    "for", "at",
+];
+
+/// A line of capitalised words (and the small words between them), without numbers or
+/// questions: a name, a position, a department.
+fn is_name_line(tokens: &[Token]) -> bool {
+    let words = tokens.iter().filter(|t| t.kind == Kind::Word).count();
+    (1..=MAX_NAME_LINE_WORDS).contains(&words)
+        && tokens.iter().all(|t| match t.kind {
+            Kind::Word => {
+                t.capital
+                    || NAME_JOINERS.contains(&t.folded.as_str())
+                    || TITLES.contains(&t.folded.as_str())
+            }
+            Kind::Number => false,
+            Kind::Mark => !['?', '¿', '!', '¡'].iter().any(|&c| t.is_mark(c)),
+        })
+}
+
 /// One place of a phrase: one of some words, or the end of a clause; maybe optional.
 #[derive(Debug)]
 struct Slot {
@@ -347,11 +402,12 @@ pub(crate) static COURTESY: LazyLock<Phrases> = LazyLock::new(|| {
         "good morning|afternoon|evening",
         // Thanks.
         "muchas|mil|muchisimas|infinitas gracias",
-        "gracias por su|tu|la|el|todo? ayuda|apoyo|atencion|respuesta|seguimiento|solucion|tiempo|paciencia",
+        "gracias por su|tu|la|el? ayuda|apoyo|atencion|respuesta|seguimiento|solucion|tiempo|paciencia",
+        "gracias por todo",
         "gracias por la pronta respuesta|atencion",
         "gracias",
         "le|les|te agradezco|agradecemos mucho?",
-        "agradezco|agradecemos su|tu|el|la? apoyo|ayuda|atencion",
+        "agradezco|agradecemos su|tu|el|la? apoyo|ayuda|atencion?",
         "se agradece|agradecen",
         "muy agradecido|agradecida",
         "thanks|thank|thx|ty",
@@ -375,7 +431,7 @@ pub(crate) static COURTESY: LazyLock<Phrases> = LazyLock::new(|| {
         "quedo atento|atenta|atentos|pendiente",
         "quedo|quedamos a|al sus|tus|la? ordenes|orden",
         "a sus|tus ordenes",
-        "best|kind|warm regards?",
+        "best|kind|warm regards",
         "regards|cheers|sincerely|best",
     ])
 });
@@ -386,12 +442,12 @@ static SIGN_OFF: LazyLock<Phrases> = LazyLock::new(|| {
         "saludos cordiales?",
         "un|muchos saludos",
         "atentamente|atte|att|cordialmente|sinceramente",
-        "gracias|muchas gracias y saludos",
+        "muchas? gracias y saludos",
         "quedo atento|atenta|atentos",
         "quedo a sus|tus ordenes",
-        "best|kind|warm regards?",
+        "best|kind|warm regards",
         "regards|cheers|sincerely|best",
-        "thanks and|& regards",
+        "thanks and regards",
     ])
 });
 
@@ -508,14 +564,15 @@ fn only_courtesy_after_sign_off(rest: &[Token]) -> bool {
     names <= MAX_NAME_WORDS
 }
 
-/// Legal and environmental disclaimers at the foot of institutional mail.
+/// Legal and environmental disclaimers at the foot of institutional mail, by how they start.
 static DISCLAIMER: LazyLock<Phrases> = LazyLock::new(|| {
     Phrases::new(&[
         "aviso de confidencialidad|privacidad",
         "aviso legal",
         "confidencialidad $",
         "la informacion contenida en este|esta",
-        "este correo|mensaje electronico? y? sus? anexos|adjuntos? es|son|contiene|puede|podria|esta confidencial|dirigido|para",
+        "este correo|mensaje electronico? y? sus? anexos|adjuntos? es|son|esta|estan confidencial|confidenciales|dirigido|privado",
+        "este correo|mensaje electronico? y? sus? anexos|adjuntos? contiene|contienen|puede|pueden|podria informacion|contener",
         "antes de imprimir",
         "confidentiality notice",
         "this e-mail|email|message and? any? attachments? is|are|contains|may",
@@ -523,16 +580,14 @@ static DISCLAIMER: LazyLock<Phrases> = LazyLock::new(|| {
     ])
 });
 
+/// A line starting a disclaimer; everything after it is signature.
 fn is_disclaimer(line: &str) -> bool {
-    if line.len() > MAX_MACHINERY_LINE {
-        // A long first line of a disclaimer is still recognised by its start.
-        let start = line
-            .char_indices()
-            .nth(MAX_MACHINERY_LINE / 2)
-            .map_or(line, |(i, _)| &line[..i]);
-        return DISCLAIMER.longest_at(&tokenize(start), 0, &[]).is_some();
-    }
-    DISCLAIMER.longest_at(&tokenize(line), 0, &[]).is_some()
+    // Recognised by its start, so a long disclaimer is not tokenised whole.
+    let start = line
+        .char_indices()
+        .nth(MAX_MACHINERY_LINE)
+        .map_or(line, |(i, _)| &line[..i]);
+    DISCLAIMER.longest_at(&tokenize(start), 0, &[]).is_some()
 }
 
 /// Words that say a line is contact data ("Tel.", "ext.", "Correo:", …), folded.
@@ -676,6 +731,14 @@ mod tests {
             ("5\nAtte. Lic. Juan Pérez López\nNómina", "5"),
             ("Ya quedó\nSaludos cordiales,\nAna", "Ya quedó"),
             ("Listo\nRegards, Ann Smith", "Listo"),
+            (
+                "Ya quedó\nEste correo electrónico contiene información confidencial…",
+                "Ya quedó",
+            ),
+            (
+                "Ya quedó\nEste mensaje es para avisar que ya funciona",
+                "Ya quedó\nEste mensaje es para avisar que ya funciona",
+            ),
             // "Saludos" first is a greeting, not a signature.
             ("Saludos\nYa quedó", "Saludos\nYa quedó"),
             // Not a sign-off: what follows is no name.
@@ -775,6 +838,25 @@ mod tests {
         ));
         assert!(!a.truncated);
         assert_eq!(a.text, "Sí");
+    }
+
+    #[test]
+    fn a_trailing_block_of_names_and_titles_is_found() {
+        let text = "Ya quedó, gracias.\nLic. Juan Pérez López\nJefe de la Unidad de Informática\nSecretaría del Trabajo";
+        let tokens = tokenize(text);
+        assert_eq!(
+            &text[tokens[name_block_start(&tokens)].start..],
+            "Lic. Juan Pérez López\nJefe de la Unidad de Informática\nSecretaría del Trabajo"
+        );
+        for text in [
+            "Juan Pérez",
+            "Ya quedó\nLa impresora no imprime",
+            "Sí\nOficina 5",
+            "Sí\n¿Y La Impresora?",
+        ] {
+            let tokens = tokenize(text);
+            assert_eq!(name_block_start(&tokens), tokens.len(), "{text}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! knows → a decision ([`decide`]): which ticket, which changes ([`ticket`], [`command`]), whom
 //! to route to ([`routing`], [`catalog`]), which mails to queue ([`notice`]), and why, under
 //! the site's [`policy`].
+//! A requester's short answers are read by [`validation`] (to "your request was resolved,
+//! please confirm") and [`survey`] (to a satisfaction survey).
 
 pub mod analysis;
 mod answer_text;

@@ -17,12 +17,13 @@
 //! ("2026", "ext. 60100"), numbers after a word that names what they count ("ext. 5", "piso 3",
 //! "oficina 2", "a las 5", "dic 5") or before a unit ("3 días", "5 minutos"), the survey's own
 //! scale ("del 1 al 5", "1-5"), and contact lines and signatures, which are dropped before
-//! reading ([`super::answer_text`]). Two different ratings ("entre 3 y 4", "3 o 4"), a number
+//! reading (`desk/answer_text.rs`). Two different ratings ("entre 3 y 4", "3 o 4"), a number
 //! out of range ("10", "0", "7", "8/10"), or more than [`MAX_RATINGS`] ratings make the answer
 //! unreadable rather than guessed.
 //!
 //! An explicit request to stop surveys ("no más encuestas", "unsubscribe") wins over a rating.
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use serde::Serialize;
@@ -127,19 +128,13 @@ fn rating(tokens: &[Token]) -> Option<Found> {
     })
 }
 
-/// Index ranges of the tokens on each line that has words that are not only courtesy.
-fn content_lines(tokens: &[Token]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
-    let mut starts: Vec<usize> = (0..tokens.len())
-        .filter(|&i| i == 0 || tokens[i].line != tokens[i - 1].line)
-        .collect();
-    starts.push(tokens.len());
-    let lines: Vec<_> = starts.windows(2).map(|w| w[0]..w[1]).collect();
-    lines
-        .into_iter()
-        .filter(|r| {
-            tokens[r.clone()].iter().any(Token::is_wordlike) || has_stars(&tokens[r.clone()])
-        })
-        .filter(|r| !only_courtesy(&tokens[r.clone()]))
+/// Index ranges of the tokens on each line that has words (or stars) that are not only
+/// courtesy.
+fn content_lines(tokens: &[Token]) -> impl Iterator<Item = Range<usize>> + '_ {
+    answer_text::lines(tokens).into_iter().filter(|r| {
+        let line = &tokens[r.clone()];
+        (line.iter().any(Token::is_wordlike) || has_stars(line)) && !only_courtesy(line)
+    })
 }
 
 fn has_stars(tokens: &[Token]) -> bool {
@@ -197,11 +192,7 @@ fn is_filler(t: &Token) -> bool {
 }
 
 /// Every rating written in the first content line; placed where a rating is written.
-fn in_first_line(
-    tokens: &[Token],
-    line: std::ops::Range<usize>,
-    ranges: &[bool],
-) -> Vec<Candidate> {
+fn in_first_line(tokens: &[Token], line: Range<usize>, ranges: &[bool]) -> Vec<Candidate> {
     let lead = skip_courtesy(tokens, line.start, line.end);
     let mut found = Vec::new();
     let mut i = line.start;
@@ -230,11 +221,7 @@ fn in_first_line(
 }
 
 /// The rating on a line that holds only it (and courtesy): "Excelente servicio" / "5".
-fn alone_on_line(
-    tokens: &[Token],
-    line: std::ops::Range<usize>,
-    ranges: &[bool],
-) -> Option<Candidate> {
+fn alone_on_line(tokens: &[Token], line: Range<usize>, ranges: &[bool]) -> Option<Candidate> {
     let start = skip_courtesy(tokens, line.start, line.end);
     let mut c = candidate_at(tokens, start, ranges)?;
     (skip_courtesy(tokens, c.end, line.end) == line.end).then(|| {
@@ -286,6 +273,16 @@ fn candidate_at(tokens: &[Token], i: usize, ranges: &[bool]) -> Option<Candidate
         if STAR_WORDS.contains(&next.folded.as_str()) || is_star(next) {
             c.end += 1;
         }
+    }
+    // "5 de calificación", "5 (cinco)": the rating said again belongs to it.
+    if let Some(end) = RATING_TAIL.longest_at(tokens, c.end, &[]) {
+        c.end = end;
+    }
+    let restated = tokens.get(c.end).is_some_and(|o| o.is_mark('('))
+        && tokens.get(c.end + 1).and_then(number_value) == Some(value)
+        && tokens.get(c.end + 2).is_some_and(|o| o.is_mark(')'));
+    if restated {
+        c.end += 3;
     }
     Some(c)
 }
@@ -442,7 +439,7 @@ fn scale_after(tokens: &[Token], i: usize) -> Option<(usize, u32)> {
 /// around it (" - ", ":", ",", "."), leading greetings, or `None` if nothing else is left.
 fn comment(text: &str, tokens: &[Token], first: usize, end: usize) -> Option<String> {
     let (start, stop) = (tokens[first].start, tokens[end - 1].end);
-    let separators = |c: char| c == ' ' || c == '\t' || "-–—:,.;=|/".contains(c);
+    let separators = |c: char| c == ' ' || c == '\t' || "-–—:,.;=|/!¡".contains(c);
     let before = text[..start].trim_end_matches(separators);
     let after = text[stop..].trim_start_matches(separators);
     let before = if only_courtesy(&tokenize(before)) {
@@ -512,8 +509,8 @@ const STAR_WORDS: &[&str] = &[
 /// Words that announce a rating.
 static LABEL: LazyLock<Phrases> = LazyLock::new(|| {
     Phrases::new(&[
-        "mi|nuestra|la calificacion|puntuacion|evaluacion|nota",
-        "calificacion|calificaciones|califico|calificamos|calificaria|calificaria|calificar|califica|puntuacion|puntaje|evaluacion|evaluo",
+        "mi|nuestra|la? calificacion|puntuacion|evaluacion|nota",
+        "calificacion|calificaciones|califico|calificamos|calificaria|calificar|califica|puntuacion|puntaje|evaluacion|evaluo",
         "le|les|te doy|daria|damos|pongo|pondria",
         "doy|pongo",
         "rating|rate|score|grade",
@@ -523,6 +520,10 @@ static LABEL: LazyLock<Phrases> = LazyLock::new(|| {
         "give it|them|you",
     ])
 });
+
+/// Words after a rating that repeat that it is one: "5 de calificación".
+static RATING_TAIL: LazyLock<Phrases> =
+    LazyLock::new(|| Phrases::new(&["de calificacion|puntuacion|puntaje", "de rating"]));
 
 /// Words that may stand between a label and its number.
 const FILLERS: &[&str] = &[
@@ -760,9 +761,12 @@ const MONTHS: &[&str] = &[
 static OPT_OUT: LazyLock<Phrases> = LazyLock::new(|| {
     Phrases::new(&[
         "ya? no mas encuesta|encuestas",
-        "ya? no quiero|queremos|deseo|deseamos|necesito recibir|contestar|responder|que|mas? me|nos? envien|manden|lleguen? mas? la|las|estas|esta|sus|sus? encuesta|encuestas",
-        "ya? no me|nos envien|manden|envie|mande|manden|sigan|vuelvan enviando|mandando|a? enviar|mandar? mas? la|las|estas|esta|sus? encuesta|encuestas",
-        "dejen|deje|dejar|dejen de enviar|mandar|enviarme|mandarme|enviarnos|mandarnos me? mas? la|las|estas|esta|sus? encuesta|encuestas",
+        "ya? no quiero|queremos|deseo|deseamos recibir|contestar|responder? mas? la|las|estas|sus? encuesta|encuestas",
+        "ya? no quiero|queremos que me|nos? envien|manden|lleguen mas? la|las|estas|sus? encuesta|encuestas",
+        "ya? no me|nos envien|manden|envie|mande mas? la|las|estas|sus? encuesta|encuestas",
+        "ya? no me|nos sigan enviando|mandando mas? la|las|estas|sus? encuesta|encuestas",
+        "ya? no me|nos vuelvan a enviar|mandar la|las|estas|sus? encuesta|encuestas",
+        "dejen|deje|dejar de enviar|mandar|enviarme|mandarme|enviarnos|mandarnos me|nos? mas? la|las|estas|sus? encuesta|encuestas",
         "de baja de|en? la|las|estas? encuesta|encuestas",
         "unsubscribe|unsuscribe|desuscribir|desuscribirme|desuscribe|opt-out|optout",
         "opt out",
@@ -840,6 +844,33 @@ mod tests {
                 rated(5, Some("los dos técnicos muy amables")),
             ),
             ("5️⃣", rated(5, None)),
+            ("Mi calificación es: 5 (cinco). Gracias", rated(5, None)),
+            ("cinco (5)", rated(5, None)),
+            ("Excelente servicio!!! 5!!!", rated(5, Some("Excelente servicio"))),
+            ("Les doy un 5 de calificación", rated(5, None)),
+            ("Nota: 5", rated(5, None)),
+            ("Muy bien\n4\nSaludos", rated(4, Some("Muy bien"))),
+            ("uno, pésimo", rated(1, Some("pésimo"))),
+            ("Muy mal servicio, 1", rated(1, Some("Muy mal servicio"))),
+            ("Score: 4 out of 5", rated(4, None)),
+            ("I rate it 3", rated(3, None)),
+            ("**5**", rated(5, None)),
+            (
+                "Atendieron mi reporte MDA-2026-000123 muy rápido, 5",
+                rated(5, Some("Atendieron mi reporte MDA-2026-000123 muy rápido")),
+            ),
+            (
+                "El 3 de diciembre me atendieron, 5",
+                rated(5, Some("El 3 de diciembre me atendieron")),
+            ),
+            (
+                "4. El técnico fue muy amable pero tardó 2 horas",
+                rated(4, Some("El técnico fue muy amable pero tardó 2 horas")),
+            ),
+            (
+                "5 - Excelente\n\n--\nJuan Pérez\nTel. 722 276 9600 ext. 4",
+                rated(5, Some("Excelente")),
+            ),
             // Signatures and their numbers are not ratings.
             (
                 "5\n\nSaludos\nJuan Pérez\nDirección de Informática\nTel. 722 276 9600 ext. 5",
@@ -917,6 +948,11 @@ mod tests {
             "5%",
             "2do piso",
             "Windows 10",
+            "5.0",
+            "4,5",
+            "5 (cuatro)",
+            "Gracias. Excelente.\nJuan Pérez\nExt. 60100",
+            "Excelente servicio\nJuan Pérez\nDirección 4",
         ];
         let failures: Vec<String> = cases
             .iter()
@@ -1000,7 +1036,7 @@ mod tests {
 
     #[test]
     fn word_lists_are_written_folded() {
-        for phrases in [&*LABEL, &*OPT_OUT] {
+        for phrases in [&*LABEL, &*OPT_OUT, &*RATING_TAIL] {
             for w in phrases.words() {
                 assert!(!w.is_empty());
                 assert_eq!(fold(w), w, "{w} is not folded");

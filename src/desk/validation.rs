@@ -24,7 +24,7 @@
 //! problema" and "sin problemas" are neutral, "si vuelve a fallar les aviso" is a courtesy, not
 //! a failure, "no sé si" is a hedge, "no" in "¿no?" is part of a question and "No. de
 //! empleado" is an abbreviation. Greetings, thanks, sign-offs, signatures and stray history
-//! are looked through ([`super::answer_text`]).
+//! are looked through (`desk/answer_text.rs`).
 
 use std::sync::LazyLock;
 
@@ -414,9 +414,10 @@ impl<'a> Scan<'a> {
         self.tokens.iter().filter(|t| t.is_wordlike()).count()
     }
 
-    /// Words and numbers no phrase took.
+    /// Words and numbers no phrase took, before a trailing signature of names and titles.
     fn other_words(&self) -> usize {
-        self.tokens
+        let signature = answer_text::name_block_start(self.tokens);
+        self.tokens[..signature]
             .iter()
             .zip(&self.used)
             .filter(|(t, used)| t.is_wordlike() && !**used)
@@ -598,8 +599,10 @@ static HEDGE_WITH_NO: LazyLock<Phrases> = LazyLock::new(|| {
         "no se $|si|que|como|cuando|porque|por",
         "no estoy seguro|segura|seguros",
         "not sure",
-        "i'm|im|i am not sure",
-        "i don't|dont|do not know",
+        "i'm|im not sure",
+        "i am not sure",
+        "i don't|dont know",
+        "i do not know",
         "todavia|aun? no lo|la? he|hemos probado|revisado|checado|verificado|intentado|validado",
         "todavia|aun no lo|la? pruebo|reviso|checo|verifico|valido",
         "todavia|aun? no lo|la? he|hemos podido probar|probarlo|revisar|revisarlo|checar|checarlo|verificar|verificarlo|validar",
@@ -614,6 +617,7 @@ static NEUTRAL: LazyLock<Phrases> = LazyLock::new(|| {
     Phrases::new(&[
         "no hay problema|cuidado|bronca|pendiente",
         "no hay de que",
+        "no hubo|habra|habia problema|problemas|bronca|inconveniente",
         "de|por nada",
         "ningun|ninguna problema|error|falla|inconveniente",
         "sin problema|problemas|error|errores|falla|fallas|inconveniente|inconvenientes|novedad|novedades|falta",
@@ -643,7 +647,8 @@ static OFFER: LazyLock<Phrases> = LazyLock::new(|| {
     Phrases::new(&[
         "aviso|avisare|avisamos|escribo|escribire|comento|comentare|reporto|reportare|contacto|contactare|llamo|llamare|marco|marcare|busco|buscare|informo|informare|notifico|dire|digo|comunico|reabro",
         "vuelvo|volvere a escribir|escribirles|escribirle|reportar|reportarlo|llamar|marcar",
-        "i'll|ill|i will|we'll|we will let|contact|write|reach|get|email|call",
+        "i'll|ill|we'll let|contact|write|reach|get|email|call",
+        "i|we will let|contact|write|reach|get|email|call",
         "let you know",
         "get back to you",
         "reach out",
@@ -661,6 +666,7 @@ static NEGATION: LazyLock<Phrases> = LazyLock::new(|| {
         "todavia|aun falla|fallando|marca|sale|aparece|tengo|hay|esta|igual|sin",
         "volvio|vuelve|volvieron|vuelven|regreso|regresa a fallar|marcar|salir|aparecer|caer|caerse|trabarse|bloquearse|pasar",
         "lo mismo",
+        "sin resolver|resolverse|solucionar|solucionarse|arreglar|arreglarse|respuesta|cambios|cambio",
         "igual que antes",
         "esta|estan|quedo|sigue igual",
         "mismo|misma error|problema|falla|mensaje",
@@ -708,7 +714,8 @@ static CONFIRMATION: LazyLock<Phrases> = LazyLock::new(|| {
         "ya tengo|tenemos acceso|internet|red|correo|senal|conexion|servicio",
         "ya esta|estan listo|lista|resuelto|resuelta|bien|arreglado|funcionando|solucionado",
         "quedo|queda|quedaron|quedan bien|resuelto|resuelta|solucionado|arreglado|listo|lista|perfecto|correcto",
-        "si quedo|funciona|funciono|jala|sirve|sirvio|se pudo",
+        "si quedo|funciona|funciono|jala|sirve|sirvio",
+        "quedo $",
         "se pudo",
         "se resolvio|soluciono|arreglo|corrigio|compuso",
         "resolvieron|solucionaron|arreglaron|corrigieron",
@@ -854,6 +861,22 @@ mod tests {
         ("Sí, ya quedó. Que tenga buen día.", Confirmation),
         ("Sí quedó", Confirmation),
         ("Ya quedó, no hay problema", Confirmation),
+        ("Ya quedó, no hubo problema", Confirmation),
+        ("Quedó.", Confirmation),
+        ("Quedo atento", NoSignal),
+        ("Le confirmo que ya quedó, gracias", Confirmation),
+        ("Le aviso que ya quedó", Confirmation),
+        ("Ya lo revisé y funciona bien", Confirmation),
+        ("Ya tengo acceso, gracias", Confirmation),
+        ("Everything works fine now, thank you", Confirmation),
+        ("Hola buenas tardes, si ya quedo gracias saludos", Confirmation),
+        ("Ya quedó, gracias. El problema era el cable.", Confirmation),
+        ("Correcto, ya funciona. No. de empleado 4455", Confirmation),
+        ("Sí!!! 😀", Confirmation),
+        (
+            "Hola Tomás, gracias por el apoyo. Ya funciona.\n\nSaludos cordiales\nAna López\nRecursos Humanos\nExt. 1234",
+            Confirmation,
+        ),
         ("yes", Confirmation),
         ("Yes, thank you", Confirmation),
         ("confirmed", Confirmation),
@@ -877,6 +900,12 @@ mod tests {
         ("Ya quedó\n\nObtener Outlook para Android", Confirmation),
         ("yes\n\nSent from my iPhone", Confirmation),
         ("Sí, gracias\nJuan Pérez\nTel. 722 276 9600 ext. 5", Confirmation),
+        (
+            "Ya quedó, muchas gracias.\n\nLic. Juan Pérez López\nJefe de la Unidad de Informática\nSecretaría del Trabajo\nTel. 722 276 9600 ext. 5",
+            Confirmation,
+        ),
+        ("No. de empleado 12345\nYa quedó", Confirmation),
+        ("Gracias y saludos\n\nSí ya quedó", Confirmation),
         (
             "Sí, gracias\nEl jue, 3 dic 2026 a las 10:00, Mesa de Ayuda <mesadeayuda@edomex.gob.mx> escribió:\nSu solicitud fue resuelta. Si el problema continúa, responda.",
             Confirmation,
@@ -952,6 +981,11 @@ mod tests {
         ("Enterado, gracias", NoSignal),
         ("Perfecto", NoSignal),
         ("Tengo un error", Complaint),
+        ("Sin resolver", Negation),
+        ("Ya no puedo entrar", Negation),
+        ("It works but it is slow", Contradicted),
+        ("Confirmo que no funciona", Contradicted),
+        ("Sí, ya quedó, pero ahora no puedo imprimir", Contradicted),
         ("Un error", NoSignal),
         ("Está bien", NoSignal),
         (
@@ -959,6 +993,13 @@ mod tests {
             NoSignal,
         ),
         ("Saludos\nJuan Pérez\nTel. 722 276 9600", NoSignal),
+        ("Si no funciona mañana les aviso", NoSignal),
+        ("Sí sigue fallando, le aviso", NoSignal),
+        ("Sale, gracias", NoSignal),
+        (
+            "Si, gracias\n\nJuan Pérez | Dirección General de Innovación | Tel. 722 276 9600 ext. 5",
+            TooLong,
+        ),
         ("No, gracias", NoThanks),
         ("no gracias", NoThanks),
         ("No, thanks", NoThanks),
@@ -968,6 +1009,8 @@ mod tests {
         ("Aún no lo he probado", Hedged),
         ("No sé si ya quedó", Hedged),
         ("I'll check and let you know", Hedged),
+        ("Todavía no lo pruebo", Hedged),
+        ("No sé, no he probado", Hedged),
         ("¿qué hicieron?", Question),
         ("¿ya quedó?", Question),
         ("ya quedó?", Question),
