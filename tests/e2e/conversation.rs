@@ -53,15 +53,20 @@ keywords = ["urgente"]
 
 /// A running folio with its own help-desk address and staff (unique per test, so their
 /// mailboxes start empty).
-struct Desk {
-    folio: Folio,
-    hd: String,
-    tech1: String,
-    tech2: String,
-    agent1: String,
+pub(crate) struct Desk {
+    pub folio: Folio,
+    pub hd: String,
+    pub tech1: String,
+    pub tech2: String,
+    pub agent1: String,
 }
 
 async fn staffed_desk() -> Desk {
+    staffed_desk_with("").await
+}
+
+/// [`staffed_desk`] with more config sections (`extra`, TOML).
+pub(crate) async fn staffed_desk_with(extra: &str) -> Desk {
     let (hd, tech1, tech2, agent1) = (
         unique("hd"),
         unique("tech1"),
@@ -72,6 +77,7 @@ async fn staffed_desk() -> Desk {
         &hd,
         Options {
             catalog: Some(catalog(&tech1, &tech2, &agent1)),
+            extra: extra.to_string(),
             ..Options::default()
         },
     );
@@ -86,7 +92,14 @@ async fn staffed_desk() -> Desk {
 }
 
 /// A raw mail with extra headers (`Name: value` lines).
-fn mail(from: &str, to: &str, subject: &str, body: &str, id: &str, extra: &str) -> Vec<u8> {
+pub(crate) fn mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    id: &str,
+    extra: &str,
+) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {to}\r\n{extra}Subject: {subject}\r\nDate: Fri, 27 Nov 2026 10:00:00 -0600\r\n\
          Message-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -110,7 +123,12 @@ fn personal_address(folio: &Folio, who: &str) -> String {
 }
 
 /// Waits until `check` holds for the ticket's JSON (`folio tickets show`).
-async fn ticket_until(folio: &Folio, f: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn ticket_until(
+    folio: &Folio,
+    f: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     wait_for(what, WAIT, || async {
         let t = folio.show(f);
         check(&t).then_some(t)
@@ -119,7 +137,11 @@ async fn ticket_until(folio: &Folio, f: &str, what: &str, check: impl Fn(&Value)
 }
 
 /// A technician answers a notice of theirs: to its Reply-To, threaded under it.
-async fn staff_reply(tech: &str, notice: &folio::inbound::mail::InboundMail, body: &str) {
+pub(crate) async fn staff_reply(
+    tech: &str,
+    notice: &folio::inbound::mail::InboundMail,
+    body: &str,
+) {
     let reply_to = notice
         .reply_to
         .clone()

@@ -131,6 +131,8 @@ pub struct Options {
     pub catalog: Option<String>,
     /// `security.trusted_authserv_ids`; default none.
     pub trusted_authserv_ids: Vec<String>,
+    /// More sections of the config file (`[calendar]`, `[lifecycle]`, …), as TOML.
+    pub extra: String,
 }
 
 impl Default for Options {
@@ -147,6 +149,7 @@ impl Default for Options {
             max_message_bytes: 50 * 1024 * 1024,
             catalog: None,
             trusted_authserv_ids: vec![],
+            extra: String::new(),
         }
     }
 }
@@ -213,11 +216,13 @@ max_message_bytes = {max_message_bytes}
 trusted_authserv_ids = {trusted:?}
 
 {catalog}
+{extra}
 [log]
 level = "info"
 format = "{log_format}"
 "#,
             trusted = opts.trusted_authserv_ids,
+            extra = opts.extra,
             catalog = match &opts.catalog {
                 Some(text) => {
                     let path = dir.path().join("catalog.toml");

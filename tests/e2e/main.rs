@@ -8,6 +8,7 @@
 
 mod conversation;
 mod harness;
+mod lifecycle;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
