@@ -141,16 +141,21 @@ survey_reminder_after = "1h""#,
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let mails = fetch_all(&alice, "INBOX").await;
     assert_eq!(mails.len(), 5, "nothing more to alice");
-    assert_eq!(survey_count(&desk.folio, &f), 1, "one survey per ticket");
+    assert_eq!(
+        queued(&desk.folio, &f, "survey"),
+        1,
+        "one survey per ticket"
+    );
 }
 
-fn survey_count(folio: &Folio, f: &str) -> usize {
+/// How many mails of `template` ticket `f` has queued.
+fn queued(folio: &Folio, f: &str, template: &str) -> usize {
     let t: Value = folio.show(f);
     t["outgoing"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["template"] == "survey")
+        .filter(|m| m["template"] == template)
         .count()
 }
 
@@ -210,4 +215,32 @@ survey_reminder_after = "3s""#,
     assert!(mail_with(&mails, "Hace unos días le enviamos una encuesta").is_some());
     tokio::time::sleep(WAIT / 10).await;
     assert_eq!(fetch_all(&alice, "INBOX").await.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_a_due_time_sends_the_reminder_once_after_restart() {
+    let mut desk = staffed_desk_with(&config(
+        r#"confirm_reminder_after = "5s"
+auto_close_after = "1h"
+survey_after = "1h"
+survey_reminder_after = "1h""#,
+    ))
+    .await;
+    let alice = unique("alice");
+    let (f, _) = resolved(&desk, &alice).await;
+    // Killed before the reminder is due; its time passes while folio is down.
+    desk.folio.kill9();
+    assert_eq!(
+        queued(&desk.folio, &f, "confirm_reminder"),
+        0,
+        "killed before the reminder was due"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    desk.folio.start(&[]).await;
+    let mails = inbox(&alice, 3).await;
+    assert!(mail_with(&mails, "aún no recibimos su confirmación").is_some());
+    // Sweeps keep running every second: still one.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(fetch_all(&alice, "INBOX").await.len(), 3);
+    assert_eq!(queued(&desk.folio, &f, "confirm_reminder"), 1);
 }
