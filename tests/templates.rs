@@ -32,6 +32,7 @@ const FOLIO: &str = "MDA-2026-000042";
 fn policy() -> Policy {
     let mut p = Policy::with_defaults(HD, Tokens::new(b"templates".to_vec()));
     p.catalog = Arc::new(Catalog::load(&Path::new(REPO).join("config/catalog.toml")).unwrap());
+    p.sla.escalate_to = vec!["coordinacion@example.test".into()];
     p
 }
 
@@ -282,6 +283,9 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             t
         })),
         ("due_survey_reminder", due_replies(&policy(), DueKind::SurveyReminder, in_life(Status::Closed))),
+        ("due_sla_response_warning", due_replies(&policy(), DueKind::SlaResponseWarning, ticket())),
+        ("due_sla_resolution_breach", due_replies(&policy(), DueKind::SlaResolutionBreach, ticket())),
+        ("due_unassigned", due_replies(&policy(), DueKind::Unassigned, TicketRef { assignee: None, ..ticket() })),
         (
             "bounce",
             replies(
@@ -752,6 +756,11 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
         DueKind::ConfirmReminder,
         DueKind::AutoClose,
         DueKind::Survey,
+        DueKind::SlaResponseWarning,
+        DueKind::SlaResponseBreach,
+        DueKind::SlaResolutionWarning,
+        DueKind::SlaResolutionBreach,
+        DueKind::Unassigned,
     ] {
         out.extend(due_replies(p, kind, t.clone()).iter().map(|r| {
             (

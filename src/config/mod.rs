@@ -108,6 +108,8 @@ pub struct Config {
     pub calendar: Calendar,
     /// `[lifecycle]`: how long the ticket's automatic steps wait.
     pub lifecycle: Lifecycle,
+    /// `[sla]`: response and resolution targets, warnings and escalation.
+    pub sla: Sla,
     /// `[schedule]`: when the daemon looks for due work and sends its digests.
     pub schedule: Schedule,
 }
@@ -265,6 +267,30 @@ pub struct Lifecycle {
     pub survey_after: Span,
     /// After the survey is sent, how long until an unanswered survey is reminded once.
     pub survey_reminder_after: Span,
+}
+
+/// `[sla]`: the service-level targets per priority (`baja`, `media`, `alta`, `critica`, in that
+/// order), in wall or business time from the ticket's opening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sla {
+    /// Until a technician's first public reply or change of status.
+    pub first_response: [Span; 4],
+    /// Until the ticket is resolved; time waiting on the requester (`#espera`) and time
+    /// resolved before a reopening do not count.
+    pub resolution: [Span; 4],
+    /// The assignee is warned when this share of a target has passed (1-99).
+    pub warn_at_percent: u8,
+    /// A ticket nobody is assigned to escalates after this long.
+    pub unassigned_after: Span,
+    /// Who hears of a breach when the service's group has no lead (lower case).
+    pub escalate_to: Vec<String>,
+}
+
+impl Default for Sla {
+    /// The documented defaults (what `[sla]` means when it is empty).
+    fn default() -> Self {
+        Validator::new(Path::new("(defaults)")).sla(raw::RawSla::default())
+    }
 }
 
 impl Default for Lifecycle {

@@ -36,6 +36,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) lifecycle: RawLifecycle,
     #[serde(default)]
+    pub(super) sla: RawSla,
+    #[serde(default)]
     pub(super) schedule: RawSchedule,
 }
 
@@ -155,6 +157,28 @@ pub(super) struct RawCalendar {
     /// each element is checked by the validator rather than refused by serde.
     pub(super) holidays: Option<Vec<toml::Value>>,
     pub(super) holidays_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSla {
+    #[serde(default)]
+    pub(super) first_response: RawPerPriority,
+    #[serde(default)]
+    pub(super) resolution: RawPerPriority,
+    pub(super) warn_at_percent: Option<i64>,
+    pub(super) unassigned_after: Option<String>,
+    pub(super) escalate_to: Option<Vec<String>>,
+}
+
+/// A span per priority level.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPerPriority {
+    pub(super) baja: Option<String>,
+    pub(super) media: Option<String>,
+    pub(super) alta: Option<String>,
+    pub(super) critica: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

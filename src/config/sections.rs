@@ -54,6 +54,7 @@ impl Validator<'_> {
             log: self.log(raw.log),
             calendar: self.calendar(raw.calendar),
             lifecycle: self.lifecycle(raw.lifecycle),
+            sla: self.sla(raw.sla),
             schedule: self.schedule(raw.schedule),
         }
     }

@@ -9,9 +9,9 @@ use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 
-use super::raw::{RawCalendar, RawLifecycle, RawSchedule};
+use super::raw::{RawCalendar, RawLifecycle, RawPerPriority, RawSchedule, RawSla};
 use super::validator::Validator;
-use super::{Lifecycle, Schedule};
+use super::{Lifecycle, Schedule, Sla};
 use crate::calendar::{Calendar, CalendarError, Hours, Span};
 use crate::fold::fold;
 
@@ -204,6 +204,84 @@ impl Validator<'_> {
                 l.survey_reminder_after,
                 "3 business days",
             ),
+        }
+    }
+
+    /// `[sla]`; the `Default` of [`Sla`] is this of an empty section.
+    pub(super) fn sla(&mut self, s: RawSla) -> Sla {
+        let per_priority = |v: &mut Self, what: &str, raw: RawPerPriority, defaults: [&str; 4]| {
+            let values = [raw.baja, raw.media, raw.alta, raw.critica];
+            let mut out = [Span::BusinessDays(1); 4];
+            for (i, ((value, level), default)) in values
+                .into_iter()
+                .zip(["baja", "media", "alta", "critica"])
+                .zip(defaults)
+                .enumerate()
+            {
+                out[i] = v.span(&format!("sla.{what}.{level}"), value, default);
+            }
+            out
+        };
+        let first_response = per_priority(
+            self,
+            "first_response",
+            s.first_response,
+            [
+                "1 business day",
+                "4 business hours",
+                "2 business hours",
+                "30 business minutes",
+            ],
+        );
+        let resolution = per_priority(
+            self,
+            "resolution",
+            s.resolution,
+            [
+                "10 business days",
+                "5 business days",
+                "2 business days",
+                "1 business day",
+            ],
+        );
+        let warn_at_percent = match s.warn_at_percent {
+            None => 75,
+            Some(p) if (1..=99).contains(&p) => p as u8,
+            Some(p) => {
+                self.issue(
+                    "sla.warn_at_percent",
+                    format!(
+                        "{p} is not a share of a target: use 1 to 99 (75 warns at three quarters)"
+                    ),
+                );
+                75
+            }
+        };
+        let mut escalate_to = Vec::new();
+        for (i, a) in s.escalate_to.unwrap_or_default().into_iter().enumerate() {
+            let a = a.trim().to_lowercase();
+            match a.split_once('@') {
+                Some((l, d))
+                    if !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace) =>
+                {
+                    escalate_to.push(a)
+                }
+                _ => self.issue(
+                    &format!("sla.escalate_to[{i}]"),
+                    format!("{a:?} is not a mail address"),
+                ),
+            }
+        }
+        Sla {
+            first_response,
+            resolution,
+            warn_at_percent,
+            unassigned_after: self.span(
+                "sla.unassigned_after",
+                s.unassigned_after,
+                "1 business hour",
+            ),
+            escalate_to,
         }
     }
 

@@ -234,6 +234,7 @@ pub fn policy_of(config: &Config, tokens: Tokens) -> Result<Policy, SetupError> 
         max_listed_attachments: config.limits.max_listed_attachments as usize,
         calendar: config.calendar.clone(),
         lifecycle: config.lifecycle.clone(),
+        sla: config.sla.clone(),
     })
 }
 

@@ -6,7 +6,7 @@
 //! Keywords are matched on folded text (lower case, Spanish accents removed, whole words), so
 //! the file can be written naturally and mail matches however it was typed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
@@ -194,6 +194,8 @@ pub struct Catalog {
     pub default_service: String,
     /// Group ids, in file order.
     pub groups: Vec<String>,
+    /// Group id → its lead's address (`[[group]] lead`): who hears of its SLA breaches.
+    pub leads: HashMap<String, String>,
     pub services: Vec<Service>,
     pub technicians: Vec<Technician>,
     pub agents: Vec<Agent>,
@@ -214,6 +216,7 @@ impl Default for Catalog {
             strategy: Strategy::LeastOpen,
             default_service: "general".into(),
             groups: vec![],
+            leads: HashMap::new(),
             services: vec![],
             technicians: vec![],
             agents: vec![],
@@ -230,6 +233,13 @@ impl Default for Catalog {
 impl Catalog {
     pub fn service(&self, id: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.id == id)
+    }
+
+    /// The lead of the group that serves service `id`, if it has one.
+    pub fn lead_of(&self, service: &str) -> Option<&str> {
+        self.service(service)
+            .and_then(|s| self.leads.get(&s.group))
+            .map(String::as_str)
     }
 
     /// How mail names service `id`: its name, or the id itself when the catalogue no longer
@@ -363,6 +373,8 @@ struct RawGroup {
     id: String,
     #[allow(dead_code)]
     name: Option<String>,
+    /// Who hears of the group's SLA breaches (any address, staff or not).
+    lead: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -506,6 +518,24 @@ impl Issues<'_> {
             groups.push(id);
         }
         groups
+    }
+
+    /// `[[group]] lead`: group id → the lead's lower-case address.
+    fn leads(&mut self, raw: &[RawGroup]) -> HashMap<String, String> {
+        let mut leads = HashMap::new();
+        for (i, g) in raw.iter().enumerate() {
+            let Some(lead) = &g.lead else { continue };
+            let email = lead.trim().to_lowercase();
+            if !email.contains('@') || email.contains(char::is_whitespace) {
+                self.add(
+                    format!("group[{i}].lead"),
+                    format!("not an address: {lead:?}"),
+                );
+                continue;
+            }
+            leads.insert(g.id.trim().to_string(), email);
+        }
+        leads
     }
 
     /// The lower-case address of `kind[i]`, a technician or an agent; `emails` are those of
@@ -680,6 +710,7 @@ impl Issues<'_> {
             "\"least_open\" or \"round_robin\"",
         );
         let groups = self.groups(&raw.group);
+        let leads = self.leads(&raw.group);
         let mut emails = HashSet::new();
         let technicians = self.technicians(&raw.technician, &groups, &mut emails);
         let agents = self.agents(&raw.agent, &mut emails);
@@ -704,6 +735,7 @@ impl Issues<'_> {
             strategy,
             default_service,
             groups,
+            leads,
             services,
             technicians,
             agents,
@@ -747,6 +779,7 @@ mod tests {
         let raw = ["redes", " redes ", " "].map(|id| RawGroup {
             id: id.into(),
             name: None,
+            lead: None,
         });
         assert_eq!(v.groups(&raw), vec!["redes", "redes", ""]);
         assert_eq!(

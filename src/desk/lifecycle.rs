@@ -35,15 +35,30 @@ pub enum DueKind {
     Survey,
     /// Remind the requester of an unanswered survey, once.
     SurveyReminder,
+    /// Warn the assignee: the first-response target is near.
+    SlaResponseWarning,
+    /// The first-response target passed without a response: escalate.
+    SlaResponseBreach,
+    /// Warn the assignee: the resolution target is near.
+    SlaResolutionWarning,
+    /// The resolution target passed: escalate.
+    SlaResolutionBreach,
+    /// Nobody was assigned within `sla.unassigned_after`: escalate.
+    Unassigned,
 }
 
 impl DueKind {
     /// Every kind.
-    pub const ALL: [DueKind; 4] = [
+    pub const ALL: [DueKind; 9] = [
         DueKind::ConfirmReminder,
         DueKind::AutoClose,
         DueKind::Survey,
         DueKind::SurveyReminder,
+        DueKind::SlaResponseWarning,
+        DueKind::SlaResponseBreach,
+        DueKind::SlaResolutionWarning,
+        DueKind::SlaResolutionBreach,
+        DueKind::Unassigned,
     ];
 
     /// The stored name.
@@ -53,6 +68,11 @@ impl DueKind {
             DueKind::AutoClose => "auto_close",
             DueKind::Survey => "survey",
             DueKind::SurveyReminder => "survey_reminder",
+            DueKind::SlaResponseWarning => "sla_response_warning",
+            DueKind::SlaResponseBreach => "sla_response_breach",
+            DueKind::SlaResolutionWarning => "sla_resolution_warning",
+            DueKind::SlaResolutionBreach => "sla_resolution_breach",
+            DueKind::Unassigned => "unassigned",
         }
     }
 
@@ -108,6 +128,14 @@ pub enum LifeEffect {
     Satisfaction { rating: u8, comment: Option<String> },
     /// The address asked for no more surveys.
     SurveyOptOut { email: String },
+    /// A technician's first public reply or change of status (kept only the first time).
+    FirstResponse,
+    /// The resolution clock stops (waiting on the requester, or resolved).
+    SlaPaused,
+    /// It runs again; it stood still for `seconds` (in the target's measure).
+    SlaResumed { seconds: i64 },
+    /// A target was breached and escalated (once per ticket and target).
+    SlaBreached { target: crate::desk::sla::Target },
 }
 
 /// A due item handed over by the store, with what deciding it needs.
@@ -136,7 +164,8 @@ pub struct DueOutcome {
 }
 
 impl DueOutcome {
-    fn nothing(why: &str) -> DueOutcome {
+    /// An item that no longer applies: nothing done, and why.
+    pub fn nothing(why: &str) -> DueOutcome {
         DueOutcome {
             changes: vec![],
             replies: vec![],
@@ -160,6 +189,9 @@ pub fn scheduled_by(
     let life = &policy.lifecycle;
     let mut out = vec![];
     for c in changes {
+        if let Change::Status(to) = c {
+            out.extend(crate::desk::sla::on_status(t, *to, now, policy));
+        }
         match c {
             Change::Status(Status::Resolved) => {
                 out.push(LifeEffect::Schedule(Due {
@@ -215,6 +247,21 @@ fn to_requester(t: &TicketRef, notice: Notice) -> Reply {
 
 /// What to do with `item` at `now`.
 pub fn on_due(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueOutcome {
+    match item.kind {
+        DueKind::ConfirmReminder
+        | DueKind::AutoClose
+        | DueKind::Survey
+        | DueKind::SurveyReminder => after_resolution(item, now, policy),
+        DueKind::SlaResponseWarning
+        | DueKind::SlaResponseBreach
+        | DueKind::SlaResolutionWarning
+        | DueKind::SlaResolutionBreach
+        | DueKind::Unassigned => crate::desk::sla::on_due(item, now, policy),
+    }
+}
+
+/// A reminder, an automatic closing, a survey or its reminder.
+fn after_resolution(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueOutcome {
     let t = &item.ticket;
     let mut out = match item.kind {
         DueKind::ConfirmReminder | DueKind::AutoClose if t.status != Status::Resolved => {
@@ -292,6 +339,9 @@ pub fn on_due(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueOutcome
             replies: vec![survey(t, policy, true)],
             ..DueOutcome::nothing("")
         },
+        other => {
+            return DueOutcome::nothing(&format!("{} is not a lifecycle item", other.as_str()))
+        }
     };
     if item.requester_failing && !out.replies.is_empty() {
         out.events.push(Event {
@@ -419,11 +469,10 @@ mod tests {
         // Reopened and closed again after its survey went out: no second survey.
         let mut t = ticket(Status::Open);
         t.life.survey_sent_at = Some(mx(7, 11));
-        assert!(scheduled_by(&t, &closed, mx(9, 10), &policy()).is_empty());
-        // Other changes queue nothing.
-        for s in [Status::Open, Status::Pending] {
-            assert!(scheduled_by(&t, &[Change::Status(s)], mx(9, 10), &policy()).is_empty());
-        }
+        assert!(scheduled(&scheduled_by(&t, &closed, mx(9, 10), &policy())).is_empty());
+        // Waiting queues nothing (the resolution clock stops: `desk::sla`).
+        let pending = [Change::Status(Status::Pending)];
+        assert!(scheduled(&scheduled_by(&t, &pending, mx(9, 10), &policy())).is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod policy;
 pub mod requester;
 pub mod routing;
+pub mod sla;
 pub mod survey;
 pub mod ticket;
 pub mod tokens;

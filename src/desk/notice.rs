@@ -54,11 +54,14 @@ pub enum Template {
     SurveyReminder,
     SurveyThanks,
     SurveyRetry,
+    // service levels (to staff)
+    SlaWarning,
+    SlaEscalation,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 17] = [
+    pub const ALL: [Template; 19] = [
         Template::Confirmation,
         Template::Reply,
         Template::Resolved,
@@ -76,6 +79,8 @@ impl Template {
         Template::SurveyReminder,
         Template::SurveyThanks,
         Template::SurveyRetry,
+        Template::SlaWarning,
+        Template::SlaEscalation,
     ];
 
     /// The file name stem (`NAME`), as the outbox stores it.
@@ -98,6 +103,8 @@ impl Template {
             Template::SurveyReminder => "survey_reminder",
             Template::SurveyThanks => "survey_thanks",
             Template::SurveyRetry => "survey_retry",
+            Template::SlaWarning => "sla_warning",
+            Template::SlaEscalation => "sla_escalation",
         }
     }
 }
@@ -148,6 +155,10 @@ pub enum Notice {
     SurveyThanks(SurveyThanks),
     /// To the requester: their answer to the survey had no rating from 1 to 5 (sent once).
     SurveyRetry(SurveyRequest),
+    /// To the assignee: a service-level target is near.
+    SlaWarning(SlaWarning),
+    /// To the group's lead or the admins: a target was missed, or nobody was assigned.
+    SlaEscalation(SlaEscalation),
 }
 
 impl Notice {
@@ -171,6 +182,8 @@ impl Notice {
             Notice::SurveyReminder(_) => Template::SurveyReminder,
             Notice::SurveyThanks(_) => Template::SurveyThanks,
             Notice::SurveyRetry(_) => Template::SurveyRetry,
+            Notice::SlaWarning(_) => Template::SlaWarning,
+            Notice::SlaEscalation(_) => Template::SlaEscalation,
         }
     }
 
@@ -575,6 +588,28 @@ pub struct SurveyThanks {
     pub helpdesk: HelpdeskView,
 }
 
+/// The `sla_warning` notice: a target of the ticket is near.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlaWarning {
+    pub ticket: TicketView,
+    /// `first_response` or `resolution`.
+    pub target: &'static str,
+    /// When it falls due, local time of the calendar (`2026-12-07 13:00`).
+    pub due_at: String,
+    pub helpdesk: HelpdeskView,
+}
+
+/// The `sla_escalation` notice: a target was missed (or nobody was assigned in time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlaEscalation {
+    pub ticket: TicketView,
+    /// `first_response`, `resolution` or `assignment`.
+    pub target: &'static str,
+    /// When it fell due, local time of the calendar.
+    pub due_at: String,
+    pub helpdesk: HelpdeskView,
+}
+
 /// The `delivery_failed` notice: a mail of the ticket kept failing temporarily for longer
 /// than `smtp.max_age`. The sender queues it itself, with its folio.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -847,6 +882,18 @@ mod tests {
                 ticket: view.clone(),
                 rating: 5,
                 comment: Some("excelente".into()),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::SlaWarning(SlaWarning {
+                ticket: view.clone(),
+                target: "first_response",
+                due_at: "2026-12-07 13:00".into(),
+                helpdesk: helpdesk.clone(),
+            }),
+            Notice::SlaEscalation(SlaEscalation {
+                ticket: view.clone(),
+                target: "resolution",
+                due_at: "2026-12-07 13:00".into(),
                 helpdesk: helpdesk.clone(),
             }),
             Notice::BounceNotice(BounceNotice {

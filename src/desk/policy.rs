@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::calendar::Calendar;
-use crate::config::Lifecycle;
+use crate::config::{Lifecycle, Sla};
 use crate::desk::catalog::Catalog;
 use crate::desk::tokens::Tokens;
 use crate::folio::FolioFormat;
@@ -40,6 +40,8 @@ pub struct Policy {
     pub calendar: Calendar,
     /// `[lifecycle]`: how long each step of a ticket's life after resolution waits.
     pub lifecycle: Lifecycle,
+    /// `[sla]`: response and resolution targets, warnings, escalation.
+    pub sla: Sla,
 }
 
 impl Policy {
@@ -75,6 +77,7 @@ impl Policy {
             max_listed_attachments: config::DEFAULT_MAX_LISTED_ATTACHMENTS as usize,
             calendar: config::default_calendar(),
             lifecycle: Lifecycle::default(),
+            sla: Sla::default(),
         }
     }
 

@@ -97,6 +97,17 @@ pub struct Life {
     pub survey_retried: bool,
     /// The survey was answered with a rating.
     pub survey_answered: bool,
+    /// A technician's first public reply or change of status.
+    pub first_response_at: Option<DateTime<Utc>>,
+    /// Since when the resolution clock stands still (waiting on the requester, or resolved).
+    pub sla_paused_at: Option<DateTime<Utc>>,
+    /// How long it stood still before, in the measure of the resolution target (business or
+    /// wall seconds).
+    pub sla_paused_seconds: i64,
+    /// The first-response target was breached (and escalated).
+    pub response_breached: bool,
+    /// The resolution target was breached (and escalated).
+    pub resolution_breached: bool,
 }
 
 impl TicketRef {

@@ -6,7 +6,7 @@
 //! leaves it pending, after the commit it is done: exactly once.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::batch::{Batch, EventRow, OutboxRow};
 use super::outbox::failing_addresses;
@@ -14,13 +14,16 @@ use super::plan::{addressing, Writing};
 use super::queries::{ticket_ref, TICKET_REF_COLUMNS, TICKET_REF_LEN};
 use super::statement::{bind_each, list_statement, ROWS_PER_STATEMENT};
 use super::{parse_ts, ts, Store, StoreError};
-use crate::desk::lifecycle::{CloseReason, DueItem, DueKind, DueOutcome, LifeEffect};
+use crate::desk::lifecycle::{CloseReason, Due, DueItem, DueKind, DueOutcome, LifeEffect};
+use crate::desk::sla::Target;
 use crate::desk::ticket::{Change, Status};
 
 impl Batch {
     /// What `changes` and `life` do to ticket `id`'s life at `now`: a status change stamps
     /// `resolved_at`/`closed_at` (and the closing's reason) and cancels the ticket's pending
-    /// work (it was due for the status the ticket just left); then each effect.
+    /// work (it was due for the status the ticket just left); then each effect but the work it
+    /// schedules, which the caller writes for all tickets at once ([`Batch::schedule`], after
+    /// this: a cancellation must not hit the new items).
     pub async fn record_life(
         &mut self,
         id: i64,
@@ -77,13 +80,7 @@ impl Batch {
         now: &str,
     ) -> Result<(), StoreError> {
         let query = match effect {
-            LifeEffect::Schedule(due) => sqlx::query(
-                "INSERT INTO due_items (ticket_id, kind, due_at, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(due.kind.as_str())
-            .bind(ts(due.at))
-            .bind(now),
+            LifeEffect::Schedule(_) => return Ok(()),
             LifeEffect::Closed { reason } => {
                 return self.set_close_reason(id, *reason).await;
             }
@@ -104,6 +101,35 @@ impl Batch {
             .bind(*rating as i64)
             .bind(comment.clone())
             .bind(now),
+            LifeEffect::FirstResponse => sqlx::query(
+                "UPDATE tickets SET first_response_at = coalesce(first_response_at, ?) WHERE id = ?",
+            )
+            .bind(now)
+            .bind(id),
+            LifeEffect::SlaPaused => sqlx::query(
+                "UPDATE tickets SET sla_paused_at = coalesce(sla_paused_at, ?) WHERE id = ?",
+            )
+            .bind(now)
+            .bind(id),
+            LifeEffect::SlaResumed { seconds } => sqlx::query(
+                "UPDATE tickets SET sla_paused_seconds = sla_paused_seconds + ?, sla_paused_at = NULL
+                 WHERE id = ?",
+            )
+            .bind(*seconds)
+            .bind(id),
+            LifeEffect::SlaBreached { target } => {
+                let sql = match target {
+                    Target::FirstResponse => {
+                        "UPDATE tickets SET response_breached_at = coalesce(response_breached_at, ?) WHERE id = ?"
+                    }
+                    Target::Resolution => {
+                        "UPDATE tickets SET resolution_breached_at = coalesce(resolution_breached_at, ?) WHERE id = ?"
+                    }
+                    // Not a target with a clock: nothing to keep.
+                    Target::Assignment => return Ok(()),
+                };
+                sqlx::query(sql).bind(now).bind(id)
+            }
             LifeEffect::SurveyOptOut { email } => sqlx::query(
                 "INSERT INTO survey_opt_outs (email, created_at) VALUES (?, ?)
                  ON CONFLICT (email) DO NOTHING",
@@ -112,6 +138,29 @@ impl Batch {
             .bind(now),
         };
         query.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// Queues work: `(ticket id, what is due)`, one statement per chunk (a batch that opens
+    /// 500 tickets schedules 2,500 items).
+    pub async fn schedule(
+        &mut self,
+        rows: &[(i64, Due)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO due_items (ticket_id, kind, due_at, created_at) ",
+            );
+            b.push_values(chunk, |mut v, (id, due)| {
+                v.push_bind(*id)
+                    .push_bind(due.kind.as_str())
+                    .push_bind(ts(due.at))
+                    .push_bind(now.clone());
+            });
+            b.build().persistent(false).execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
@@ -208,11 +257,13 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let mut events = Vec::new();
         let mut mails = Vec::new();
+        let mut due = Vec::new();
         for (item, out) in items.iter().zip(outcomes) {
             let t = &item.ticket;
             self.change_ticket(t.id, &out.changes).await?;
             self.record_life(t.id, &out.changes, &out.life, how.now)
                 .await?;
+            due.extend(scheduled(t.id, &out.life));
             let event = |kind: &'static str, detail: String| EventRow {
                 ticket_id: Some(t.id),
                 message_row: None,
@@ -250,9 +301,18 @@ impl Batch {
             .map(|(i, _)| i.ticket.id)
             .collect();
         self.touch_tickets(&touched, how.now).await?;
+        self.schedule(&due, how.now).await?;
         self.insert_events(&events, how.now).await?;
         self.insert_outbox(&mails, how.now).await
     }
+}
+
+/// The work `life` schedules on ticket `id`, as rows for [`Batch::schedule`].
+pub(super) fn scheduled(id: i64, life: &[LifeEffect]) -> impl Iterator<Item = (i64, Due)> + '_ {
+    life.iter().filter_map(move |e| match e {
+        LifeEffect::Schedule(due) => Some((id, *due)),
+        _ => None,
+    })
 }
 
 impl Store {
@@ -315,6 +375,8 @@ mod tests {
         let mut tx = store.begin().await.unwrap();
         tx.change_ticket(id, changes).await.unwrap();
         tx.record_life(id, changes, effects, now()).await.unwrap();
+        let due: Vec<_> = scheduled(id, effects).collect();
+        tx.schedule(&due, now()).await.unwrap();
         tx.commit().await.unwrap();
     }
 

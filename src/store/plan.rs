@@ -113,6 +113,7 @@ impl Batch {
         written: &mut [Written],
     ) -> Result<(), StoreError> {
         let mut appended = Vec::new();
+        let mut due = Vec::new();
         for (i, _, r) in plan.records() {
             if let TicketAction::Append {
                 ticket_id,
@@ -124,8 +125,16 @@ impl Batch {
                 written[i].ticket_id = Some(*ticket_id);
                 appended.push(*ticket_id);
                 self.change_ticket(*ticket_id, changes).await?;
+                // A status change cancels the ticket's pending work: what earlier messages of
+                // the batch scheduled must be written first, as if each had been stored alone.
+                if changes.iter().any(|c| matches!(c, Change::Status(_))) {
+                    self.schedule(&std::mem::take(&mut due), how.now).await?;
+                }
                 self.record_life(*ticket_id, changes, &r.life, how.now)
                     .await?;
+            }
+            if let Some(id) = written[i].ticket_id {
+                due.extend(super::due::scheduled(id, &r.life));
             }
             if let Some(addr) = &r.failing_address {
                 let until = how.now
@@ -139,6 +148,7 @@ impl Batch {
                 self.mark_failing(addr, until, error, how.now).await?;
             }
         }
+        self.schedule(&due, how.now).await?;
         appended.sort_unstable();
         appended.dedup();
         self.touch_tickets(&appended, how.now).await

@@ -90,6 +90,8 @@ pub struct TicketDetail {
     pub resolved_at: Option<String>,
     pub closed_at: Option<String>,
     pub close_reason: Option<String>,
+    /// A technician's first public reply or change of status.
+    pub first_response_at: Option<String>,
     /// The requester's answer to the satisfaction survey, if any.
     pub satisfaction: Option<Satisfaction>,
 }
@@ -118,7 +120,7 @@ const TICKET_COLUMNS: &str = "SELECT t.folio, t.status, t.channel, t.subject, t.
         t.requester_name, t.requester_department, t.requester_phone, t.created_at, t.updated_at,
         (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.id, t.referenced_folio,
         t.service, t.ticket_type, t.priority, t.assignee, t.opened_by, t.routing,
-        t.resolved_at, t.closed_at, t.close_reason
+        t.resolved_at, t.closed_at, t.close_reason, t.first_response_at
         FROM tickets t";
 
 fn ticket_summary(r: &SqliteRow) -> TicketSummary {
@@ -148,11 +150,13 @@ pub(super) const TICKET_REF_COLUMNS: &str =
     t.assignee, t.priority, t.service, t.language, t.created_at, t.updated_at,
     (SELECT m.message_id FROM messages m WHERE m.ticket_id = t.id ORDER BY m.id LIMIT 1),
     t.resolved_at, t.closed_at, t.survey_sent_at, t.survey_retried,
-    EXISTS (SELECT 1 FROM satisfaction s WHERE s.ticket_id = t.id)";
+    EXISTS (SELECT 1 FROM satisfaction s WHERE s.ticket_id = t.id),
+    t.first_response_at, t.sla_paused_at, t.sla_paused_seconds,
+    t.response_breached_at IS NOT NULL, t.resolution_breached_at IS NOT NULL";
 
 /// How many columns [`TICKET_REF_COLUMNS`] has: a query that selects more after them reads
 /// those from this index on.
-pub(super) const TICKET_REF_LEN: usize = 18;
+pub(super) const TICKET_REF_LEN: usize = 23;
 
 /// A ticket as the rules see it, from [`TICKET_REF_COLUMNS`] (its participants left empty).
 pub(super) fn ticket_ref(r: &SqliteRow) -> TicketRef {
@@ -177,6 +181,11 @@ pub(super) fn ticket_ref(r: &SqliteRow) -> TicketRef {
             survey_sent_at: r.get::<Option<String>, _>(15).as_deref().and_then(parse_ts),
             survey_retried: r.get(16),
             survey_answered: r.get(17),
+            first_response_at: r.get::<Option<String>, _>(18).as_deref().and_then(parse_ts),
+            sla_paused_at: r.get::<Option<String>, _>(19).as_deref().and_then(parse_ts),
+            sla_paused_seconds: r.get(20),
+            response_breached: r.get(21),
+            resolution_breached: r.get(22),
         },
     }
 }
@@ -233,6 +242,7 @@ impl Store {
             resolved_at: r.get(19),
             closed_at: r.get(20),
             close_reason: r.get(21),
+            first_response_at: r.get(22),
             satisfaction: self.satisfaction_of(ticket_id).await?,
         }))
     }

@@ -8,7 +8,7 @@ use super::harness::*;
 use super::{inbox, WAIT};
 
 /// A catalogue with this test's own (unique) staff addresses: mail service → tech1 only.
-fn catalog(tech1: &str, tech2: &str, agent1: &str) -> String {
+fn catalog(tech1: &str, tech2: &str, agent1: &str, lead: &str) -> String {
     format!(
         r#"
 [assignment]
@@ -17,6 +17,7 @@ default_service = "general"
 
 [[group]]
 id = "correo"
+lead = "{lead}"
 [[group]]
 id = "otros"
 
@@ -59,6 +60,8 @@ pub(crate) struct Desk {
     pub tech1: String,
     pub tech2: String,
     pub agent1: String,
+    /// The lead of the mail group (SLA escalations).
+    pub lead: String,
 }
 
 async fn staffed_desk() -> Desk {
@@ -67,16 +70,17 @@ async fn staffed_desk() -> Desk {
 
 /// [`staffed_desk`] with more config sections (`extra`, TOML).
 pub(crate) async fn staffed_desk_with(extra: &str) -> Desk {
-    let (hd, tech1, tech2, agent1) = (
+    let (hd, tech1, tech2, agent1, lead) = (
         unique("hd"),
         unique("tech1"),
         unique("tech2"),
         unique("agent1"),
+        unique("lead"),
     );
     let mut folio = Folio::new(
         &hd,
         Options {
-            catalog: Some(catalog(&tech1, &tech2, &agent1)),
+            catalog: Some(catalog(&tech1, &tech2, &agent1, &lead)),
             extra: extra.to_string(),
             ..Options::default()
         },
@@ -88,6 +92,7 @@ pub(crate) async fn staffed_desk_with(extra: &str) -> Desk {
         tech1,
         tech2,
         agent1,
+        lead,
     }
 }
 
@@ -176,7 +181,7 @@ async fn a_full_conversation_by_email() {
         hd,
         tech1,
         tech2,
-        agent1: _,
+        ..
     } = staffed_desk().await;
     let alice = unique("alice");
     let carol = unique("carol");
@@ -449,6 +454,7 @@ async fn phone_notes_forwards_and_bounces() {
         tech1,
         tech2: _,
         agent1,
+        ..
     } = staffed_desk().await;
     let bob = unique("bob");
     let dave = unique("dave");
@@ -592,6 +598,7 @@ async fn an_unproven_phone_note_mails_no_one_but_its_sender() {
         tech1: _,
         tech2: _,
         agent1,
+        ..
     } = staffed_desk().await;
     let victim = unique("victim");
     // A forged (or careless) note: From the agent, to the plain help-desk address.

@@ -70,6 +70,10 @@ async fn resolved(desk: &Desk, alice: &str) -> (String, folio::inbound::mail::In
         "the resolution asks to confirm:\n{}",
         resolution.body_text
     );
+    assert!(
+        !desk.folio.show(&f)["first_response_at"].is_null(),
+        "#resuelto is the ticket's first response"
+    );
     (f, resolution)
 }
 
@@ -243,4 +247,56 @@ survey_reminder_after = "1h""#,
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(fetch_all(&alice, "INBOX").await.len(), 3);
     assert_eq!(queued(&desk.folio, &f, "confirm_reminder"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_ticket_warns_its_technician_then_escalates_once_to_the_groups_lead() {
+    let desk = staffed_desk_with(&format!(
+        "{}\n[sla]\nfirst_response = {{ media = \"4s\" }}\nwarn_at_percent = 50\n",
+        config(
+            r#"confirm_reminder_after = "1h"
+auto_close_after = "2h"
+survey_after = "1h"
+survey_reminder_after = "1h""#
+        )
+    ))
+    .await;
+    let alice = unique("alice");
+    send(
+        &alice,
+        &desk.hd,
+        &message(
+            &alice,
+            &desk.hd,
+            "No puedo entrar al correo",
+            "Ayuda.",
+            &message_id(),
+        ),
+    )
+    .await;
+    let f = desk.folio.first_folio().await;
+    // tech1: the assignment, then the warning at half the target.
+    let to_tech = inbox(&desk.tech1, 2).await;
+    let warning = mail_with(&to_tech, "aún no tiene respuesta").expect("the SLA warning");
+    assert!(warning.subject.contains(&f), "{}", warning.subject);
+    // The lead: one escalation when the target passes.
+    let to_lead = inbox(&desk.lead, 1).await;
+    assert!(
+        to_lead[0]
+            .body_text
+            .contains("no recibió primera respuesta"),
+        "{}",
+        to_lead[0].body_text
+    );
+    let t = ticket_until(&desk.folio, &f, "the breach in the history", |t| {
+        t["events"].to_string().contains("sla_breach")
+    })
+    .await;
+    assert!(t["first_response_at"].is_null(), "{t}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        fetch_all(&desk.lead, "INBOX").await.len(),
+        1,
+        "escalated once"
+    );
 }

@@ -369,7 +369,11 @@ impl Decider<'_> {
                 self.follow_life(&mut r, t);
                 r
             }
-            None => self.new_request(),
+            None => {
+                let mut r = self.new_request();
+                self.follow_open(&mut r);
+                r
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 use super::{append, Decider, Event, Reason, Record, Reply, Role};
 use crate::desk::command::{self, Command, Commands, Refusal};
+use crate::desk::lifecycle::LifeEffect;
 use crate::desk::notice::{
     clean_line, first_name, guide, AssignedTicketView, Assignment, AttachmentList, CommandResult,
     Notice, Relay, RequesterView, TechnicianView, MAX_SUBJECT_CHARS,
@@ -53,6 +54,10 @@ impl Decider<'_> {
         });
         let public_text = redact_staff_addresses(commands.body.trim());
         let relayed = self.relay(&mut r, t, &commands, &public_text);
+        // A public answer or a change of status is the ticket's response (`[sla]`).
+        if relayed || changes.iter().any(|c| matches!(c, Change::Status(_))) {
+            r.life.push(LifeEffect::FirstResponse);
+        }
         // Confirm the commands to the technician; notify a new assignee.
         if !applied.is_empty() {
             let notice = self.command_result(t, applied, vec![], relayed);
