@@ -56,7 +56,7 @@ pub fn sample_ticket() -> TicketRef {
 /// Every sample mail, about the sample ticket, in the order of [`Template::ALL`]; a template's
 /// first sample is its usual mail.
 pub fn samples(policy: &Policy) -> Vec<Notice> {
-    build(policy, |template| {
+    build(policy, Some("Dirección de Finanzas"), |template| {
         let mut t = sample_ticket();
         t.status = match template {
             Template::Resolved | Template::ConfirmReminder => Status::Resolved,
@@ -77,7 +77,8 @@ pub fn samples(policy: &Policy) -> Vec<Notice> {
 /// the answers that concern no single ticket (`status_denied`, `my_tickets`) stay the
 /// samples'.
 pub fn samples_about(ticket: &TicketRef, policy: &Policy) -> Vec<Notice> {
-    build(policy, |_| ticket.clone())
+    // The ticket does not store the requester's department: none rather than an invented one.
+    build(policy, None, |_| ticket.clone())
 }
 
 /// The contexts a template renders `notice` with: as it is queued (with `folio` when the mail
@@ -103,8 +104,12 @@ fn at(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> 
         .unwrap_or_default()
 }
 
-/// The samples, each about `ticket_for(its template)`.
-fn build(policy: &Policy, ticket_for: impl Fn(Template) -> TicketRef) -> Vec<Notice> {
+/// The samples, each about `ticket_for(its template)`, from a requester of `department`.
+fn build(
+    policy: &Policy,
+    department: Option<&str>,
+    ticket_for: impl Fn(Template) -> TicketRef,
+) -> Vec<Notice> {
     let helpdesk = HelpdeskView::of(policy);
     let catalog = &policy.catalog;
     let mut out = Vec::new();
@@ -117,6 +122,7 @@ fn build(policy: &Policy, ticket_for: impl Fn(Template) -> TicketRef) -> Vec<Not
             view: TicketView::public(&t, catalog, &t.requester_email),
             staff_view: TicketView::new(&t, catalog),
             t: &t,
+            department,
         };
         out.extend(s.of(template));
     }
@@ -130,6 +136,7 @@ struct Sampler<'a> {
     t: &'a TicketRef,
     view: TicketView,
     staff_view: TicketView,
+    department: Option<&'a str>,
 }
 
 impl Sampler<'_> {
@@ -223,12 +230,13 @@ impl Sampler<'_> {
         }
     }
 
-    /// The requester as the ticket names them, with a department from the directory.
+    /// The requester as the ticket names them (the sample's with a department, as the
+    /// directory gives it).
     fn requester(&self) -> Requester {
         Requester {
             email: self.t.requester_email.clone(),
             name: self.t.requester_name.clone(),
-            department: Some("Dirección de Finanzas".into()),
+            department: self.department.map(String::from),
             phone: None,
         }
     }
@@ -323,8 +331,7 @@ impl Sampler<'_> {
             },
             requester: RequesterView::from(&self.requester()),
             detail: "Desde ayer no puedo entrar a mi correo institucional: me dice \
-                     \"contraseña inválida\" y no la he cambiado.\n\nAlicia Hernández\n\
-                     Dirección de Finanzas"
+                     \"contraseña inválida\" y no la he cambiado.\n\nGracias."
                 .into(),
             files: files(),
             opened_by: None,
