@@ -18,6 +18,7 @@
 //!   CLI prints).
 
 pub mod calendar;
+pub mod cli_templates;
 pub mod clock;
 pub mod config;
 pub mod daemon;
