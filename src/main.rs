@@ -283,7 +283,7 @@ async fn open_existing_database(config_path: &Path, config: &Config) -> Result<S
     let file = file.split('?').next().unwrap_or(file);
     if !Path::new(file).exists() {
         anyhow::bail!(
-            "{}: database.url: no database at {file} (the site secret is created there at folio's first start)",
+            "{}: database.url: no database at {file} (folio creates it, with the site secret, at its first start)",
             config_path.display()
         );
     }

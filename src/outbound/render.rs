@@ -165,8 +165,10 @@ impl Templates {
         })
     }
 
-    /// Loads and checks every template of `language` (for `check-config`): every file that
-    /// does not compile and every file of a [`Template`] missing, each naming its file.
+    /// Loads every template of `language` into the cache and says what is wrong with it (the
+    /// daemon logs it at start-up): every file that does not compile and every file of a
+    /// [`Template`] missing, each naming its file. It renders nothing; the admin's thorough
+    /// check is [`Templates::check_strictly`].
     pub fn check(&self, language: &str) -> Vec<TemplateError> {
         let (regs, broken) = match self.registries(language) {
             Ok(r) => r,
