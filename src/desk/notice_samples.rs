@@ -188,6 +188,20 @@ impl Sampler<'_> {
                 "451 4.7.1 Greylisted, please try again later",
                 Some(helpdesk()),
             ))],
+            Template::Closure
+            | Template::ConfirmReminder
+            | Template::Survey
+            | Template::SurveyReminder
+            | Template::SurveyRetry
+            | Template::SurveyThanks => self.after_resolution(template),
+        }
+    }
+
+    /// The mail of the ticket's life after resolution: closing (each way it closes), the
+    /// reminder to confirm (with and without a closing date), the survey and its answers.
+    fn after_resolution(&self, template: Template) -> Vec<Notice> {
+        let helpdesk = || self.helpdesk.clone();
+        match template {
             Template::Closure => ["confirmed", "technician", "no_answer"]
                 .map(|reason| {
                     Notice::Closure(Closure {
@@ -227,6 +241,8 @@ impl Sampler<'_> {
                     })
                 })
                 .into(),
+            // `of` sends only the templates above here.
+            _ => vec![],
         }
     }
 
