@@ -11,13 +11,15 @@
 //! - [`desk`]: the help desk's rules, pure: who may do what on which ticket, and what to send.
 //! - [`outbound`]: mail as it leaves: templates, MIME construction, the outbox worker, SMTP.
 //! - [`store`]: the database, the only place that knows SQL.
-//! - [`daemon`]: the shell that drives the rest: the pipeline and the mailbox worker.
+//! - [`daemon`]: the shell that drives the rest: the pipeline and the mailbox worker; beside
+//!   it [`cli_templates`], the `folio templates` commands.
 //! - Foundations every room may use: [`config`] (set-up), [`calendar`] (business hours and
 //!   the lifecycle's spans, pure), [`clock`] (injected time), [`shutdown`], [`tls`], [`folio`]
 //!   (the reference number's format), [`fold`] (matching typed words), [`terminal`] (what the
 //!   CLI prints).
 
 pub mod calendar;
+pub mod cli_templates;
 pub mod clock;
 pub mod config;
 pub mod daemon;

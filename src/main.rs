@@ -1,5 +1,5 @@
-//! The `folio` binary: command-line parsing, logging set-up and the subcommands. The only place
-//! that uses `anyhow`.
+//! The `folio` binary: command-line parsing, logging set-up and the subcommands (the templates
+//! commands' work is in `folio::cli_templates`). The only place that uses `anyhow`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,6 @@ use folio::clock::{Clock, SystemClock};
 use folio::config::{Config, LogFormat, ProcessEnv};
 use folio::daemon::pipeline::{self, Disposition, RawMessage};
 use folio::desk::analysis;
-use folio::outbound::render::Templates;
 use folio::store::Store;
 
 /// EX_TEMPFAIL from sysexits.h: the MTA keeps the message and retries.
@@ -73,6 +72,36 @@ enum Command {
     Staff {
         #[command(subcommand)]
         command: StaffCommand,
+    },
+    /// Check and preview the mail templates (docs/templates.md).
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Render every template against sample mails in strict mode; print each problem with its
+    /// file, line and a hint. Exit status 1 on any problem.
+    Check {
+        /// A language folder, or `all` (default: every folder in templates.dir).
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Show what a requester would get: the Subject and text part of template NAME.
+    Preview {
+        /// The template (`confirmation`, `survey`, …).
+        name: String,
+        /// The language folder (default: the ticket's language, or templates.language).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Build the sample mail around this ticket of the database.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Also write the HTML part to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
 }
 
@@ -194,7 +223,71 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => check_config(&cli.config),
+        Command::Templates { command } => templates(&cli.config, command).await,
     }
+}
+
+/// `folio templates check|preview` (the work is in `folio::cli_templates`).
+async fn templates(config_path: &Path, command: TemplatesCommand) -> Result<ExitCode> {
+    use folio::cli_templates;
+    let config = load_config(config_path)?;
+    match command {
+        TemplatesCommand::Check { lang } => {
+            let languages = cli_templates::languages(&config, lang.as_deref());
+            let report = cli_templates::check(&config, languages);
+            for finding in &report.findings {
+                eprintln!("{finding}");
+            }
+            println!("{report}");
+            Ok(if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        TemplatesCommand::Preview {
+            name,
+            lang,
+            ticket,
+            html,
+        } => {
+            let store = match &ticket {
+                Some(_) => Some(open_existing_database(config_path, &config).await?),
+                None => None,
+            };
+            let about = store.as_ref().zip(ticket.as_deref());
+            let preview = cli_templates::preview(&config, &name, lang.as_deref(), about).await;
+            if let Some(store) = store {
+                store.close().await;
+            }
+            let preview = preview?;
+            println!("{}", preview.terminal_text());
+            if let Some(file) = html {
+                std::fs::write(&file, &preview.rendered.html)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                eprintln!("folio: the HTML part is in {}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The database of `config`, which must exist already: opening a missing one would create an
+/// empty database (with a new site secret) and answer from it.
+async fn open_existing_database(config_path: &Path, config: &Config) -> Result<Store> {
+    let file = config
+        .database
+        .url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let file = file.split('?').next().unwrap_or(file);
+    if !Path::new(file).exists() {
+        anyhow::bail!(
+            "{}: database.url: no database at {file} (folio creates it, with the site secret, at its first start)",
+            config_path.display()
+        );
+    }
+    Ok(Store::open(&config.database.url).await?)
 }
 
 async fn wait_for_signal() {
@@ -384,17 +477,10 @@ fn check_config(path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut problems = Vec::new();
-    let templates = Templates::new(&config.templates.dir);
-    let mut languages = vec![config.templates.language.clone()];
-    for other in ["es", "en"] {
-        if other != config.templates.language && config.templates.dir.join(other).is_dir() {
-            languages.push(other.to_string());
-        }
-    }
-    for lang in &languages {
-        problems.extend(templates.check(lang).iter().map(ToString::to_string));
-    }
+    // The templates are checked as `folio templates check` checks them.
+    let languages = folio::cli_templates::languages(&config, None);
+    let report = folio::cli_templates::check(&config, languages);
+    let mut problems: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
     if let Err(e) = pipeline::directory_of(&config) {
         problems.push(e.to_string());
     }
@@ -407,7 +493,7 @@ fn check_config(path: &Path) -> Result<ExitCode> {
         println!(
             "{}: OK (templates: {}; catalog: {}; directory: {})",
             path.display(),
-            languages.join(", "),
+            report.languages.join(", "),
             config
                 .catalog
                 .file
@@ -434,21 +520,8 @@ fn check_config(path: &Path) -> Result<ExitCode> {
 /// site secret, kept in the database).
 async fn staff_addresses(config_path: &Path, json: bool) -> Result<ExitCode> {
     let config = load_config(config_path)?;
-    // Opening a missing database would create one with a new secret, and print addresses
-    // that prove nothing to the real one.
-    let file = config
-        .database
-        .url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let file = file.split('?').next().unwrap_or(file);
-    if !Path::new(file).exists() {
-        anyhow::bail!(
-            "{}: database.url: no database at {file} (the site secret is created there at folio's first start)",
-            config_path.display()
-        );
-    }
-    let store = Store::open(&config.database.url).await?;
+    // A new database would have a new secret: addresses that prove nothing to the real one.
+    let store = open_existing_database(config_path, &config).await?;
     let tokens = folio::desk::tokens::Tokens::new(store.site_secret().await?);
     store.close().await;
     let policy = pipeline::policy_of(&config, tokens)?;

@@ -1,9 +1,12 @@
-//! The `folio` command line without a mail server: inspect, check-config, ingest's exit codes.
+//! The `folio` command line without a mail server: inspect, check-config, ingest's exit codes,
+//! templates check and preview.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+
+use folio::desk::notice::Template;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -440,10 +443,9 @@ fn inspect_says_an_oversize_message_would_be_quarantined() {
     assert!(v["headers"].as_str().unwrap().contains("Subject: Enorme"));
 }
 
-#[test]
-fn check_config_names_a_broken_template_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let templates = dir.path().join("mail-templates");
+/// A copy of the shipped `mail-templates` in `dir`, and a config in `dir` that uses it.
+fn copy_templates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let templates = dir.join("mail-templates");
     for lang in ["es", "en"] {
         std::fs::create_dir_all(templates.join(lang)).unwrap();
         for entry in std::fs::read_dir(format!("{REPO}/mail-templates/{lang}")).unwrap() {
@@ -451,9 +453,7 @@ fn check_config_names_a_broken_template_file() {
             std::fs::copy(entry.path(), templates.join(lang).join(entry.file_name())).unwrap();
         }
     }
-    let broken = templates.join("es/confirmation.txt.hbs");
-    std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
-    let path = dir.path().join("folio.toml");
+    let path = dir.join("folio.toml");
     std::fs::write(
         &path,
         format!(
@@ -464,6 +464,15 @@ fn check_config_names_a_broken_template_file() {
         ),
     )
     .unwrap();
+    (templates, path)
+}
+
+#[test]
+fn check_config_names_a_broken_template_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (templates, path) = copy_templates(dir.path());
+    let broken = templates.join("es/confirmation.txt.hbs");
+    std::fs::write(&broken, "{{#if folio}}sin cerrar\n").unwrap();
     let out = folio(&["--config", path.to_str().unwrap(), "check-config"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
@@ -472,5 +481,233 @@ fn check_config_names_a_broken_template_file() {
         err.matches(".hbs:").count(),
         1,
         "only the broken file: {err}"
+    );
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn templates_check_passes_on_the_shipped_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = folio(&["--config", config.to_str().unwrap(), "templates", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!(
+            "{} templates × 2 languages (es, en): ok",
+            Template::ALL.len()
+        )
+    );
+}
+
+#[test]
+fn templates_check_names_the_file_line_and_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (templates, config) = copy_templates(dir.path());
+    let c = config.to_str().unwrap();
+    let misspelt = templates.join("es/survey.txt.hbs");
+    let original = std::fs::read_to_string(&misspelt).unwrap();
+    let lines = original.lines().count();
+    std::fs::write(
+        &misspelt,
+        format!("{original}Asunto: {{{{ticket.sujeto}}}}\n"),
+    )
+    .unwrap();
+    let missing = templates.join("en/closure.html.hbs");
+    std::fs::remove_file(&missing).unwrap();
+    let unclosed = templates.join("es/closure.txt.hbs");
+    std::fs::write(
+        &unclosed,
+        "{{> header_text}}\n\n{{#if ticket.requester_name}}Estimado(a) {{ticket.requester_name}}:\n\nSu folio {{folio}} fue cerrado.\n",
+    )
+    .unwrap();
+
+    let out = folio(&["--config", c, "templates", "check"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for expected in [
+        format!(
+            "{}:{}: unknown variable `ticket.sujeto`",
+            misspelt.display(),
+            lines + 1
+        ),
+        "hint: `survey`'s `ticket` has: ".to_string(),
+        "ticket.subject".to_string(),
+        format!(
+            "{}: missing: template `closure` has no html file",
+            missing.display()
+        ),
+        "hint: every language folder provides NAME.subject.hbs, NAME.txt.hbs and NAME.html.hbs"
+            .to_string(),
+        format!(
+            "{}:3: `{{{{#if ticket.requester_name}}}}` is never closed",
+            unclosed.display()
+        ),
+        "hint: close it with `{{/if}}`".to_string(),
+    ] {
+        assert!(err.contains(&expected), "{expected:?} not in:\n{err}");
+    }
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!(
+            "{} templates × 2 languages (es, en): 3 problems",
+            Template::ALL.len()
+        )
+    );
+
+    // One language at a time.
+    let out = folio(&["--config", c, "templates", "check", "--lang", "en"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!(
+            "{} templates × 1 language (en): 1 problem",
+            Template::ALL.len()
+        )
+    );
+    // check-config checks templates with the same code, so it says the same.
+    let out = folio(&["--config", c, "check-config"]);
+    let check_config = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.lines().all(|l| check_config.contains(l)),
+        "{check_config}"
+    );
+}
+
+#[test]
+fn templates_preview_shows_what_a_requester_would_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let c = config.to_str().unwrap();
+    let out = folio(&[
+        "--config",
+        c,
+        "templates",
+        "preview",
+        "survey",
+        "--lang",
+        "es",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "Subject: [Folio MDA-2026-000042] Encuesta de satisfacción: No puedo entrar al correo institucional\n\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Alicia Hernández") && stdout.contains("del 1 al 5"),
+        "{stdout}"
+    );
+
+    let html = dir.path().join("survey.html");
+    let out = folio(&[
+        "--config",
+        c,
+        "templates",
+        "preview",
+        "survey",
+        "--lang",
+        "en",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("Subject: [Ticket MDA-2026-000042] Satisfaction survey: ")
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains("<html") && html.contains("MDA-2026-000042"),
+        "{html}"
+    );
+
+    let out = folio(&["--config", c, "templates", "preview", "encuesta"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no template \"encuesta\"") && err.contains("confirmation, reply, resolved"),
+        "{err}"
+    );
+}
+
+#[test]
+fn templates_preview_builds_the_sample_around_a_real_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("folio.db");
+    let config = write_config(
+        dir.path(),
+        &format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
+    );
+    let c = config.to_str().unwrap();
+    // Before any database exists, there is no ticket to look for (and none is created).
+    let out = folio(&[
+        "--config",
+        c,
+        "templates",
+        "preview",
+        "survey",
+        "--ticket",
+        "MDA-2026-000001",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no database at"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!db.exists());
+
+    let raw = std::fs::read(format!(
+        "{REPO}/tests/fixtures/mail/requests/gmail_utf8_base64_alternative.eml"
+    ))
+    .unwrap();
+    let out = ingest(&config, &raw);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let folio_id = stdout.split_whitespace().next().unwrap();
+    assert!(folio_id.starts_with("MDA-"), "{stdout}");
+
+    let out = folio(&[
+        "--config",
+        c,
+        "templates",
+        "preview",
+        "survey",
+        "--ticket",
+        folio_id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "Subject: [Folio {folio_id}] Encuesta de satisfacción: Solicitud de instalación de programa para firma electrónica\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("Alicia") && !stdout.contains("MDA-2026-000042"),
+        "{stdout}"
+    );
+
+    let out = folio(&[
+        "--config",
+        c,
+        "templates",
+        "preview",
+        "survey",
+        "--ticket",
+        "MDA-2026-999999",
+    ]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no ticket with folio MDA-2026-999999"),
+        "{err}"
     );
 }

@@ -52,9 +52,10 @@ pub async fn assemble(
         tokens.clone(),
     )?);
     let templates = Arc::new(Templates::new(&config.templates.dir));
-    for e in templates.check(&config.templates.language) {
+    let samples = crate::desk::notice_samples::all_contexts(&pipeline.policy());
+    for e in templates.check_strictly(&config.templates.language, &samples) {
         // Not fatal: only mail using that template stays queued until it is fixed.
-        tracing::error!(error = %e, "template problem: mail using it stays queued until it is fixed");
+        tracing::error!(problem = %e, "template problem: mail using it stays queued until it is fixed");
     }
     let sender = Arc::new(Sender::new(
         config,

@@ -170,9 +170,10 @@ impl Refusal {
 }
 
 impl Refusal {
-    /// One of every kind, for tests that must see every field a template may use.
-    #[cfg(test)]
-    pub(crate) fn every_kind() -> Vec<Refusal> {
+    /// One of every kind, for the sample notices (`desk::notice_samples`: `folio templates check`
+    /// renders every template with them) and the tests that must see every field a template
+    /// may use.
+    pub fn every_kind() -> Vec<Refusal> {
         vec![
             Refusal::UnknownCommand {
                 line: "#borrar todo".into(),

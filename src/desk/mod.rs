@@ -1,7 +1,8 @@
 //! The help desk's rules, pure: no I/O, no clock. An analysed message plus what the store
 //! knows → a decision ([`decide`]): which ticket, which changes ([`ticket`], [`command`]), whom
 //! to route to ([`routing`], [`catalog`]), which mails to queue ([`notice`]), and why, under
-//! the site's [`policy`].
+//! the site's [`policy`]. [`notice_samples`] holds a realistic mail of every kind, for checking
+//! and previewing templates.
 //! A requester's short answers are read by [`validation`] (to "your request was resolved,
 //! please confirm") and [`survey`] (to a satisfaction survey).
 
@@ -13,6 +14,7 @@ pub mod decide;
 pub mod known;
 pub mod lifecycle;
 pub mod notice;
+pub mod notice_samples;
 pub mod plan;
 pub mod policy;
 pub mod requester;

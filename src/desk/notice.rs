@@ -7,6 +7,7 @@
 //! the outbox stores them as JSON text ([`Notice::context`]), and the sender renders that text,
 //! adding what only it knows (`attachments_omitted`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -107,6 +108,26 @@ impl Template {
             Template::SlaEscalation => "sla_escalation",
         }
     }
+
+    /// The template whose files are `NAME.*.hbs` (`None` for a name folio does not send).
+    pub fn named(name: &str) -> Option<Template> {
+        Template::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Whether its mail concerns one ticket, so its context has `folio`: every one but the
+    /// answers that must name no ticket (`status_denied`) or name several (`my_tickets`).
+    pub fn has_folio(self) -> bool {
+        !matches!(self, Template::StatusDenied | Template::MyTickets)
+    }
+
+    /// Whether its mail may carry files, so the sender may add `attachments_omitted` when
+    /// some stay behind (`limits.max_notice_attachments`).
+    pub fn may_carry_files(self) -> bool {
+        matches!(
+            self,
+            Template::Assignment | Template::FollowUp | Template::Reply | Template::Resolved
+        )
+    }
 }
 
 impl fmt::Display for Template {
@@ -197,6 +218,37 @@ impl Notice {
         }
         context
     }
+}
+
+/// Every variable of a context as a path, as `docs/templates.md` writes them: `ticket.folio`,
+/// `attachments[].name` (the `name` of each element of `attachments`), `missing_fields` (a list
+/// of plain values). An empty list says nothing about its elements' fields, so it adds nothing.
+pub fn variables(context: &Value) -> BTreeSet<String> {
+    fn walk(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(fields) => {
+                for (key, v) in fields {
+                    let path = match prefix {
+                        "" => key.clone(),
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            Value::Array(items) if items.is_empty() => {}
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                for item in items {
+                    walk(&format!("{prefix}[]"), item, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", context, &mut out);
+    out
 }
 
 /// `helpdesk` in every notice: who is writing.
@@ -726,234 +778,25 @@ pub fn summary(body: &str) -> String {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use chrono::TimeZone;
-
     use super::*;
-    use crate::desk::catalog::Priority;
-    use crate::desk::ticket::Status;
+    use crate::desk::notice_samples::{contexts, samples, SAMPLE_FOLIO};
     use crate::desk::tokens::Tokens;
 
     /// The variables of the templates as `docs/templates.md` lists them.
     const DOC: &str = include_str!("../../docs/templates.md");
 
-    fn ticket() -> TicketRef {
-        TicketRef {
-            id: 42,
-            folio: "MDA-2026-000042".into(),
-            status: Status::Open,
-            subject: "No puedo entrar".into(),
-            requester_email: "alice@example.test".into(),
-            requester_name: Some("Alicia".into()),
-            participants: vec![],
-            assignee: Some("tech1@example.test".into()),
-            priority: Priority::Media,
-            service: "correo".into(),
-            language: "es".into(),
-            created_at: Utc.with_ymd_and_hms(2026, 11, 26, 16, 5, 0).unwrap(),
-            updated_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
-            opening_message_id: None,
-            life: Default::default(),
-        }
+    fn policy() -> Policy {
+        Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()))
     }
 
-    /// One notice of every kind, each list with an element (so its elements' fields show).
-    fn samples() -> Vec<Notice> {
-        let policy = Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()));
-        let helpdesk = HelpdeskView::of(&policy);
-        let view = TicketView::new(&ticket(), &Catalog::default());
-        let requester = Requester {
-            email: "alice@example.test".into(),
-            name: Some("Alicia".into()),
-            department: None,
-            phone: None,
-        };
-        let files = AttachmentList::of(
-            &[Attachment {
-                name: "a.pdf".into(),
-                content_type: "application/pdf".into(),
-                size: 1,
-                data: vec![],
-            }],
-            20,
-        );
-        let relay = Relay {
-            ticket: view.clone(),
-            text: "Listo.".into(),
-            resolution: None,
-            technician: TechnicianView {
-                first_name: None,
-                name: None,
-            },
-            helpdesk: helpdesk.clone(),
-        };
-        vec![
-            Notice::Confirmation(Confirmation {
-                subject: "x".into(),
-                reply_subject: "Re: x".into(),
-                summary: "x".into(),
-                quoted: true,
-                channel: "phone",
-                agent_copy: true,
-                missing_fields: vec!["departamento"],
-                requester: RequesterView::from(&requester),
-                missing: MissingView::from(&requester),
-                files: files.clone(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::Reply(relay.clone()),
-            Notice::Resolved(relay),
-            Notice::Status(StatusReport {
-                ticket: view.clone(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::StatusDenied(StatusDenied {
-                folio_asked: None,
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::MyTickets(MyTickets {
-                tickets: vec![view.clone()],
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::Assignment(Assignment {
-                ticket: AssignedTicketView {
-                    subject: "x".into(),
-                    channel: None,
-                    service: "correo".into(),
-                    service_name: "correo".into(),
-                    ticket_type: None,
-                    priority: "media",
-                    rules: Rule::every_kind(),
-                },
-                requester: RequesterView::from(&requester),
-                detail: "x".into(),
-                files: files.clone(),
-                opened_by: None,
-                opened_by_name: None,
-                reassigned_by: None,
-                reassigned_by_name: None,
-                commands: guide(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::FollowUp(FollowUp {
-                ticket: view.clone(),
-                author: AuthorView {
-                    name: None,
-                    email: "alice@example.test".into(),
-                    role: "requester",
-                },
-                text: "x".into(),
-                unauthenticated: false,
-                validation: Some("unclear"),
-                files,
-                commands: guide(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::CommandResult(CommandResult {
-                ticket: view.clone(),
-                applied: Applied::every_kind(),
-                errors: Refusal::every_kind(),
-                relayed: false,
-                commands: guide(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::Closure(Closure {
-                ticket: view.clone(),
-                reason: "confirmed",
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::ConfirmReminder(ConfirmReminder {
-                ticket: view.clone(),
-                auto_close_on: Some("2026-12-11".into()),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::Survey(SurveyRequest {
-                ticket: view.clone(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::SurveyReminder(SurveyRequest {
-                ticket: view.clone(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::SurveyRetry(SurveyRequest {
-                ticket: view.clone(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::SurveyThanks(SurveyThanks {
-                ticket: view.clone(),
-                rating: 5,
-                comment: Some("excelente".into()),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::SlaWarning(SlaWarning {
-                ticket: view.clone(),
-                target: "first_response",
-                due_at: "2026-12-07 13:00".into(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::SlaEscalation(SlaEscalation {
-                ticket: view.clone(),
-                target: "resolution",
-                due_at: "2026-12-07 13:00".into(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::BounceNotice(BounceNotice {
-                ticket: view,
-                bounced_to: "alice@example.test".into(),
-                report: "x".into(),
-                helpdesk: helpdesk.clone(),
-            }),
-            Notice::DeliveryFailed(DeliveryFailed::new(
-                &ticket(),
-                "alice@example.test",
-                Utc.with_ymd_and_hms(2026, 11, 26, 16, 6, 0).unwrap(),
-                "451",
-                Some(helpdesk),
-            )),
-        ]
-    }
-
-    /// Every variable of `value` as a path: `ticket.folio`, `attachments[].name`, `applied`.
-    fn paths(prefix: &str, value: &Value, out: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(fields) => {
-                for (key, v) in fields {
-                    let path = match prefix {
-                        "" => key.clone(),
-                        _ => format!("{prefix}.{key}"),
-                    };
-                    paths(&path, v, out);
-                }
-            }
-            Value::Array(items) if items.iter().any(Value::is_object) => {
-                for item in items {
-                    paths(&format!("{prefix}[]"), item, out);
-                }
-            }
-            _ => {
-                out.insert(prefix.to_string());
-            }
-        }
-    }
-
-    /// The variables each template gets when it is rendered.
+    /// The variables each template gets when it is rendered: those of every sample, queued
+    /// and as the sender renders it (`attachments_omitted` added when files stay behind).
     fn sent() -> BTreeMap<&'static str, BTreeSet<String>> {
         let mut out: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        for notice in samples() {
-            let template = notice.template();
-            // `folio` is added when the mail is queued, to every mail about one ticket.
-            let folio = match template {
-                Template::StatusDenied | Template::MyTickets => None,
-                _ => Some("MDA-2026-000042"),
-            };
-            let vars = out.entry(template.name()).or_default();
-            paths("", &notice.context(folio), vars);
-            // The sender adds `attachments_omitted` to a mail that carries files, when some
-            // stay behind (`Reply::with_attachments`).
-            if matches!(
-                template,
-                Template::Assignment | Template::FollowUp | Template::Reply | Template::Resolved
-            ) {
-                vars.insert("attachments_omitted".into());
+        for notice in samples(&policy()) {
+            let vars = out.entry(notice.template().name()).or_default();
+            for context in contexts(&notice, SAMPLE_FOLIO) {
+                vars.extend(variables(&context));
             }
         }
         out
@@ -1054,7 +897,7 @@ mod tests {
 
     #[test]
     fn every_template_has_a_sample() {
-        let sampled: BTreeSet<Template> = samples().iter().map(Notice::template).collect();
+        let sampled: BTreeSet<Template> = samples(&policy()).iter().map(Notice::template).collect();
         assert_eq!(sampled, Template::ALL.into_iter().collect());
     }
 

@@ -113,9 +113,10 @@ pub struct Hit {
 }
 
 impl Rule {
-    /// One rule of every kind, for tests that must see every field a template may use.
-    #[cfg(test)]
-    pub(crate) fn every_kind() -> Vec<Rule> {
+    /// One rule of every kind, for the sample notices (`desk::notice_samples`: `folio templates check`
+    /// renders every template with them) and the tests that must see every field a template
+    /// may use.
+    pub fn every_kind() -> Vec<Rule> {
         let technician = || ("tech1@example.test".to_string(), "Técnico Uno".to_string());
         vec![
             Rule::Service {

@@ -166,9 +166,10 @@ pub enum Applied {
 }
 
 impl Applied {
-    /// One of every kind, for tests that must see every field a template may use.
-    #[cfg(test)]
-    pub(crate) fn every_kind() -> Vec<Applied> {
+    /// One of every kind, for the sample notices (`desk::notice_samples`: `folio templates check`
+    /// renders every template with them) and the tests that must see every field a template
+    /// may use.
+    pub fn every_kind() -> Vec<Applied> {
         vec![
             Applied::Resolve {
                 resolution: Some("Listo.".into()),

@@ -1,5 +1,5 @@
-//! Read-only queries: the CLI's counts, ticket lists and one ticket in full, and a ticket by id
-//! for the sender's notices.
+//! Read-only queries: the CLI's counts, ticket lists and one ticket in full, a ticket by id
+//! for the sender's notices and by folio for previewing them.
 
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
@@ -272,6 +272,17 @@ impl Store {
             .map(ticket_ref))
     }
 
+    /// A ticket by its folio, as the rules see it (for `folio templates preview --ticket`).
+    pub async fn ticket_by_folio(&self, folio: &str) -> Result<Option<TicketRef>, StoreError> {
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.folio = ?");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(folio.to_uppercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(ticket_ref))
+    }
+
     /// The rows `sql` selects for one ticket or message (`id`, its one parameter).
     async fn rows_of(&self, sql: &'static str, id: i64) -> Result<Vec<SqliteRow>, StoreError> {
         Ok(sqlx::query(sql).bind(id).fetch_all(&self.pool).await?)
@@ -508,6 +519,24 @@ mod tests {
         assert_eq!(r.opening_message_id.as_deref(), Some("a@example.test"));
         assert!(store
             .ticket_by_id(opened.ticket_id + 1)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn ticket_by_folio_is_the_ticket_by_id_of_that_folio() {
+        let (_dir, store) = temp_store().await;
+        let t = new_ticket("ana@example.test", "Printer", None, &[]);
+        let m = mail("a@example.test", "ana@example.test", "Printer", "It jams.");
+        let opened = open_ticket(&store, "HD-2026-000007", &t, &m, "r1@x").await;
+        let by_id = store.ticket_by_id(opened.ticket_id).await.unwrap();
+        // Typed by an admin: the case of the prefix does not matter.
+        let by_folio = store.ticket_by_folio("hd-2026-000007").await.unwrap();
+        assert!(by_folio.is_some());
+        assert_eq!(by_folio, by_id);
+        assert!(store
+            .ticket_by_folio("HD-2026-000008")
             .await
             .unwrap()
             .is_none());
