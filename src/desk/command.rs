@@ -15,8 +15,9 @@ use crate::fold::fold;
 pub enum Command {
     /// `#resuelto [texto]`: resolved, with an optional resolution text for the requester.
     Resolve(Option<String>),
-    /// `#cerrar`
-    Close,
+    /// `#cerrar`, `#cerrar spam`, `#cerrar duplicado`: how it closes decides what follows
+    /// (no closure notice to spam, no survey for either).
+    Close(CloseAs),
     /// `#asignar <técnico>`
     Assign(String),
     /// `#prioridad <nivel>`
@@ -37,7 +38,9 @@ impl Command {
         match self {
             Command::Resolve(None) => "#resuelto".into(),
             Command::Resolve(Some(t)) => format!("#resuelto {t}"),
-            Command::Close => "#cerrar".into(),
+            Command::Close(CloseAs::Solved) => "#cerrar".into(),
+            Command::Close(CloseAs::Spam) => "#cerrar spam".into(),
+            Command::Close(CloseAs::Duplicate) => "#cerrar duplicado".into(),
             Command::Assign(a) => format!("#asignar {a}"),
             Command::Priority(p) => format!("#prioridad {p}"),
             Command::Service(s) => format!("#servicio {s}"),
@@ -64,10 +67,36 @@ fn spanish_word(code: &str) -> &str {
     }
 }
 
+/// How a ticket is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseAs {
+    /// The ordinary closing.
+    Solved,
+    /// It was spam: nothing more is sent about it.
+    Spam,
+    /// It repeats another ticket: no survey.
+    Duplicate,
+}
+
+/// The word after `#cerrar`: none (closed as solved), `spam`, `duplicado`; anything else is
+/// not understood (`None`), so a typo never closes a ticket the wrong way.
+fn close_as(arg: &str) -> Option<CloseAs> {
+    let word = fold(arg.split_whitespace().next().unwrap_or_default());
+    match word.as_str() {
+        "" => Some(CloseAs::Solved),
+        "spam" | "basura" | "correo-basura" => Some(CloseAs::Spam),
+        "duplicado" | "duplicada" | "repetido" | "repetida" | "duplicate" => {
+            Some(CloseAs::Duplicate)
+        }
+        _ => None,
+    }
+}
+
 /// Every command as a technician writes it, for the guide and error replies.
 pub const GUIDE: &[(&str, &str)] = &[
     ("#resuelto [texto]", "#resolve [text]"),
-    ("#cerrar", "#close"),
+    ("#cerrar [spam|duplicado]", "#close [spam|duplicate]"),
     ("#asignar <técnico>", "#assign <technician>"),
     (
         "#prioridad <baja|media|alta|crítica>",
@@ -277,7 +306,12 @@ pub fn parse_commands(text: &str) -> Commands {
             "resuelto" | "resolver" | "resuelta" | "resolve" | "resolved" => {
                 Ok(Command::Resolve((!arg.is_empty()).then(|| arg.to_string())))
             }
-            "cerrar" | "cerrado" | "close" | "closed" => Ok(Command::Close),
+            "cerrar" | "cerrado" | "close" | "closed" => close_as(arg)
+                .map(Command::Close)
+                .ok_or_else(|| Refusal::UnknownCommand {
+                    line: l.to_string(),
+                    word: format!("{word} {arg}"),
+                }),
             "asignar" | "reasignar" | "assign" | "reassign" => need(Command::Assign, "assign"),
             "prioridad" | "priority" => need(Command::Priority, "priority"),
             "servicio" | "service" => need(Command::Service, "service"),

@@ -99,6 +99,10 @@ pub enum CloseReason {
     Technician,
     /// Nobody answered the resolution within `lifecycle.auto_close_after`.
     NoAnswer,
+    /// `#cerrar spam`: nothing is sent about it any more.
+    Spam,
+    /// `#cerrar duplicado`: another ticket covers it; no survey.
+    Duplicate,
 }
 
 impl CloseReason {
@@ -108,6 +112,29 @@ impl CloseReason {
             CloseReason::Confirmed => "confirmed",
             CloseReason::Technician => "technician",
             CloseReason::NoAnswer => "no_answer",
+            CloseReason::Spam => "spam",
+            CloseReason::Duplicate => "duplicate",
+        }
+    }
+
+    /// Whether the requester hears of the closing (never a spammer).
+    pub fn notified(self) -> bool {
+        self != CloseReason::Spam
+    }
+
+    /// Whether a survey follows (not for spam or a duplicate).
+    pub fn surveyed(self) -> bool {
+        !matches!(self, CloseReason::Spam | CloseReason::Duplicate)
+    }
+}
+
+impl From<crate::desk::command::CloseAs> for CloseReason {
+    fn from(how: crate::desk::command::CloseAs) -> CloseReason {
+        use crate::desk::command::CloseAs;
+        match how {
+            CloseAs::Solved => CloseReason::Technician,
+            CloseAs::Spam => CloseReason::Spam,
+            CloseAs::Duplicate => CloseReason::Duplicate,
         }
     }
 }
@@ -177,11 +204,13 @@ impl DueOutcome {
 }
 
 /// What the `changes` of a decision at `now` make due on a ticket. Resolving queues the
-/// reminder and the closing; closing queues the survey, at the first business hour after
-/// `lifecycle.survey_after` (unless the ticket's survey already went out: one per ticket).
+/// reminder and the closing; closing (for `closing`, when the changes close it) queues the
+/// survey, at the first business hour after `lifecycle.survey_after`, unless it was spam or a
+/// duplicate or the ticket's survey already went out (one per ticket).
 pub fn scheduled_by(
     t: &TicketRef,
     changes: &[Change],
+    closing: CloseReason,
     now: DateTime<Utc>,
     policy: &Policy,
 ) -> Vec<LifeEffect> {
@@ -203,7 +232,9 @@ pub fn scheduled_by(
                     at: calendar.add(now, life.auto_close_after),
                 }));
             }
-            Change::Status(Status::Closed) if t.life.survey_sent_at.is_none() => {
+            Change::Status(Status::Closed)
+                if t.life.survey_sent_at.is_none() && closing.surveyed() =>
+            {
                 let after = calendar.add(now, life.survey_after);
                 out.push(LifeEffect::Schedule(Due {
                     kind: DueKind::Survey,
@@ -293,7 +324,13 @@ fn after_resolution(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueO
             let mut life = vec![LifeEffect::Closed {
                 reason: CloseReason::NoAnswer,
             }];
-            life.extend(scheduled_by(t, &changes, now, policy));
+            life.extend(scheduled_by(
+                t,
+                &changes,
+                CloseReason::NoAnswer,
+                now,
+                policy,
+            ));
             DueOutcome {
                 changes,
                 replies: closure_notice(t, CloseReason::NoAnswer, policy)
@@ -445,6 +482,7 @@ mod tests {
         let due = scheduled_by(
             &ticket(Status::Open),
             &[Change::Status(Status::Resolved)],
+            CloseReason::Technician,
             mx(4, 17),
             &policy(),
         );
@@ -461,18 +499,49 @@ mod tests {
     fn closing_queues_the_survey_in_business_hours_once_per_ticket() {
         // Closed Friday 17:00 + 1 h = 18:00, closing time: the survey waits for Monday 09:00.
         let closed = [Change::Status(Status::Closed)];
-        let due = scheduled_by(&ticket(Status::Resolved), &closed, mx(4, 17), &policy());
+        let due = scheduled_by(
+            &ticket(Status::Resolved),
+            &closed,
+            CloseReason::Technician,
+            mx(4, 17),
+            &policy(),
+        );
         assert_eq!(scheduled(&due), [(DueKind::Survey, mx(7, 9))]);
         // Closed on a Monday morning: an hour later.
-        let due = scheduled_by(&ticket(Status::Resolved), &closed, mx(7, 10), &policy());
+        let due = scheduled_by(
+            &ticket(Status::Resolved),
+            &closed,
+            CloseReason::Technician,
+            mx(7, 10),
+            &policy(),
+        );
         assert_eq!(scheduled(&due), [(DueKind::Survey, mx(7, 11))]);
         // Reopened and closed again after its survey went out: no second survey.
         let mut t = ticket(Status::Open);
         t.life.survey_sent_at = Some(mx(7, 11));
-        assert!(scheduled(&scheduled_by(&t, &closed, mx(9, 10), &policy())).is_empty());
+        assert!(scheduled(&scheduled_by(
+            &t,
+            &closed,
+            CloseReason::Technician,
+            mx(9, 10),
+            &policy()
+        ))
+        .is_empty());
+        // Closed as spam or as a duplicate: no survey.
+        for reason in [CloseReason::Spam, CloseReason::Duplicate] {
+            let t = ticket(Status::Open);
+            assert!(scheduled(&scheduled_by(&t, &closed, reason, mx(7, 10), &policy())).is_empty());
+        }
         // Waiting queues nothing (the resolution clock stops: `desk::sla`).
         let pending = [Change::Status(Status::Pending)];
-        assert!(scheduled(&scheduled_by(&t, &pending, mx(9, 10), &policy())).is_empty());
+        assert!(scheduled(&scheduled_by(
+            &t,
+            &pending,
+            CloseReason::Technician,
+            mx(9, 10),
+            &policy()
+        ))
+        .is_empty());
     }
 
     #[test]

@@ -607,8 +607,9 @@ pub struct BounceNotice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Closure {
     pub ticket: TicketView,
-    /// `confirmed` (the requester confirmed the solution), `technician` (`#cerrar`) or
-    /// `no_answer` (nobody answered the resolution in time).
+    /// `confirmed` (the requester confirmed the solution), `technician` (`#cerrar`),
+    /// `no_answer` (nobody answered the resolution in time) or `duplicate` (`#cerrar
+    /// duplicado`); a ticket closed as spam gets no closure notice.
     pub reason: &'static str,
     pub helpdesk: HelpdeskView,
 }

@@ -235,7 +235,7 @@ impl Sampler<'_> {
     fn after_resolution(&self, template: Template) -> Vec<Notice> {
         let helpdesk = || self.helpdesk.clone();
         match template {
-            Template::Closure => ["confirmed", "technician", "no_answer"]
+            Template::Closure => ["confirmed", "technician", "no_answer", "duplicate"]
                 .map(|reason| {
                     Notice::Closure(Closure {
                         ticket: self.view.clone(),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::desk::catalog::{Catalog, Priority};
-use crate::desk::command::{Command, Refusal};
+use crate::desk::command::{CloseAs, Command, Refusal};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,7 +147,10 @@ pub enum Applied {
     Resolve {
         resolution: Option<String>,
     },
-    Close,
+    Close {
+        /// `solved`, `spam` or `duplicate`.
+        how: CloseAs,
+    },
     Pending,
     Reopen,
     Assign {
@@ -174,7 +177,10 @@ impl Applied {
             Applied::Resolve {
                 resolution: Some("Listo.".into()),
             },
-            Applied::Close,
+            Applied::Close {
+                how: CloseAs::Solved,
+            },
+            Applied::Close { how: CloseAs::Spam },
             Applied::Pending,
             Applied::Reopen,
             Applied::Assign {
@@ -256,14 +262,14 @@ fn apply_one(
                 resolution: text.clone(),
             },
         ),
-        Command::Close => (
+        Command::Close(how) => (
             set_status(
                 s,
                 Status::Closed,
                 &[Status::Open, Status::Pending, Status::Resolved],
                 "close",
             )?,
-            Applied::Close,
+            Applied::Close { how: *how },
         ),
         Command::Pending => (
             set_status(s, Status::Pending, &[Status::Open], "pending")?,
@@ -429,7 +435,9 @@ mod tests {
         );
         s.status = Status::Resolved;
         assert_eq!(
-            apply(&s, &[Command::Close], &c).unwrap().changes,
+            apply(&s, &[Command::Close(CloseAs::Solved)], &c)
+                .unwrap()
+                .changes,
             vec![Change::Status(Status::Closed)]
         );
     }

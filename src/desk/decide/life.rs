@@ -27,11 +27,6 @@ impl Decider<'_> {
             return;
         };
         let closes = changes.contains(&Change::Status(Status::Closed));
-        let due = lifecycle::scheduled_by(t, changes, self.ctx.now, self.policy);
-        r.life.extend(due);
-        if !closes {
-            return;
-        }
         let reason = r
             .life
             .iter()
@@ -40,6 +35,11 @@ impl Decider<'_> {
                 _ => None,
             })
             .unwrap_or(CloseReason::Technician);
+        let due = lifecycle::scheduled_by(t, changes, reason, self.ctx.now, self.policy);
+        r.life.extend(due);
+        if !closes || !reason.notified() {
+            return;
+        }
         if let Some(notice) = lifecycle::closure_notice(t, reason, self.policy) {
             self.push(r, notice);
         }

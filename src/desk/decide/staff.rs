@@ -52,6 +52,14 @@ impl Decider<'_> {
             kind: "authenticated",
             detail: format!("technician {sender}: {proof}"),
         });
+        // How it closes decides what follows (`desk::lifecycle::CloseReason`).
+        for a in &applied {
+            if let Applied::Close { how } = a {
+                r.life.push(LifeEffect::Closed {
+                    reason: (*how).into(),
+                });
+            }
+        }
         let public_text = redact_staff_addresses(commands.body.trim());
         let relayed = self.relay(&mut r, t, &commands, &public_text);
         // A public answer or a change of status is the ticket's response (`[sla]`).

@@ -772,3 +772,42 @@ fn a_delayed_delivery_report_is_not_a_hard_bounce() {
     assert_eq!(soft.reason, Reason::AutomaticOnTicket);
     assert_eq!(soft.failing_address, None);
 }
+
+#[test]
+fn how_a_technician_closes_decides_the_closure_notice_and_the_survey() {
+    use crate::desk::lifecycle::{CloseReason, DueKind, LifeEffect};
+    let surveys = |r: &Record| {
+        r.life
+            .iter()
+            .filter(|e| matches!(e, LifeEffect::Schedule(d) if d.kind == DueKind::Survey))
+            .count()
+    };
+    let closures = |r: &Record| {
+        r.replies
+            .iter()
+            .filter(|m| m.template() == Template::Closure)
+            .count()
+    };
+    let closed = |r: &Record| {
+        matches!(&r.action, TicketAction::Append { changes, .. }
+            if changes == &[Change::Status(Status::Closed)])
+    };
+    let plain = record(&from_tech1("RE: x", "#cerrar"), &on_ticket());
+    assert!(closed(&plain));
+    assert_eq!((closures(&plain), surveys(&plain)), (1, 1));
+    assert!(plain.life.contains(&LifeEffect::Closed {
+        reason: CloseReason::Technician
+    }));
+    // Spam: closed, nothing to the sender, no survey.
+    let spam = record(&from_tech1("RE: x", "#cerrar spam"), &on_ticket());
+    assert!(closed(&spam));
+    assert_eq!((closures(&spam), surveys(&spam)), (0, 0));
+    // A duplicate: the requester is told, no survey.
+    let duplicate = record(&from_tech1("RE: x", "#cerrar duplicado"), &on_ticket());
+    assert!(closed(&duplicate));
+    assert_eq!((closures(&duplicate), surveys(&duplicate)), (1, 0));
+    // A word #cerrar does not know closes nothing.
+    let typo = record(&from_tech1("RE: x", "#cerrar spma"), &on_ticket());
+    assert!(!closed(&typo));
+    assert_eq!(typo.reason, Reason::StaffCommandsRejected);
+}
