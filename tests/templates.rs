@@ -15,6 +15,7 @@ use chrono::{TimeZone, Utc};
 use folio::desk::analysis::analyze;
 use folio::desk::catalog::{Catalog, Priority, TicketType};
 use folio::desk::decide::{decide, BouncedMail, Context, Decision, Reply};
+use folio::desk::digest::{digests, OpenTicket};
 use folio::desk::lifecycle::{on_due, DueItem, DueKind};
 use folio::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use folio::desk::policy::Policy;
@@ -287,6 +288,17 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
         ("due_sla_resolution_breach", due_replies(&policy(), DueKind::SlaResolutionBreach, ticket())),
         ("due_unassigned", due_replies(&policy(), DueKind::Unassigned, TicketRef { assignee: None, ..ticket() })),
         (
+            "technician_digest",
+            digests(
+                &[OpenTicket {
+                    ticket: ticket(),
+                    next_breach: Some(Utc.with_ymd_and_hms(2026, 11, 27, 19, 0, 0).unwrap()),
+                }],
+                Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap(),
+                &policy(),
+            ),
+        ),
+        (
             "bounce",
             replies(
                 &raw(
@@ -317,7 +329,7 @@ fn every_mail_renders_in_every_language_and_matches_its_snapshot() {
         assert!(!replies.is_empty(), "{scenario}: no mail queued");
         for (n, reply) in replies.iter().enumerate() {
             used.insert(reply.template().name());
-            let folio = (!matches!(scenario, "status_denied" | "my_tickets")).then_some(FOLIO);
+            let folio = reply.template().has_folio().then_some(FOLIO);
             let context = reply.notice.context(folio);
             for lang in ["es", "en"] {
                 let r = templates
@@ -778,6 +790,16 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
                     r.notice.context(Some(FOLIO)),
                 )
             }),
+    );
+    let at_risk = OpenTicket {
+        ticket: t.clone(),
+        next_breach: Some(Utc.with_ymd_and_hms(2026, 11, 27, 19, 0, 0).unwrap()),
+    };
+    let digest_day = Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap();
+    out.extend(
+        digests(&[at_risk], digest_day, p)
+            .iter()
+            .map(|r| (r.template().name().to_string(), r.notice.context(None))),
     );
     let on_answered = on_this(answered);
     for body in REQUESTER_ANSWERS {

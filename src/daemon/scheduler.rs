@@ -29,7 +29,7 @@ const ITEMS_PER_TRANSACTION: u32 = 500;
 /// Why the scheduler could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
-    #[error("schedule.sweep = {expression:?}: {source}")]
+    #[error("schedule: {expression:?}: {source}")]
     Cron {
         expression: String,
         source: tokio_cron_scheduler::JobSchedulerError,
@@ -46,6 +46,7 @@ pub struct Scheduler {
     bounce_suppression: std::time::Duration,
     max_attachment_bytes: u64,
     sweep_cron: String,
+    digest_cron: String,
 }
 
 impl Scheduler {
@@ -65,6 +66,7 @@ impl Scheduler {
             bounce_suppression: config.limits.bounce_suppression,
             max_attachment_bytes: config.limits.max_attachment_bytes,
             sweep_cron: config.schedule.sweep.clone(),
+            digest_cron: config.schedule.technician_digest.clone(),
         }
     }
 
@@ -111,21 +113,68 @@ impl Scheduler {
         }
     }
 
-    /// Starts the cron trigger, then sweeps at once and on every tick of `schedule.sweep`
-    /// until `shutdown` (the task this returns).
+    /// Queues the technicians' digests of today, unless they went out already today or
+    /// today's `schedule.technician_digest` time has not come yet (at start-up: a digest
+    /// missed while folio was down goes out late the same day, never twice). How many.
+    pub async fn send_digests(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let Some(period) = today_if_due(&self.digest_cron, now, &self.policy) else {
+            return Ok(0);
+        };
+        let open = self.store.open_tickets().await?;
+        let digests = crate::desk::digest::digests(&open, now, &self.policy);
+        let mut tx = self.store.begin().await?;
+        if !tx.claim_run("technician_digest", &period, now).await? {
+            tx.rollback().await;
+            return Ok(0);
+        }
+        tx.queue_reports(&digests, &self.writing(now)).await?;
+        tx.commit().await?;
+        tracing::info!(period = %period, digests = digests.len(), "technicians' digests queued");
+        if !digests.is_empty() {
+            self.outbox_ready.notify_one();
+        }
+        Ok(digests.len())
+    }
+
+    fn writing(&self, now: chrono::DateTime<chrono::Utc>) -> Writing<'_> {
+        Writing {
+            policy: &self.policy,
+            bounce_suppression: self.bounce_suppression,
+            max_attachment_bytes: self.max_attachment_bytes,
+            now,
+        }
+    }
+
+    /// Starts the cron triggers, then sweeps (and sends the day's digests if due) at once and
+    /// on every tick of `schedule.sweep` (`schedule.technician_digest`) until `shutdown` (the
+    /// task this returns).
     pub async fn start(
         self: Arc<Self>,
         mut shutdown: Shutdown,
     ) -> Result<JoinHandle<()>, SchedulerError> {
         let tick = Arc::new(Notify::new());
-        let mut cron = self.start_cron(tick.clone()).await?;
+        let digest_tick = Arc::new(Notify::new());
+        let mut cron = self
+            .start_cron(&[
+                (&self.sweep_cron, tick.clone()),
+                (&self.digest_cron, digest_tick.clone()),
+            ])
+            .await?;
         Ok(tokio::spawn(async move {
+            let mut digest_due = true;
             loop {
                 if let Err(e) = self.sweep().await {
                     tracing::error!(error = %e, "sweep of due work failed; retried on the next tick");
                 }
+                if std::mem::take(&mut digest_due) {
+                    if let Err(e) = self.send_digests().await {
+                        tracing::error!(error = %e, "technicians' digests failed; retried on the next tick");
+                    }
+                }
                 tokio::select! {
                     _ = tick.notified() => {}
+                    _ = digest_tick.notified() => digest_due = true,
                     _ = shutdown.wait() => break,
                 }
             }
@@ -135,24 +184,80 @@ impl Scheduler {
         }))
     }
 
-    /// The cron job that wakes the sweep, evaluated in the calendar's time zone.
-    async fn start_cron(&self, tick: Arc<Notify>) -> Result<JobScheduler, SchedulerError> {
-        let error = |source| SchedulerError::Cron {
-            expression: self.sweep_cron.clone(),
-            source,
+    /// The cron jobs that wake the loop (each `(expression, what it wakes)`), evaluated in
+    /// the calendar's time zone.
+    async fn start_cron(
+        &self,
+        jobs: &[(&String, Arc<Notify>)],
+    ) -> Result<JobScheduler, SchedulerError> {
+        let error = |expression: &str| {
+            let expression = expression.to_string();
+            move |source| SchedulerError::Cron { expression, source }
         };
-        let scheduler = JobScheduler::new().await.map_err(error)?;
-        let job = Job::new_async_tz(
-            self.sweep_cron.as_str(),
-            self.policy.calendar.timezone(),
-            move |_, _| {
-                let tick = tick.clone();
-                Box::pin(async move { tick.notify_one() })
-            },
-        )
-        .map_err(error)?;
-        scheduler.add(job).await.map_err(error)?;
-        scheduler.start().await.map_err(error)?;
+        let scheduler = JobScheduler::new().await.map_err(error(""))?;
+        for (expression, wake) in jobs {
+            let wake = wake.clone();
+            let job = Job::new_async_tz(
+                expression.as_str(),
+                self.policy.calendar.timezone(),
+                move |_, _| {
+                    let wake = wake.clone();
+                    Box::pin(async move { wake.notify_one() })
+                },
+            )
+            .map_err(error(expression))?;
+            scheduler.add(job).await.map_err(error(expression))?;
+        }
+        scheduler.start().await.map_err(error(""))?;
         Ok(scheduler)
+    }
+}
+
+/// Today's date (in the calendar's zone) when `expression` had an occurrence today at or
+/// before `now`: the period a daily job run now belongs to.
+fn today_if_due(
+    expression: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    policy: &Policy,
+) -> Option<String> {
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expression)
+        .ok()?;
+    let local = now.with_timezone(&policy.calendar.timezone());
+    let last = cron.find_previous_occurrence(&local, true).ok()?;
+    (last.date_naive() == local.date_naive()).then(|| local.format("%Y-%m-%d").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::desk::tokens::Tokens;
+
+    #[test]
+    fn a_daily_job_is_due_from_its_time_until_the_end_of_that_local_day() {
+        let p = Policy::with_defaults("helpdesk@example.test", Tokens::new(b"t".to_vec()));
+        let weekdays_at_8 = "0 0 8 * * Mon-Fri";
+        // Mexico City is UTC-6: Monday 7 December 2026.
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).unwrap();
+        assert_eq!(today_if_due(weekdays_at_8, at(13, 59), &p), None, "07:59");
+        assert_eq!(
+            today_if_due(weekdays_at_8, at(14, 0), &p).as_deref(),
+            Some("2026-12-07")
+        );
+        assert_eq!(
+            today_if_due(weekdays_at_8, at(23, 0), &p).as_deref(),
+            Some("2026-12-07"),
+            "started late the same day: still today's"
+        );
+        // Sunday: no occurrence that day.
+        let sunday = Utc.with_ymd_and_hms(2026, 12, 6, 18, 0, 0).unwrap();
+        assert_eq!(today_if_due(weekdays_at_8, sunday, &p), None);
     }
 }

@@ -11,6 +11,7 @@ mod answer_text;
 pub mod catalog;
 pub mod command;
 pub mod decide;
+pub mod digest;
 pub mod known;
 pub mod lifecycle;
 pub mod notice;

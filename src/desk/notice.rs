@@ -58,11 +58,13 @@ pub enum Template {
     // service levels (to staff)
     SlaWarning,
     SlaEscalation,
+    // reports (to staff)
+    TechnicianDigest,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 19] = [
+    pub const ALL: [Template; 20] = [
         Template::Confirmation,
         Template::Reply,
         Template::Resolved,
@@ -82,6 +84,7 @@ impl Template {
         Template::SurveyRetry,
         Template::SlaWarning,
         Template::SlaEscalation,
+        Template::TechnicianDigest,
     ];
 
     /// The file name stem (`NAME`), as the outbox stores it.
@@ -106,6 +109,7 @@ impl Template {
             Template::SurveyRetry => "survey_retry",
             Template::SlaWarning => "sla_warning",
             Template::SlaEscalation => "sla_escalation",
+            Template::TechnicianDigest => "technician_digest",
         }
     }
 
@@ -117,7 +121,10 @@ impl Template {
     /// Whether its mail concerns one ticket, so its context has `folio`: every one but the
     /// answers that must name no ticket (`status_denied`) or name several (`my_tickets`).
     pub fn has_folio(self) -> bool {
-        !matches!(self, Template::StatusDenied | Template::MyTickets)
+        !matches!(
+            self,
+            Template::StatusDenied | Template::MyTickets | Template::TechnicianDigest
+        )
     }
 
     /// Whether its mail may carry files, so the sender may add `attachments_omitted` when
@@ -180,6 +187,8 @@ pub enum Notice {
     SlaWarning(SlaWarning),
     /// To the group's lead or the admins: a target was missed, or nobody was assigned.
     SlaEscalation(SlaEscalation),
+    /// To each technician with open tickets, on `schedule.technician_digest`.
+    TechnicianDigest(TechnicianDigest),
 }
 
 impl Notice {
@@ -205,6 +214,7 @@ impl Notice {
             Notice::SurveyRetry(_) => Template::SurveyRetry,
             Notice::SlaWarning(_) => Template::SlaWarning,
             Notice::SlaEscalation(_) => Template::SlaEscalation,
+            Notice::TechnicianDigest(_) => Template::TechnicianDigest,
         }
     }
 
@@ -661,6 +671,47 @@ pub struct SlaEscalation {
     /// When it fell due, local time of the calendar.
     pub due_at: String,
     pub helpdesk: HelpdeskView,
+}
+
+/// The `technician_digest`: a technician's open tickets, service level at risk first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TechnicianDigest {
+    pub technician_name: String,
+    /// How many tickets are open (or waiting) in their name.
+    pub open: usize,
+    /// How many of them are at risk: breached, or due to breach within a business day.
+    pub at_risk: usize,
+    pub by_priority: PriorityCounts,
+    /// At risk first, then the most urgent, then the oldest; at most 100.
+    pub tickets: Vec<DigestLine>,
+    /// How many were left out of `tickets`.
+    pub listed_more: usize,
+    pub helpdesk: HelpdeskView,
+}
+
+/// Open tickets per priority.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PriorityCounts {
+    pub baja: usize,
+    pub media: usize,
+    pub alta: usize,
+    pub critica: usize,
+}
+
+/// One ticket of a digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigestLine {
+    pub folio: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub priority: &'static str,
+    /// Whole days since it was opened.
+    pub age_days: i64,
+    pub at_risk: bool,
+    /// A target was already missed.
+    pub breached: bool,
+    /// When its next target falls due, local time of the calendar, if one is pending.
+    pub due_at: Option<String>,
 }
 
 /// The `delivery_failed` notice: a mail of the ticket kept failing temporarily for longer

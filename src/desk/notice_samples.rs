@@ -19,9 +19,10 @@ use crate::desk::catalog::{Catalog, Priority, TicketType};
 use crate::desk::command::Refusal;
 use crate::desk::notice::{
     first_name, guide, reply_subject, AssignedTicketView, Assignment, AttachmentList, AuthorView,
-    BounceNotice, Closure, CommandResult, ConfirmReminder, Confirmation, DeliveryFailed, FollowUp,
-    HelpdeskView, MissingView, MyTickets, Notice, Relay, RequesterView, SlaEscalation, SlaWarning,
-    StatusDenied, StatusReport, SurveyRequest, SurveyThanks, TechnicianView, Template, TicketView,
+    BounceNotice, Closure, CommandResult, ConfirmReminder, Confirmation, DeliveryFailed,
+    DigestLine, FollowUp, HelpdeskView, MissingView, MyTickets, Notice, PriorityCounts, Relay,
+    RequesterView, SlaEscalation, SlaWarning, StatusDenied, StatusReport, SurveyRequest,
+    SurveyThanks, TechnicianDigest, TechnicianView, Template, TicketView,
 };
 use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
@@ -217,6 +218,7 @@ impl Sampler<'_> {
                     })
                 })
                 .into(),
+            Template::TechnicianDigest => vec![self.digest()],
             Template::SlaEscalation => ["first_response", "resolution", "assignment"]
                 .map(|target| {
                     Notice::SlaEscalation(SlaEscalation {
@@ -228,6 +230,45 @@ impl Sampler<'_> {
                 })
                 .into(),
         }
+    }
+
+    /// A technician's digest: one ticket at risk, one breached and waiting, one more unlisted.
+    fn digest(&self) -> Notice {
+        Notice::TechnicianDigest(TechnicianDigest {
+            technician_name: "Tomás Ortega Ruiz".into(),
+            open: 3,
+            at_risk: 1,
+            by_priority: PriorityCounts {
+                baja: 0,
+                media: 2,
+                alta: 1,
+                critica: 0,
+            },
+            tickets: vec![
+                DigestLine {
+                    folio: self.t.folio.clone(),
+                    subject: self.staff_view.subject.clone(),
+                    status: "open",
+                    priority: "alta",
+                    age_days: 2,
+                    at_risk: true,
+                    breached: false,
+                    due_at: Some("2026-11-27 13:00".into()),
+                },
+                DigestLine {
+                    folio: "MDA-2026-000040".into(),
+                    subject: "Alta de usuario en el sistema de nómina".into(),
+                    status: "pending",
+                    priority: "media",
+                    age_days: 6,
+                    at_risk: false,
+                    breached: true,
+                    due_at: None,
+                },
+            ],
+            listed_more: 1,
+            helpdesk: self.helpdesk.clone(),
+        })
     }
 
     /// The mail of the ticket's life after resolution: closing (each way it closes), the

@@ -25,6 +25,8 @@
 //! - `due`: work due at a time (`due_items`): written with the status change that makes it
 //!   due ([`Batch::record_life`]), read and done by the sweep in one transaction
 //!   ([`Batch::due_items`], [`Batch::write_due`]); survey answers and opt-outs.
+//! - `runs`: reports sent on a schedule, once per period (`scheduled_runs`), and the open
+//!   tickets a technician's digest lists.
 //! - `mailbox`: each IMAP folder's state and the analysis attempts of messages.
 //! - `queries`: read-only queries for the CLI and the sender's notices (counts, ticket lists,
 //!   one ticket in full, a ticket by id).
@@ -61,6 +63,7 @@ mod lookup;
 mod mailbox;
 mod outbox;
 mod queries;
+mod runs;
 mod statement;
 mod write_tx;
 

@@ -300,3 +300,52 @@ survey_reminder_after = "1h""#
         "escalated once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_technicians_digest_goes_out_once_a_day_even_when_folio_starts_late() {
+    // First with a digest time that never comes (2099), to open the ticket.
+    let mut desk = staffed_desk_with(&format!(
+        "{}technician_digest = \"0 0 0 1 1 * 2099\"\n",
+        config(
+            r#"confirm_reminder_after = "1h"
+auto_close_after = "2h"
+survey_after = "1h"
+survey_reminder_after = "1h""#
+        )
+    ))
+    .await;
+    let alice = unique("alice");
+    send(
+        &alice,
+        &desk.hd,
+        &message(
+            &alice,
+            &desk.hd,
+            "No puedo entrar al correo",
+            "Ayuda.",
+            &message_id(),
+        ),
+    )
+    .await;
+    let f = desk.folio.first_folio().await;
+    inbox(&desk.tech1, 1).await;
+    // Restarted with a digest every second: the day's digest goes out at start-up (its time
+    // has passed today), and no tick after it sends a second one the same day.
+    desk.folio.stop();
+    let text = std::fs::read_to_string(&desk.folio.config).unwrap();
+    std::fs::write(
+        &desk.folio.config,
+        text.replace("\"0 0 0 1 1 * 2099\"", "\"* * * * * *\""),
+    )
+    .unwrap();
+    desk.folio.start(&[]).await;
+    let to_tech = inbox(&desk.tech1, 2).await;
+    let digest = mail_with(&to_tech, "Tiene 1 folio(s) abierto(s)").expect("the digest");
+    assert!(digest.body_text.contains(&f), "{}", digest.body_text);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        fetch_all(&desk.tech1, "INBOX").await.len(),
+        2,
+        "one digest a day"
+    );
+}
