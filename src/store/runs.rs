@@ -87,7 +87,6 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::*;
     use crate::store::test_support::{mail, new_ticket, now, open_ticket, temp_store};
 
     #[tokio::test]
