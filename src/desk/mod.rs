@@ -3,7 +3,8 @@
 //! to route to ([`routing`], [`catalog`]), which mails to queue ([`notice`]), and why, under
 //! the site's [`policy`].
 //! A requester's short answers are read by [`validation`] (to "your request was resolved,
-//! please confirm") and [`survey`] (to a satisfaction survey).
+//! please confirm") and [`survey`] (to a satisfaction survey). [`report`] sums up a period
+//! for the admins.
 
 pub mod analysis;
 mod answer_text;
@@ -15,6 +16,7 @@ pub mod lifecycle;
 pub mod notice;
 pub mod plan;
 pub mod policy;
+pub mod report;
 pub mod requester;
 pub mod routing;
 pub mod sla;
