@@ -28,6 +28,8 @@
 //! - `mailbox`: each IMAP folder's state and the analysis attempts of messages.
 //! - `queries`: read-only queries for the CLI and the sender's notices (counts, ticket lists,
 //!   one ticket in full, a ticket by id).
+//! - `report`: the rows of `folio report` (tickets opened and survey answers given in a
+//!   period), as `desk::report` sums them up.
 //! - `statement`: statements over a list of values, in chunks (`IN (?, ?, …)`).
 //!
 //! # A second backend
@@ -61,6 +63,7 @@ mod lookup;
 mod mailbox;
 mod outbox;
 mod queries;
+mod report;
 mod statement;
 mod write_tx;
 
