@@ -4,6 +4,7 @@
 //! week's rows and not every ticket ever.
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -27,56 +28,55 @@ fn time(r: &SqliteRow, i: usize) -> Option<DateTime<Utc>> {
     r.get::<Option<String>, _>(i).as_deref().and_then(parse_ts)
 }
 
+fn ticket(r: &SqliteRow, fallback: DateTime<Utc>) -> Ticket {
+    Ticket {
+        folio: r.get(0),
+        service: r.get(1),
+        status: Status::parse(&r.get::<String, _>(2)),
+        priority: Priority::parse(&r.get::<String, _>(3)).unwrap_or(Priority::Media),
+        // The row was chosen by this very column, so it is in the period even when it does
+        // not parse: counted at the period's start rather than lost.
+        created_at: time(r, 4).unwrap_or(fallback),
+        first_response_at: time(r, 5),
+        resolved_at: time(r, 6),
+        closed_at: time(r, 7),
+        response_breached: r.get(8),
+        resolution_breached: r.get(9),
+    }
+}
+
+fn answer(r: &SqliteRow, fallback: DateTime<Utc>) -> Answer {
+    Answer {
+        folio: r.get(0),
+        // The table's CHECK keeps it within 1..=5.
+        rating: u8::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+        comment: r.get(2),
+        answered_at: time(r, 3).unwrap_or(fallback),
+    }
+}
+
 impl Store {
     /// The rows of a report on `[start, end)`: the tickets created in it and the survey answers
     /// given in it. Stored names read as the rules read them (an unknown status as open, an
-    /// unknown priority as `media`).
+    /// unknown priority as `media`). Rows are turned into plain data as they stream in: a
+    /// period of 100,000 tickets never holds 100,000 database rows at once.
     pub async fn report_rows(
         &self,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Rows, StoreError> {
-        let (start, end) = (ts(start), ts(end));
-        let tickets = sqlx::query(TICKETS)
-            .bind(&start)
-            .bind(&end)
-            .fetch_all(&self.pool)
-            .await?;
-        let answers = sqlx::query(ANSWERS)
-            .bind(&start)
-            .bind(&end)
-            .fetch_all(&self.pool)
-            .await?;
-        let fallback = parse_ts(&start).unwrap_or_default();
-        Ok(Rows {
-            tickets: tickets
-                .iter()
-                .map(|r| Ticket {
-                    folio: r.get(0),
-                    service: r.get(1),
-                    status: Status::parse(&r.get::<String, _>(2)),
-                    priority: Priority::parse(&r.get::<String, _>(3)).unwrap_or(Priority::Media),
-                    // The row was chosen by this very column, so it is in the period even when
-                    // it does not parse: counted at the period's start rather than lost.
-                    created_at: time(r, 4).unwrap_or(fallback),
-                    first_response_at: time(r, 5),
-                    resolved_at: time(r, 6),
-                    closed_at: time(r, 7),
-                    response_breached: r.get(8),
-                    resolution_breached: r.get(9),
-                })
-                .collect(),
-            answers: answers
-                .iter()
-                .map(|r| Answer {
-                    folio: r.get(0),
-                    // The table's CHECK keeps it within 1..=5.
-                    rating: u8::try_from(r.get::<i64, _>(1)).unwrap_or(0),
-                    comment: r.get(2),
-                    answered_at: time(r, 3).unwrap_or(fallback),
-                })
-                .collect(),
-        })
+        let (from, to) = (ts(start), ts(end));
+        let mut rows = Rows::default();
+        let mut tickets = sqlx::query(TICKETS).bind(&from).bind(&to).fetch(&self.pool);
+        while let Some(r) = tickets.try_next().await? {
+            rows.tickets.push(ticket(&r, start));
+        }
+        drop(tickets);
+        let mut answers = sqlx::query(ANSWERS).bind(&from).bind(&to).fetch(&self.pool);
+        while let Some(r) = answers.try_next().await? {
+            rows.answers.push(answer(&r, start));
+        }
+        Ok(rows)
     }
 }
 
