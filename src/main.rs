@@ -74,6 +74,10 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// A period's figures: tickets opened by service, status and priority, time to first
+    /// response and to resolution, SLA breaches, satisfaction and its comments
+    /// (docs/reports.md).
+    Report(folio::daemon::report::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -194,6 +198,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => check_config(&cli.config),
+        Command::Report(args) => {
+            let config = load_config(&cli.config)?;
+            print!(
+                "{}",
+                folio::daemon::report::run(&config, &SystemClock, &args).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -193,6 +193,14 @@ impl Store {
         .to_string()
     }
 
+    /// Whether the database file `url` names exists already: commands that only read (a
+    /// report) refuse to create an empty database and report nothing from it.
+    pub fn exists(url: &str) -> bool {
+        let file = Store::describe(url);
+        let file = file.split('?').next().unwrap_or_default();
+        !file.is_empty() && Path::new(file).is_file()
+    }
+
     /// Starts a write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
     /// read-then-write never fails with "database is locked").
     pub async fn begin(&self) -> Result<Batch, StoreError> {
