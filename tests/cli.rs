@@ -476,7 +476,7 @@ fn check_config_names_a_broken_template_file() {
     );
 }
 
-/// `folio report` with `args` on `config`, its JSON read back when `--format json`.
+/// `folio report` with `args` on `config`.
 fn report(config: &std::path::Path, args: &[&str]) -> std::process::Output {
     folio(&[&["--config", config.to_str().unwrap(), "report"][..], args].concat())
 }
