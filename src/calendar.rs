@@ -536,8 +536,16 @@ impl Calendar {
             .map(|t| t.with_timezone(&Utc))
     }
 
-    fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
+    /// The local date of `t` in the calendar's time zone.
+    pub fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
         t.with_timezone(&self.timezone).date_naive()
+    }
+
+    /// The first instant of the local date `date` (local midnight, or the moment the clocks
+    /// jump when daylight saving skips midnight): where a report's day begins. [`NEVER`] past
+    /// the end of chrono's range.
+    pub fn start_of_day(&self, date: NaiveDate) -> DateTime<Utc> {
+        self.instant(date.and_time(NaiveTime::MIN)).unwrap_or(NEVER)
     }
 }
 
@@ -1044,6 +1052,35 @@ mod tests {
         assert_eq!(
             Calendar::always().add(NEVER - hours(1), span("1 business day")),
             NEVER
+        );
+    }
+
+    #[test]
+    fn a_day_starts_at_local_midnight_or_when_the_clocks_jump_past_it() {
+        assert_eq!(
+            mexico().start_of_day(date(2026, 11, 30)),
+            mx(2026, 11, 30, 0, 0)
+        );
+        assert_eq!(
+            mexico().local_date(mx(2026, 11, 30, 23, 59)),
+            date(2026, 11, 30)
+        );
+        assert_eq!(
+            mexico().local_date(utc(2026, 12, 1, 5, 59)),
+            date(2026, 11, 30)
+        );
+        // São Paulo skipped midnight on 2018-11-04 (00:00 BRT became 01:00 BRST): the day
+        // began at 01:00 local, 03:00 UTC.
+        let sao_paulo = Calendar::new(
+            chrono_tz::America::Sao_Paulo,
+            &WEEKDAYS,
+            Hours::WHOLE_DAY,
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            sao_paulo.start_of_day(date(2018, 11, 4)),
+            utc(2018, 11, 4, 3, 0)
         );
     }
 }

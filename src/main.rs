@@ -73,6 +73,10 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// A period's figures: tickets opened by service, status and priority, time to first
+    /// response and to resolution, SLA breaches, satisfaction and its comments
+    /// (docs/reports.md).
+    Report(folio::daemon::report::ReportArgs),
     /// Check and preview the mail templates (docs/templates.md).
     Templates {
         #[command(subcommand)]
@@ -224,6 +228,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig => check_config(&cli.config),
         Command::Templates { command } => templates(&cli.config, command).await,
+        Command::Report(args) => {
+            let config = load_config(&cli.config)?;
+            print!(
+                "{}",
+                folio::daemon::report::run(&config, &SystemClock, &args).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -275,16 +287,11 @@ async fn templates(config_path: &Path, command: TemplatesCommand) -> Result<Exit
 /// The database of `config`, which must exist already: opening a missing one would create an
 /// empty database (with a new site secret) and answer from it.
 async fn open_existing_database(config_path: &Path, config: &Config) -> Result<Store> {
-    let file = config
-        .database
-        .url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let file = file.split('?').next().unwrap_or(file);
-    if !Path::new(file).exists() {
+    if !Store::exists(&config.database.url) {
         anyhow::bail!(
-            "{}: database.url: no database at {file} (folio creates it, with the site secret, at its first start)",
-            config_path.display()
+            "{}: database.url: no database at {} (folio creates it, with the site secret, at its first start)",
+            config_path.display(),
+            Store::describe(&config.database.url)
         );
     }
     Ok(Store::open(&config.database.url).await?)

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::desk::analysis::Analysis;
+use crate::desk::report::{Figures, Report, TimeTo};
 use crate::store::{TicketDetail, TicketSummary};
 
 /// Characters a terminal may act on rather than show: C0 controls, DEL, C1 controls (U+0085,
@@ -234,6 +235,213 @@ pub fn inspect(a: &Analysis, decision: &serde_json::Value) -> String {
     out
 }
 
+/// A duration for people: `45s`, `42m`, `5h 30m` (hours past a day too: a business day is not
+/// 24 hours, so days would mislead), rounded to the minute from an hour on; `-` for none.
+fn duration(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "-".into(),
+        Some(s) if s < 60 => format!("{s}s"),
+        Some(s) if s < 3600 => format!("{}m", (s + 30) / 60),
+        Some(s) => {
+            let minutes = (s + 30) / 60;
+            format!("{}h {:02}m", minutes / 60, minutes % 60)
+        }
+    }
+}
+
+/// Two decimals, as the survey average is given; `-` for none.
+fn average(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+/// `folio report` as text: the figures in the order of `docs/reports.md`, service names,
+/// folios and survey comments escaped (a comment is the requester's text: hostile).
+pub fn report(r: &Report) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let p = &r.period;
+    let _ = writeln!(
+        o,
+        "Report {} to {} ({}, both days included)\n\nTickets opened: {}",
+        p.from,
+        p.to,
+        line(&p.timezone),
+        r.tickets
+    );
+    let _ = writeln!(o, "\nBy service");
+    let (with, without): (Vec<_>, Vec<_>) = r.by_service.iter().partition(|s| s.tickets > 0);
+    for s in &with {
+        let id = s.id.as_deref().map(|id| format!(" ({})", line(id)));
+        let _ = writeln!(
+            o,
+            "  {:>6}  {}{}",
+            s.tickets,
+            line(&s.name),
+            id.unwrap_or_default()
+        );
+    }
+    if !without.is_empty() {
+        let _ = writeln!(o, "  {:>6}  the other {} services", 0, without.len());
+    }
+    for (title, counts) in [
+        ("By status (now)", &r.by_status),
+        ("By priority (now)", &r.by_priority),
+    ] {
+        let _ = writeln!(o, "\n{title}");
+        for (key, n) in counts {
+            let _ = writeln!(o, "  {n:>6}  {key}");
+        }
+    }
+    time_to(o, "Time to first response", "answered", &r.first_response);
+    time_to(o, "Time to resolution", "resolved", &r.resolution);
+    let b = &r.sla_breaches;
+    let _ = writeln!(
+        o,
+        "\nSLA breaches\n  {:>6}  first response\n  {:>6}  resolution\n  {:>6}  tickets (of {})",
+        b.first_response, b.resolution, b.tickets, r.tickets
+    );
+    let s = &r.satisfaction;
+    let _ = writeln!(
+        o,
+        "\nSatisfaction (answers given in the period)\n  {:>6}  answers\n  {:>6}  average (1 to 5)",
+        s.answers,
+        average(s.average)
+    );
+    for (rating, n) in &s.distribution {
+        let _ = writeln!(o, "  {n:>6}  rated {rating}");
+    }
+    if !s.comments.is_empty() {
+        let _ = writeln!(o, "\nComments (newest first)");
+    }
+    for c in &s.comments {
+        let _ = writeln!(
+            o,
+            "  {}  rated {}  {}",
+            line(&c.folio),
+            c.rating,
+            p.local(c.answered_at).format("%Y-%m-%d %H:%M")
+        );
+        for text in block(&c.comment).lines() {
+            let _ = writeln!(o, "      {text}");
+        }
+    }
+    out
+}
+
+fn time_to(o: &mut String, title: &str, reached: &str, t: &TimeTo) {
+    let _ = writeln!(
+        o,
+        "\n{title} ({reached}: {}, still open: {})\n  {:<24}{:>10}{:>10}",
+        t.measured, t.still_open, "", "mean", "p90"
+    );
+    let rows: [(&str, &Figures); 2] = [
+        ("wall time", &t.wall),
+        ("business time (calendar)", &t.business),
+    ];
+    for (clock, f) in rows {
+        let _ = writeln!(
+            o,
+            "  {clock:<24}{:>10}{:>10}",
+            duration(f.mean_seconds),
+            duration(f.p90_seconds)
+        );
+    }
+}
+
+/// A text cell of the report's CSV: escaped like text output (it may be printed on a
+/// terminal), and kept from being read as a formula: a spreadsheet runs a cell that starts
+/// with `=`, `+`, `-` or `@` (a survey comment "=HYPERLINK(…)"), so such a cell gets a
+/// leading `'`, which spreadsheets show as text.
+fn cell(text: &str) -> String {
+    let text = block(text);
+    if text.starts_with(['=', '+', '-', '@', '\t']) {
+        format!("'{text}")
+    } else {
+        text.into_owned()
+    }
+}
+
+/// `folio report --format csv`: one flat table, `section,key,value,detail`, one figure a
+/// row (`docs/reports.md` lists them); `detail` holds a service's name and a comment's text.
+/// Empty `value` where JSON has `null`.
+pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["section", "key", "value", "detail"])?;
+    let mut row = |section: &str, key: &str, value: String, detail: &str| {
+        w.write_record([section, &cell(key), &value, &cell(detail)])
+    };
+    let p = &r.period;
+    row("period", "from", p.from.to_string(), "")?;
+    row("period", "to", p.to.to_string(), "")?;
+    row("period", "timezone", p.timezone.clone(), "")?;
+    row("tickets", "opened", r.tickets.to_string(), "")?;
+    for s in &r.by_service {
+        row(
+            "by_service",
+            s.id.as_deref().unwrap_or_default(),
+            s.tickets.to_string(),
+            &s.name,
+        )?;
+    }
+    for (key, n) in &r.by_status {
+        row("by_status", key, n.to_string(), "")?;
+    }
+    for (key, n) in &r.by_priority {
+        row("by_priority", key, n.to_string(), "")?;
+    }
+    let seconds = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
+    for (section, t) in [
+        ("first_response", &r.first_response),
+        ("resolution", &r.resolution),
+    ] {
+        row(section, "measured", t.measured.to_string(), "")?;
+        row(section, "still_open", t.still_open.to_string(), "")?;
+        for (clock, f) in [("wall", &t.wall), ("business", &t.business)] {
+            row(
+                section,
+                &format!("{clock}_mean_seconds"),
+                seconds(f.mean_seconds),
+                "",
+            )?;
+            row(
+                section,
+                &format!("{clock}_p90_seconds"),
+                seconds(f.p90_seconds),
+                "",
+            )?;
+        }
+    }
+    let b = &r.sla_breaches;
+    row(
+        "sla_breaches",
+        "first_response",
+        b.first_response.to_string(),
+        "",
+    )?;
+    row("sla_breaches", "resolution", b.resolution.to_string(), "")?;
+    row("sla_breaches", "tickets", b.tickets.to_string(), "")?;
+    let s = &r.satisfaction;
+    row("satisfaction", "answers", s.answers.to_string(), "")?;
+    let avg = s.average.map(|a| format!("{a:.2}")).unwrap_or_default();
+    row("satisfaction", "average", avg, "")?;
+    for (rating, n) in &s.distribution {
+        row(
+            "satisfaction",
+            &format!("rated_{rating}"),
+            n.to_string(),
+            "",
+        )?;
+    }
+    for c in &s.comments {
+        row("comment", &c.folio, c.rating.to_string(), &c.comment)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    // Every cell was a `str`: the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +498,117 @@ mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back, v);
+    }
+    /// A week with one ticket answered in 90 minutes and two survey answers, one of them
+    /// hostile.
+    fn sample_report() -> Report {
+        use crate::desk::report::{Answer, Period, Rows, Ticket};
+        use crate::desk::ticket::Status;
+        use chrono::{NaiveDate, TimeZone, Utc};
+        let calendar = crate::calendar::Calendar::always();
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        let period = Period::days(day(1), day(7), &calendar).unwrap();
+        let rows = Rows {
+            tickets: vec![Ticket {
+                folio: "MDA-2026-000001".into(),
+                service: Some("correo\u{1b}[31m".into()),
+                status: Status::Open,
+                priority: crate::desk::catalog::Priority::Alta,
+                created_at: at(1, 9, 0),
+                first_response_at: Some(at(1, 10, 30)),
+                resolved_at: None,
+                closed_at: None,
+                response_breached: true,
+                resolution_breached: false,
+            }],
+            answers: vec![
+                Answer {
+                    folio: "MDA-2026-000001".into(),
+                    rating: 2,
+                    comment: Some(format!("=HYPERLINK(\"x\")\n{HOSTILE}")),
+                    answered_at: at(2, 9, 0),
+                },
+                Answer {
+                    folio: "MDA-2026-000002".into(),
+                    rating: 5,
+                    comment: Some("Muy bien, gracias".into()),
+                    answered_at: at(3, 9, 0),
+                },
+            ],
+        };
+        let catalog = crate::desk::catalog::Catalog::default();
+        Report::build(&rows, &period, &catalog, &calendar)
+    }
+
+    #[test]
+    fn the_report_as_text_shows_the_figures_and_escapes_what_came_from_mail() {
+        let text = report(&sample_report());
+        assert_clean(&text);
+        for expected in [
+            "Report 2026-12-01 to 2026-12-07 (UTC, both days included)",
+            "Tickets opened: 1",
+            "     1  correo\\u{1b}[31m (correo\\u{1b}[31m)",
+            "Time to first response (answered: 1, still open: 0)",
+            "  wall time                   1h 30m    1h 30m",
+            "  business time (calendar)    1h 30m    1h 30m",
+            "Time to resolution (resolved: 0, still open: 1)",
+            "  wall time                        -         -",
+            "     1  first response",
+            "  3.50  average (1 to 5)",
+            "     1  rated 5",
+            "  MDA-2026-000002  rated 5  2026-12-03 09:00\n      Muy bien, gracias\n  MDA-2026-000001",
+            "      =HYPERLINK(\"x\")\n      a\\u{1b}]52;c;",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_report_as_csv_is_one_quoted_table_with_no_formula_and_no_raw_control() {
+        let text = report_csv(&sample_report()).unwrap();
+        assert_clean(&text.replace('\n', ""));
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(
+            reader.headers().unwrap(),
+            vec!["section", "key", "value", "detail"]
+        );
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        let find = |section: &str, key: &str| {
+            rows.iter()
+                .find(|r| r[0] == section && r[1] == key)
+                .map(|r| r[2].clone())
+        };
+        assert_eq!(find("tickets", "opened").as_deref(), Some("1"));
+        assert_eq!(find("by_status", "open").as_deref(), Some("1"));
+        assert_eq!(find("by_priority", "alta").as_deref(), Some("1"));
+        assert_eq!(
+            find("first_response", "wall_mean_seconds").as_deref(),
+            Some("5400")
+        );
+        assert_eq!(
+            find("resolution", "wall_p90_seconds").as_deref(),
+            Some(""),
+            "null is an empty cell"
+        );
+        assert_eq!(find("satisfaction", "average").as_deref(), Some("3.50"));
+        assert_eq!(find("satisfaction", "rated_2").as_deref(), Some("1"));
+        let comments: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "comment").collect();
+        assert_eq!(comments.len(), 2);
+        assert_eq!(comments[0][1], "MDA-2026-000002", "newest first");
+        // The hostile comment: one quoted cell, its lines kept, a formula made text.
+        let hostile = &comments[1][3];
+        assert!(
+            hostile.starts_with("'=HYPERLINK(\"x\")\na\\u{1b}]52;c;"),
+            "{hostile:?}"
+        );
+        for r in &rows {
+            for c in &r[1..] {
+                assert!(!c.starts_with(['=', '+', '-', '@']), "{c:?}");
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The `folio` command line without a mail server: inspect, check-config, ingest's exit codes,
-//! templates check and preview.
+//! templates check and preview, report.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -710,4 +710,155 @@ fn templates_preview_builds_the_sample_around_a_real_ticket() {
         err.contains("no ticket with folio MDA-2026-999999"),
         "{err}"
     );
+}
+
+/// `folio report` with `args` on `config`.
+fn report(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    folio(&[&["--config", config.to_str().unwrap(), "report"][..], args].concat())
+}
+
+#[test]
+fn report_counts_the_tickets_of_the_period_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("folio.db");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[database]\nurl = \"sqlite://{}\"\n[catalog]\nfile = \"{REPO}/config/catalog.toml\"\n",
+            db.display()
+        ),
+    );
+    // Before folio's first start there is no database, and a report does not make one.
+    let out = report(&config, &["--from", "2026-11-30", "--to", "2026-12-06"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("database.url"),
+        "{err}"
+    );
+    assert!(!db.exists());
+
+    let fixtures = [
+        "gmail_utf8_base64_alternative",
+        "outlook_es_cp1252_qp_alternative",
+        "squirrelmail_iso8859_1_qp_plain",
+    ];
+    for name in fixtures {
+        let raw = std::fs::read(format!("{REPO}/tests/fixtures/mail/requests/{name}.eml")).unwrap();
+        let out = ingest(&config, &raw);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Every day folio can have run on (the tickets were opened today, by the real clock).
+    let all = ["--from", "2020-01-01", "--to", "2100-12-31"];
+    let out = report(&config, &[&all[..], &["--format", "json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["period"]["from"], "2020-01-01");
+    assert_eq!(r["period"]["to"], "2100-12-31");
+    assert_eq!(r["tickets"], 3);
+    let total = |v: &serde_json::Value| -> u64 {
+        v.as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(r["by_status"]["open"], 3);
+    assert_eq!(total(&r["by_status"]), 3);
+    assert_eq!(total(&r["by_priority"]), 3);
+    let services = r["by_service"].as_array().unwrap();
+    let by_service: u64 = services
+        .iter()
+        .map(|s| s["tickets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_service, 3);
+    assert!(
+        services
+            .iter()
+            .all(|s| s["name"].is_string() && s["id"].is_string()),
+        "{services:?}"
+    );
+    assert_eq!(r["first_response"]["measured"], 0);
+    assert_eq!(r["first_response"]["still_open"], 3);
+    assert_eq!(
+        r["first_response"]["wall"]["mean_seconds"],
+        serde_json::Value::Null
+    );
+    assert_eq!(r["resolution"]["still_open"], 3);
+    assert_eq!(r["sla_breaches"]["tickets"], 0);
+    assert_eq!(r["satisfaction"]["answers"], 0);
+    assert_eq!(r["satisfaction"]["average"], serde_json::Value::Null);
+    assert_eq!(r["satisfaction"]["comments"], serde_json::json!([]));
+
+    let out = report(&config, &[&all[..], &["--format", "csv"]].concat());
+    assert!(out.status.success());
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("section,key,value,detail\n"), "{csv}");
+    assert!(csv.contains("\ntickets,opened,3,\n"), "{csv}");
+    assert!(csv.contains("\nby_status,open,3,\n"), "{csv}");
+
+    let out = report(&config, &all);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Report 2020-01-01 to 2100-12-31") && text.contains("Tickets opened: 3"),
+        "{text}"
+    );
+
+    // A week long ago: nothing, and no mean to divide by zero for.
+    let out = report(
+        &config,
+        &[
+            "--from",
+            "2020-01-06",
+            "--to",
+            "2020-01-12",
+            "--format",
+            "json",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["tickets"], 0);
+    assert_eq!(
+        r["resolution"]["business"]["p90_seconds"],
+        serde_json::Value::Null
+    );
+
+    // No dates: the seven days up to yesterday.
+    let out = report(&config, &["--format", "json"]);
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let day = |key: &str| {
+        chrono::NaiveDate::parse_from_str(r["period"][key].as_str().unwrap(), "%Y-%m-%d").unwrap()
+    };
+    assert_eq!((day("to") - day("from")).num_days(), 6);
+}
+
+#[test]
+fn report_errors_name_the_flag_and_the_form_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = report(&config, &["--from", "30/11/2026"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--from") && err.contains("YYYY-MM-DD"),
+        "{err}"
+    );
+    let out = report(&config, &["--from", "2026-12-06", "--to", "2026-11-30"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--from/--to") && err.contains("before"),
+        "{err}"
+    );
+    let out = report(&config, &["--format", "xml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--format"), "{err}");
 }

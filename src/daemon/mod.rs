@@ -3,6 +3,7 @@
 
 pub mod mailbox;
 pub mod pipeline;
+pub mod report;
 pub mod scheduler;
 
 use std::sync::Arc;

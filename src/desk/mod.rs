@@ -4,7 +4,8 @@
 //! the site's [`policy`]. [`notice_samples`] holds a realistic mail of every kind, for checking
 //! and previewing templates.
 //! A requester's short answers are read by [`validation`] (to "your request was resolved,
-//! please confirm") and [`survey`] (to a satisfaction survey).
+//! please confirm") and [`survey`] (to a satisfaction survey). [`report`] sums up a period
+//! for the admins.
 
 pub mod analysis;
 mod answer_text;
@@ -18,6 +19,7 @@ pub mod notice;
 pub mod notice_samples;
 pub mod plan;
 pub mod policy;
+pub mod report;
 pub mod requester;
 pub mod routing;
 pub mod sla;

@@ -30,6 +30,8 @@
 //! - `mailbox`: each IMAP folder's state and the analysis attempts of messages.
 //! - `queries`: read-only queries for the CLI and the sender's notices (counts, ticket lists,
 //!   one ticket in full, a ticket by id).
+//! - `report`: the rows of `folio report` (tickets opened and survey answers given in a
+//!   period), as `desk::report` sums them up.
 //! - `statement`: statements over a list of values, in chunks (`IN (?, ?, …)`).
 //!
 //! # A second backend
@@ -63,6 +65,7 @@ mod lookup;
 mod mailbox;
 mod outbox;
 mod queries;
+mod report;
 mod runs;
 mod statement;
 mod write_tx;
@@ -191,6 +194,14 @@ impl Store {
         )
         .display()
         .to_string()
+    }
+
+    /// Whether the database file `url` names exists already: commands that only read (a
+    /// report) refuse to create an empty database and report nothing from it.
+    pub fn exists(url: &str) -> bool {
+        let file = Store::describe(url);
+        let file = file.split('?').next().unwrap_or_default();
+        !file.is_empty() && Path::new(file).is_file()
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
