@@ -33,7 +33,7 @@ const FOLIO: &str = "MDA-2026-000042";
 fn policy() -> Policy {
     let mut p = Policy::with_defaults(HD, Tokens::new(b"templates".to_vec()));
     p.catalog = Arc::new(Catalog::load(&Path::new(REPO).join("config/catalog.toml")).unwrap());
-    p.sla.escalate_to = vec!["coordinacion@example.test".into()];
+    p.admins = vec!["coordinacion@example.test".into()];
     p
 }
 

@@ -179,6 +179,9 @@ pub struct HelpdeskConfig {
     /// `helpdesk.quote_outside_domains`: confirmations to outside domains quote the request
     /// anyway (default false).
     pub quote_outside_domains: bool,
+    /// `helpdesk.admins`: who runs the help desk (lower case): the weekly summary, and SLA
+    /// escalations of a group without a lead.
+    pub admins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -282,8 +285,6 @@ pub struct Sla {
     pub warn_at_percent: u8,
     /// A ticket nobody is assigned to escalates after this long.
     pub unassigned_after: Span,
-    /// Who hears of a breach when the service's group has no lead (lower case).
-    pub escalate_to: Vec<String>,
 }
 
 impl Default for Sla {

@@ -114,6 +114,7 @@ pub(super) struct RawHelpdesk {
     pub(super) own_addresses: Option<Vec<String>>,
     pub(super) domains: Option<Vec<String>>,
     pub(super) quote_outside_domains: Option<bool>,
+    pub(super) admins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -168,7 +169,6 @@ pub(super) struct RawSla {
     pub(super) resolution: RawPerPriority,
     pub(super) warn_at_percent: Option<i64>,
     pub(super) unassigned_after: Option<String>,
-    pub(super) escalate_to: Option<Vec<String>>,
 }
 
 /// A span per priority level.

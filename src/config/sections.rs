@@ -255,6 +255,7 @@ impl Validator<'_> {
             own_addresses,
             domains,
             quote_outside_domains: h.quote_outside_domains.unwrap_or(false),
+            admins: self.addresses("helpdesk.admins", h.admins.unwrap_or_default()),
         }
     }
 
@@ -271,6 +272,27 @@ impl Validator<'_> {
                 ok
             })
             .collect()
+    }
+
+    /// A list of mail addresses at `key`, lower case; what is not an address is reported (with
+    /// its index) and left out.
+    fn addresses(&mut self, key: &str, list: Vec<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, a) in list.into_iter().enumerate() {
+            let a = a.trim().to_lowercase();
+            match a.split_once('@') {
+                Some((l, d))
+                    if !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace) =>
+                {
+                    out.push(a)
+                }
+                _ => self.issue(
+                    &format!("{key}[{i}]"),
+                    format!("{a:?} is not a mail address"),
+                ),
+            }
+        }
+        out
     }
 
     /// `[limits]`; the `Default` of [`LimitsConfig`] is this of an empty section.
@@ -471,6 +493,31 @@ mod tests {
             vec![
                 "f.toml: helpdesk.domains: \"a b\" is not a mail domain",
                 "f.toml: helpdesk.domains: \"x@y.test\" is not a mail domain",
+            ]
+        );
+    }
+
+    #[test]
+    fn helpdesk_admins_are_addresses_and_each_mistake_is_named() {
+        let mut v = Validator::new(Path::new("f.toml"));
+        let h = v.helpdesk(
+            RawHelpdesk {
+                admins: Some(vec![
+                    " Jefa@Uni.test ".into(),
+                    "jefa".into(),
+                    "a b@c.test".into(),
+                ]),
+                ..RawHelpdesk::default()
+            },
+            "mesa@uni.test",
+            "mesa@uni.test",
+        );
+        assert_eq!(h.admins, vec!["jefa@uni.test"]);
+        assert_eq!(
+            v.into_issues(),
+            vec![
+                "f.toml: helpdesk.admins[1]: \"jefa\" is not a mail address",
+                "f.toml: helpdesk.admins[2]: \"a b@c.test\" is not a mail address",
             ]
         );
     }

@@ -257,21 +257,6 @@ impl Validator<'_> {
                 75
             }
         };
-        let mut escalate_to = Vec::new();
-        for (i, a) in s.escalate_to.unwrap_or_default().into_iter().enumerate() {
-            let a = a.trim().to_lowercase();
-            match a.split_once('@') {
-                Some((l, d))
-                    if !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace) =>
-                {
-                    escalate_to.push(a)
-                }
-                _ => self.issue(
-                    &format!("sla.escalate_to[{i}]"),
-                    format!("{a:?} is not a mail address"),
-                ),
-            }
-        }
         Sla {
             first_response,
             resolution,
@@ -281,7 +266,6 @@ impl Validator<'_> {
                 s.unassigned_after,
                 "1 business hour",
             ),
-            escalate_to,
         }
     }
 

@@ -235,6 +235,7 @@ pub fn policy_of(config: &Config, tokens: Tokens) -> Result<Policy, SetupError> 
         calendar: config.calendar.clone(),
         lifecycle: config.lifecycle.clone(),
         sla: config.sla.clone(),
+        admins: config.helpdesk.admins.clone(),
     })
 }
 

@@ -42,6 +42,8 @@ pub struct Policy {
     pub lifecycle: Lifecycle,
     /// `[sla]`: response and resolution targets, warnings, escalation.
     pub sla: Sla,
+    /// `helpdesk.admins`: the weekly summary; SLA escalations of a group without a lead.
+    pub admins: Vec<String>,
 }
 
 impl Policy {
@@ -78,6 +80,7 @@ impl Policy {
             calendar: config::default_calendar(),
             lifecycle: Lifecycle::default(),
             sla: Sla::default(),
+            admins: vec![],
         }
     }
 

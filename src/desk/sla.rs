@@ -2,7 +2,7 @@
 //! public reply or change of status) and one for the resolution, both counted from the
 //! ticket's opening on the business calendar. The assignee is warned when
 //! `sla.warn_at_percent` of a target has passed; a breach escalates, once per ticket and
-//! target, to the lead of the service's group (catalogue) or else to `sla.escalate_to`. A
+//! target, to the lead of the service's group (catalogue) or else to `helpdesk.admins`. A
 //! ticket nobody is assigned to escalates after `sla.unassigned_after`.
 //!
 //! The resolution clock stands still while the ticket waits on the requester (`#espera`) or
@@ -278,11 +278,11 @@ fn warn(t: &TicketRef, target: Target, due: DateTime<Utc>, policy: &Policy) -> D
     }
 }
 
-/// Tells the lead of the ticket's group (or `sla.escalate_to`) that `target` was missed.
+/// Tells the lead of the ticket's group (or `helpdesk.admins`) that `target` was missed.
 fn escalate(t: &TicketRef, target: Target, due: DateTime<Utc>, policy: &Policy) -> DueOutcome {
     let to: Vec<String> = match policy.catalog.lead_of(&t.service) {
         Some(lead) => vec![lead.to_string()],
-        None => policy.sla.escalate_to.clone(),
+        None => policy.admins.clone(),
     };
     let notice = Notice::SlaEscalation(SlaEscalation {
         ticket: TicketView::new(t, &policy.catalog),
@@ -308,7 +308,7 @@ fn escalate(t: &TicketRef, target: Target, due: DateTime<Utc>, policy: &Policy) 
                 target.as_str(),
                 local(due, policy),
                 if to.is_empty() {
-                    "nobody (no group lead, sla.escalate_to empty)".to_string()
+                    "nobody (no group lead, helpdesk.admins empty)".to_string()
                 } else {
                     to.join(", ")
                 }
@@ -368,7 +368,7 @@ mod tests {
             )
             .unwrap(),
         );
-        p.sla.escalate_to = vec!["mesa@example.test".into()];
+        p.admins = vec!["mesa@example.test".into()];
         p
     }
 
