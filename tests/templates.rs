@@ -15,10 +15,11 @@ use chrono::{TimeZone, Utc};
 use folio::desk::analysis::analyze;
 use folio::desk::catalog::{Catalog, Priority, TicketType};
 use folio::desk::decide::{decide, BouncedMail, Context, Decision, Reply};
-use folio::desk::digest::{digests, OpenTicket};
+use folio::desk::digest::{digests, weekly_summary, OpenTicket};
 use folio::desk::lifecycle::{on_due, DueItem, DueKind};
 use folio::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use folio::desk::policy::Policy;
+use folio::desk::report::{self, Period, Report, Rows};
 use folio::desk::requester::Directory;
 use folio::desk::routing::{Hit, Rule};
 use folio::desk::ticket::{Status, TicketRef};
@@ -95,6 +96,39 @@ fn replies_under(p: &Policy, raw: &[u8], ctx: &Context) -> Vec<Reply> {
         Decision::Record(r) => r.replies,
         Decision::Duplicate => vec![],
     }
+}
+
+/// The figures of a week with one answered, resolved ticket and one survey answer.
+fn a_week() -> Report {
+    let p = policy();
+    let day = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
+    let rows = Rows {
+        tickets: vec![report::Ticket {
+            folio: FOLIO.into(),
+            service: Some("correo-institucional".into()),
+            status: Status::Closed,
+            priority: Priority::Alta,
+            created_at: day(1, 16),
+            first_response_at: Some(day(1, 17)),
+            resolved_at: Some(day(2, 16)),
+            closed_at: Some(day(2, 18)),
+            response_breached: false,
+            resolution_breached: true,
+        }],
+        answers: vec![report::Answer {
+            folio: FOLIO.into(),
+            rating: 4,
+            comment: Some("Tardaron un poco, pero quedó.".into()),
+            answered_at: day(3, 16),
+        }],
+    };
+    let period = Period::days(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap(),
+        &p.calendar,
+    )
+    .unwrap();
+    Report::build(&rows, &period, &p.catalog, &p.calendar)
 }
 
 fn on_ticket() -> Context<'static> {
@@ -298,6 +332,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
                 &policy(),
             ),
         ),
+        ("weekly_summary", weekly_summary(&a_week(), &policy())),
         (
             "bounce",
             replies(
@@ -801,6 +836,11 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
             .iter()
             .map(|r| (r.template().name().to_string(), r.notice.context(None))),
     );
+    out.extend(
+        weekly_summary(&a_week(), p)
+            .iter()
+            .map(|r| (r.template().name().to_string(), r.notice.context(None))),
+    );
     let on_answered = on_this(answered);
     for body in REQUESTER_ANSWERS {
         out.extend(
@@ -1080,6 +1120,7 @@ fn a_mail_shows_codes_only_in_its_own_language() {
     assert_eq!(kinds, all, "every template is checked");
     let mut data = catalogue_data(&p);
     data.extend(REQUESTER_ANSWERS.iter().map(|a| a.to_string()));
+    data.push("Tardaron un poco, pero quedó.".into());
     data.push("excelente servicio".into());
     let checks = [
         ("es", banned_words(ENGLISH, false)),

@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::lifecycle;
 use crate::desk::policy::Policy;
+use crate::desk::report::{Period, Report};
 use crate::shutdown::Shutdown;
 use crate::store::plan::Writing;
 use crate::store::{Store, StoreError};
@@ -47,6 +48,7 @@ pub struct Scheduler {
     max_attachment_bytes: u64,
     sweep_cron: String,
     digest_cron: String,
+    weekly_cron: String,
 }
 
 impl Scheduler {
@@ -67,6 +69,7 @@ impl Scheduler {
             max_attachment_bytes: config.limits.max_attachment_bytes,
             sweep_cron: config.schedule.sweep.clone(),
             digest_cron: config.schedule.technician_digest.clone(),
+            weekly_cron: config.schedule.weekly_summary.clone(),
         }
     }
 
@@ -137,6 +140,39 @@ impl Scheduler {
         Ok(digests.len())
     }
 
+    /// Queues the admins' summary of the seven whole days before this week's
+    /// `schedule.weekly_summary` day, unless it went out already (a summary missed while
+    /// folio was down goes out when it starts, within the week). How many mails.
+    pub async fn send_weekly_summary(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let week = chrono::Duration::days(7);
+        let Some(day) =
+            last_occurrence(&self.weekly_cron, now, &self.policy).filter(|at| now - *at < week)
+        else {
+            return Ok(0);
+        };
+        let calendar = &self.policy.calendar;
+        let Ok(period) = Period::resolve(None, None, day, calendar) else {
+            return Ok(0);
+        };
+        let rows = self.store.report_rows(period.start, period.end).await?;
+        let report = Report::build(&rows, &period, &self.policy.catalog, calendar);
+        let mails = crate::desk::digest::weekly_summary(&report, &self.policy);
+        let mut tx = self.store.begin().await?;
+        let key = calendar.local_date(day).to_string();
+        if !tx.claim_run("weekly_summary", &key, now).await? {
+            tx.rollback().await;
+            return Ok(0);
+        }
+        tx.queue_reports(&mails, &self.writing(now)).await?;
+        tx.commit().await?;
+        tracing::info!(from = %period.from, to = %period.to, mails = mails.len(), "weekly summary queued");
+        if !mails.is_empty() {
+            self.outbox_ready.notify_one();
+        }
+        Ok(mails.len())
+    }
+
     fn writing(&self, now: chrono::DateTime<chrono::Utc>) -> Writing<'_> {
         Writing {
             policy: &self.policy,
@@ -155,14 +191,16 @@ impl Scheduler {
     ) -> Result<JoinHandle<()>, SchedulerError> {
         let tick = Arc::new(Notify::new());
         let digest_tick = Arc::new(Notify::new());
+        let weekly_tick = Arc::new(Notify::new());
         let mut cron = self
             .start_cron(&[
                 (&self.sweep_cron, tick.clone()),
                 (&self.digest_cron, digest_tick.clone()),
+                (&self.weekly_cron, weekly_tick.clone()),
             ])
             .await?;
         Ok(tokio::spawn(async move {
-            let mut digest_due = true;
+            let (mut digest_due, mut weekly_due) = (true, true);
             loop {
                 if let Err(e) = self.sweep().await {
                     tracing::error!(error = %e, "sweep of due work failed; retried on the next tick");
@@ -172,9 +210,15 @@ impl Scheduler {
                         tracing::error!(error = %e, "technicians' digests failed; retried on the next tick");
                     }
                 }
+                if std::mem::take(&mut weekly_due) {
+                    if let Err(e) = self.send_weekly_summary().await {
+                        tracing::error!(error = %e, "weekly summary failed; retried on the next tick");
+                    }
+                }
                 tokio::select! {
                     _ = tick.notified() => {}
                     _ = digest_tick.notified() => digest_due = true,
+                    _ = weekly_tick.notified() => weekly_due = true,
                     _ = shutdown.wait() => break,
                 }
             }
@@ -220,6 +264,18 @@ fn today_if_due(
     now: chrono::DateTime<chrono::Utc>,
     policy: &Policy,
 ) -> Option<String> {
+    let last = last_occurrence(expression, now, policy)?;
+    let calendar = &policy.calendar;
+    (calendar.local_date(last) == calendar.local_date(now))
+        .then(|| calendar.local_date(now).to_string())
+}
+
+/// The last occurrence of `expression` at or before `now`, in the calendar's zone.
+fn last_occurrence(
+    expression: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    policy: &Policy,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     let cron = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
         .dom_and_dow(true)
@@ -228,7 +284,7 @@ fn today_if_due(
         .ok()?;
     let local = now.with_timezone(&policy.calendar.timezone());
     let last = cron.find_previous_occurrence(&local, true).ok()?;
-    (last.date_naive() == local.date_naive()).then(|| local.format("%Y-%m-%d").to_string())
+    Some(last.with_timezone(&chrono::Utc))
 }
 
 #[cfg(test)]
@@ -255,6 +311,13 @@ mod tests {
             today_if_due(weekdays_at_8, at(23, 0), &p).as_deref(),
             Some("2026-12-07"),
             "started late the same day: still today's"
+        );
+        // Weekly: the last occurrence, a week back at most.
+        let mondays_at_9 = "0 0 9 * * Mon";
+        let thursday = Utc.with_ymd_and_hms(2026, 12, 10, 18, 0, 0).unwrap();
+        assert_eq!(
+            last_occurrence(mondays_at_9, thursday, &p),
+            Some(Utc.with_ymd_and_hms(2026, 12, 7, 15, 0, 0).unwrap())
         );
         // Sunday: no occurrence that day.
         let sunday = Utc.with_ymd_and_hms(2026, 12, 6, 18, 0, 0).unwrap();

@@ -1,7 +1,8 @@
-//! Each technician's morning digest (`schedule.technician_digest`): their open tickets, the
-//! ones whose service level is at risk first, then by priority and age. Pure: the tickets as
-//! the store reads them, the clock's now and the policy in; one mail per technician with
-//! anything open out (nobody gets an empty digest).
+//! The reports folio mails on a schedule. Each technician's digest
+//! (`schedule.technician_digest`): their open tickets, the ones whose service level is at risk
+//! first, then by priority and age; one mail per technician with anything open (nobody gets an
+//! empty digest). The admins' weekly summary (`schedule.weekly_summary`): a period's figures
+//! (`desk::report`) as mail shows them. Pure: data and the policy in, mails out.
 
 use std::collections::BTreeMap;
 
@@ -11,14 +12,113 @@ use crate::calendar::Span;
 use crate::desk::catalog::Priority;
 use crate::desk::decide::Reply;
 use crate::desk::notice::{
-    clean_line, DigestLine, HelpdeskView, Notice, PriorityCounts, TechnicianDigest,
-    MAX_SUBJECT_CHARS,
+    clean_line, BreachCounts, CommentView, DigestLine, HelpdeskView, Notice, PriorityCounts,
+    SatisfactionFigures, ServiceTickets, StatusCounts, TechnicianDigest, TimeFigures,
+    WeeklySummary, MAX_SUBJECT_CHARS,
 };
 use crate::desk::policy::Policy;
+use crate::desk::report::{Report, TimeTo};
 use crate::desk::ticket::TicketRef;
 
 /// The most tickets one digest lists (the counts cover them all).
 pub const MAX_LISTED: usize = 100;
+
+/// The most survey comments one summary quotes.
+pub const MAX_COMMENTS: usize = 20;
+
+/// The weekly summary of `report`, to each of `helpdesk.admins` (none without admins).
+pub fn weekly_summary(report: &Report, policy: &Policy) -> Vec<Reply> {
+    let count = |list: &[(&'static str, usize)], key: &str| {
+        list.iter().find(|(k, _)| *k == key).map_or(0, |(_, n)| *n)
+    };
+    let mut by_service: Vec<ServiceTickets> = report
+        .by_service
+        .iter()
+        .filter(|s| s.tickets > 0)
+        .map(|s| ServiceTickets {
+            name: s.name.clone(),
+            tickets: s.tickets,
+        })
+        .collect();
+    by_service.sort_by(|a, b| b.tickets.cmp(&a.tickets).then_with(|| a.name.cmp(&b.name)));
+    let times = |t: &TimeTo| TimeFigures {
+        measured: t.measured,
+        still_open: t.still_open,
+        mean: t.business.mean_seconds.map(human),
+        p90: t.business.p90_seconds.map(human),
+    };
+    let s = &report.satisfaction;
+    let summary = WeeklySummary {
+        from: report.period.from.to_string(),
+        to: report.period.to.to_string(),
+        tickets: report.tickets,
+        by_service,
+        by_status: StatusCounts {
+            open: count(&report.by_status, "open"),
+            pending: count(&report.by_status, "pending"),
+            resolved: count(&report.by_status, "resolved"),
+            closed: count(&report.by_status, "closed"),
+        },
+        by_priority: PriorityCounts {
+            baja: count(&report.by_priority, "baja"),
+            media: count(&report.by_priority, "media"),
+            alta: count(&report.by_priority, "alta"),
+            critica: count(&report.by_priority, "critica"),
+        },
+        first_response: times(&report.first_response),
+        resolution: times(&report.resolution),
+        sla_breaches: BreachCounts {
+            first_response: report.sla_breaches.first_response,
+            resolution: report.sla_breaches.resolution,
+            tickets: report.sla_breaches.tickets,
+        },
+        satisfaction: SatisfactionFigures {
+            answers: s.answers,
+            average: s.average.map(|a| format!("{a:.2}")),
+            comments: s
+                .comments
+                .iter()
+                .take(MAX_COMMENTS)
+                .map(|c| CommentView {
+                    folio: c.folio.clone(),
+                    rating: c.rating,
+                    comment: clean_line(&c.comment, 1_000),
+                })
+                .collect(),
+            comments_more: s.comments.len().saturating_sub(MAX_COMMENTS),
+        },
+        helpdesk: HelpdeskView::of(policy),
+    };
+    policy
+        .admins
+        .iter()
+        .map(|to| Reply {
+            notice: Notice::WeeklySummary(summary.clone()),
+            language: policy.language.clone(),
+            to: to.clone(),
+            in_reply_to: None,
+            references: vec![],
+            staff: None,
+            auto_submitted: "auto-generated",
+            with_attachments: false,
+        })
+        .collect()
+}
+
+/// A duration as mail writes it: `2 d 3 h`, `3 h 20 min`, `45 min`, `30 s` (two units at
+/// most; days of 24 hours).
+pub fn human(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
 
 /// An open ticket with its service-level state.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +316,42 @@ mod tests {
         assert_eq!(d.tickets[2].due_at.as_deref(), Some("2026-12-17 08:00"));
         assert_eq!(d.tickets[3].age_days, 9);
         assert_eq!(digest_of(&mails[1]).open, 1);
+    }
+
+    #[test]
+    fn durations_read_in_at_most_two_units() {
+        assert_eq!(human(0), "0 s");
+        assert_eq!(human(45), "45 s");
+        assert_eq!(human(45 * 60), "45 min");
+        assert_eq!(human(3 * 3600), "3 h");
+        assert_eq!(human(3 * 3600 + 20 * 60 + 59), "3 h 20 min");
+        assert_eq!(human(2 * 86_400), "2 d");
+        assert_eq!(human(2 * 86_400 + 3 * 3600 + 59 * 60), "2 d 3 h");
+        assert_eq!(human(-5), "0 s");
+    }
+
+    #[test]
+    fn the_weekly_summary_goes_to_each_admin_and_to_nobody_without_admins() {
+        use crate::desk::report::{Period, Report, Rows};
+        let mut p = policy();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let period = Period::days(day, day, &p.calendar).unwrap();
+        let report = Report::build(&Rows::default(), &period, &p.catalog, &p.calendar);
+        assert!(weekly_summary(&report, &p).is_empty());
+        p.admins = vec!["jefa@example.test".into(), "mesa@example.test".into()];
+        let mails = weekly_summary(&report, &p);
+        assert_eq!(
+            mails.iter().map(|m| m.to.as_str()).collect::<Vec<_>>(),
+            ["jefa@example.test", "mesa@example.test"]
+        );
+        match &mails[0].notice {
+            Notice::WeeklySummary(s) => {
+                assert_eq!((s.tickets, s.by_service.len()), (0, 0), "no empty services");
+                assert_eq!(s.satisfaction.average, None);
+                assert_eq!(s.first_response.mean, None);
+            }
+            n => panic!("{n:?}"),
+        }
     }
 
     #[test]

@@ -60,11 +60,12 @@ pub enum Template {
     SlaEscalation,
     // reports (to staff)
     TechnicianDigest,
+    WeeklySummary,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 20] = [
+    pub const ALL: [Template; 21] = [
         Template::Confirmation,
         Template::Reply,
         Template::Resolved,
@@ -85,6 +86,7 @@ impl Template {
         Template::SlaWarning,
         Template::SlaEscalation,
         Template::TechnicianDigest,
+        Template::WeeklySummary,
     ];
 
     /// The file name stem (`NAME`), as the outbox stores it.
@@ -110,6 +112,7 @@ impl Template {
             Template::SlaWarning => "sla_warning",
             Template::SlaEscalation => "sla_escalation",
             Template::TechnicianDigest => "technician_digest",
+            Template::WeeklySummary => "weekly_summary",
         }
     }
 
@@ -123,7 +126,10 @@ impl Template {
     pub fn has_folio(self) -> bool {
         !matches!(
             self,
-            Template::StatusDenied | Template::MyTickets | Template::TechnicianDigest
+            Template::StatusDenied
+                | Template::MyTickets
+                | Template::TechnicianDigest
+                | Template::WeeklySummary
         )
     }
 
@@ -189,6 +195,8 @@ pub enum Notice {
     SlaEscalation(SlaEscalation),
     /// To each technician with open tickets, on `schedule.technician_digest`.
     TechnicianDigest(TechnicianDigest),
+    /// To the admins, on `schedule.weekly_summary`: the last seven days' figures.
+    WeeklySummary(WeeklySummary),
 }
 
 impl Notice {
@@ -215,6 +223,7 @@ impl Notice {
             Notice::SlaWarning(_) => Template::SlaWarning,
             Notice::SlaEscalation(_) => Template::SlaEscalation,
             Notice::TechnicianDigest(_) => Template::TechnicianDigest,
+            Notice::WeeklySummary(_) => Template::WeeklySummary,
         }
     }
 
@@ -687,6 +696,80 @@ pub struct TechnicianDigest {
     /// How many were left out of `tickets`.
     pub listed_more: usize,
     pub helpdesk: HelpdeskView,
+}
+
+/// The `weekly_summary`: a period's figures for the admins (`desk::report`), as mail shows
+/// them. Durations are open (business) time, written `2 d 3 h`, `3 h 20 min`, `45 min`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeeklySummary {
+    /// The first and last day, local dates.
+    pub from: String,
+    pub to: String,
+    /// Tickets opened in the period.
+    pub tickets: usize,
+    /// Most tickets first.
+    pub by_service: Vec<ServiceTickets>,
+    pub by_status: StatusCounts,
+    pub by_priority: PriorityCounts,
+    pub first_response: TimeFigures,
+    pub resolution: TimeFigures,
+    pub sla_breaches: BreachCounts,
+    pub satisfaction: SatisfactionFigures,
+    pub helpdesk: HelpdeskView,
+}
+
+/// Tickets of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceTickets {
+    pub name: String,
+    pub tickets: usize,
+}
+
+/// Tickets per status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub open: usize,
+    pub pending: usize,
+    pub resolved: usize,
+    pub closed: usize,
+}
+
+/// How long something took: how many were measured, how many are still waiting for it, the
+/// mean and the 90th percentile (`null` with nothing measured).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimeFigures {
+    pub measured: usize,
+    pub still_open: usize,
+    pub mean: Option<String>,
+    pub p90: Option<String>,
+}
+
+/// SLA breaches among the period's tickets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BreachCounts {
+    pub first_response: usize,
+    pub resolution: usize,
+    /// Tickets with at least one.
+    pub tickets: usize,
+}
+
+/// The survey answers of the period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SatisfactionFigures {
+    pub answers: usize,
+    /// With two decimals (`4.25`), `null` without answers.
+    pub average: Option<String>,
+    /// Newest first, at most 20.
+    pub comments: Vec<CommentView>,
+    pub comments_more: usize,
+}
+
+/// One survey comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommentView {
+    pub folio: String,
+    pub rating: u8,
+    pub comment: String,
 }
 
 /// Open tickets per priority.

@@ -19,10 +19,11 @@ use crate::desk::catalog::{Catalog, Priority, TicketType};
 use crate::desk::command::Refusal;
 use crate::desk::notice::{
     first_name, guide, reply_subject, AssignedTicketView, Assignment, AttachmentList, AuthorView,
-    BounceNotice, Closure, CommandResult, ConfirmReminder, Confirmation, DeliveryFailed,
-    DigestLine, FollowUp, HelpdeskView, MissingView, MyTickets, Notice, PriorityCounts, Relay,
-    RequesterView, SlaEscalation, SlaWarning, StatusDenied, StatusReport, SurveyRequest,
-    SurveyThanks, TechnicianDigest, TechnicianView, Template, TicketView,
+    BounceNotice, BreachCounts, Closure, CommandResult, CommentView, ConfirmReminder, Confirmation,
+    DeliveryFailed, DigestLine, FollowUp, HelpdeskView, MissingView, MyTickets, Notice,
+    PriorityCounts, Relay, RequesterView, SatisfactionFigures, ServiceTickets, SlaEscalation,
+    SlaWarning, StatusCounts, StatusDenied, StatusReport, SurveyRequest, SurveyThanks,
+    TechnicianDigest, TechnicianView, Template, TicketView, TimeFigures, WeeklySummary,
 };
 use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
@@ -219,6 +220,7 @@ impl Sampler<'_> {
                 })
                 .into(),
             Template::TechnicianDigest => vec![self.digest()],
+            Template::WeeklySummary => vec![self.weekly_summary()],
             Template::SlaEscalation => ["first_response", "resolution", "assignment"]
                 .map(|target| {
                     Notice::SlaEscalation(SlaEscalation {
@@ -230,6 +232,65 @@ impl Sampler<'_> {
                 })
                 .into(),
         }
+    }
+
+    /// A week of the help desk in figures, with a comment quoted and one more left out.
+    fn weekly_summary(&self) -> Notice {
+        Notice::WeeklySummary(WeeklySummary {
+            from: "2026-11-30".into(),
+            to: "2026-12-06".into(),
+            tickets: 42,
+            by_service: vec![
+                ServiceTickets {
+                    name: "Correo electrónico institucional".into(),
+                    tickets: 17,
+                },
+                ServiceTickets {
+                    name: "Nómina".into(),
+                    tickets: 9,
+                },
+            ],
+            by_status: StatusCounts {
+                open: 8,
+                pending: 3,
+                resolved: 6,
+                closed: 25,
+            },
+            by_priority: PriorityCounts {
+                baja: 10,
+                media: 24,
+                alta: 7,
+                critica: 1,
+            },
+            first_response: TimeFigures {
+                measured: 39,
+                still_open: 3,
+                mean: Some("1 h 25 min".into()),
+                p90: Some("3 h 40 min".into()),
+            },
+            resolution: TimeFigures {
+                measured: 31,
+                still_open: 11,
+                mean: Some("1 d 2 h".into()),
+                p90: None,
+            },
+            sla_breaches: BreachCounts {
+                first_response: 2,
+                resolution: 1,
+                tickets: 3,
+            },
+            satisfaction: SatisfactionFigures {
+                answers: 12,
+                average: Some("4.42".into()),
+                comments: vec![CommentView {
+                    folio: self.t.folio.clone(),
+                    rating: 5,
+                    comment: "Muy rápida la atención, gracias.".into(),
+                }],
+                comments_more: 1,
+            },
+            helpdesk: self.helpdesk.clone(),
+        })
     }
 
     /// A technician's digest: one ticket at risk, one breached and waiting, one more unlisted.
@@ -569,7 +630,8 @@ mod tests {
         for notice in samples_about(&real, &policy()) {
             let context = notice.context(Some(&real.folio)).to_string();
             match notice.template() {
-                Template::StatusDenied | Template::MyTickets => {
+                // Not about one ticket: no ticket's subject in them.
+                Template::StatusDenied | Template::MyTickets | Template::WeeklySummary => {
                     assert!(!context.contains("piso 3"), "{context}")
                 }
                 Template::Confirmation if context.contains("\"quoted\":false") => {}

@@ -349,3 +349,32 @@ survey_reminder_after = "1h""#
         "one digest a day"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admins_get_the_weekly_summary_once() {
+    let admin = unique("admin");
+    let desk = staffed_desk_with(&format!(
+        "{}weekly_summary = \"* * * * * *\"\n\n[helpdesk]\nadmins = [\"{admin}\"]\n",
+        config(
+            r#"confirm_reminder_after = "1h"
+auto_close_after = "2h"
+survey_after = "1h"
+survey_reminder_after = "1h""#
+        )
+    ))
+    .await;
+    let mails = inbox(&admin, 1).await;
+    assert!(
+        mails[0].subject.contains("Resumen semanal"),
+        "{}",
+        mails[0].subject
+    );
+    assert!(
+        mails[0].body_text.contains("Folios registrados: 0"),
+        "{}",
+        mails[0].body_text
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(fetch_all(&admin, "INBOX").await.len(), 1, "once a week");
+    drop(desk);
+}
