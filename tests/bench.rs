@@ -23,6 +23,9 @@
 //! 5. `bench_5_big_processed_folder`: start-up with 100,000 messages in `Procesados`.
 //! 6. `bench_6_poison_mail`: 1,000 requests at 50/s over SMTP with a poison mail (nested HTML)
 //!    among them; the normal ones' share of latency, against the same run without the poison.
+//! 7. `bench_7_scheduled_work`: a store of 100,000 tickets with 10,000 items due (reminders,
+//!    closings, surveys); the daemon's scheduler sweeps them in process on a fixed clock, then
+//!    sweeps with nothing due; then `folio run` idles on that store sweeping every second.
 //!
 //! Runs 1, 2 and 4 share one 10k run (made by whichever of them runs first). Every address the
 //! benchmarks use starts with `bench-`, so `scripts/bench` can remove their maildirs afterwards.
@@ -43,6 +46,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use folio::desk::catalog::{Priority, TicketType};
+use folio::desk::decide::NewTicket;
+use folio::desk::lifecycle::{CloseReason, Due, DueKind, LifeEffect};
+use folio::desk::requester::Requester;
+use folio::desk::routing::Routing;
+use folio::desk::ticket::{Change, Status};
+use folio::store::{MessageRow, Store, TicketRow};
 use harness::{stack, unique, wait_for, Folio, Options};
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
@@ -1002,6 +1012,27 @@ async fn timed_start(folio: &mut Folio) -> (DateTime<Utc>, f64, f64) {
     (spawned, secs(ready - spawned), secs(started - spawned))
 }
 
+/// What a running folio holds and has spent once it has sat idle.
+#[derive(Clone, Copy)]
+struct Idle {
+    rss_kb: u64,
+    hwm_kb: u64,
+    /// CPU since the process started (utime + stime, all threads).
+    cpu_secs: f64,
+}
+
+/// Waits `settle` with folio idle (started, nothing to do), then reads its VmRSS, VmHWM and CPU
+/// (benchmarks 4 and 7).
+async fn idle_after(folio: &Folio, settle: Duration) -> Idle {
+    tokio::time::sleep(settle).await;
+    let pid = pid_of(&folio.config);
+    Idle {
+        rss_kb: status_kb(pid, "VmRSS"),
+        hwm_kb: status_kb(pid, "VmHWM"),
+        cpu_secs: cpu_seconds(pid),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The 10k backlog run shared by benchmarks 1, 2 and 4
 
@@ -1098,15 +1129,13 @@ async fn run_backlog() -> BacklogRun {
 
     // First start with an empty mailbox: records the baseline; idle figures.
     let (_, first_ready_secs, _) = timed_start(&mut folio).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let pid = pid_of(&folio.config);
-    let idle_rss_kb = status_kb(pid, "VmRSS");
-    let idle_cpu_secs = cpu_seconds(pid);
+    let idle = idle_after(&folio, Duration::from_secs(3)).await;
+    let (idle_rss_kb, idle_cpu_secs) = (idle.rss_kb, idle.cpu_secs);
     info(format!(
         "first start (empty mailbox): ready {:.0} ms after spawn; settled after 3 s: VmRSS {:.1} MB, VmHWM {:.1} MB, CPU {:.2} s",
         first_ready_secs * 1000.0,
         mb(idle_rss_kb),
-        mb(status_kb(pid, "VmHWM")),
+        mb(idle.hwm_kb),
         idle_cpu_secs
     ));
     assert!(folio.stop().success(), "folio exited with an error");
@@ -2053,4 +2082,525 @@ fn generated_requests_are_realistic_human_mail() {
     let stats = SetStats::of(&many);
     let mean = stats.bytes / stats.n;
     assert!((1_800..=3_200).contains(&mean), "{}", stats.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Scheduled work
+
+/// Tickets in the store of benchmark 7.
+const SWEEP_TICKETS: usize = 100_000;
+/// The items whose time has come when benchmark 7 sweeps, by kind: 10,000 in all, each of
+/// which queues one mail to its requester.
+const SWEEP_DUE: [(DueKind, usize); 4] = [
+    (DueKind::ConfirmReminder, 4_000),
+    (DueKind::AutoClose, 3_000),
+    (DueKind::Survey, 2_000),
+    (DueKind::SurveyReminder, 1_000),
+];
+/// Tickets resolved an hour before the sweep: their reminder and closing are pending, not due.
+const SWEEP_NOT_YET_DUE: usize = 5_000;
+/// Distinct requesters of benchmark 7's tickets.
+const SWEEP_REQUESTERS: usize = 5_000;
+/// Sweeps with nothing due, timed one by one after the big one.
+const EMPTY_SWEEPS: usize = 200;
+/// How long folio sits idle, sweeping every second, before its RSS is read.
+const SWEEP_IDLE: Duration = Duration::from_secs(10);
+
+/// Where a ticket of benchmark 7 is in its life.
+#[derive(Clone, Copy)]
+enum Life {
+    /// Resolved or closed earlier, with an item of this kind due before the sweep.
+    Due(DueKind),
+    /// Resolved an hour before the sweep: reminder and closing still to come.
+    NotYetDue,
+}
+
+struct NoEnv;
+
+impl folio::config::Env for NoEnv {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The daemon's configuration for the in-process sweeps of benchmark 7 (mail servers named,
+/// never contacted; the calendar, `[lifecycle]` and limits at their defaults).
+fn sweep_config(hd: &str) -> folio::config::Config {
+    let text = format!(
+        "[imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"{hd}\"\npassword = \"x\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Mesa de Ayuda <{hd}>\"\n\
+         [templates]\ndir = \"{}/mail-templates\"\n",
+        harness::REPO
+    );
+    folio::config::Config::parse(Path::new("bench-7.toml"), &text, &NoEnv).expect("config")
+}
+
+/// A read-write connection of the benchmark's own to a store's file, for the few writes the
+/// public store API has no call for (each says why at its use).
+async fn raw_db(path: &Path) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("open the database")
+}
+
+/// Benchmark 7's store at `path`: `SWEEP_TICKETS` tickets, each with its opening message and its
+/// confirmation sent; spread among them, the tickets of `SWEEP_DUE` with their item due before
+/// `t0` and `SWEEP_NOT_YET_DUE` resolved ones whose items fall due after it. Written through the
+/// store's public API as the pipeline and the sweep write them, except the sent confirmations.
+async fn scheduled_store(path: &Path, hd: &str, t0: DateTime<Utc>) -> Store {
+    use chrono::Datelike;
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the store");
+    let opened = t0 - chrono::Duration::days(90);
+    let mut rng = Rng::new(7);
+    let mut ids = Vec::with_capacity(SWEEP_TICKETS);
+    for start in (0..SWEEP_TICKETS).step_by(5_000) {
+        let n = 5_000.min(SWEEP_TICKETS - start);
+        let mut tx = store.begin().await.expect("begin");
+        let first = tx
+            .allocate_folios(opened.year(), n)
+            .await
+            .expect("folio numbers");
+        let mut folios = Vec::with_capacity(n);
+        let mut tickets = Vec::with_capacity(n);
+        let mut raws = Vec::with_capacity(n);
+        for i in start..start + n {
+            let from = format!("bench-sched-req-{}@example.test", i % SWEEP_REQUESTERS);
+            let subject = *rng.pick(SUBJECTS_7);
+            let raw = harness::message(
+                &from,
+                hd,
+                subject,
+                "Buenos días, desde ayer no funciona. ¿Me pueden ayudar? Gracias.",
+                &format!("bench-sched-{i}@client.example.test"),
+            );
+            folios.push(format!(
+                "MDA-{}-{:06}",
+                opened.year(),
+                first + (i - start) as i64
+            ));
+            tickets.push(NewTicket {
+                requester: Requester {
+                    email: from,
+                    name: Some(rng.pick(FIRST_NAMES).to_string()),
+                    ..Requester::default()
+                },
+                subject: subject.to_string(),
+                language: "es".into(),
+                referenced_folio: None,
+                channel: "email",
+                opened_by: None,
+                participants: vec![],
+                routing: Routing {
+                    service: "correo".into(),
+                    ticket_type: TicketType::Incidente,
+                    priority: Priority::Media,
+                    assignee: None,
+                    rules: vec![],
+                },
+            });
+            raws.push(raw);
+        }
+        let rows: Vec<TicketRow> = folios
+            .iter()
+            .zip(&tickets)
+            .map(|(folio, ticket)| TicketRow {
+                folio: folio.clone(),
+                ticket,
+            })
+            .collect();
+        let by_folio = tx.insert_tickets(&rows, opened).await.expect("tickets");
+        let mails: Vec<_> = raws
+            .iter()
+            .map(|raw| folio::inbound::mail::parse(raw, 1 << 20))
+            .collect();
+        let sources: Vec<String> = (start..start + n).map(|i| format!("bench:{i}")).collect();
+        let messages: Vec<MessageRow> = folios
+            .iter()
+            .zip(&raws)
+            .zip(&mails)
+            .zip(&sources)
+            .map(|(((folio, raw), mail), source)| MessageRow {
+                ticket_id: Some(by_folio[folio]),
+                source,
+                raw,
+                mail,
+                new_content: &mail.body_text,
+                automatic_kind: None,
+                verdict_reason: "human",
+                decision_reason: "new_ticket",
+                author_role: "requester",
+                internal: false,
+                seen_at: opened,
+            })
+            .collect();
+        tx.insert_messages(&messages, opened)
+            .await
+            .expect("messages");
+        tx.commit().await.expect("commit");
+        ids.extend(folios.iter().map(|f| by_folio[f]));
+    }
+
+    // Every ticket's confirmation went out when it was opened: a help desk with 100,000 tickets
+    // has at least as many sent rows in its outbox, and their indexes are part of what the
+    // sweep's inserts pay for. The store queues mail only as a rendered notice (`Reply`), one
+    // statement per 500; one INSERT … SELECT writes this history in about a second.
+    let raw = raw_db(path).await;
+    let at = folio::store::ts(opened);
+    sqlx::query(
+        "INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
+           references_list, context, auto_submitted, status, attempts, next_attempt_at, created_at,
+           sent_at)
+         SELECT t.id, 'confirmation', 'es', t.requester_email,
+           'bench-confirmation-' || t.id || '@example.test', NULL, '', '{}', 'auto-replied',
+           'sent', 1, ?, ?, ? FROM tickets t",
+    )
+    .bind(&at)
+    .bind(&at)
+    .bind(&at)
+    .execute(&raw)
+    .await
+    .expect("sent confirmations");
+    raw.close().await;
+
+    // Lives, shuffled and spread evenly over the tickets.
+    let mut lives: Vec<Life> = SWEEP_DUE
+        .iter()
+        .flat_map(|(kind, n)| std::iter::repeat_n(Life::Due(*kind), *n))
+        .chain(std::iter::repeat_n(Life::NotYetDue, SWEEP_NOT_YET_DUE))
+        .collect();
+    for i in (1..lives.len()).rev() {
+        lives.swap(i, rng.below(i + 1));
+    }
+    let stride = SWEEP_TICKETS / lives.len();
+    let days = chrono::Duration::days;
+    let schedule = |kind, at| LifeEffect::Schedule(Due { kind, at });
+    for (chunk_no, chunk) in lives.chunks(1_000).enumerate() {
+        let mut tx = store.begin().await.expect("begin");
+        for (k, life) in chunk.iter().enumerate() {
+            let j = chunk_no * 1_000 + k;
+            let id = ids[j * stride];
+            // Due in the last day before the sweep, a minute apart.
+            let due = t0 - chrono::Duration::minutes(1 + (j % 1_440) as i64);
+            let resolved = [Change::Status(Status::Resolved)];
+            let closed = [Change::Status(Status::Closed)];
+            let confirmed = LifeEffect::Closed {
+                reason: CloseReason::Confirmed,
+            };
+            let (at, changes, effects): (_, &[Change], Vec<LifeEffect>) = match life {
+                Life::Due(DueKind::ConfirmReminder) => (
+                    t0 - days(3),
+                    &resolved,
+                    vec![
+                        schedule(DueKind::ConfirmReminder, due),
+                        schedule(DueKind::AutoClose, t0 + days(2)),
+                    ],
+                ),
+                Life::Due(DueKind::AutoClose) => (
+                    t0 - days(7),
+                    &resolved,
+                    vec![schedule(DueKind::AutoClose, due)],
+                ),
+                Life::Due(DueKind::Survey) => (
+                    t0 - days(1),
+                    &closed,
+                    vec![confirmed, schedule(DueKind::Survey, due)],
+                ),
+                Life::Due(DueKind::SurveyReminder) => (
+                    t0 - days(4),
+                    &closed,
+                    vec![
+                        confirmed,
+                        LifeEffect::SurveySent,
+                        schedule(DueKind::SurveyReminder, due),
+                    ],
+                ),
+                Life::NotYetDue => (
+                    t0 - chrono::Duration::hours(1),
+                    &resolved,
+                    vec![
+                        schedule(DueKind::ConfirmReminder, t0 + days(2)),
+                        schedule(DueKind::AutoClose, t0 + days(5)),
+                    ],
+                ),
+            };
+            tx.change_ticket(id, changes).await.expect("change");
+            tx.record_life(id, changes, &effects, at)
+                .await
+                .expect("life");
+        }
+        tx.commit().await.expect("commit");
+    }
+    store
+}
+
+const SUBJECTS_7: &[&str] = &[
+    "No puedo entrar al correo",
+    "La impresora no imprime",
+    "Sin internet en el laboratorio",
+    "Cambio de contraseña",
+    "El proyector del aula 12 no enciende",
+    "Solicitud de software",
+];
+
+/// Figures of the in-process sweeps of benchmark 7.
+struct SweepRun {
+    sweep_secs: f64,
+    /// Wall time of each sweep with nothing due, ascending (ms).
+    empty_ms: Vec<f64>,
+}
+
+/// Builds the store, then times the sweep of the 10,000 due items and the empty sweeps after
+/// it, with the daemon's scheduler (`daemon::assemble`) on a clock standing at `t0`. Leaves
+/// the store closed at `path`, its queued mail marked sent.
+async fn sweep_run(path: &Path, t0: DateTime<Utc>) -> SweepRun {
+    let hd = "bench-sched-hd@example.test";
+    let started = Instant::now();
+    let store = scheduled_store(path, hd, t0).await;
+    let setup_secs = started.elapsed().as_secs_f64();
+    let raw = raw_db(path).await;
+    let now = folio::store::ts(t0);
+    let due_count = |sql: &'static str| {
+        let raw = &raw;
+        let now = &now;
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(now)
+                .fetch_one(raw)
+                .await
+                .expect("count")
+        }
+    };
+    let due_before =
+        due_count("SELECT count(*) FROM due_items WHERE status = 'pending' AND due_at <= ?").await;
+    let pending_before =
+        due_count("SELECT count(*) FROM due_items WHERE status = 'pending' AND due_at > ?").await;
+    let queued_before = count(&raw, "SELECT count(*) FROM outbox WHERE status = 'pending'").await;
+    let size_mb = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    info(format!(
+        "setup {setup_secs:.1} s: {} tickets, {} messages, {} outbox rows, {due_before} items due at the sweep, {pending_before} pending later; database {size_mb:.0} MB (+ WAL)",
+        count(&raw, "SELECT count(*) FROM tickets").await,
+        count(&raw, "SELECT count(*) FROM messages").await,
+        count(&raw, "SELECT count(*) FROM outbox").await,
+    ));
+    let want: usize = SWEEP_DUE.iter().map(|(_, n)| n).sum();
+    assert_eq!(due_before, want as i64, "items due before the sweep");
+    assert_eq!(queued_before, 0, "mail queued before the sweep");
+
+    let clock = Arc::new(folio::clock::FixedClock::new(t0));
+    let parts = folio::daemon::assemble(&sweep_config(hd), clock, store.clone())
+        .await
+        .expect("assemble the daemon's parts");
+
+    // (a) Everything due, in one sweep.
+    let started = Instant::now();
+    let done = parts.scheduler.sweep().await.expect("sweep");
+    let sweep_secs = started.elapsed().as_secs_f64();
+    assert_eq!(done, want, "items the sweep did");
+    // It did them: every item done with its mail queued, nothing due left.
+    let queued: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT template, count(*) FROM outbox WHERE status = 'pending'
+         GROUP BY template ORDER BY template",
+    )
+    .fetch_all(&raw)
+    .await
+    .expect("queued mail");
+    info(format!(
+        "one sweep: {done} items in {sweep_secs:.2} s ({:.0} µs per item); queued {}",
+        sweep_secs / done as f64 * 1e6,
+        queued
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for (kind, n) in SWEEP_DUE {
+        let template = match kind {
+            DueKind::AutoClose => "closure",
+            other => other.as_str(),
+        };
+        let got = queued.iter().find(|(t, _)| t == template).map(|q| q.1);
+        assert_eq!(got, Some(n as i64), "{template} mails queued");
+    }
+    let finished = count(
+        &raw,
+        "SELECT count(*) FROM due_items WHERE status = 'done' AND outcome IN ('sent', 'closed')",
+    )
+    .await;
+    assert_eq!(finished, want as i64, "items done with their mail");
+    let left =
+        due_count("SELECT count(*) FROM due_items WHERE status = 'pending' AND due_at <= ?").await;
+    assert_eq!(left, 0, "items still due after the sweep");
+    info(format!(
+        "after it: {} items pending for later (the closings queued the surveys, the surveys their reminders)",
+        count(&raw, "SELECT count(*) FROM due_items WHERE status = 'pending'").await
+    ));
+
+    // (b) Sweeps with nothing due, over the same tables, a few ms apart.
+    let mut empty_ms = Vec::with_capacity(EMPTY_SWEEPS);
+    for _ in 0..EMPTY_SWEEPS {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let started = Instant::now();
+        let n = parts.scheduler.sweep().await.expect("empty sweep");
+        empty_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(n, 0, "a sweep with nothing due did something");
+    }
+    empty_ms.sort_by(f64::total_cmp);
+
+    // Benchmark 7's idle daemon gets this store: the mail the sweep queued is marked sent so
+    // that it has nothing to send (the store has no call that marks mail sent without a send).
+    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'pending'")
+        .bind(&now)
+        .execute(&raw)
+        .await
+        .expect("mark the queued mail sent");
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&raw)
+        .await
+        .expect("checkpoint");
+    raw.close().await;
+    store.close().await;
+    SweepRun {
+        sweep_secs,
+        empty_ms,
+    }
+}
+
+/// Starts `folio run` on a copy of the store at `db`, with `schedule.sweep` every second; after
+/// `SWEEP_IDLE` idle, its figures and the CPU it spent idle. One item (on an open ticket, so it
+/// sends nothing) falls due 2 s after start: it is done within a second or two of its time only
+/// if the cron ticks are sweeping.
+async fn idle_with_sweeps(db: &Path) -> (Idle, f64, f64) {
+    let hd = unique("bench-sched-hd");
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            extra: "[schedule]\nsweep = \"* * * * * *\"\n".into(),
+            ..Options::default()
+        },
+    );
+    std::fs::copy(db, db_path(&folio)).expect("copy the store");
+    let (_, ready_secs, _) = timed_start(&mut folio).await;
+    let pid = pid_of(&folio.config);
+    let cpu_at_ready = cpu_seconds(pid);
+    // The store has no call that schedules work without a status change; one row does it.
+    let probe_at = Utc::now() + chrono::Duration::seconds(2);
+    let raw = raw_db(&db_path(&folio)).await;
+    sqlx::query(
+        "INSERT INTO due_items (ticket_id, kind, due_at, created_at)
+         SELECT min(id), 'confirm_reminder', ?, ? FROM tickets WHERE status = 'open'",
+    )
+    .bind(folio::store::ts(probe_at))
+    .bind(folio::store::ts(Utc::now()))
+    .execute(&raw)
+    .await
+    .expect("probe item");
+    raw.close().await;
+    let idle = idle_after(&folio, SWEEP_IDLE).await;
+    let db = open_db(&folio).await;
+    let (outcome, finished): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT outcome, finished_at FROM due_items WHERE id = (SELECT max(id) FROM due_items)",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("the probe item");
+    let queued = count(&db, "SELECT count(*) FROM outbox WHERE status = 'pending'").await;
+    db.close().await;
+    assert!(folio.stop().success(), "folio exited with an error");
+    let finished = finished.map(|f| db_time(&f)).unwrap_or_else(|| {
+        panic!("the probe item due 2 s after start was not done in {SWEEP_IDLE:?}: the scheduler did not sweep")
+    });
+    info(format!(
+        "the probe item due 2 s after start: {} {:.1} s after its time",
+        outcome.unwrap_or_default(),
+        secs(finished - probe_at)
+    ));
+    assert_eq!(queued, 0, "the idle daemon queued mail");
+    (idle, idle.cpu_secs - cpu_at_ready, ready_secs)
+}
+
+#[test]
+#[ignore = "benchmark: run with scripts/bench"]
+fn bench_7_scheduled_work() {
+    println!(
+        "\n=== 7. scheduled work: sweeps over {SWEEP_TICKETS} tickets; folio idle with a sweep every second ==="
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("folio.db");
+    // Due times are a day before "now"; the wall clock's now, so that the items the sweep
+    // schedules are still in the future when the real daemon gets the store in (c).
+    let t0 = Utc::now();
+    // As in the daemon (`main.rs`): the runtime on one thread (the sqlx worker beside it), every
+    // item done logged at info, here to a file.
+    let log = dir.path().join("sweep.log");
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(
+            std::fs::File::create(&log).expect("log file"),
+        ))
+        .finish();
+    let current_thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let run = tracing::subscriber::with_default(subscriber, || {
+        current_thread.block_on(sweep_run(&db, t0))
+    });
+    let logged = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("due work done")
+        .count();
+    info(format!("the sweep logged {logged} \"due work done\" lines"));
+    let due: usize = SWEEP_DUE.iter().map(|(_, n)| n).sum();
+    result(
+        "7 scheduled work",
+        &format!(
+            "one sweep: {due} due items among {SWEEP_TICKETS} tickets, all done + mail queued"
+        ),
+        format!(
+            "{:.2} s = {:.0} items/s",
+            run.sweep_secs,
+            due as f64 / run.sweep_secs
+        ),
+        "≤ 2 s",
+        Some(run.sweep_secs <= 2.0),
+    );
+    let (p50, p99) = (
+        percentile(&run.empty_ms, 50.0),
+        percentile(&run.empty_ms, 99.0),
+    );
+    result(
+        "7 scheduled work",
+        &format!("a sweep with nothing due, p50 / p99 / max of {EMPTY_SWEEPS}"),
+        format!(
+            "{p50:.2} / {p99:.2} / {:.2} ms",
+            run.empty_ms.last().copied().unwrap_or(f64::NAN)
+        ),
+        "≤ 5 ms (p99)",
+        Some(p99 <= 5.0),
+    );
+
+    // (c) The real daemon, idle on that store, sweeping every second.
+    let (idle, idle_cpu, ready_secs) = runtime().block_on(idle_with_sweeps(&db));
+    info(format!(
+        "folio run on the 100k-ticket store: ready {:.0} ms after spawn; CPU over {} s idle: {:.0} ms; VmHWM {:.1} MB",
+        ready_secs * 1000.0,
+        SWEEP_IDLE.as_secs(),
+        idle_cpu * 1000.0,
+        mb(idle.hwm_kb)
+    ));
+    result(
+        "7 scheduled work",
+        &format!(
+            "idle RSS (VmRSS), sweep every second, 100k-ticket store, {} s after ready",
+            SWEEP_IDLE.as_secs()
+        ),
+        format!("{:.1} MB", mb(idle.rss_kb)),
+        "≤ 20 MB",
+        Some(mb(idle.rss_kb) <= 20.0),
+    );
 }

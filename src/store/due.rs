@@ -5,6 +5,8 @@
 //! `FOR UPDATE SKIP LOCKED`) makes one sweep at a time own an item; a crash before the commit
 //! leaves it pending, after the commit it is done: exactly once.
 
+use std::collections::{BTreeMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -34,12 +36,8 @@ impl Batch {
         let now_ts = ts(now);
         for c in changes {
             let Change::Status(s) = c else { continue };
-            let sql = match s {
-                Status::Resolved => "UPDATE tickets SET resolved_at = ? WHERE id = ?",
-                Status::Closed => "UPDATE tickets SET closed_at = ? WHERE id = ?",
-                Status::Open | Status::Pending => "UPDATE tickets SET updated_at = ? WHERE id = ?",
-            };
-            sqlx::query(sql)
+            let sql = format!("UPDATE tickets SET {} = ? WHERE id = ?", stamp_column(*s));
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&now_ts)
                 .bind(id)
                 .execute(&mut *self.tx)
@@ -249,6 +247,13 @@ impl Batch {
 
     /// Writes what doing each item does (`outcomes[i]` for `items[i]`) and marks the items
     /// done, in this transaction (the caller commits).
+    ///
+    /// The result is what [`Batch::change_ticket`], [`Batch::record_life`] and marking the
+    /// item done would write for each item in turn, but in a few statements per run of items
+    /// ([`Batch::write_run`]) instead of up to six per item: every statement is a round trip to
+    /// sqlx's SQLite thread, and one by one they were most of a 10,000-item sweep. A run is a
+    /// stretch of items with no ticket twice; where a ticket does come again, a new run starts,
+    /// so its second item sees what its first did, exactly as one by one.
     pub async fn write_due(
         &mut self,
         items: &[DueItem],
@@ -257,13 +262,8 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let mut events = Vec::new();
         let mut mails = Vec::new();
-        let mut due = Vec::new();
         for (item, out) in items.iter().zip(outcomes) {
             let t = &item.ticket;
-            self.change_ticket(t.id, &out.changes).await?;
-            self.record_life(t.id, &out.changes, &out.life, how.now)
-                .await?;
-            due.extend(scheduled(t.id, &out.life));
             let event = |kind: &'static str, detail: String| EventRow {
                 ticket_id: Some(t.id),
                 message_row: None,
@@ -292,7 +292,18 @@ impl Batch {
                     context: reply.context_json(Some(&t.folio)),
                 });
             }
-            self.finish_item(item.id, &out.outcome, how.now).await?;
+        }
+        let mut start = 0;
+        while start < items.len() {
+            let mut seen = HashSet::new();
+            let len = items[start..]
+                .iter()
+                .take_while(|i| seen.insert(i.ticket.id))
+                .count();
+            let end = start + len;
+            self.write_run(&items[start..end], &outcomes[start..end], how.now)
+                .await?;
+            start = end;
         }
         let touched: Vec<i64> = items
             .iter()
@@ -301,9 +312,178 @@ impl Batch {
             .map(|(i, _)| i.ticket.id)
             .collect();
         self.touch_tickets(&touched, how.now).await?;
-        self.schedule(&due, how.now).await?;
         self.insert_events(&events, how.now).await?;
         self.insert_outbox(&mails, how.now).await
+    }
+
+    /// [`Batch::write_due`]'s writes for `items`, no two of them on one ticket: each item's
+    /// writes touch only its own ticket's rows (and `survey_opt_outs`, where a repeat does
+    /// nothing), so their order across items does not matter and each kind of write is one
+    /// statement over a list of tickets. The kinds go in `record_life`'s order: status and its
+    /// time, close reason, the cancelling of pending work, then what is scheduled (so the
+    /// cancel never hits it), and last the items marked done (after the cancel, which takes an
+    /// item still pending along with the rest of its ticket's work).
+    async fn write_run(
+        &mut self,
+        items: &[DueItem],
+        outcomes: &[DueOutcome],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now_ts = ts(now);
+        // Each map: the value a statement sets → the tickets (or items) it sets it on.
+        let mut status: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut stamped: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut reasons: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut cancelled: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut scheduled: Vec<(i64, &Due)> = Vec::new();
+        let mut survey_sent = Vec::new();
+        let mut survey_retried = Vec::new();
+        let mut paused = Vec::new();
+        let mut one_by_one: Vec<(i64, &LifeEffect)> = Vec::new();
+        let mut finished: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for (item, out) in items.iter().zip(outcomes) {
+            let id = item.ticket.id;
+            let statuses: Vec<Status> = out
+                .changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Status(s) => Some(*s),
+                    _ => None,
+                })
+                .collect();
+            // The sweep only ever changes the status; anything else is written as before.
+            for c in &out.changes {
+                if !matches!(c, Change::Status(_)) {
+                    self.change_ticket(id, std::slice::from_ref(c)).await?;
+                }
+            }
+            // One by one, the last status change wins, each stamps its time, and the first
+            // cancels the ticket's pending work (the later ones find none left).
+            if let (Some(first), Some(last)) = (statuses.first(), statuses.last()) {
+                status.entry(last.as_str()).or_default().push(id);
+                cancelled.entry(first.as_str()).or_default().push(id);
+            }
+            for s in &statuses {
+                stamped.entry(stamp_column(*s)).or_default().push(id);
+            }
+            // A closing without its reason is a technician's; the last `Closed` effect wins.
+            let mut reason = statuses
+                .contains(&Status::Closed)
+                .then_some(CloseReason::Technician);
+            for effect in &out.life {
+                match effect {
+                    LifeEffect::Schedule(due) => scheduled.push((id, due)),
+                    LifeEffect::Closed { reason: r } => reason = Some(*r),
+                    LifeEffect::SurveySent => survey_sent.push(id),
+                    LifeEffect::SurveyRetried => survey_retried.push(id),
+                    LifeEffect::SlaPaused => paused.push(id),
+                    // Rare in a sweep (a breach escalated, a clock resumed): one by one.
+                    LifeEffect::Satisfaction { .. }
+                    | LifeEffect::SurveyOptOut { .. }
+                    | LifeEffect::FirstResponse
+                    | LifeEffect::SlaResumed { .. }
+                    | LifeEffect::SlaBreached { .. } => one_by_one.push((id, effect)),
+                }
+            }
+            if let Some(r) = reason {
+                reasons.entry(r.as_str()).or_default().push(id);
+            }
+            finished.entry(&out.outcome).or_default().push(item.id);
+        }
+        for (s, ids) in &status {
+            self.update_ids("UPDATE tickets SET status = ? WHERE id IN (", &[s], ids)
+                .await?;
+        }
+        for (column, ids) in &stamped {
+            let head = format!("UPDATE tickets SET {column} = ? WHERE id IN (");
+            self.update_ids(&head, &[&now_ts], ids).await?;
+        }
+        for (r, ids) in &reasons {
+            self.update_ids(
+                "UPDATE tickets SET close_reason = ? WHERE id IN (",
+                &[r],
+                ids,
+            )
+            .await?;
+        }
+        for (s, ids) in &cancelled {
+            self.update_ids(
+                "UPDATE due_items SET status = 'cancelled', outcome = ?, finished_at = ?
+                 WHERE status = 'pending' AND ticket_id IN (",
+                &[&format!("cancelled: status → {s}"), &now_ts],
+                ids,
+            )
+            .await?;
+        }
+        for chunk in scheduled.chunks(ROWS_PER_STATEMENT) {
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO due_items (ticket_id, kind, due_at, created_at) ",
+            );
+            b.push_values(chunk, |mut v, (id, due)| {
+                v.push_bind(*id)
+                    .push_bind(due.kind.as_str())
+                    .push_bind(ts(due.at))
+                    .push_bind(now_ts.clone());
+            });
+            b.build().persistent(false).execute(&mut *self.tx).await?;
+        }
+        self.update_ids(
+            "UPDATE tickets SET survey_sent_at = ? WHERE id IN (",
+            &[&now_ts],
+            &survey_sent,
+        )
+        .await?;
+        self.update_ids(
+            "UPDATE tickets SET survey_retried = 1 WHERE id IN (",
+            &[],
+            &survey_retried,
+        )
+        .await?;
+        self.update_ids(
+            "UPDATE tickets SET sla_paused_at = coalesce(sla_paused_at, ?) WHERE id IN (",
+            &[&now_ts],
+            &paused,
+        )
+        .await?;
+        for (id, effect) in one_by_one {
+            self.record_effect(id, effect, &now_ts).await?;
+        }
+        for (outcome, ids) in &finished {
+            self.update_ids(
+                "UPDATE due_items SET status = 'done', outcome = ?, finished_at = ? WHERE id IN (",
+                &[outcome, &now_ts],
+                ids,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `{head}?, ?, …)` with `values` bound first, then `ids`, in chunks of
+    /// [`ROWS_PER_STATEMENT`]; nothing when `ids` is empty.
+    async fn update_ids(
+        &mut self,
+        head: &str,
+        values: &[&str],
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut query = list_statement(head, chunk.len(), ")");
+            for v in values {
+                query = query.bind(v.to_string());
+            }
+            bind_each(query, chunk).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The column a change to status `s` stamps with its time (as in [`Batch::record_life`]).
+fn stamp_column(s: Status) -> &'static str {
+    match s {
+        Status::Resolved => "resolved_at",
+        Status::Closed => "closed_at",
+        Status::Open | Status::Pending => "updated_at",
     }
 }
 
@@ -521,6 +701,169 @@ mod tests {
             .filter(|m| m.template == "closure")
             .count();
         assert_eq!(closures, 1);
+    }
+
+    /// The same items and outcomes written one by one, as `write_due` wrote them before it
+    /// wrote runs of items with a few statements each.
+    async fn write_one_by_one(
+        store: &Store,
+        items: &[DueItem],
+        outcomes: &[DueOutcome],
+        at: DateTime<Utc>,
+    ) {
+        let mut tx = store.begin().await.unwrap();
+        for (item, out) in items.iter().zip(outcomes) {
+            let id = item.ticket.id;
+            tx.change_ticket(id, &out.changes).await.unwrap();
+            tx.record_life(id, &out.changes, &out.life, at)
+                .await
+                .unwrap();
+            let due: Vec<_> = scheduled(id, &out.life).collect();
+            tx.schedule(&due, at).await.unwrap();
+            tx.finish_item(item.id, &out.outcome, at).await.unwrap();
+        }
+        let touched: Vec<i64> = items
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| !o.changes.is_empty())
+            .map(|(i, _)| i.ticket.id)
+            .collect();
+        tx.touch_tickets(&touched, at).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Every row a sweep's life writes may touch, as text.
+    async fn life_rows(store: &Store) -> Vec<String> {
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT 'ticket ' || quote(id) || ' ' || quote(status) || ' ' || quote(priority) || ' '
+               || quote(resolved_at) || ' ' || quote(closed_at) || ' ' || quote(updated_at) || ' '
+               || quote(close_reason) || ' ' || quote(survey_sent_at) || ' ' || quote(survey_retried)
+             FROM tickets ORDER BY id",
+            "SELECT 'due ' || quote(id) || ' ' || quote(ticket_id) || ' ' || quote(kind) || ' '
+               || quote(due_at) || ' ' || quote(status) || ' ' || quote(outcome) || ' '
+               || quote(created_at) || ' ' || quote(finished_at)
+             FROM due_items ORDER BY id",
+            "SELECT 'rating ' || quote(ticket_id) || ' ' || quote(rating) || ' ' || quote(comment)
+               || ' ' || quote(answered_at) FROM satisfaction ORDER BY ticket_id",
+            "SELECT 'opt-out ' || quote(email) || ' ' || quote(created_at)
+             FROM survey_opt_outs ORDER BY email",
+        ] {
+            let more: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+            rows.extend(more);
+        }
+        rows
+    }
+
+    /// Tickets whose items meet in one sweep: two items of one ticket in either order, a
+    /// closing that cancels later work, a survey and then a second item on its ticket, an item
+    /// that no longer applies.
+    async fn tickets_with_due_work(store: &Store) {
+        let resolved = [Change::Status(Status::Resolved)];
+        let one = ticket(store, "HD-1").await;
+        let both = [
+            schedule(DueKind::ConfirmReminder, 10),
+            schedule(DueKind::AutoClose, 20),
+        ];
+        life(store, one, &resolved, &both).await;
+        let two = ticket(store, "HD-2").await;
+        let reversed = [
+            schedule(DueKind::AutoClose, 5),
+            schedule(DueKind::ConfirmReminder, 15),
+        ];
+        life(store, two, &resolved, &reversed).await;
+        let three = ticket(store, "HD-3").await;
+        life(
+            store,
+            three,
+            &[Change::Status(Status::Closed)],
+            &[
+                LifeEffect::Closed {
+                    reason: CloseReason::Confirmed,
+                },
+                schedule(DueKind::Survey, 25),
+                schedule(DueKind::ConfirmReminder, 40),
+            ],
+        )
+        .await;
+        let four = ticket(store, "HD-4").await;
+        life(store, four, &[], &[schedule(DueKind::ConfirmReminder, 30)]).await;
+        let five = ticket(store, "HD-5").await;
+        life(
+            store,
+            five,
+            &resolved,
+            &[
+                schedule(DueKind::AutoClose, 35),
+                schedule(DueKind::SurveyReminder, 60 * 24 * 30),
+            ],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn writing_runs_of_items_writes_what_writing_them_one_by_one_did() {
+        let policy = policy();
+        let at = now() + Duration::hours(1);
+        let (_a, batched) = temp_store().await;
+        let (_b, one_by_one) = temp_store().await;
+        tickets_with_due_work(&batched).await;
+        tickets_with_due_work(&one_by_one).await;
+        let mut tx = batched.begin().await.unwrap();
+        let items = tx.due_items(at, 100).await.unwrap();
+        tx.rollback().await;
+        assert_eq!(items.len(), 8);
+        let mut outcomes: Vec<_> = items
+            .iter()
+            .map(|i| lifecycle::on_due(i, at, &policy))
+            .collect();
+        // Effects and changes the sweep does not make today, so that every kind is written.
+        let survey = items
+            .iter()
+            .position(|i| i.kind == DueKind::Survey)
+            .unwrap();
+        outcomes[survey].life.extend([
+            LifeEffect::SurveyRetried,
+            LifeEffect::Satisfaction {
+                rating: 4,
+                comment: Some("bien".into()),
+            },
+            LifeEffect::SurveyOptOut {
+                email: "Ana@Example.test".into(),
+            },
+        ]);
+        let stale = items.iter().position(|i| i.ticket.folio == "HD-4").unwrap();
+        outcomes[stale].changes = vec![
+            Change::Status(Status::Resolved),
+            Change::Priority(crate::desk::catalog::Priority::Baja),
+            Change::Status(Status::Closed),
+        ];
+        // HD-3 is reopened after its survey went out: that cancels the survey's reminder.
+        let reopen = items
+            .iter()
+            .rposition(|i| i.ticket.folio == "HD-3")
+            .unwrap();
+        outcomes[reopen].changes = vec![Change::Status(Status::Open)];
+        let mut tx = batched.begin().await.unwrap();
+        tx.write_due(&items, &outcomes, &writing(&policy, at))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        write_one_by_one(&one_by_one, &items, &outcomes, at).await;
+        let rows = life_rows(&batched).await;
+        assert_eq!(rows, life_rows(&one_by_one).await);
+        // The scenario is what it says: HD-5's later reminder cancelled by its closing, HD-3's
+        // new survey reminder by its reopening, HD-4 closed by a "technician".
+        assert!(rows
+            .iter()
+            .any(|r| r.contains("'cancelled: status → closed'")));
+        assert!(rows
+            .iter()
+            .any(|r| r.contains("'cancelled: status → open'")));
+        assert!(rows.iter().any(|r| r.contains("'technician'")));
     }
 
     #[tokio::test]
