@@ -560,6 +560,19 @@ mod tests {
         tx.commit().await.unwrap();
     }
 
+    /// Ticket HD-1, resolved, with one item of `kind` due `minutes` after [`now`].
+    async fn resolved_with(store: &Store, kind: DueKind, minutes: i64) -> i64 {
+        let id = ticket(store, "HD-1").await;
+        life(
+            store,
+            id,
+            &[Change::Status(Status::Resolved)],
+            &[schedule(kind, minutes)],
+        )
+        .await;
+        id
+    }
+
     async fn statuses(store: &Store) -> Vec<(String, String)> {
         sqlx::query_as("SELECT kind, status FROM due_items ORDER BY id")
             .fetch_all(&store.pool)
@@ -657,14 +670,7 @@ mod tests {
     async fn a_sweep_does_each_item_once_and_writes_its_effects_with_it() {
         let (_dir, store) = temp_store().await;
         let policy = policy();
-        let id = ticket(&store, "HD-1").await;
-        life(
-            &store,
-            id,
-            &[Change::Status(Status::Resolved)],
-            &[schedule(DueKind::AutoClose, 10)],
-        )
-        .await;
+        let id = resolved_with(&store, DueKind::AutoClose, 10).await;
         let at = now() + Duration::minutes(20);
         let done = sweep(&store, &policy, at).await;
         assert_eq!(done.len(), 1);
@@ -870,14 +876,7 @@ mod tests {
     async fn a_sweep_that_does_not_commit_leaves_the_item_due() {
         let (_dir, store) = temp_store().await;
         let policy = policy();
-        let id = ticket(&store, "HD-1").await;
-        life(
-            &store,
-            id,
-            &[Change::Status(Status::Resolved)],
-            &[schedule(DueKind::ConfirmReminder, 10)],
-        )
-        .await;
+        resolved_with(&store, DueKind::ConfirmReminder, 10).await;
         let at = now() + Duration::minutes(20);
         // As a crash between the write and the commit does.
         let mut tx = store.begin().await.unwrap();

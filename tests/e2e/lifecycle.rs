@@ -26,6 +26,24 @@ sweep = "* * * * * *"
     )
 }
 
+/// Lifecycle spans that do not come due during a test.
+const NOTHING_DUE_SOON: &str = r#"confirm_reminder_after = "1h"
+auto_close_after = "2h"
+survey_after = "1h"
+survey_reminder_after = "1h""#;
+
+/// `alice` asks the desk for help with her mail (routed to tech1).
+async fn request(desk: &Desk, alice: &str) {
+    let raw = message(
+        alice,
+        &desk.hd,
+        "No puedo entrar al correo",
+        "Ayuda.",
+        &message_id(),
+    );
+    send(alice, &desk.hd, &raw).await;
+}
+
 /// A mail from `from` answering `parent` (threaded under it, its subject with `RE:`).
 async fn answer(from: &str, to: &str, parent: &folio::inbound::mail::InboundMail, body: &str) {
     let id = parent.message_id.clone().unwrap();
@@ -253,27 +271,11 @@ survey_reminder_after = "1h""#,
 async fn an_unanswered_ticket_warns_its_technician_then_escalates_once_to_the_groups_lead() {
     let desk = staffed_desk_with(&format!(
         "{}\n[sla]\nfirst_response = {{ media = \"4s\" }}\nwarn_at_percent = 50\n",
-        config(
-            r#"confirm_reminder_after = "1h"
-auto_close_after = "2h"
-survey_after = "1h"
-survey_reminder_after = "1h""#
-        )
+        config(NOTHING_DUE_SOON)
     ))
     .await;
     let alice = unique("alice");
-    send(
-        &alice,
-        &desk.hd,
-        &message(
-            &alice,
-            &desk.hd,
-            "No puedo entrar al correo",
-            "Ayuda.",
-            &message_id(),
-        ),
-    )
-    .await;
+    request(&desk, &alice).await;
     let f = desk.folio.first_folio().await;
     // tech1: the assignment, then the warning at half the target.
     let to_tech = inbox(&desk.tech1, 2).await;
@@ -306,27 +308,11 @@ async fn the_technicians_digest_goes_out_once_a_day_even_when_folio_starts_late(
     // First with a digest time that never comes (2099), to open the ticket.
     let mut desk = staffed_desk_with(&format!(
         "{}technician_digest = \"0 0 0 1 1 * 2099\"\n",
-        config(
-            r#"confirm_reminder_after = "1h"
-auto_close_after = "2h"
-survey_after = "1h"
-survey_reminder_after = "1h""#
-        )
+        config(NOTHING_DUE_SOON)
     ))
     .await;
     let alice = unique("alice");
-    send(
-        &alice,
-        &desk.hd,
-        &message(
-            &alice,
-            &desk.hd,
-            "No puedo entrar al correo",
-            "Ayuda.",
-            &message_id(),
-        ),
-    )
-    .await;
+    request(&desk, &alice).await;
     let f = desk.folio.first_folio().await;
     inbox(&desk.tech1, 1).await;
     // Restarted with a digest every second: the day's digest goes out at start-up (its time
@@ -355,12 +341,7 @@ async fn the_admins_get_the_weekly_summary_once() {
     let admin = unique("admin");
     let desk = staffed_desk_with(&format!(
         "{}weekly_summary = \"* * * * * *\"\n\n[helpdesk]\nadmins = [\"{admin}\"]\n",
-        config(
-            r#"confirm_reminder_after = "1h"
-auto_close_after = "2h"
-survey_after = "1h"
-survey_reminder_after = "1h""#
-        )
+        config(NOTHING_DUE_SOON)
     ))
     .await;
     let mails = inbox(&admin, 1).await;
