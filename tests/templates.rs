@@ -16,6 +16,7 @@ use folio::desk::analysis::analyze;
 use folio::desk::catalog::{Catalog, Priority, TicketType};
 use folio::desk::decide::{decide, BouncedMail, Context, Decision, Reply};
 use folio::desk::digest::{digests, weekly_summary, OpenTicket};
+use folio::desk::known::SentMail;
 use folio::desk::lifecycle::{on_due, DueItem, DueKind};
 use folio::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use folio::desk::policy::Policy;
@@ -137,8 +138,25 @@ fn on_ticket() -> Context<'static> {
 
 fn on_this(t: TicketRef) -> Context<'static> {
     Context {
+        answered: Some(last_to_requester(&t)),
         thread_ticket: Some(t),
         ..Context::default()
+    }
+}
+
+/// The mail of ours to `t`'s requester a reply of theirs answers: the resolution while the
+/// ticket is resolved, the survey once it is closed, the confirmation before.
+fn last_to_requester(t: &TicketRef) -> SentMail {
+    SentMail {
+        outbox_id: 1,
+        to: t.requester_email.clone(),
+        ticket_id: Some(t.id),
+        template: match t.status {
+            Status::Resolved => "resolved",
+            Status::Closed => "survey",
+            _ => "confirmation",
+        }
+        .into(),
     }
 }
 
@@ -741,6 +759,7 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
     let token = p.tokens.staff_address(HD, FOLIO, "tech1@example.test");
     let on = Context {
         thread_ticket: Some(t.clone()),
+        answered: Some(last_to_requester(t)),
         sender_tickets: vec![t.clone()],
         ..Context::default()
     };

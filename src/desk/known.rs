@@ -36,6 +36,8 @@ pub struct SentMail {
     pub outbox_id: i64,
     pub to: String,
     pub ticket_id: Option<i64>,
+    /// Its template's name (`survey`, `resolved`, …).
+    pub template: String,
 }
 
 /// What the database knows about a batch.

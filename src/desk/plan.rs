@@ -232,8 +232,11 @@ impl SoFar {
                     .and_then(|id| known.ticket_by_id(id))
             })
             .cloned();
+        // The mail of ours this one answers (In-Reply-To, then References from the end).
+        let answered = parents(&a.mail).find_map(|id| known.sent.get(id)).cloned();
         Context {
             now: known.now,
+            answered,
             already_processed,
             thread_ticket,
             referenced_ticket: a
@@ -540,6 +543,7 @@ mod tests {
                 outbox_id: 1,
                 to: "ana@example.test".into(),
                 ticket_id: None,
+                template: "confirmation".into(),
             },
         );
         let dsn = mail(

@@ -83,7 +83,7 @@ impl Batch {
     ) -> Result<HashMap<String, SentMail>, StoreError> {
         let rows = self
             .rows_in(
-                "SELECT message_id, id, to_address, ticket_id FROM outbox WHERE message_id IN (",
+                "SELECT message_id, id, to_address, ticket_id, template FROM outbox WHERE message_id IN (",
                 "",
                 message_ids,
             )
@@ -95,6 +95,7 @@ impl Batch {
                     outbox_id: r.get(1),
                     to: r.get(2),
                     ticket_id: r.get(3),
+                    template: r.get(4),
                 };
                 (r.get(0), sent)
             })

@@ -24,6 +24,16 @@ impl Decider<'_> {
             life: vec![],
         };
         let requester = role == Role::Requester;
+        // A confirmation, a rating or an opt-out acts for the requester, so it needs proof
+        // they wrote it, not just their From: an answer to one of our mails sent to them (our
+        // Message-IDs carry an HMAC: a forger cannot name one they never received), or an
+        // aligned DKIM/SPF pass from a trusted server.
+        let answered = self
+            .ctx
+            .answered
+            .as_ref()
+            .filter(|m| m.to.eq_ignore_ascii_case(&t.requester_email));
+        let vouched = requester && (answered.is_some() || self.identity_pass().is_some());
         let mut validation = None;
         match t.status {
             Status::Pending if matches!(role, Role::Requester | Role::Participant) => {
@@ -31,17 +41,23 @@ impl Decider<'_> {
             }
             Status::Resolved if matches!(role, Role::Requester | Role::Participant) => {
                 let judged = validation::judge(&self.a.new_content);
-                // Only the requester validates: a participant's "ya quedó" is theirs to judge.
+                // Only the requester validates, with proof: a participant's "ya quedó", or one
+                // under the requester's From alone, is the technician's to judge.
                 let verdict = match judged.verdict {
-                    Verdict::Confirmed if !requester => Verdict::Unclear,
+                    Verdict::Confirmed if !vouched => Verdict::Unclear,
                     v => v,
                 };
                 r.events.push(Event {
                     kind: "validation",
                     detail: format!(
-                        "{} by the {}: {}",
+                        "{} by the {}{}: {}",
                         verdict_name(verdict),
                         role.as_str(),
+                        if requester && !vouched {
+                            " (unproven: not an answer to our mail to them, no aligned pass)"
+                        } else {
+                            ""
+                        },
                         judged.reason.as_str()
                     ),
                 });
@@ -57,10 +73,18 @@ impl Decider<'_> {
                 }
                 validation = Some(verdict_name(verdict));
             }
+            // An answer to the survey (or its reminder or retry) sent to the requester: any
+            // other mail on a closed ticket is a follow-up, even right after the survey.
             Status::Closed
-                if requester
-                    && t.life.survey_sent_at.is_some()
+                if t.life.survey_sent_at.is_some()
                     && !t.life.survey_answered
+                    && vouched
+                    && answered.is_some_and(|m| {
+                        matches!(
+                            m.template.as_str(),
+                            "survey" | "survey_reminder" | "survey_retry"
+                        )
+                    })
                     && self.survey_answer(&mut r, t) =>
             {
                 return r;
@@ -89,10 +113,16 @@ impl Decider<'_> {
                     kind: "satisfaction",
                     detail: format!("rating {rating}"),
                 });
+                // A comment may say more than a rating (a new problem): the technician reads it.
+                if comment.is_some() {
+                    self.notify_assignee(r, t, Role::Requester, None);
+                }
+                // Automatic answers to outside domains quote nothing the sender wrote.
+                let quotable = !self.policy.is_outside(to) || self.policy.quote_outside_domains;
                 let thanks = Notice::SurveyThanks(SurveyThanks {
                     ticket: self.public_ticket_view(t, to),
                     rating,
-                    comment,
+                    comment: comment.filter(|_| quotable),
                     helpdesk: self.helpdesk(),
                 });
                 self.push_to_requester(r, t, thanks);
@@ -109,6 +139,8 @@ impl Decider<'_> {
             Answer::Unreadable if !t.life.survey_retried => {
                 r.life.push(LifeEffect::SurveyRetried);
                 self.push_to_requester(r, t, Notice::SurveyRetry(request()));
+                // What they wrote instead of a rating may be a new problem.
+                self.notify_assignee(r, t, Role::Requester, None);
                 true
             }
             Answer::Unreadable => false,

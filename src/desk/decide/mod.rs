@@ -72,6 +72,10 @@ pub struct Context<'a> {
     pub already_processed: bool,
     /// The ticket of one of our Message-IDs this message answers.
     pub thread_ticket: Option<TicketRef>,
+    /// The mail of ours this message answers, if any: to whom it went and what it was. A
+    /// forged From cannot name it (our Message-IDs carry an HMAC), so an answer to a mail sent
+    /// to the requester is the requester's.
+    pub answered: Option<crate::desk::known::SentMail>,
     /// The ticket named by the folio found in the subject or body, if it exists.
     pub referenced_ticket: Option<TicketRef>,
     /// For a delivery report: the mail of ours that bounced.

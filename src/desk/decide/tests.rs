@@ -811,3 +811,104 @@ fn how_a_technician_closes_decides_the_closure_notice_and_the_survey() {
     assert!(!closed(&typo));
     assert_eq!(typo.reason, Reason::StaffCommandsRejected);
 }
+
+#[test]
+fn only_a_proven_requester_closes_rates_or_opts_out() {
+    use crate::desk::known::SentMail;
+    use crate::desk::lifecycle::LifeEffect;
+    let ours = |template: &str| SentMail {
+        outbox_id: 1,
+        to: "ana@example.test".into(),
+        ticket_id: Some(7),
+        template: template.into(),
+    };
+    let resolved = TicketRef {
+        status: Status::Resolved,
+        ..ticket()
+    };
+    let yes = analysis(
+        "ana@example.test",
+        HD,
+        "RE: [Folio MDA-2026-000007] Resuelto",
+        "Sí, ya quedó, gracias.",
+        "",
+    );
+    let closes = |r: &Record| {
+        matches!(&r.action, TicketAction::Append { changes, .. }
+            if changes.contains(&Change::Status(Status::Closed)))
+    };
+    // Her From and the folio alone (anyone can write both): the technician judges.
+    let by_folio = Context {
+        referenced_ticket: Some(resolved.clone()),
+        ..Context::default()
+    };
+    assert!(!closes(&record(&yes, &by_folio)));
+    // An answer to our mail to someone else (a participant's notice): still unproven.
+    let to_carol = Context {
+        thread_ticket: Some(resolved.clone()),
+        answered: Some(SentMail {
+            to: "carol@example.test".into(),
+            ..ours("resolved")
+        }),
+        ..Context::default()
+    };
+    assert!(!closes(&record(&yes, &to_carol)));
+    // An answer to our mail to her: closed.
+    let to_her = Context {
+        thread_ticket: Some(resolved),
+        answered: Some(ours("resolved")),
+        ..Context::default()
+    };
+    assert!(closes(&record(&yes, &to_her)));
+
+    // The survey: only an answer to the survey itself counts as one.
+    let surveyed = TicketRef {
+        status: Status::Closed,
+        life: crate::desk::ticket::Life {
+            survey_sent_at: Some(Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap()),
+            ..Default::default()
+        },
+        ..ticket()
+    };
+    let rated = |r: &Record| {
+        r.life.iter().any(|e| {
+            matches!(
+                e,
+                LifeEffect::Satisfaction { .. } | LifeEffect::SurveyOptOut { .. }
+            )
+        })
+    };
+    for body in ["5 excelente", "no más encuestas"] {
+        let a = analysis("ana@example.test", HD, "RE: Encuesta", body, "");
+        let answering = |m: SentMail| Context {
+            thread_ticket: Some(surveyed.clone()),
+            answered: Some(m),
+            ..Context::default()
+        };
+        assert!(rated(&record(&a, &answering(ours("survey")))), "{body}");
+        assert!(!rated(&record(&a, &answering(ours("closure")))), "{body}");
+        let by_folio = Context {
+            referenced_ticket: Some(surveyed.clone()),
+            ..Context::default()
+        };
+        let forged = analysis("ana@example.test", HD, "MDA-2026-000007", body, "");
+        assert!(!rated(&record(&forged, &by_folio)), "{body}");
+    }
+    // A new problem written right after the survey reaches the technician.
+    let problem = analysis(
+        "ana@example.test",
+        HD,
+        "RE: Encuesta",
+        "Otra vez falla la impresora, tres personas no pueden imprimir.",
+        "",
+    );
+    let r = record(
+        &problem,
+        &Context {
+            thread_ticket: Some(surveyed.clone()),
+            answered: Some(ours("survey")),
+            ..Context::default()
+        },
+    );
+    assert!(r.replies.iter().any(|m| m.to == "tech1@example.test"));
+}
