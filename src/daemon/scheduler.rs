@@ -85,10 +85,22 @@ impl Scheduler {
                 tx.rollback().await;
                 return Ok(done);
             }
-            let outcomes: Vec<_> = items
-                .iter()
-                .map(|item| lifecycle::on_due(item, now, &self.policy))
-                .collect();
+            // Items of one ticket are decided in order, each on the ticket as the ones before
+            // it left it (a closing, then its survey, in one sweep).
+            let mut items = items;
+            let mut fresh: std::collections::HashMap<i64, crate::desk::ticket::TicketRef> =
+                std::collections::HashMap::new();
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in &mut items {
+                if let Some(t) = fresh.get(&item.ticket.id) {
+                    item.ticket = t.clone();
+                }
+                let out = lifecycle::on_due(item, now, &self.policy);
+                let mut t = item.ticket.clone();
+                lifecycle::apply(&mut t, &out.changes, &out.life, now);
+                fresh.insert(t.id, t);
+                outcomes.push(out);
+            }
             let how = Writing {
                 policy: &self.policy,
                 bounce_suppression: self.bounce_suppression,

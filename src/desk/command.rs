@@ -263,6 +263,9 @@ pub struct Commands {
 impl Commands {
     pub fn is_note(&self) -> bool {
         self.commands.contains(&Command::Note)
+            // Spam is closed without a word to its sender: the rest of the mail (a signature,
+            // a remark) stays internal too.
+            || self.commands.contains(&Command::Close(CloseAs::Spam))
     }
 }
 

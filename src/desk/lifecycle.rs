@@ -217,34 +217,80 @@ pub fn scheduled_by(
     let calendar = &policy.calendar;
     let life = &policy.lifecycle;
     let mut out = vec![];
-    for c in changes {
-        if let Change::Status(to) = c {
-            out.extend(crate::desk::sla::on_status(t, *to, now, policy));
+    // Only where the decision leaves the ticket counts: "#cerrar #reabrir #cerrar" closes once.
+    let Some(to) = changes.iter().rev().find_map(|c| match c {
+        Change::Status(s) => Some(*s),
+        _ => None,
+    }) else {
+        return out;
+    };
+    out.extend(crate::desk::sla::on_status(t, to, now, policy));
+    match to {
+        Status::Resolved => {
+            out.push(LifeEffect::Schedule(Due {
+                kind: DueKind::ConfirmReminder,
+                at: calendar.add(now, life.confirm_reminder_after),
+            }));
+            out.push(LifeEffect::Schedule(Due {
+                kind: DueKind::AutoClose,
+                at: calendar.add(now, life.auto_close_after),
+            }));
         }
-        match c {
-            Change::Status(Status::Resolved) => {
-                out.push(LifeEffect::Schedule(Due {
-                    kind: DueKind::ConfirmReminder,
-                    at: calendar.add(now, life.confirm_reminder_after),
-                }));
-                out.push(LifeEffect::Schedule(Due {
-                    kind: DueKind::AutoClose,
-                    at: calendar.add(now, life.auto_close_after),
-                }));
-            }
-            Change::Status(Status::Closed)
-                if t.life.survey_sent_at.is_none() && closing.surveyed() =>
-            {
-                let after = calendar.add(now, life.survey_after);
-                out.push(LifeEffect::Schedule(Due {
-                    kind: DueKind::Survey,
-                    at: calendar.next_open(after),
-                }));
-            }
-            _ => {}
+        Status::Closed if t.life.survey_sent_at.is_none() && closing.surveyed() => {
+            let after = calendar.add(now, life.survey_after);
+            out.push(LifeEffect::Schedule(Due {
+                kind: DueKind::Survey,
+                at: calendar.next_open(after),
+            }));
         }
+        _ => {}
     }
     out
+}
+
+/// `t` as the store leaves it after `changes` and `life` at `now`, for what is decided next
+/// in the same batch or sweep (`store::Batch::record_life` writes the same).
+pub fn apply(t: &mut TicketRef, changes: &[Change], life: &[LifeEffect], now: DateTime<Utc>) {
+    for c in changes {
+        match c {
+            Change::Status(s) => {
+                match s {
+                    Status::Resolved => t.life.resolved_at = Some(now),
+                    Status::Closed => t.life.closed_at = Some(now),
+                    Status::Open | Status::Pending => {}
+                }
+                t.status = *s;
+            }
+            Change::Priority(p) => t.priority = *p,
+            Change::Service(s) => t.service = s.clone(),
+            Change::Assignee(a) => t.assignee = Some(a.clone()),
+        }
+    }
+    for e in life {
+        match e {
+            LifeEffect::SurveySent => t.life.survey_sent_at = Some(now),
+            LifeEffect::SurveyRetried => t.life.survey_retried = true,
+            LifeEffect::Satisfaction { .. } => t.life.survey_answered = true,
+            LifeEffect::FirstResponse => {
+                t.life.first_response_at.get_or_insert(now);
+            }
+            LifeEffect::SlaPaused => {
+                t.life.sla_paused_at.get_or_insert(now);
+            }
+            LifeEffect::SlaResumed { seconds } => {
+                t.life.sla_paused_seconds += seconds;
+                t.life.sla_paused_at = None;
+            }
+            LifeEffect::SlaBreached { target } => match target {
+                crate::desk::sla::Target::FirstResponse => t.life.response_breached = true,
+                crate::desk::sla::Target::Resolution => t.life.resolution_breached = true,
+                crate::desk::sla::Target::Assignment => {}
+            },
+            LifeEffect::Schedule(_)
+            | LifeEffect::Closed { .. }
+            | LifeEffect::SurveyOptOut { .. } => {}
+        }
+    }
 }
 
 /// The closure notice of `t` (closed for `reason`) to its requester.
@@ -300,6 +346,17 @@ fn after_resolution(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueO
         }
         DueKind::Survey | DueKind::SurveyReminder if t.status != Status::Closed => {
             return DueOutcome::nothing(&format!("the ticket is {}", t.status.as_str()));
+        }
+        // After a downtime the closing may be due too: it says what the reminder would.
+        DueKind::ConfirmReminder
+            if t.life.resolved_at.is_some_and(|resolved| {
+                policy
+                    .calendar
+                    .add(resolved, policy.lifecycle.auto_close_after)
+                    <= now
+            }) =>
+        {
+            return DueOutcome::nothing("the closing is due too");
         }
         DueKind::ConfirmReminder => DueOutcome {
             replies: vec![to_requester(
@@ -559,6 +616,11 @@ mod tests {
             crate::desk::notice::Template::ConfirmReminder
         );
         assert!(out.changes.is_empty());
+        // After a downtime, with the closing due too: no reminder, the closing says it.
+        let mut late = ticket(Status::Resolved);
+        late.life.resolved_at = Some(mx(4, 17));
+        let out = on_due(&item(DueKind::ConfirmReminder, late), mx(11, 17), &policy());
+        assert!(out.replies.is_empty(), "{:?}", out.replies);
         for s in [Status::Open, Status::Pending, Status::Closed] {
             let out = on_due(
                 &item(DueKind::ConfirmReminder, ticket(s)),

@@ -18,9 +18,7 @@ use crate::desk::decide::{
     decide, BouncedMail, Context, Decision, NewTicket, Record, TicketAction,
 };
 use crate::desk::known::{Known, Lookup};
-use crate::desk::lifecycle::LifeEffect;
 use crate::desk::policy::{cap_key, domain_of, Policy};
-use crate::desk::ticket::{Change, Status, TicketRef};
 use crate::inbound::mail::InboundMail;
 
 /// What a batch does with one message.
@@ -288,41 +286,10 @@ impl SoFar {
             // Later messages of the batch see the ticket as changed.
             TicketAction::Append { folio, changes, .. } => {
                 if let Some(t) = known.tickets.get_mut(folio) {
-                    apply_changes(t, changes);
-                    apply_life(t, changes, &r.life, known.now);
+                    crate::desk::lifecycle::apply(t, changes, &r.life, known.now);
                 }
             }
             TicketAction::None => {}
-        }
-    }
-}
-
-/// What a record did to a ticket's life, as the store writes it (`store::Batch::record_life`).
-fn apply_life(t: &mut TicketRef, changes: &[Change], life: &[LifeEffect], now: DateTime<Utc>) {
-    for c in changes {
-        match c {
-            Change::Status(Status::Resolved) => t.life.resolved_at = Some(now),
-            Change::Status(Status::Closed) => t.life.closed_at = Some(now),
-            _ => {}
-        }
-    }
-    for e in life {
-        match e {
-            LifeEffect::SurveySent => t.life.survey_sent_at = Some(now),
-            LifeEffect::SurveyRetried => t.life.survey_retried = true,
-            LifeEffect::Satisfaction { .. } => t.life.survey_answered = true,
-            _ => {}
-        }
-    }
-}
-
-fn apply_changes(t: &mut TicketRef, changes: &[Change]) {
-    for c in changes {
-        match c {
-            Change::Status(s) => t.status = *s,
-            Change::Priority(p) => t.priority = *p,
-            Change::Service(s) => t.service = s.clone(),
-            Change::Assignee(a) => t.assignee = Some(a.clone()),
         }
     }
 }
@@ -359,7 +326,7 @@ mod tests {
     use crate::desk::decide::Reason;
     use crate::desk::known::SentMail;
     use crate::desk::requester::Directory;
-    use crate::desk::ticket::Status;
+    use crate::desk::ticket::{Change, Status, TicketRef};
 
     const HD: &str = "helpdesk@example.test";
     const FOLIO: &str = "MDA-2026-000007";

@@ -798,14 +798,30 @@ fn how_a_technician_closes_decides_the_closure_notice_and_the_survey() {
     assert!(plain.life.contains(&LifeEffect::Closed {
         reason: CloseReason::Technician
     }));
-    // Spam: closed, nothing to the sender, no survey.
-    let spam = record(&from_tech1("RE: x", "#cerrar spam"), &on_ticket());
+    // Spam: closed, nothing to the sender or the participants (not even the signature), no
+    // survey.
+    let spam = record(
+        &from_tech1("RE: x", "#cerrar spam\n\nSaludos,\nTomás Uno"),
+        &on_ticket(),
+    );
     assert!(closed(&spam));
     assert_eq!((closures(&spam), surveys(&spam)), (0, 0));
+    assert!(spam.internal);
+    assert!(
+        spam.replies.iter().all(|m| m.to == "tech1@example.test"),
+        "{:?}",
+        spam.replies
+    );
     // A duplicate: the requester is told, no survey.
     let duplicate = record(&from_tech1("RE: x", "#cerrar duplicado"), &on_ticket());
     assert!(closed(&duplicate));
     assert_eq!((closures(&duplicate), surveys(&duplicate)), (1, 0));
+    // Closed, reopened and closed again in one mail: one closing, one survey.
+    let twice = record(
+        &from_tech1("RE: x", "#cerrar\n#reabrir\n#cerrar"),
+        &on_ticket(),
+    );
+    assert_eq!((closures(&twice), surveys(&twice)), (1, 1));
     // A word #cerrar does not know closes nothing.
     let typo = record(&from_tech1("RE: x", "#cerrar spma"), &on_ticket());
     assert!(!closed(&typo));
