@@ -136,6 +136,9 @@ impl Scheduler {
         let Some(period) = today_if_due(&self.digest_cron, now, &self.policy) else {
             return Ok(0);
         };
+        if self.store.run_done("technician_digest", &period).await? {
+            return Ok(0);
+        }
         let open = self.store.open_tickets().await?;
         let digests = crate::desk::digest::digests(&open, now, &self.policy);
         let mut tx = self.store.begin().await?;
@@ -164,6 +167,10 @@ impl Scheduler {
             return Ok(0);
         };
         let calendar = &self.policy.calendar;
+        let key = calendar.local_date(day).to_string();
+        if self.store.run_done("weekly_summary", &key).await? {
+            return Ok(0);
+        }
         let Ok(period) = Period::resolve(None, None, day, calendar) else {
             return Ok(0);
         };
@@ -171,7 +178,6 @@ impl Scheduler {
         let report = Report::build(&rows, &period, &self.policy.catalog, calendar);
         let mails = crate::desk::digest::weekly_summary(&report, &self.policy);
         let mut tx = self.store.begin().await?;
-        let key = calendar.local_date(day).to_string();
         if !tx.claim_run("weekly_summary", &key, now).await? {
             tx.rollback().await;
             return Ok(0);
@@ -228,7 +234,10 @@ impl Scheduler {
                     }
                 }
                 tokio::select! {
-                    _ = tick.notified() => {}
+                    // Every sweep also looks whether a report's time has come: the cron
+                    // crate fixes the zone's UTC offset at start, so after a daylight-saving
+                    // change its own tick comes an hour off (the claim keeps it to one run).
+                    _ = tick.notified() => (digest_due, weekly_due) = (true, true),
                     _ = digest_tick.notified() => digest_due = true,
                     _ = weekly_tick.notified() => weekly_due = true,
                     _ = shutdown.wait() => break,

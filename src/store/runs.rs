@@ -57,6 +57,18 @@ impl Batch {
 }
 
 impl Store {
+    /// Whether the run of `job` for `period` was done (a cheap look before building it).
+    pub async fn run_done(&self, job: &str, period: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM scheduled_runs WHERE job = ? AND period = ?",
+        )
+        .bind(job)
+        .bind(period)
+        .fetch_one(&self.pool)
+        .await?
+            > 0)
+    }
+
     /// Every open or waiting ticket with an assignee, with when its next service-level
     /// breach falls due.
     pub async fn open_tickets(&self) -> Result<Vec<OpenTicket>, StoreError> {
