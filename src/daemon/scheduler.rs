@@ -49,6 +49,8 @@ pub struct Scheduler {
     sweep_cron: String,
     digest_cron: String,
     weekly_cron: String,
+    /// `limits.auto_reply_window`: what the per-address cap counts.
+    cap_window: std::time::Duration,
 }
 
 impl Scheduler {
@@ -70,6 +72,7 @@ impl Scheduler {
             sweep_cron: config.schedule.sweep.clone(),
             digest_cron: config.schedule.technician_digest.clone(),
             weekly_cron: config.schedule.weekly_summary.clone(),
+            cap_window: config.limits.auto_reply_window,
         }
     }
 
@@ -101,6 +104,13 @@ impl Scheduler {
                 fresh.insert(t.id, t);
                 outcomes.push(out);
             }
+            let to: Vec<&str> = outcomes
+                .iter()
+                .flat_map(|o| o.replies.iter().map(|r| r.to.as_str()))
+                .collect();
+            let since = now - chrono::Duration::from_std(self.cap_window).unwrap_or_default();
+            let mut recent = tx.recent_mail_counts(&to, since).await?;
+            lifecycle::cap(&mut outcomes, &mut recent, &self.policy);
             let how = Writing {
                 policy: &self.policy,
                 bounce_suppression: self.bounce_suppression,

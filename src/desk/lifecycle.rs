@@ -13,6 +13,8 @@
 //!   says why. The store marks the item done in the transaction that writes its effects, so it
 //!   is done exactly once across crashes.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -20,7 +22,7 @@ use crate::desk::decide::{Event, Reply};
 use crate::desk::notice::{
     Closure, ConfirmReminder, HelpdeskView, Notice, SurveyRequest, TicketView,
 };
-use crate::desk::policy::Policy;
+use crate::desk::policy::{cap_key, Policy};
 use crate::desk::ticket::{Change, Status, TicketRef};
 
 /// Work that falls due on a ticket at a time.
@@ -456,6 +458,34 @@ fn after_resolution(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueO
     out
 }
 
+/// Holds the mail of a sweep's `outcomes` to the per-address cap, as every mail decided from a
+/// message is held (`recent`: mails queued per [`cap_key`] within the window, counted up as
+/// mail is kept): a flood of tickets must not turn into a flood of warnings and escalations to
+/// one technician or lead. What is held back is an event on its ticket.
+pub fn cap(outcomes: &mut [DueOutcome], recent: &mut HashMap<String, u32>, policy: &Policy) {
+    for out in outcomes {
+        let mut kept = Vec::with_capacity(out.replies.len());
+        for reply in out.replies.drain(..) {
+            let key = cap_key(&reply.to);
+            let n = recent.entry(key.clone()).or_default();
+            if *n >= policy.address_cap(&reply.to) {
+                out.events.push(Event {
+                    kind: "rate_limited",
+                    detail: format!(
+                        "no {} to {}: per-address cap reached ({n} to {key} in the window, limits.max_auto_replies_per_address)",
+                        reply.template(),
+                        reply.to
+                    ),
+                });
+                continue;
+            }
+            *n += 1;
+            kept.push(reply);
+        }
+        out.replies = kept;
+    }
+}
+
 /// The survey (or its reminder) for `t`.
 fn survey(t: &TicketRef, policy: &Policy, reminder: bool) -> Reply {
     let request = SurveyRequest {
@@ -709,6 +739,26 @@ mod tests {
             &policy,
         );
         assert!(out.replies.is_empty());
+    }
+
+    #[test]
+    fn a_sweeps_mail_is_held_to_the_per_address_cap() {
+        let mut p = policy();
+        p.max_auto_replies_per_address = 2;
+        let reminder = || {
+            on_due(
+                &item(DueKind::ConfirmReminder, ticket(Status::Resolved)),
+                mx(8, 17),
+                &p,
+            )
+        };
+        let mut outcomes = vec![reminder(), reminder(), reminder()];
+        // One mail to ana already in the window: one more may go.
+        let mut recent = HashMap::from([("ana@example.test".to_string(), 1)]);
+        cap(&mut outcomes, &mut recent, &p);
+        let sent: Vec<usize> = outcomes.iter().map(|o| o.replies.len()).collect();
+        assert_eq!(sent, [1, 0, 0]);
+        assert!(outcomes[2].events.iter().any(|e| e.kind == "rate_limited"));
     }
 
     #[test]

@@ -96,6 +96,18 @@ impl Policy {
 
 /// The address a per-address cap counts: lower case, without the `+tag` of the local part, so
 /// `bob+1@x` … `bob+30@x` share bob@x's cap.
+impl Policy {
+    /// The per-address cap on automatic mail to `to` within `limits.auto_reply_window`: ten
+    /// times higher for staff, who get many notices legitimately.
+    pub fn address_cap(&self, to: &str) -> u32 {
+        if self.catalog.is_staff(to) {
+            self.max_auto_replies_per_address.saturating_mul(10)
+        } else {
+            self.max_auto_replies_per_address
+        }
+    }
+}
+
 pub fn cap_key(address: &str) -> String {
     let address = address.trim().to_lowercase();
     match address.rsplit_once('@') {

@@ -181,6 +181,16 @@ impl Batch {
         Ok(by_sender)
     }
 
+    /// Mails queued since `since` to each of `addresses`, per [`cap_key`]: what the
+    /// per-address cap counts (the sweep holds its own mail to it too).
+    pub async fn recent_mail_counts(
+        &mut self,
+        addresses: &[&str],
+        since: DateTime<Utc>,
+    ) -> Result<HashMap<String, u32>, StoreError> {
+        self.recent_mails(addresses, since).await
+    }
+
     /// Mails queued since `since` per address ([`cap_key`]), for the per-address cap.
     async fn recent_mails(
         &mut self,

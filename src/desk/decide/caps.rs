@@ -85,11 +85,7 @@ impl Decider<'_> {
     /// - all automatic mail per hour: the last stop of a storm.
     pub(super) fn over_cap(&self, to: &str, template: Template) -> Option<Event> {
         let p = self.policy;
-        let cap = if p.catalog.is_staff(to) {
-            p.max_auto_replies_per_address.saturating_mul(10)
-        } else {
-            p.max_auto_replies_per_address
-        };
+        let cap = p.address_cap(to);
         let n = self.ctx.recent(to);
         if n >= cap {
             return Some(Event {
