@@ -176,7 +176,8 @@ fn due_replies(p: &Policy, kind: DueKind, t: TicketRef) -> Vec<Reply> {
     let item = DueItem {
         id: 1,
         kind,
-        due_at: Utc.with_ymd_and_hms(2026, 12, 8, 16, 0, 0).unwrap(),
+        // Two business days after `in_life`'s resolution: the reminder's time, before the closing's.
+        due_at: Utc.with_ymd_and_hms(2026, 12, 3, 16, 0, 0).unwrap(),
         ticket: t,
         requester_opted_out: false,
         requester_failing: false,
