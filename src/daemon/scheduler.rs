@@ -106,7 +106,9 @@ impl Scheduler {
             }
             let to: Vec<&str> = outcomes
                 .iter()
-                .flat_map(|o| o.replies.iter().map(|r| r.to.as_str()))
+                .flat_map(|o| o.replies.iter())
+                .filter(|r| lifecycle::capped(r.template()))
+                .map(|r| r.to.as_str())
                 .collect();
             let since = now - chrono::Duration::from_std(self.cap_window).unwrap_or_default();
             let mut recent = tx.recent_mail_counts(&to, since).await?;

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::desk::decide::{Event, Reply};
 use crate::desk::notice::{
-    Closure, ConfirmReminder, HelpdeskView, Notice, SurveyRequest, TicketView,
+    Closure, ConfirmReminder, HelpdeskView, Notice, SurveyRequest, Template, TicketView,
 };
 use crate::desk::policy::{cap_key, Policy};
 use crate::desk::ticket::{Change, Status, TicketRef};
@@ -458,14 +458,25 @@ fn after_resolution(item: &DueItem, now: DateTime<Utc>, policy: &Policy) -> DueO
     out
 }
 
-/// Holds the mail of a sweep's `outcomes` to the per-address cap, as every mail decided from a
-/// message is held (`recent`: mails queued per [`cap_key`] within the window, counted up as
-/// mail is kept): a flood of tickets must not turn into a flood of warnings and escalations to
-/// one technician or lead. What is held back is an event on its ticket.
+/// Whether a sweep's mail of `template` is held to the per-address cap: the service-level
+/// notices, which a flood of tickets (opened by anyone) would multiply towards one technician
+/// or lead. The requester's reminders and surveys follow a technician's resolution, one per
+/// ticket, and are not counted (counting them made a 10,000-item sweep three times slower).
+pub fn capped(template: Template) -> bool {
+    matches!(template, Template::SlaWarning | Template::SlaEscalation)
+}
+
+/// Holds the [`capped`] mail of a sweep's `outcomes` to the per-address cap, as every mail
+/// decided from a message is held (`recent`: mails queued per [`cap_key`] within the window,
+/// counted up as mail is kept). What is held back is an event on its ticket.
 pub fn cap(outcomes: &mut [DueOutcome], recent: &mut HashMap<String, u32>, policy: &Policy) {
     for out in outcomes {
         let mut kept = Vec::with_capacity(out.replies.len());
         for reply in out.replies.drain(..) {
+            if !capped(reply.template()) {
+                kept.push(reply);
+                continue;
+            }
             let key = cap_key(&reply.to);
             let n = recent.entry(key.clone()).or_default();
             if *n >= policy.address_cap(&reply.to) {
@@ -745,20 +756,30 @@ mod tests {
     fn a_sweeps_mail_is_held_to_the_per_address_cap() {
         let mut p = policy();
         p.max_auto_replies_per_address = 2;
-        let reminder = || {
+        let warning = || {
             on_due(
-                &item(DueKind::ConfirmReminder, ticket(Status::Resolved)),
+                &item(DueKind::SlaResponseWarning, ticket(Status::Open)),
                 mx(8, 17),
                 &p,
             )
         };
-        let mut outcomes = vec![reminder(), reminder(), reminder()];
-        // One mail to ana already in the window: one more may go.
-        let mut recent = HashMap::from([("ana@example.test".to_string(), 1)]);
+        // tech1 is not in this policy's catalogue: the plain cap applies.
+        let mut outcomes = vec![warning(), warning(), warning()];
+        // One mail to tech1 already in the window: one more may go.
+        let mut recent = HashMap::from([("tech1@example.test".to_string(), 1)]);
         cap(&mut outcomes, &mut recent, &p);
         let sent: Vec<usize> = outcomes.iter().map(|o| o.replies.len()).collect();
         assert_eq!(sent, [1, 0, 0]);
         assert!(outcomes[2].events.iter().any(|e| e.kind == "rate_limited"));
+        // A requester's reminder is one per ticket and resolution: not counted.
+        let reminder = on_due(
+            &item(DueKind::ConfirmReminder, ticket(Status::Resolved)),
+            mx(8, 17),
+            &p,
+        );
+        let mut outcomes = vec![reminder.clone(), reminder.clone(), reminder];
+        cap(&mut outcomes, &mut recent, &p);
+        assert!(outcomes.iter().all(|o| o.replies.len() == 1));
     }
 
     #[test]
