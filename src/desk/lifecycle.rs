@@ -165,6 +165,9 @@ pub enum LifeEffect {
     SlaResumed { seconds: i64 },
     /// A target was breached and escalated (once per ticket and target).
     SlaBreached { target: crate::desk::sla::Target },
+    /// The ticket's pending service-level items are cancelled (its priority changed: what
+    /// replaces them is scheduled with it).
+    SlaCancelled,
 }
 
 /// A due item handed over by the store, with what deciding it needs.
@@ -224,6 +227,13 @@ pub fn scheduled_by(
         Change::Status(s) => Some(*s),
         _ => None,
     }) else {
+        // No change of status: a new priority moves the service-level targets.
+        if let Some(p) = changes.iter().rev().find_map(|c| match c {
+            Change::Priority(p) => Some(*p),
+            _ => None,
+        }) {
+            out.extend(crate::desk::sla::on_priority(t, p, now, policy));
+        }
         return out;
     };
     out.extend(crate::desk::sla::on_status(t, to, now, policy));
@@ -290,7 +300,8 @@ pub fn apply(t: &mut TicketRef, changes: &[Change], life: &[LifeEffect], now: Da
             },
             LifeEffect::Schedule(_)
             | LifeEffect::Closed { .. }
-            | LifeEffect::SurveyOptOut { .. } => {}
+            | LifeEffect::SurveyOptOut { .. }
+            | LifeEffect::SlaCancelled => {}
         }
     }
 }

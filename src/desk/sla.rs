@@ -7,7 +7,8 @@
 //!
 //! The resolution clock stands still while the ticket waits on the requester (`#espera`) or
 //! is resolved, and runs again when it reopens: what is left of the target is then scheduled
-//! anew. A change of priority does not move targets already scheduled.
+//! anew. A change of priority schedules the new priority's targets, with what is left of
+//! them, in place of the old ones.
 //!
 //! Pure: the warnings and breaches are due items (`desk::lifecycle`), scheduled when the
 //! ticket opens ([`on_open`]) or its status changes ([`on_status`]) and decided when their
@@ -194,6 +195,62 @@ pub fn on_status(
             out
         }
     }
+}
+
+/// What changing `t`'s priority to `p` at `now` (its status unchanged) does to its clocks: the
+/// pending warnings and breaches are cancelled and scheduled again for the new targets, each
+/// with what is left of it (a breached target is not scheduled again).
+pub fn on_priority(
+    t: &TicketRef,
+    p: Priority,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Vec<LifeEffect> {
+    if !t.status.is_active() || p == t.priority {
+        return vec![];
+    }
+    let sla = &policy.sla;
+    let mut out = vec![LifeEffect::SlaCancelled];
+    let left = |span: Span, paused: TimeDelta| {
+        let full = spent(
+            policy,
+            span,
+            t.created_at,
+            policy.calendar.add(t.created_at, span),
+        );
+        full - (spent(policy, span, t.created_at, now) - paused)
+    };
+    if t.life.first_response_at.is_none() && !t.life.response_breached {
+        let span = sla.first_response[index(p)];
+        out.extend(warning_and_breach(
+            policy,
+            span,
+            now,
+            Some(left(span, TimeDelta::zero())),
+            (DueKind::SlaResponseWarning, DueKind::SlaResponseBreach),
+        ));
+    }
+    // The resolution clock runs only while open (waiting: it is scheduled on reopening).
+    if t.status == Status::Open && !t.life.resolution_breached {
+        let span = sla.resolution[index(p)];
+        out.extend(warning_and_breach(
+            policy,
+            span,
+            now,
+            Some(left(span, TimeDelta::seconds(t.life.sla_paused_seconds))),
+            (DueKind::SlaResolutionWarning, DueKind::SlaResolutionBreach),
+        ));
+    }
+    if t.assignee.is_none() {
+        out.push(LifeEffect::Schedule(Due {
+            kind: DueKind::Unassigned,
+            at: policy
+                .calendar
+                .add(t.created_at, sla.unassigned_after)
+                .max(now),
+        }));
+    }
+    out
 }
 
 /// When the resolution target of `t` falls due, seen at `now` (its clock may have stood still).
@@ -478,6 +535,39 @@ mod tests {
         // A resolution already breached is not scheduled again.
         t.life.resolution_breached = true;
         assert!(due(&on_status(&t, Status::Open, mx(8, 11, 0), &p)).is_empty());
+    }
+
+    #[test]
+    fn a_new_priority_moves_the_targets_by_what_is_left_of_them() {
+        let p = policy();
+        // Opened Monday 09:00 as media; at 10:00 it becomes critica: its first response (30
+        // business minutes) is already late, so due at once; its resolution (one business
+        // day, 9 hours) has 8 hours left: Monday's closing, warned at 15:45.
+        let effects = on_priority(&ticket(), Priority::Critica, mx(7, 10, 0), &p);
+        assert_eq!(effects[0], LifeEffect::SlaCancelled);
+        assert_eq!(
+            due(&effects),
+            [
+                (DueKind::SlaResponseWarning, mx(7, 10, 0)),
+                (DueKind::SlaResponseBreach, mx(7, 10, 0)),
+                (DueKind::SlaResolutionWarning, mx(7, 15, 45)),
+                (
+                    DueKind::SlaResolutionBreach,
+                    Utc.with_ymd_and_hms(2026, 12, 8, 0, 0, 0).unwrap()
+                ),
+            ]
+        );
+        // Answered already: only the resolution moves. Same priority, or closed: nothing.
+        let mut answered = ticket();
+        answered.life.first_response_at = Some(mx(7, 9, 30));
+        let effects = on_priority(&answered, Priority::Critica, mx(7, 10, 0), &p);
+        assert_eq!(due(&effects).len(), 2);
+        assert!(on_priority(&ticket(), Priority::Media, mx(7, 10, 0), &p).is_empty());
+        let closed = TicketRef {
+            status: Status::Closed,
+            ..ticket()
+        };
+        assert!(on_priority(&closed, Priority::Critica, mx(7, 10, 0), &p).is_empty());
     }
 
     #[test]

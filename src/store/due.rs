@@ -115,6 +115,18 @@ impl Batch {
             )
             .bind(*seconds)
             .bind(id),
+            LifeEffect::SlaCancelled => sqlx::query(
+                "UPDATE due_items SET status = 'cancelled', outcome = 'cancelled: priority changed',
+                   finished_at = ?
+                 WHERE ticket_id = ? AND status = 'pending' AND kind IN (?, ?, ?, ?, ?)",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(DueKind::SlaResponseWarning.as_str())
+            .bind(DueKind::SlaResponseBreach.as_str())
+            .bind(DueKind::SlaResolutionWarning.as_str())
+            .bind(DueKind::SlaResolutionBreach.as_str())
+            .bind(DueKind::Unassigned.as_str()),
             LifeEffect::SlaBreached { target } => {
                 let sql = match target {
                     Target::FirstResponse => {
@@ -377,6 +389,9 @@ impl Batch {
                     LifeEffect::SurveySent => survey_sent.push(id),
                     LifeEffect::SurveyRetried => survey_retried.push(id),
                     LifeEffect::SlaPaused => paused.push(id),
+                    // Before this run's scheduling below, which it must not cancel (a sweep
+                    // never changes a priority, so it does not come here in practice).
+                    LifeEffect::SlaCancelled => self.record_effect(id, effect, &now_ts).await?,
                     // Rare in a sweep (a breach escalated, a clock resumed): one by one.
                     LifeEffect::Satisfaction { .. }
                     | LifeEffect::SurveyOptOut { .. }
@@ -664,6 +679,30 @@ mod tests {
         )
         .await;
         assert_eq!(statuses(&store).await[1].1, "pending");
+    }
+
+    #[tokio::test]
+    async fn a_new_priority_cancels_only_the_service_level_items() {
+        let (_dir, store) = temp_store().await;
+        let id = ticket(&store, "HD-1").await;
+        life(
+            &store,
+            id,
+            &[],
+            &[
+                schedule(DueKind::SlaResponseBreach, 30),
+                schedule(DueKind::Survey, 60),
+            ],
+        )
+        .await;
+        life(&store, id, &[], &[LifeEffect::SlaCancelled]).await;
+        assert_eq!(
+            statuses(&store).await,
+            [
+                ("sla_response_breach".into(), "cancelled".into()),
+                ("survey".into(), "pending".into())
+            ]
+        );
     }
 
     #[tokio::test]

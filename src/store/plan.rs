@@ -127,7 +127,10 @@ impl Batch {
                 self.change_ticket(*ticket_id, changes).await?;
                 // A status change cancels the ticket's pending work: what earlier messages of
                 // the batch scheduled must be written first, as if each had been stored alone.
-                if changes.iter().any(|c| matches!(c, Change::Status(_))) {
+                if changes.iter().any(|c| matches!(c, Change::Status(_)))
+                    || r.life
+                        .contains(&crate::desk::lifecycle::LifeEffect::SlaCancelled)
+                {
                     self.schedule(&std::mem::take(&mut due), how.now).await?;
                 }
                 self.record_life(*ticket_id, changes, &r.life, how.now)
