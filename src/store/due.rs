@@ -347,7 +347,7 @@ impl Batch {
         let mut stamped: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
         let mut reasons: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
         let mut cancelled: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        let mut scheduled: Vec<(i64, &Due)> = Vec::new();
+        let mut scheduled: Vec<(i64, Due)> = Vec::new();
         let mut survey_sent = Vec::new();
         let mut survey_retried = Vec::new();
         let mut paused = Vec::new();
@@ -384,7 +384,7 @@ impl Batch {
                 .then_some(CloseReason::Technician);
             for effect in &out.life {
                 match effect {
-                    LifeEffect::Schedule(due) => scheduled.push((id, due)),
+                    LifeEffect::Schedule(due) => scheduled.push((id, *due)),
                     LifeEffect::Closed { reason: r } => reason = Some(*r),
                     LifeEffect::SurveySent => survey_sent.push(id),
                     LifeEffect::SurveyRetried => survey_retried.push(id),
@@ -430,18 +430,7 @@ impl Batch {
             )
             .await?;
         }
-        for chunk in scheduled.chunks(ROWS_PER_STATEMENT) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO due_items (ticket_id, kind, due_at, created_at) ",
-            );
-            b.push_values(chunk, |mut v, (id, due)| {
-                v.push_bind(*id)
-                    .push_bind(due.kind.as_str())
-                    .push_bind(ts(due.at))
-                    .push_bind(now_ts.clone());
-            });
-            b.build().persistent(false).execute(&mut *self.tx).await?;
-        }
+        self.schedule(&scheduled, now).await?;
         self.update_ids(
             "UPDATE tickets SET survey_sent_at = ? WHERE id IN (",
             &[&now_ts],
