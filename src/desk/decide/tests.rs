@@ -928,3 +928,47 @@ fn only_a_proven_requester_closes_rates_or_opts_out() {
     );
     assert!(r.replies.iter().any(|m| m.to == "tech1@example.test"));
 }
+
+#[test]
+fn a_survey_thanks_quotes_no_comment_to_an_outside_domain() {
+    use crate::desk::known::SentMail;
+    use crate::desk::notice::Notice;
+    let thanks_comment = |requester: &str| {
+        let t = TicketRef {
+            status: Status::Closed,
+            requester_email: requester.into(),
+            life: crate::desk::ticket::Life {
+                survey_sent_at: Some(Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap()),
+                ..Default::default()
+            },
+            ..ticket()
+        };
+        let a = analysis(
+            requester,
+            HD,
+            "RE: Encuesta",
+            "4 - visite http://x.test",
+            "",
+        );
+        let ctx = Context {
+            thread_ticket: Some(t),
+            answered: Some(SentMail {
+                outbox_id: 1,
+                to: requester.into(),
+                ticket_id: Some(7),
+                template: "survey".into(),
+            }),
+            ..Context::default()
+        };
+        record(&a, &ctx)
+            .replies
+            .into_iter()
+            .find_map(|r| match r.notice {
+                Notice::SurveyThanks(t) => Some(t.comment),
+                _ => None,
+            })
+            .expect("thanked")
+    };
+    assert!(thanks_comment("ana@example.test").is_some());
+    assert_eq!(thanks_comment("ana@outside.test"), None);
+}
