@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 
 use super::outbox::upsert_failing;
-use super::statement::{bind_each, list_statement, ROWS_PER_STATEMENT};
+use super::statement::{bind_each, list_statement, Insert, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
 use super::{ts, StoreError};
 use crate::desk::decide::{NewTicket, Reply};
@@ -70,7 +70,7 @@ impl Batch {
     /// Reserves `count` consecutive folio numbers of `year`; returns the first.
     pub async fn allocate_folios(&mut self, year: i32, count: usize) -> Result<i64, StoreError> {
         let last: i64 = sqlx::query_scalar(
-            "INSERT INTO folio_counter (year, last_seq) VALUES (?, ?)
+            "INSERT INTO folio_counter (year, last_seq) VALUES ($1, $2)
              ON CONFLICT (year) DO UPDATE SET last_seq = last_seq + excluded.last_seq RETURNING last_seq",
         )
         .bind(year)
@@ -89,34 +89,36 @@ impl Batch {
         let now = ts(now);
         let mut ids = HashMap::with_capacity(rows.len());
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
+            let mut b = Insert::new("INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
                    requester_department, requester_phone, language, referenced_folio, created_at, updated_at,
-                   service, ticket_type, priority, assignee, opened_by, routing) ",
-            );
-            b.push_values(chunk, |mut v, r| {
+                   service, ticket_type, priority, assignee, opened_by, routing)");
+            for r in chunk {
                 let t = r.ticket;
-                v.push_bind(r.folio.clone())
-                    .push_bind("open")
-                    .push_bind(t.channel)
-                    .push_bind(t.subject.clone())
-                    .push_bind(t.requester.email.clone())
-                    .push_bind(t.requester.name.clone())
-                    .push_bind(t.requester.department.clone())
-                    .push_bind(t.requester.phone.clone())
-                    .push_bind(t.language.clone())
-                    .push_bind(t.referenced_folio.clone())
-                    .push_bind(now.clone())
-                    .push_bind(now.clone())
-                    .push_bind(t.routing.service.clone())
-                    .push_bind(t.routing.ticket_type.as_str())
-                    .push_bind(t.routing.priority.as_str())
-                    .push_bind(t.routing.assignee.clone())
-                    .push_bind(t.opened_by.clone())
-                    .push_bind(t.routing.audit_text());
-            });
-            b.push(" RETURNING folio, id");
-            for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                b.row()
+                    .bind(r.folio.clone())
+                    .bind("open")
+                    .bind(t.channel)
+                    .bind(t.subject.clone())
+                    .bind(t.requester.email.clone())
+                    .bind(t.requester.name.clone())
+                    .bind(t.requester.department.clone())
+                    .bind(t.requester.phone.clone())
+                    .bind(t.language.clone())
+                    .bind(t.referenced_folio.clone())
+                    .bind(now.clone())
+                    .bind(now.clone())
+                    .bind(t.routing.service.clone())
+                    .bind(t.routing.ticket_type.as_str())
+                    .bind(t.routing.priority.as_str())
+                    .bind(t.routing.assignee.clone())
+                    .bind(t.opened_by.clone())
+                    .bind(t.routing.audit_text());
+            }
+            for r in b
+                .build(" RETURNING folio, id")?
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 ids.insert(r.get(0), r.get(1));
             }
         }
@@ -144,13 +146,13 @@ impl Batch {
             }
         }
         for chunk in people.chunks(ROWS_PER_STATEMENT) {
-            let mut b =
-                QueryBuilder::<Sqlite>::new("INSERT INTO participants (ticket_id, email, role) ");
-            b.push_values(chunk, |mut v, (id, email, role)| {
-                v.push_bind(*id).push_bind(email.clone()).push_bind(*role);
-            });
-            b.push(" ON CONFLICT DO NOTHING");
-            b.build().persistent(false).execute(&mut *self.tx).await?;
+            let mut b = Insert::new("INSERT INTO participants (ticket_id, email, role)");
+            for (id, email, role) in chunk {
+                b.row().bind(*id).bind(email.clone()).bind(*role);
+            }
+            b.build(" ON CONFLICT DO NOTHING")?
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -160,15 +162,17 @@ impl Batch {
         for c in changes {
             let (sql, value): (&'static str, String) = match c {
                 Change::Status(s) => (
-                    "UPDATE tickets SET status = ? WHERE id = ?",
+                    "UPDATE tickets SET status = $1 WHERE id = $2",
                     s.as_str().into(),
                 ),
                 Change::Priority(p) => (
-                    "UPDATE tickets SET priority = ? WHERE id = ?",
+                    "UPDATE tickets SET priority = $1 WHERE id = $2",
                     p.as_str().into(),
                 ),
-                Change::Service(s) => ("UPDATE tickets SET service = ? WHERE id = ?", s.clone()),
-                Change::Assignee(a) => ("UPDATE tickets SET assignee = ? WHERE id = ?", a.clone()),
+                Change::Service(s) => ("UPDATE tickets SET service = $1 WHERE id = $2", s.clone()),
+                Change::Assignee(a) => {
+                    ("UPDATE tickets SET assignee = $1 WHERE id = $2", a.clone())
+                }
             };
             sqlx::query(sql)
                 .bind(value)
@@ -186,7 +190,7 @@ impl Batch {
     ) -> Result<(), StoreError> {
         for (group, tech) in cursors {
             sqlx::query(
-                "INSERT INTO assignment_cursor (group_id, technician) VALUES (?, ?)
+                "INSERT INTO assignment_cursor (group_id, technician) VALUES ($1, $2)
                  ON CONFLICT (group_id) DO UPDATE SET technician = excluded.technician",
             )
             .bind(group)
@@ -216,18 +220,17 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at) ",
-            );
-            b.push_values(chunk, |mut v, e| {
-                v.push_bind(e.ticket_id)
-                    .push_bind(e.message_row)
-                    .push_bind(e.kind)
-                    .push_bind(e.actor.clone())
-                    .push_bind(e.detail.clone())
-                    .push_bind(now.clone());
-            });
-            b.build().persistent(false).execute(&mut *self.tx).await?;
+            let mut b = Insert::new("INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)");
+            for e in chunk {
+                b.row()
+                    .bind(e.ticket_id)
+                    .bind(e.message_row)
+                    .bind(e.kind)
+                    .bind(e.actor.clone())
+                    .bind(e.detail.clone())
+                    .bind(now.clone());
+            }
+            b.build("")?.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -241,7 +244,7 @@ impl Batch {
         let now = ts(now);
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
             let query = list_statement(
-                "UPDATE tickets SET updated_at = ? WHERE id IN (",
+                "UPDATE tickets SET updated_at = $1 WHERE id IN (",
                 chunk.len(),
                 ")",
             )
@@ -260,35 +263,37 @@ impl Batch {
         let now = ts(now);
         let mut by_key: HashMap<String, i64> = HashMap::with_capacity(rows.len());
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 8) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
+            let mut b = Insert::new("INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
                    body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at,
-                   new_content, author_role, internal) ",
-            );
-            b.push_values(chunk, |mut v, r| {
+                   new_content, author_role, internal)");
+            for r in chunk {
                 let m = r.mail;
-                v.push_bind(m.dedup_key())
-                    .push_bind(r.ticket_id)
-                    .push_bind(m.message_id.clone())
-                    .push_bind(r.source.to_string())
-                    .push_bind(m.from_email.clone())
-                    .push_bind(m.from_name.clone())
-                    .push_bind(m.subject.clone())
-                    .push_bind(m.body_text.clone())
-                    .push_bind(m.date.map(ts))
-                    .push_bind(r.automatic_kind)
-                    .push_bind(r.verdict_reason.to_string())
-                    .push_bind(r.decision_reason)
-                    .push_bind(r.raw.to_vec())
-                    .push_bind(ts(r.seen_at))
-                    .push_bind(now.clone())
+                b.row()
+                    .bind(m.dedup_key())
+                    .bind(r.ticket_id)
+                    .bind(m.message_id.clone())
+                    .bind(r.source.to_string())
+                    .bind(m.from_email.clone())
+                    .bind(m.from_name.clone())
+                    .bind(m.subject.clone())
+                    .bind(m.body_text.clone())
+                    .bind(m.date.map(ts))
+                    .bind(r.automatic_kind)
+                    .bind(r.verdict_reason.to_string())
+                    .bind(r.decision_reason)
+                    .bind(r.raw.to_vec())
+                    .bind(ts(r.seen_at))
+                    .bind(now.clone())
                     // Most requests quote nothing: store the new content only when it differs.
-                    .push_bind((r.new_content != m.body_text).then(|| r.new_content.to_string()))
-                    .push_bind(r.author_role)
-                    .push_bind(r.internal);
-            });
-            b.push(" RETURNING dedup_key, id");
-            for r in b.build().persistent(false).fetch_all(&mut *self.tx).await? {
+                    .bind((r.new_content != m.body_text).then(|| r.new_content.to_string()))
+                    .bind(r.author_role)
+                    .bind(i64::from(r.internal));
+            }
+            for r in b
+                .build(" RETURNING dedup_key, id")?
+                .fetch_all(&mut *self.tx)
+                .await?
+            {
                 by_key.insert(r.get(0), r.get(1));
             }
         }
@@ -306,17 +311,18 @@ impl Batch {
         max_bytes: u64,
     ) -> Result<(), StoreError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO attachments (message_row, name, content_type, size, data) ",
+            let mut b = Insert::new(
+                "INSERT INTO attachments (message_row, name, content_type, size, data)",
             );
-            b.push_values(chunk, |mut v, (row, a)| {
-                v.push_bind(*row)
-                    .push_bind(a.name.clone())
-                    .push_bind(a.content_type.clone())
-                    .push_bind(a.size as i64)
-                    .push_bind((a.size <= max_bytes).then(|| a.data.clone()));
-            });
-            b.build().persistent(false).execute(&mut *self.tx).await?;
+            for (row, a) in chunk {
+                b.row()
+                    .bind(*row)
+                    .bind(a.name.clone())
+                    .bind(a.content_type.clone())
+                    .bind(a.size as i64)
+                    .bind((a.size <= max_bytes).then(|| a.data.clone()));
+            }
+            b.build("")?.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -329,28 +335,27 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
+            let mut b = Insert::new("INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
                    references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to,
-                   attachments_of) ",
-            );
-            b.push_values(chunk, |mut v, r| {
-                v.push_bind(r.ticket_id)
-                    .push_bind(r.reply.template().name())
-                    .push_bind(r.reply.language.clone())
-                    .push_bind(r.reply.to.clone())
-                    .push_bind(r.message_id.clone())
-                    .push_bind(r.reply.in_reply_to.clone())
-                    .push_bind(r.reply.references.join(" "))
-                    .push_bind(r.context.clone())
-                    .push_bind(r.reply.auto_submitted)
-                    .push_bind("pending")
-                    .push_bind(now.clone())
-                    .push_bind(now.clone())
-                    .push_bind(r.reply_to.clone())
-                    .push_bind(r.attachments_of);
-            });
-            b.build().persistent(false).execute(&mut *self.tx).await?;
+                   attachments_of)");
+            for r in chunk {
+                b.row()
+                    .bind(r.ticket_id)
+                    .bind(r.reply.template().name())
+                    .bind(r.reply.language.clone())
+                    .bind(r.reply.to.clone())
+                    .bind(r.message_id.clone())
+                    .bind(r.reply.in_reply_to.clone())
+                    .bind(r.reply.references.join(" "))
+                    .bind(r.context.clone())
+                    .bind(r.reply.auto_submitted)
+                    .bind("pending")
+                    .bind(now.clone())
+                    .bind(now.clone())
+                    .bind(r.reply_to.clone())
+                    .bind(r.attachments_of);
+            }
+            b.build("")?.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -364,7 +369,7 @@ impl Batch {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO quarantine (source, reason, raw, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO quarantine (source, reason, raw, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (source) DO NOTHING",
         )
         .bind(source)
@@ -477,7 +482,7 @@ mod tests {
         tx.commit().await.unwrap();
         assert_eq!(ids.len(), mails.len());
         for (m, id) in mails.iter().zip(&ids) {
-            let stored: String = sqlx::query_scalar("SELECT dedup_key FROM messages WHERE id = ?")
+            let stored: String = sqlx::query_scalar("SELECT dedup_key FROM messages WHERE id = $1")
                 .bind(id)
                 .fetch_one(&store.pool)
                 .await

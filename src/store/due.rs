@@ -8,14 +8,14 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 
 use super::batch::{Batch, EventRow, OutboxRow};
 use super::outbox::failing_addresses;
 use super::plan::{addressing, Writing};
 use super::queries::{ticket_ref, TICKET_REF_COLUMNS, TICKET_REF_LEN};
-use super::statement::{bind_each, list_statement, ROWS_PER_STATEMENT};
-use super::{parse_ts, ts, Store, StoreError};
+use super::statement::{bind_each, list_statement, Insert, ROWS_PER_STATEMENT};
+use super::{flag, parse_ts, ts, Store, StoreError};
 use crate::desk::lifecycle::{CloseReason, Due, DueItem, DueKind, DueOutcome, LifeEffect};
 use crate::desk::sla::Target;
 use crate::desk::ticket::{Change, Status};
@@ -36,7 +36,7 @@ impl Batch {
         let now_ts = ts(now);
         for c in changes {
             let Change::Status(s) = c else { continue };
-            let sql = format!("UPDATE tickets SET {} = ? WHERE id = ?", stamp_column(*s));
+            let sql = format!("UPDATE tickets SET {} = $1 WHERE id = $2", stamp_column(*s));
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&now_ts)
                 .bind(id)
@@ -47,8 +47,8 @@ impl Batch {
                 self.set_close_reason(id, CloseReason::Technician).await?;
             }
             sqlx::query(
-                "UPDATE due_items SET status = 'cancelled', outcome = ?, finished_at = ?
-                 WHERE ticket_id = ? AND status = 'pending'",
+                "UPDATE due_items SET status = 'cancelled', outcome = $1, finished_at = $2
+                 WHERE ticket_id = $3 AND status = 'pending'",
             )
             .bind(format!("cancelled: status → {}", s.as_str()))
             .bind(&now_ts)
@@ -63,7 +63,7 @@ impl Batch {
     }
 
     async fn set_close_reason(&mut self, id: i64, reason: CloseReason) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tickets SET close_reason = ? WHERE id = ?")
+        sqlx::query("UPDATE tickets SET close_reason = $1 WHERE id = $2")
             .bind(reason.as_str())
             .bind(id)
             .execute(&mut *self.tx)
@@ -83,16 +83,16 @@ impl Batch {
                 return self.set_close_reason(id, *reason).await;
             }
             LifeEffect::SurveySent => {
-                sqlx::query("UPDATE tickets SET survey_sent_at = ? WHERE id = ?")
+                sqlx::query("UPDATE tickets SET survey_sent_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(id)
             }
             LifeEffect::SurveyRetried => {
-                sqlx::query("UPDATE tickets SET survey_retried = 1 WHERE id = ?").bind(id)
+                sqlx::query("UPDATE tickets SET survey_retried = 1 WHERE id = $1").bind(id)
             }
             // One answer per ticket: a second one (two replies in one batch) is a follow-up.
             LifeEffect::Satisfaction { rating, comment } => sqlx::query(
-                "INSERT INTO satisfaction (ticket_id, rating, comment, answered_at) VALUES (?, ?, ?, ?)
+                "INSERT INTO satisfaction (ticket_id, rating, comment, answered_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (ticket_id) DO NOTHING",
             )
             .bind(id)
@@ -100,25 +100,25 @@ impl Batch {
             .bind(comment.clone())
             .bind(now),
             LifeEffect::FirstResponse => sqlx::query(
-                "UPDATE tickets SET first_response_at = coalesce(first_response_at, ?) WHERE id = ?",
+                "UPDATE tickets SET first_response_at = coalesce(first_response_at, $1) WHERE id = $2",
             )
             .bind(now)
             .bind(id),
             LifeEffect::SlaPaused => sqlx::query(
-                "UPDATE tickets SET sla_paused_at = coalesce(sla_paused_at, ?) WHERE id = ?",
+                "UPDATE tickets SET sla_paused_at = coalesce(sla_paused_at, $1) WHERE id = $2",
             )
             .bind(now)
             .bind(id),
             LifeEffect::SlaResumed { seconds } => sqlx::query(
-                "UPDATE tickets SET sla_paused_seconds = sla_paused_seconds + ?, sla_paused_at = NULL
-                 WHERE id = ?",
+                "UPDATE tickets SET sla_paused_seconds = sla_paused_seconds + $1, sla_paused_at = NULL
+                 WHERE id = $2",
             )
             .bind(*seconds)
             .bind(id),
             LifeEffect::SlaCancelled => sqlx::query(
                 "UPDATE due_items SET status = 'cancelled', outcome = 'cancelled: priority changed',
-                   finished_at = ?
-                 WHERE ticket_id = ? AND status = 'pending' AND kind IN (?, ?, ?, ?, ?)",
+                   finished_at = $1
+                 WHERE ticket_id = $2 AND status = 'pending' AND kind IN ($3, $4, $5, $6, $7)",
             )
             .bind(now)
             .bind(id)
@@ -130,10 +130,10 @@ impl Batch {
             LifeEffect::SlaBreached { target } => {
                 let sql = match target {
                     Target::FirstResponse => {
-                        "UPDATE tickets SET response_breached_at = coalesce(response_breached_at, ?) WHERE id = ?"
+                        "UPDATE tickets SET response_breached_at = coalesce(response_breached_at, $1) WHERE id = $2"
                     }
                     Target::Resolution => {
-                        "UPDATE tickets SET resolution_breached_at = coalesce(resolution_breached_at, ?) WHERE id = ?"
+                        "UPDATE tickets SET resolution_breached_at = coalesce(resolution_breached_at, $1) WHERE id = $2"
                     }
                     // Not a target with a clock: nothing to keep.
                     Target::Assignment => return Ok(()),
@@ -141,7 +141,7 @@ impl Batch {
                 sqlx::query(sql).bind(now).bind(id)
             }
             LifeEffect::SurveyOptOut { email } => sqlx::query(
-                "INSERT INTO survey_opt_outs (email, created_at) VALUES (?, ?)
+                "INSERT INTO survey_opt_outs (email, created_at) VALUES ($1, $2)
                  ON CONFLICT (email) DO NOTHING",
             )
             .bind(email.to_lowercase())
@@ -160,16 +160,15 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO due_items (ticket_id, kind, due_at, created_at) ",
-            );
-            b.push_values(chunk, |mut v, (id, due)| {
-                v.push_bind(*id)
-                    .push_bind(due.kind.as_str())
-                    .push_bind(ts(due.at))
-                    .push_bind(now.clone());
-            });
-            b.build().persistent(false).execute(&mut *self.tx).await?;
+            let mut b = Insert::new("INSERT INTO due_items (ticket_id, kind, due_at, created_at)");
+            for (id, due) in chunk {
+                b.row()
+                    .bind(*id)
+                    .bind(due.kind.as_str())
+                    .bind(ts(due.at))
+                    .bind(now.clone());
+            }
+            b.build("")?.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -182,7 +181,7 @@ impl Batch {
     ) -> Result<Vec<DueItem>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, ticket_id, kind, due_at FROM due_items
-             WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+             WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2",
         )
         .bind(ts(now))
         .bind(limit as i64)
@@ -208,7 +207,7 @@ impl Batch {
             );
             for r in bind_each(q, chunk).fetch_all(&mut *self.tx).await? {
                 let t = ticket_ref(&r);
-                if r.get::<bool, _>(TICKET_REF_LEN) {
+                if flag(&r, TICKET_REF_LEN) {
                     opted_out.insert(t.id);
                 }
                 tickets.insert(t.id, t);
@@ -247,7 +246,7 @@ impl Batch {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE due_items SET status = 'done', outcome = ?, finished_at = ? WHERE id = ?",
+            "UPDATE due_items SET status = 'done', outcome = $1, finished_at = $2 WHERE id = $3",
         )
         .bind(outcome)
         .bind(ts(now))
@@ -406,16 +405,16 @@ impl Batch {
             finished.entry(&out.outcome).or_default().push(item.id);
         }
         for (s, ids) in &status {
-            self.update_ids("UPDATE tickets SET status = ? WHERE id IN (", &[s], ids)
+            self.update_ids("UPDATE tickets SET status = $1 WHERE id IN (", &[s], ids)
                 .await?;
         }
         for (column, ids) in &stamped {
-            let head = format!("UPDATE tickets SET {column} = ? WHERE id IN (");
+            let head = format!("UPDATE tickets SET {column} = $1 WHERE id IN (");
             self.update_ids(&head, &[&now_ts], ids).await?;
         }
         for (r, ids) in &reasons {
             self.update_ids(
-                "UPDATE tickets SET close_reason = ? WHERE id IN (",
+                "UPDATE tickets SET close_reason = $1 WHERE id IN (",
                 &[r],
                 ids,
             )
@@ -423,7 +422,7 @@ impl Batch {
         }
         for (s, ids) in &cancelled {
             self.update_ids(
-                "UPDATE due_items SET status = 'cancelled', outcome = ?, finished_at = ?
+                "UPDATE due_items SET status = 'cancelled', outcome = $1, finished_at = $2
                  WHERE status = 'pending' AND ticket_id IN (",
                 &[&format!("cancelled: status → {s}"), &now_ts],
                 ids,
@@ -432,7 +431,7 @@ impl Batch {
         }
         self.schedule(&scheduled, now).await?;
         self.update_ids(
-            "UPDATE tickets SET survey_sent_at = ? WHERE id IN (",
+            "UPDATE tickets SET survey_sent_at = $1 WHERE id IN (",
             &[&now_ts],
             &survey_sent,
         )
@@ -444,7 +443,7 @@ impl Batch {
         )
         .await?;
         self.update_ids(
-            "UPDATE tickets SET sla_paused_at = coalesce(sla_paused_at, ?) WHERE id IN (",
+            "UPDATE tickets SET sla_paused_at = coalesce(sla_paused_at, $1) WHERE id IN (",
             &[&now_ts],
             &paused,
         )
@@ -454,7 +453,7 @@ impl Batch {
         }
         for (outcome, ids) in &finished {
             self.update_ids(
-                "UPDATE due_items SET status = 'done', outcome = ?, finished_at = ? WHERE id IN (",
+                "UPDATE due_items SET status = 'done', outcome = $1, finished_at = $2 WHERE id IN (",
                 &[outcome, &now_ts],
                 ids,
             )
@@ -707,7 +706,7 @@ mod tests {
         assert_eq!(t.status, Status::Closed);
         assert_eq!(t.life.closed_at, Some(at));
         let reason: Option<String> =
-            sqlx::query_scalar("SELECT close_reason FROM tickets WHERE id = ?")
+            sqlx::query_scalar("SELECT close_reason FROM tickets WHERE id = $1")
                 .bind(id)
                 .fetch_one(&store.pool)
                 .await
@@ -952,7 +951,7 @@ mod tests {
         assert_eq!(t.life.survey_sent_at, Some(now()));
         assert!(t.life.survey_retried && t.life.survey_answered);
         let (rating, comment): (i64, Option<String>) =
-            sqlx::query_as("SELECT rating, comment FROM satisfaction WHERE ticket_id = ?")
+            sqlx::query_as("SELECT rating, comment FROM satisfaction WHERE ticket_id = $1")
                 .bind(id)
                 .fetch_one(&store.pool)
                 .await

@@ -4,14 +4,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Encode, Row, Sqlite, Type};
+use sqlx::any::AnyRow;
+use sqlx::{Encode, Row, Any, Type};
 
 use super::batch::Batch;
 use super::outbox::failing_addresses;
 use super::queries::{ticket_ref, TICKET_REF_COLUMNS, TICKET_REF_LEN};
-use super::statement::{list_query, ROWS_PER_STATEMENT};
-use super::{ts, StoreError};
+use super::statement::{built, list_query, ROWS_PER_STATEMENT};
+use super::{ts, Backend, StoreError};
 use crate::desk::known::{Known, Lookup, SentMail};
 use crate::desk::policy::cap_key;
 use crate::desk::routing::Workload;
@@ -47,10 +47,10 @@ impl Batch {
         sql: &str,
         tail: &str,
         values: &'v [V],
-    ) -> Result<Vec<SqliteRow>, StoreError>
+    ) -> Result<Vec<AnyRow>, StoreError>
     where
         V: Sync,
-        &'v V: Encode<'v, Sqlite> + Type<Sqlite>,
+        &'v V: Encode<'v, Any> + Type<Any>,
     {
         let mut out = Vec::new();
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
@@ -210,15 +210,14 @@ impl Batch {
         bases.dedup();
         let mut recent: HashMap<String, u32> = HashMap::new();
         for chunk in bases.chunks(ROWS_PER_STATEMENT / 3) {
-            let terms = vec!["to_address = ? OR (to_address >= ? AND to_address < ?)"; chunk.len()];
+            let terms =
+                vec!["to_address = ? OR (to_address >= ? AND to_address < ?)"; chunk.len()];
             let sql = format!(
-                "SELECT to_address, count(*) FROM outbox WHERE created_at >= ? AND ({})
+                "SELECT to_address, count(*) FROM outbox WHERE created_at >= $1 AND ({})
                  GROUP BY to_address",
                 terms.join(" OR ")
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .persistent(false)
-                .bind(&since);
+            let mut query = built(&sql).bind(since.clone());
             for b in chunk {
                 let local = b.rsplit_once('@').map_or(b.as_str(), |(l, _)| l);
                 query = query
@@ -244,10 +243,17 @@ impl Batch {
     ) -> Result<(HashMap<String, u32>, u32), StoreError> {
         let mut domains = HashMap::new();
         let mut total = 0;
-        for r in sqlx::query(
-            "SELECT lower(substr(to_address, instr(to_address, '@') + 1)), count(*) FROM outbox
-             WHERE created_at >= ? GROUP BY 1",
-        )
+        let sql = match self.tx.backend() {
+            Backend::Sqlite => {
+                "SELECT lower(substr(to_address, instr(to_address, '@') + 1)), count(*) FROM outbox
+                 WHERE created_at >= $1 GROUP BY 1"
+            }
+            Backend::Postgres => {
+                "SELECT lower(substr(to_address, strpos(to_address, '@') + 1)), count(*) FROM outbox
+                 WHERE created_at >= $1 GROUP BY 1"
+            }
+        };
+        for r in sqlx::query(sql)
         .bind(ts(hour_ago))
         .fetch_all(&mut *self.tx)
         .await?

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::statement::{list_query, ROWS_PER_STATEMENT};
+use super::statement::{built, list_query, ROWS_PER_STATEMENT};
 use super::{parse_ts, ts, Store, StoreError};
 
 impl Store {
@@ -16,7 +16,7 @@ impl Store {
         folder: &str,
     ) -> Result<Option<(u32, u32, Option<DateTime<Utc>>)>, StoreError> {
         let row = sqlx::query(
-            "SELECT uidvalidity, baseline_uid, first_start_at FROM mailbox_state WHERE folder = ?",
+            "SELECT uidvalidity, baseline_uid, first_start_at FROM mailbox_state WHERE folder = $1",
         )
         .bind(folder)
         .fetch_optional(&self.pool)
@@ -40,7 +40,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mailbox_state (folder, uidvalidity, baseline_uid, updated_at, first_start_at)
-             VALUES (?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (folder) DO UPDATE SET uidvalidity = excluded.uidvalidity,
                baseline_uid = excluded.baseline_uid, updated_at = excluded.updated_at",
         )
@@ -95,7 +95,7 @@ impl Store {
                  ON CONFLICT (source) DO UPDATE SET attempts = attempts + 1, last_at = excluded.last_at",
                 vec!["(?, 1, ?, ?)"; chunk.len()].join(", ")
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            let mut query = built(&sql);
             for s in chunk {
                 query = query.bind(*s).bind(ts(now)).bind(ts(now));
             }

@@ -72,11 +72,12 @@ mod write_tx;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{AnyPool, Executor};
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
 pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
@@ -100,6 +101,10 @@ pub enum StoreError {
         dir: String,
         source: std::io::Error,
     },
+    #[error(
+        "database.url {url:?}: unknown kind of database (expected sqlite://FILE or postgres://…)"
+    )]
+    UnknownBackend { url: String },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -120,74 +125,142 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A yes/no value (`EXISTS …`, `x IS NOT NULL`, a 0/1 flag column): SQLite gives an integer,
+/// PostgreSQL a boolean for the expressions.
+fn flag(r: &sqlx::any::AnyRow, i: usize) -> bool {
+    use sqlx::Row;
+    r.try_get::<bool, _>(i)
+        .or_else(|_| r.try_get::<i64, _>(i).map(|n| n != 0))
+        .unwrap_or(false)
+}
+
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The database engine a store runs on, chosen by `database.url`'s scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://FILE`: one file, one machine (the default).
+    Sqlite,
+    /// `postgres://…`: a PostgreSQL server, which several instances may share.
+    Postgres,
+}
+
+impl Backend {
+    /// The engine `url` names, if any.
+    pub fn of(url: &str) -> Option<Backend> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Some(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
+/// More SQL each new connection runs, decided when it opens (tests cap SQLite's size with it).
+type OnConnect = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Handle to the database.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// One connection with `synchronous = NORMAL`, used only to record delivery results and
-    /// analysis attempts. In WAL
-    /// mode such a commit survives a process crash (`kill -9`); only a power loss can undo the
-    /// last ones, and an undone "sent" mark means the mail goes out again with the same
-    /// Message-ID, which a crash at the wrong instant can cause anyway (SMTP has no idempotency).
-    /// It never loses a message. Skipping that fsync halves the sender's cost per mail.
-    marks: SqlitePool,
+    pool: AnyPool,
+    /// Where delivery results and analysis attempts are recorded. On SQLite, one connection
+    /// with `synchronous = NORMAL`: in WAL mode such a commit survives a process crash (`kill
+    /// -9`); only a power loss can undo the last ones, and an undone "sent" mark means the mail
+    /// goes out again with the same Message-ID, which a crash at the wrong instant can cause
+    /// anyway (SMTP has no idempotency). It never loses a message. Skipping that fsync halves
+    /// the sender's cost per mail. On PostgreSQL, connections with `synchronous_commit = off`,
+    /// the same trade.
+    marks: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
     /// Opens (creating if needed) the database and applies migrations. SQLite runs in WAL mode
     /// with `synchronous = FULL`: a committed ticket survives power loss, which matters because
-    /// the IMAP message is moved away right after the commit.
+    /// the IMAP message is moved away right after the commit. PostgreSQL runs with the
+    /// server's settings (`synchronous_commit = on` by default: the same guarantee).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        Store::open_with(url, 4, |o| o).await
+        Store::open_with(url, 4, Arc::new(String::new)).await
     }
 
-    /// [`Store::open`] with `max_connections` and a hook on the pools' options (tests use it to
-    /// cap the database's size).
+    /// [`Store::open`] with `max_connections` and more SQL for new connections to run.
     async fn open_with(
         url: &str,
         max_connections: u32,
-        tune: impl Fn(SqlitePoolOptions) -> SqlitePoolOptions,
+        on_connect: OnConnect,
     ) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url).ok_or_else(|| StoreError::UnknownBackend {
             url: url.to_string(),
+        })?;
+        let open_err = |source| StoreError::Open {
+            url: Store::describe(url),
             source,
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                    url: url.to_string(),
-                    dir: dir.display().to_string(),
-                    source,
-                })?;
-            }
+        if backend == Backend::Sqlite {
+            create_and_migrate_sqlite(url).await?;
         }
-        let pool = tune(SqlitePoolOptions::new().max_connections(max_connections))
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let marks = tune(SqlitePoolOptions::new().max_connections(1))
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await
-            .map_err(open_err)?;
-        Ok(Store { pool, marks })
+        let (settings, marks_settings) = match backend {
+            Backend::Sqlite => (
+                "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000",
+                "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000",
+            ),
+            Backend::Postgres => ("", "SET synchronous_commit = off"),
+        };
+        let pool = with_settings(
+            AnyPoolOptions::new().max_connections(max_connections),
+            settings,
+            on_connect.clone(),
+        )
+        .connect(url)
+        .await
+        .map_err(open_err)?;
+        if backend == Backend::Postgres {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        }
+        let marks = with_settings(
+            AnyPoolOptions::new().max_connections(match backend {
+                Backend::Sqlite => 1,
+                Backend::Postgres => max_connections,
+            }),
+            marks_settings,
+            on_connect,
+        )
+        .connect(url)
+        .await
+        .map_err(open_err)?;
+        Ok(Store {
+            pool,
+            marks,
+            backend,
+        })
     }
 
-    /// The database file, for messages.
+    /// The engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database, for messages: the file, or the server and database without the password.
     pub fn describe(url: &str) -> String {
+        if Backend::of(url) == Some(Backend::Postgres) {
+            // Never the password.
+            return match sqlx::postgres::PgConnectOptions::from_str(url) {
+                Ok(o) => format!(
+                    "postgres://{}@{}:{}/{}",
+                    o.get_username(),
+                    o.get_host(),
+                    o.get_port(),
+                    o.get_database().unwrap_or_default()
+                ),
+                Err(_) => "postgres://(unreadable URL)".to_string(),
+            };
+        }
         Path::new(
             url.trim_start_matches("sqlite://")
                 .trim_start_matches("sqlite:"),
@@ -197,18 +270,22 @@ impl Store {
     }
 
     /// Whether the database file `url` names exists already: commands that only read (a
-    /// report) refuse to create an empty database and report nothing from it.
+    /// report) refuse to create an empty database and report nothing from it. A server's
+    /// database is taken to exist (connecting says otherwise).
     pub fn exists(url: &str) -> bool {
+        if Backend::of(url) == Some(Backend::Postgres) {
+            return true;
+        }
         let file = Store::describe(url);
         let file = file.split('?').next().unwrap_or_default();
         !file.is_empty() && Path::new(file).is_file()
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE`: takes the write lock up front, so
-    /// read-then-write never fails with "database is locked").
+    /// Starts a write transaction (on SQLite `BEGIN IMMEDIATE`: takes the write lock up
+    /// front, so read-then-write never fails with "database is locked").
     pub async fn begin(&self) -> Result<Batch, StoreError> {
         Ok(Batch {
-            tx: WriteTx::begin(&self.pool).await?,
+            tx: WriteTx::begin(&self.pool, self.backend).await?,
         })
     }
 
@@ -221,7 +298,7 @@ impl Store {
         )
     }
 
-    /// Closes the pool, flushing the WAL.
+    /// Closes the pools (on SQLite, flushing the WAL).
     pub async fn close(&self) {
         self.marks.close().await;
         self.pool.close().await;
@@ -230,3 +307,51 @@ impl Store {
 
 #[cfg(test)]
 mod test_support;
+
+/// Pool options whose connections run `settings` and then `more` (SQL) when they open.
+fn with_settings(options: AnyPoolOptions, settings: &'static str, more: OnConnect) -> AnyPoolOptions {
+    options.after_connect(move |conn, _| {
+        let more = more();
+        Box::pin(async move {
+            for sql in [settings, more.as_str()] {
+                if !sql.is_empty() {
+                    conn.execute(sqlx::AssertSqlSafe(sql.to_string())).await?;
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Creates the SQLite file (and its folder) if missing, switches it to WAL (a setting kept in
+/// the file) and applies the migrations, with SQLite's own driver: its options can create the
+/// file, which the `Any` driver's URL cannot ask for.
+async fn create_and_migrate_sqlite(url: &str) -> Result<(), StoreError> {
+    let open_err = |source| StoreError::Open {
+        url: url.to_string(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(open_err)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(30));
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                url: url.to_string(),
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(open_err)?;
+    let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+    pool.close().await;
+    Ok(migrated?)
+}

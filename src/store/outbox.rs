@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use sqlx::{Row, Any};
 
 use super::statement::{bind_each, list_query, list_statement, ListQuery, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
@@ -96,20 +97,20 @@ impl Store {
         sqlx::query(
             "UPDATE outbox SET status = 'failed',
                last_error = 'not sent: the address hard-bounced recently (limits.bounce_suppression)'
-             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= ?)
-               AND to_address IN (SELECT email FROM address_health WHERE failing_until > ?)",
+             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= $1)
+               AND to_address IN (SELECT email FROM address_health WHERE failing_until > $2)",
         )
         .bind(ts(now))
         .bind(ts(now))
         .execute(&self.marks)
         .await?;
         let rows = sqlx::query(
-            "UPDATE outbox SET lease_until = ?
-             WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
-                          AND (lease_until IS NULL OR lease_until <= ?)
+            "UPDATE outbox SET lease_until = $1
+             WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2
+                          AND (lease_until IS NULL OR lease_until <= $3)
                           -- the order of the outbox_due index (status, next_attempt_at, rowid):
                           -- LIMIT stops early instead of sorting every pending row
-                          ORDER BY next_attempt_at, id LIMIT ?)
+                          ORDER BY next_attempt_at, id LIMIT $4)
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
                        context, auto_submitted, attempts, created_at, reply_to, attachments_of,
                        ticket_id",
@@ -171,7 +172,7 @@ impl Store {
             mark_sent(&sent, now).execute(&self.marks).await?;
             return Ok(());
         }
-        let mut tx = WriteTx::begin(&self.marks).await?;
+        let mut tx = WriteTx::begin(&self.marks, self.backend).await?;
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
             mark_sent(chunk, now).execute(&mut *tx).await?;
         }
@@ -203,7 +204,7 @@ impl Store {
         max_bytes: u64,
     ) -> Result<(Vec<FileAttachment>, usize), StoreError> {
         let sizes: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, length(data) FROM attachments WHERE message_row = ? AND data IS NOT NULL ORDER BY id",
+            "SELECT id, length(data) FROM attachments WHERE message_row = $1 AND data IS NOT NULL ORDER BY id",
         )
         .bind(message_row)
         .fetch_all(&self.pool)
@@ -229,7 +230,7 @@ impl Store {
 }
 
 /// A row of `claim_due`'s `RETURNING` list.
-fn outbox_mail(r: &SqliteRow) -> OutboxMail {
+fn outbox_mail(r: &AnyRow) -> OutboxMail {
     OutboxMail {
         id: r.get(0),
         template: r.get(1),
@@ -255,7 +256,7 @@ fn outbox_mail(r: &SqliteRow) -> OutboxMail {
 /// Marks the mails `ids` as sent at `now`.
 fn mark_sent(ids: &[i64], now: DateTime<Utc>) -> ListQuery {
     let query = list_statement(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL
          WHERE id IN (",
         ids.len(),
         ")",
@@ -266,7 +267,7 @@ fn mark_sent(ids: &[i64], now: DateTime<Utc>) -> ListQuery {
 
 /// Records one result other than [`SendResult::Sent`] (those are marked together).
 async fn record_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
     result: &SendResult,
     now: DateTime<Utc>,
@@ -275,7 +276,7 @@ async fn record_failure(
         SendResult::Sent => {}
         SendResult::Rejected { error } => {
             sqlx::query(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1 WHERE id = $2",
             )
             .bind(error)
             .bind(id)
@@ -284,8 +285,8 @@ async fn record_failure(
         }
         SendResult::Failed { error, retry_at } => {
             sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
-                 lease_until = NULL WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
+                 lease_until = NULL WHERE id = $3",
             )
             .bind(error)
             .bind(ts(*retry_at))
@@ -300,8 +301,8 @@ async fn record_failure(
             notice,
         } => {
             let changed = sqlx::query(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,
-                 lease_until = NULL WHERE id = ? AND status = 'pending'",
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1,
+                 lease_until = NULL WHERE id = $2 AND status = 'pending'",
             )
             .bind(format!("gave up (smtp.max_age): {error}"))
             .bind(id)
@@ -318,7 +319,7 @@ async fn record_failure(
 
 /// The first time a mail is given up on: `event` into its ticket's history, `notice` queued.
 async fn report_given_up(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ticket_id: Option<i64>,
     event: &str,
     notice: Option<&NewMail>,
@@ -326,7 +327,7 @@ async fn report_given_up(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)
-         VALUES (?, NULL, 'delivery_failed', NULL, ?, ?)",
+         VALUES ($1, NULL, 'delivery_failed', NULL, $2, $3)",
     )
     .bind(ticket_id)
     .bind(event)
@@ -338,7 +339,7 @@ async fn report_given_up(
             "INSERT INTO outbox (ticket_id, template, language, to_address, message_id,
                in_reply_to, references_list, context, auto_submitted, status,
                next_attempt_at, created_at, reply_to)
-             VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 'auto-generated', 'pending', ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, 'auto-generated', 'pending', $8, $9, $10)",
         )
         .bind(n.ticket_id)
         .bind(&n.template)
@@ -367,11 +368,11 @@ pub(super) async fn upsert_failing<'c, E>(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError>
 where
-    E: sqlx::Executor<'c, Database = Sqlite>,
+    E: sqlx::Executor<'c, Database = Any>,
 {
     sqlx::query(
         "INSERT INTO address_health (email, failing_until, bounces, last_error, updated_at)
-         VALUES (?, ?, 1, ?, ?)
+         VALUES ($1, $2, 1, $3, $4)
          ON CONFLICT (email) DO UPDATE SET failing_until = excluded.failing_until,
            bounces = bounces + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
     )
@@ -390,10 +391,10 @@ pub(super) async fn failing_addresses<'c, E>(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, StoreError>
 where
-    E: sqlx::Executor<'c, Database = Sqlite>,
+    E: sqlx::Executor<'c, Database = Any>,
 {
     let emails: Vec<String> =
-        sqlx::query_scalar("SELECT email FROM address_health WHERE failing_until > ?")
+        sqlx::query_scalar("SELECT email FROM address_health WHERE failing_until > $1")
             .bind(ts(now))
             .fetch_all(db)
             .await?;

@@ -2,10 +2,10 @@
 //! for the sender's notices and by folio for previewing them.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{parse_ts, Store, StoreError};
+use super::{flag, parse_ts, Store, StoreError};
 use crate::desk::catalog::Priority;
 use crate::desk::ticket::Status;
 use crate::desk::ticket::{Life, TicketRef};
@@ -123,7 +123,7 @@ const TICKET_COLUMNS: &str = "SELECT t.folio, t.status, t.channel, t.subject, t.
         t.resolved_at, t.closed_at, t.close_reason, t.first_response_at
         FROM tickets t";
 
-fn ticket_summary(r: &SqliteRow) -> TicketSummary {
+fn ticket_summary(r: &AnyRow) -> TicketSummary {
     TicketSummary {
         folio: r.get(0),
         status: r.get(1),
@@ -159,7 +159,7 @@ pub(super) const TICKET_REF_COLUMNS: &str =
 pub(super) const TICKET_REF_LEN: usize = 23;
 
 /// A ticket as the rules see it, from [`TICKET_REF_COLUMNS`] (its participants left empty).
-pub(super) fn ticket_ref(r: &SqliteRow) -> TicketRef {
+pub(super) fn ticket_ref(r: &AnyRow) -> TicketRef {
     TicketRef {
         id: r.get(0),
         folio: r.get(1),
@@ -179,13 +179,13 @@ pub(super) fn ticket_ref(r: &SqliteRow) -> TicketRef {
             resolved_at: r.get::<Option<String>, _>(13).as_deref().and_then(parse_ts),
             closed_at: r.get::<Option<String>, _>(14).as_deref().and_then(parse_ts),
             survey_sent_at: r.get::<Option<String>, _>(15).as_deref().and_then(parse_ts),
-            survey_retried: r.get(16),
-            survey_answered: r.get(17),
+            survey_retried: flag(r, 16),
+            survey_answered: flag(r, 17),
             first_response_at: r.get::<Option<String>, _>(18).as_deref().and_then(parse_ts),
             sla_paused_at: r.get::<Option<String>, _>(19).as_deref().and_then(parse_ts),
             sla_paused_seconds: r.get(20),
-            response_breached: r.get(21),
-            resolution_breached: r.get(22),
+            response_breached: flag(r, 21),
+            resolution_breached: flag(r, 22),
         },
     }
 }
@@ -212,7 +212,7 @@ impl Store {
 
     /// The newest tickets first.
     pub async fn tickets(&self, limit: u32) -> Result<Vec<TicketSummary>, StoreError> {
-        let sql = format!("{TICKET_COLUMNS} ORDER BY t.id DESC LIMIT ?");
+        let sql = format!("{TICKET_COLUMNS} ORDER BY t.id DESC LIMIT $1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit as i64)
             .fetch_all(&self.pool)
@@ -222,7 +222,7 @@ impl Store {
 
     /// One ticket with its messages and outgoing mail.
     pub async fn ticket(&self, folio: &str) -> Result<Option<TicketDetail>, StoreError> {
-        let sql = format!("{TICKET_COLUMNS} WHERE t.folio = ?");
+        let sql = format!("{TICKET_COLUMNS} WHERE t.folio = $1");
         let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(folio.to_uppercase())
             .fetch_optional(&self.pool)
@@ -249,7 +249,7 @@ impl Store {
 
     async fn satisfaction_of(&self, ticket_id: i64) -> Result<Option<Satisfaction>, StoreError> {
         Ok(sqlx::query_as::<_, (i64, Option<String>, String)>(
-            "SELECT rating, comment, answered_at FROM satisfaction WHERE ticket_id = ?",
+            "SELECT rating, comment, answered_at FROM satisfaction WHERE ticket_id = $1",
         )
         .bind(ticket_id)
         .fetch_optional(&self.pool)
@@ -263,7 +263,7 @@ impl Store {
 
     /// A ticket by its id (for notices the sender writes).
     pub async fn ticket_by_id(&self, id: i64) -> Result<Option<TicketRef>, StoreError> {
-        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id = ?");
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.id = $1");
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -274,7 +274,7 @@ impl Store {
 
     /// A ticket by its folio, as the rules see it (for `folio templates preview --ticket`).
     pub async fn ticket_by_folio(&self, folio: &str) -> Result<Option<TicketRef>, StoreError> {
-        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.folio = ?");
+        let sql = format!("SELECT {TICKET_REF_COLUMNS} FROM tickets t WHERE t.folio = $1");
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(folio.to_uppercase())
             .fetch_optional(&self.pool)
@@ -284,7 +284,7 @@ impl Store {
     }
 
     /// The rows `sql` selects for one ticket or message (`id`, its one parameter).
-    async fn rows_of(&self, sql: &'static str, id: i64) -> Result<Vec<SqliteRow>, StoreError> {
+    async fn rows_of(&self, sql: &'static str, id: i64) -> Result<Vec<AnyRow>, StoreError> {
         Ok(sqlx::query(sql).bind(id).fetch_all(&self.pool).await?)
     }
 
@@ -294,7 +294,7 @@ impl Store {
             .rows_of(
             "SELECT id, message_id, from_email, subject, body_text, automatic_kind, verdict_reason,
                     decision_reason, stored_at, COALESCE(new_content, body_text), author_role, internal
-             FROM messages WHERE ticket_id = ? ORDER BY id",
+             FROM messages WHERE ticket_id = $1 ORDER BY id",
             ticket_id,
             )
             .await?;
@@ -307,7 +307,7 @@ impl Store {
                 body_text: m.get(4),
                 new_content: m.get(9),
                 author_role: m.get(10),
-                internal: m.get(11),
+                internal: flag(&m, 11),
                 automatic_kind: m.get(5),
                 verdict_reason: m.get(6),
                 decision_reason: m.get(7),
@@ -322,7 +322,7 @@ impl Store {
     async fn attachments_of(&self, message_row: i64) -> Result<Vec<serde_json::Value>, StoreError> {
         let rows = self
             .rows_of(
-            "SELECT name, content_type, size, data IS NOT NULL FROM attachments WHERE message_row = ? ORDER BY id",
+            "SELECT name, content_type, size, data IS NOT NULL FROM attachments WHERE message_row = $1 ORDER BY id",
             message_row,
             )
             .await?;
@@ -330,7 +330,7 @@ impl Store {
             .iter()
             .map(|a| {
                 serde_json::json!({"name": a.get::<String, _>(0), "content_type": a.get::<String, _>(1),
-                    "size": a.get::<i64, _>(2), "stored": a.get::<bool, _>(3)})
+                    "size": a.get::<i64, _>(2), "stored": flag(&a, 3)})
             })
             .collect())
     }
@@ -340,7 +340,7 @@ impl Store {
         let rows = self
             .rows_of(
             "SELECT template, to_address, message_id, status, attempts, last_error, created_at, sent_at
-             FROM outbox WHERE ticket_id = ? ORDER BY id",
+             FROM outbox WHERE ticket_id = $1 ORDER BY id",
             ticket_id,
             )
             .await?;
@@ -363,7 +363,7 @@ impl Store {
     async fn participants_of(&self, ticket_id: i64) -> Result<Vec<serde_json::Value>, StoreError> {
         let rows = self
             .rows_of(
-            "SELECT email, role FROM participants WHERE ticket_id = ? ORDER BY role DESC, email",
+            "SELECT email, role FROM participants WHERE ticket_id = $1 ORDER BY role DESC, email",
             ticket_id,
             )
             .await?;
@@ -377,7 +377,7 @@ impl Store {
     async fn events_of(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
         let rows = self
             .rows_of(
-            "SELECT kind, actor, detail, created_at FROM ticket_events WHERE ticket_id = ? ORDER BY id",
+            "SELECT kind, actor, detail, created_at FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
             ticket_id,
             )
             .await?;

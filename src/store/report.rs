@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{parse_ts, ts, Store, StoreError};
+use super::{flag, parse_ts, ts, Store, StoreError};
 use crate::desk::catalog::Priority;
 use crate::desk::report::{Answer, Rows, Ticket};
 use crate::desk::ticket::Status;
@@ -17,18 +17,18 @@ use crate::desk::ticket::Status;
 const TICKETS: &str = "SELECT folio, service, status, priority, created_at, first_response_at,
         resolved_at, closed_at, response_breached_at IS NOT NULL,
         resolution_breached_at IS NOT NULL
-    FROM tickets WHERE created_at >= ? AND created_at < ?";
+    FROM tickets WHERE created_at >= $1 AND created_at < $2";
 
 /// The survey answers given in `[?, ?)`, with their ticket's folio.
 const ANSWERS: &str = "SELECT t.folio, s.rating, s.comment, s.answered_at
     FROM satisfaction s JOIN tickets t ON t.id = s.ticket_id
-    WHERE s.answered_at >= ? AND s.answered_at < ?";
+    WHERE s.answered_at >= $1 AND s.answered_at < $2";
 
-fn time(r: &SqliteRow, i: usize) -> Option<DateTime<Utc>> {
+fn time(r: &AnyRow, i: usize) -> Option<DateTime<Utc>> {
     r.get::<Option<String>, _>(i).as_deref().and_then(parse_ts)
 }
 
-fn ticket(r: &SqliteRow, fallback: DateTime<Utc>) -> Ticket {
+fn ticket(r: &AnyRow, fallback: DateTime<Utc>) -> Ticket {
     Ticket {
         folio: r.get(0),
         service: r.get(1),
@@ -40,12 +40,12 @@ fn ticket(r: &SqliteRow, fallback: DateTime<Utc>) -> Ticket {
         first_response_at: time(r, 5),
         resolved_at: time(r, 6),
         closed_at: time(r, 7),
-        response_breached: r.get(8),
-        resolution_breached: r.get(9),
+        response_breached: flag(r, 8),
+        resolution_breached: flag(r, 9),
     }
 }
 
-fn answer(r: &SqliteRow, fallback: DateTime<Utc>) -> Answer {
+fn answer(r: &AnyRow, fallback: DateTime<Utc>) -> Answer {
     Answer {
         folio: r.get(0),
         // The table's CHECK keeps it within 1..=5.

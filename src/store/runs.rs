@@ -21,7 +21,7 @@ impl Batch {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO scheduled_runs (job, period, done_at) VALUES (?, ?, ?)
+            "INSERT INTO scheduled_runs (job, period, done_at) VALUES ($1, $2, $3)
              ON CONFLICT (job, period) DO NOTHING",
         )
         .bind(job)
@@ -60,7 +60,7 @@ impl Store {
     /// Whether the run of `job` for `period` was done (a cheap look before building it).
     pub async fn run_done(&self, job: &str, period: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM scheduled_runs WHERE job = ? AND period = ?",
+            "SELECT count(*) FROM scheduled_runs WHERE job = $1 AND period = $2",
         )
         .bind(job)
         .bind(period)

@@ -41,20 +41,10 @@ fn url_in(dir: &Path) -> String {
 /// A store whose database may grow to `pages.load()` pages (`PRAGMA max_page_count`, set on
 /// every connection): past it SQLite fails with SQLITE_FULL exactly as on a full disk.
 pub async fn store_with_page_cap(dir: &Path, pages: Arc<AtomicU32>) -> Store {
-    Store::open_with(&url_in(dir), 1, move |o| {
-        let pages = pages.clone();
-        o.after_connect(move |conn, _| {
-            let n = pages.load(Ordering::SeqCst);
-            Box::pin(async move {
-                sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {n}")))
-                    .execute(conn)
-                    .await?;
-                Ok(())
-            })
-        })
-    })
-    .await
-    .unwrap()
+    let on_connect = move || format!("PRAGMA max_page_count = {}", pages.load(Ordering::SeqCst));
+    Store::open_with(&url_in(dir), 1, Arc::new(on_connect))
+        .await
+        .unwrap()
 }
 
 /// Applies the current cap to the open connections ("space is freed" or "the disk fills").

@@ -1,12 +1,13 @@
-//! The write transaction under every multi-statement write (SQLite's `BEGIN IMMEDIATE`).
+//! The write transaction under every multi-statement write (SQLite's `BEGIN IMMEDIATE`,
+//! PostgreSQL's `BEGIN`).
 
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::AnyConnection;
+use sqlx::{Any, AnyPool};
 
-use super::StoreError;
+use super::{Backend, StoreError};
 
-/// A pooled connection inside `BEGIN IMMEDIATE`, which goes back to the pool only in a clean
+/// A pooled connection inside a transaction, which goes back to the pool only in a clean
 /// state: committed, or rolled back explicitly.
 ///
 /// Why not sqlx's `Transaction`: after an error that makes SQLite roll the transaction back by
@@ -19,20 +20,36 @@ use super::StoreError;
 /// SQLite connection discards its open transaction).
 pub(super) struct WriteTx {
     /// `None` once committed or rolled back.
-    conn: Option<PoolConnection<Sqlite>>,
+    conn: Option<PoolConnection<Any>>,
+    backend: Backend,
 }
 
 impl WriteTx {
-    pub(super) async fn begin(pool: &SqlitePool) -> Result<WriteTx, StoreError> {
+    pub(super) async fn begin(pool: &AnyPool, backend: Backend) -> Result<WriteTx, StoreError> {
         let mut conn = pool.acquire().await?;
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            // READ COMMITTED: what two instances may both write (the outbox, due items) is
+            // claimed row by row (`FOR UPDATE SKIP LOCKED`), and only the mailbox's holder
+            // writes tickets.
+            Backend::Postgres => "BEGIN",
+        };
+        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
             rollback_or_close(conn).await;
             return Err(e.into());
         }
-        Ok(WriteTx { conn: Some(conn) })
+        Ok(WriteTx {
+            conn: Some(conn),
+            backend,
+        })
     }
 
-    fn conn(&mut self) -> &mut SqliteConnection {
+    /// The engine, for the few statements whose text differs.
+    pub(super) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
         match self.conn.as_mut() {
             Some(c) => c,
             // `commit` and `rollback` consume the WriteTx: no statement can follow them.
@@ -81,7 +98,7 @@ impl Drop for WriteTx {
 
 /// Rolls a connection's transaction back; if that fails, closes the connection instead of
 /// returning it to the pool.
-async fn rollback_or_close(mut conn: PoolConnection<Sqlite>) {
+async fn rollback_or_close(mut conn: PoolConnection<Any>) {
     match sqlx::query("ROLLBACK").execute(&mut *conn).await {
         Ok(_) => {}
         // SQLite already rolled back by itself (it does after SQLITE_FULL, SQLITE_IOERR, …):
@@ -97,8 +114,8 @@ async fn rollback_or_close(mut conn: PoolConnection<Sqlite>) {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
         match self.conn.as_ref() {
             Some(c) => c,
             None => unreachable!("statement on a finished transaction"),
@@ -107,7 +124,7 @@ impl std::ops::Deref for WriteTx {
 }
 
 impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
         self.conn()
     }
 }
