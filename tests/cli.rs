@@ -7,6 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use folio::desk::notice::Template;
+use folio::store::scratch::database_url;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -173,11 +174,8 @@ fn ingest(config: &std::path::Path, raw: &[u8]) -> std::process::Output {
 #[test]
 fn ingest_stores_once_and_tempfails_when_the_database_is_unusable() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("folio.db");
-    let config = write_config(
-        dir.path(),
-        &format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
-    );
+    let db = database_url(dir.path());
+    let config = write_config(dir.path(), &format!("[database]\nurl = \"{db}\"\n"));
     let raw = std::fs::read(format!(
         "{REPO}/tests/fixtures/mail/requests/gmail_utf8_base64_alternative.eml"
     ))
@@ -248,11 +246,8 @@ fn raw_control(text: &str) -> Option<char> {
 #[test]
 fn text_output_escapes_control_characters_from_mail() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("folio.db");
-    let config = write_config(
-        dir.path(),
-        &format!("[database]\nurl = \"sqlite://{}\"\n", db.display()),
-    );
+    let db = database_url(dir.path());
+    let config = write_config(dir.path(), &format!("[database]\nurl = \"{db}\"\n"));
     // OSC 52 (clipboard), clear screen, CR, BEL, DEL, C1 NEL and CSI, an RTL override.
     let hostile = "x\u{1b}]52;c;ZXZpbA==\u{7}y\u{1b}[2Jz\rw\u{7f}v\u{85}u\u{9b}31mt\u{202e}s";
     let body_lines = [
@@ -354,13 +349,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn ingest_keeps_only_the_headers_of_an_oversize_message_and_never_holds_it_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("folio.db");
+    let db = database_url(dir.path());
     let config = write_config(
         dir.path(),
-        &format!(
-            "[database]\nurl = \"sqlite://{}\"\n[limits]\nmax_message_bytes = 1048576\n",
-            db.display()
-        ),
+        &format!("[database]\nurl = \"{db}\"\n[limits]\nmax_message_bytes = 1048576\n"),
     );
     let head = "From: ana@example.test\r\nTo: helpdesk@example.test\r\nSubject: Enorme\r\n\
                 Message-ID: <huge@x.test>\r\n\r\n";
@@ -397,9 +389,8 @@ fn ingest_keeps_only_the_headers_of_an_oversize_message_and_never_holds_it_whole
         .build()
         .unwrap();
     let (kept, reason): (i64, String) = rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db).await.unwrap();
         sqlx::query_as("SELECT length(raw), reason FROM quarantine")
             .fetch_one(&pool)
             .await

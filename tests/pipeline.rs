@@ -10,6 +10,7 @@ use chrono::{TimeZone, Utc};
 use folio::clock::FixedClock;
 use folio::config::{Config, Env};
 use folio::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use folio::store::scratch::database_url;
 use folio::store::Store;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -45,9 +46,7 @@ fn config_with(limits: &str) -> Config {
 /// A pipeline whose `[limits]` section is `limits`.
 async fn pipeline_with(dir: &Path, limits: &str) -> Pipeline {
     let config = config_with(limits);
-    let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
-        .await
-        .unwrap();
+    let store = Store::open(&database_url(dir)).await.unwrap();
     let clock = Arc::new(FixedClock::new(t0()));
     let tokens = folio::desk::tokens::Tokens::new(store.site_secret().await.unwrap());
     Pipeline::new(&config, store, clock, tokens).unwrap()
@@ -67,12 +66,7 @@ fn mail(from: &str, subject: &str, body: &str, id: &str, extra: &str) -> RawMess
 #[tokio::test]
 async fn the_daemon_assembles_in_process_on_the_clock_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("folio.db").display()
-    ))
-    .await
-    .unwrap();
+    let store = Store::open(&database_url(dir.path())).await.unwrap();
     let clock = Arc::new(FixedClock::new(t0()));
     let parts = folio::daemon::assemble(&config_with(""), clock, store)
         .await
@@ -312,12 +306,10 @@ async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
         .clone();
     // Someone "repairs" the database by hand and rewinds the folio counter: the next new ticket
     // would reuse MDA-2026-000001, which the UNIQUE constraint refuses.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("folio.db").display()
-    ))
-    .await
-    .unwrap();
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url(dir.path()))
+        .await
+        .unwrap();
     sqlx::query("UPDATE folio_counter SET last_seq = 0")
         .execute(&db)
         .await
@@ -677,9 +669,7 @@ async fn with_sender_and_templates(
          [templates]\ndir = \"{templates}\"\n[catalog]\nfile = \"{REPO}/config/catalog.toml\"\n{extra}"
     );
     let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
-        .await
-        .unwrap();
+    let store = Store::open(&database_url(dir)).await.unwrap();
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
     ));

@@ -6,8 +6,7 @@
 -- - every text column sorts byte by byte (COLLATE "C", SQLite's BINARY): range scans such as
 --   "bob+" <= to_address < "bob," and timestamp comparisons must not depend on the server's
 --   locale;
--- - integers are BIGINT (read as i64),
-    flags BIGINT 0/1, row ids identity columns.
+-- - integers are BIGINT (read as i64), flags BIGINT 0/1, row ids identity columns.
 
 CREATE TABLE mailbox_state (
     folder        TEXT COLLATE "C" PRIMARY KEY,

@@ -29,7 +29,7 @@ impl Validator<'_> {
             .clone()
             .unwrap_or_else(|| DEFAULT_HELPDESK_NAME.into());
         let smtp = self.smtp(raw.smtp, &helpdesk_name, &imap.username, env);
-        let database = self.database(raw.database);
+        let database = self.database(raw.database, env);
         let templates = self.templates(raw.templates);
         let helpdesk = self.helpdesk(raw.helpdesk, &smtp.from_address, &imap.username);
         let limits = self.limits(raw.limits);
@@ -190,12 +190,27 @@ impl Validator<'_> {
         }
     }
 
-    fn database(&mut self, d: RawDatabase) -> DatabaseConfig {
-        let url = d.url.unwrap_or_else(|| "sqlite://var/folio.db".into());
-        if !url.starts_with("sqlite:") {
+    /// `[database]`: `FOLIO_DATABASE_URL` wins over the file, so the URL (and a PostgreSQL
+    /// password in it) can stay out of a file several instances share.
+    fn database(&mut self, d: RawDatabase, env: &dyn Env) -> DatabaseConfig {
+        let url = env
+            .var("FOLIO_DATABASE_URL")
+            .filter(|u| !u.is_empty())
+            .or(d.url)
+            .unwrap_or_else(|| "sqlite://var/folio.db".into());
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(
+            scheme.as_deref(),
+            Some("sqlite" | "postgres" | "postgresql")
+        ) {
+            // Not the URL itself: it may hold a password.
             self.issue(
                 "database.url",
-                format!("only sqlite: URLs are supported in this version, got {url:?}"),
+                format!(
+                    "expected sqlite://FILE or postgres://USER@HOST:PORT/DATABASE, got a URL \
+                     starting {:?}",
+                    url.chars().take(12).collect::<String>()
+                ),
             );
         }
         DatabaseConfig { url }

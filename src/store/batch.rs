@@ -71,7 +71,7 @@ impl Batch {
     pub async fn allocate_folios(&mut self, year: i32, count: usize) -> Result<i64, StoreError> {
         let last: i64 = sqlx::query_scalar(
             "INSERT INTO folio_counter (year, last_seq) VALUES ($1, $2)
-             ON CONFLICT (year) DO UPDATE SET last_seq = last_seq + excluded.last_seq RETURNING last_seq",
+             ON CONFLICT (year) DO UPDATE SET last_seq = folio_counter.last_seq + excluded.last_seq RETURNING last_seq",
         )
         .bind(year)
         .bind(count as i64)

@@ -769,17 +769,17 @@ mod tests {
     async fn life_rows(store: &Store) -> Vec<String> {
         let mut rows = Vec::new();
         for sql in [
-            "SELECT 'ticket ' || quote(id) || ' ' || quote(status) || ' ' || quote(priority) || ' '
-               || quote(resolved_at) || ' ' || quote(closed_at) || ' ' || quote(updated_at) || ' '
-               || quote(close_reason) || ' ' || quote(survey_sent_at) || ' ' || quote(survey_retried)
+            "SELECT 'ticket ' || coalesce(CAST(id AS TEXT), 'NULL') || ' ' || coalesce(CAST(status AS TEXT), 'NULL') || ' ' || coalesce(CAST(priority AS TEXT), 'NULL') || ' '
+               || coalesce(CAST(resolved_at AS TEXT), 'NULL') || ' ' || coalesce(CAST(closed_at AS TEXT), 'NULL') || ' ' || coalesce(CAST(updated_at AS TEXT), 'NULL') || ' '
+               || coalesce(CAST(close_reason AS TEXT), 'NULL') || ' ' || coalesce(CAST(survey_sent_at AS TEXT), 'NULL') || ' ' || coalesce(CAST(survey_retried AS TEXT), 'NULL')
              FROM tickets ORDER BY id",
-            "SELECT 'due ' || quote(id) || ' ' || quote(ticket_id) || ' ' || quote(kind) || ' '
-               || quote(due_at) || ' ' || quote(status) || ' ' || quote(outcome) || ' '
-               || quote(created_at) || ' ' || quote(finished_at)
+            "SELECT 'due ' || coalesce(CAST(id AS TEXT), 'NULL') || ' ' || coalesce(CAST(ticket_id AS TEXT), 'NULL') || ' ' || coalesce(CAST(kind AS TEXT), 'NULL') || ' '
+               || coalesce(CAST(due_at AS TEXT), 'NULL') || ' ' || coalesce(CAST(status AS TEXT), 'NULL') || ' ' || coalesce(CAST(outcome AS TEXT), 'NULL') || ' '
+               || coalesce(CAST(created_at AS TEXT), 'NULL') || ' ' || coalesce(CAST(finished_at AS TEXT), 'NULL')
              FROM due_items ORDER BY id",
-            "SELECT 'rating ' || quote(ticket_id) || ' ' || quote(rating) || ' ' || quote(comment)
-               || ' ' || quote(answered_at) FROM satisfaction ORDER BY ticket_id",
-            "SELECT 'opt-out ' || quote(email) || ' ' || quote(created_at)
+            "SELECT 'rating ' || coalesce(CAST(ticket_id AS TEXT), 'NULL') || ' ' || coalesce(CAST(rating AS TEXT), 'NULL') || ' ' || coalesce(CAST(comment AS TEXT), 'NULL')
+               || ' ' || coalesce(CAST(answered_at AS TEXT), 'NULL') FROM satisfaction ORDER BY ticket_id",
+            "SELECT 'opt-out ' || coalesce(CAST(email AS TEXT), 'NULL') || ' ' || coalesce(CAST(created_at AS TEXT), 'NULL')
              FROM survey_opt_outs ORDER BY email",
         ] {
             let more: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -892,11 +892,11 @@ mod tests {
         // new survey reminder by its reopening, HD-4 closed by a "technician".
         assert!(rows
             .iter()
-            .any(|r| r.contains("'cancelled: status → closed'")));
+            .any(|r| r.contains(" cancelled: status → closed ")));
         assert!(rows
             .iter()
-            .any(|r| r.contains("'cancelled: status → open'")));
-        assert!(rows.iter().any(|r| r.contains("'technician'")));
+            .any(|r| r.contains(" cancelled: status → open ")));
+        assert!(rows.iter().any(|r| r.contains(" technician ")));
     }
 
     #[tokio::test]

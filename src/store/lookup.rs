@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{Encode, Row, Any, Type};
+use sqlx::{Any, Encode, Row, Type};
 
 use super::batch::Batch;
 use super::outbox::failing_addresses;
@@ -210,8 +210,7 @@ impl Batch {
         bases.dedup();
         let mut recent: HashMap<String, u32> = HashMap::new();
         for chunk in bases.chunks(ROWS_PER_STATEMENT / 3) {
-            let terms =
-                vec!["to_address = ? OR (to_address >= ? AND to_address < ?)"; chunk.len()];
+            let terms = vec!["to_address = ? OR (to_address >= ? AND to_address < ?)"; chunk.len()];
             let sql = format!(
                 "SELECT to_address, count(*) FROM outbox WHERE created_at >= $1 AND ({})
                  GROUP BY to_address",
@@ -254,9 +253,9 @@ impl Batch {
             }
         };
         for r in sqlx::query(sql)
-        .bind(ts(hour_ago))
-        .fetch_all(&mut *self.tx)
-        .await?
+            .bind(ts(hour_ago))
+            .fetch_all(&mut *self.tx)
+            .await?
         {
             let n = r.get::<i64, _>(1) as u32;
             total += n;

@@ -92,7 +92,7 @@ impl Store {
         for chunk in sources.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO analysis_attempts (source, attempts, first_at, last_at) VALUES {}
-                 ON CONFLICT (source) DO UPDATE SET attempts = attempts + 1, last_at = excluded.last_at",
+                 ON CONFLICT (source) DO UPDATE SET attempts = analysis_attempts.attempts + 1, last_at = excluded.last_at",
                 vec!["(?, 1, ?, ?)"; chunk.len()].join(", ")
             );
             let mut query = built(&sql);

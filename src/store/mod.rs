@@ -88,6 +88,7 @@ pub use queries::{
 use write_tx::WriteTx;
 
 pub mod plan;
+pub mod scratch;
 
 /// A database failure. All are treated as temporary by callers: the message stays in the mailbox
 /// and is retried.
@@ -309,7 +310,11 @@ impl Store {
 mod test_support;
 
 /// Pool options whose connections run `settings` and then `more` (SQL) when they open.
-fn with_settings(options: AnyPoolOptions, settings: &'static str, more: OnConnect) -> AnyPoolOptions {
+fn with_settings(
+    options: AnyPoolOptions,
+    settings: &'static str,
+    more: OnConnect,
+) -> AnyPoolOptions {
     options.after_connect(move |conn, _| {
         let more = more();
         Box::pin(async move {

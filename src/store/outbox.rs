@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
-use sqlx::{Row, Any};
+use sqlx::{Any, Row};
 
 use super::statement::{bind_each, list_query, list_statement, ListQuery, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
@@ -374,7 +374,7 @@ where
         "INSERT INTO address_health (email, failing_until, bounces, last_error, updated_at)
          VALUES ($1, $2, 1, $3, $4)
          ON CONFLICT (email) DO UPDATE SET failing_until = excluded.failing_until,
-           bounces = bounces + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
+           bounces = address_health.bounces + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
     )
     .bind(email)
     .bind(ts(until))

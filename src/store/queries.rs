@@ -330,7 +330,7 @@ impl Store {
             .iter()
             .map(|a| {
                 serde_json::json!({"name": a.get::<String, _>(0), "content_type": a.get::<String, _>(1),
-                    "size": a.get::<i64, _>(2), "stored": flag(&a, 3)})
+                    "size": a.get::<i64, _>(2), "stored": flag(a, 3)})
             })
             .collect())
     }

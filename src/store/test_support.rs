@@ -30,7 +30,9 @@ pub fn now() -> DateTime<Utc> {
 /// A migrated store on a file in a fresh temporary folder (kept as long as the `TempDir`).
 pub async fn temp_store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url_in(dir.path())).await.unwrap();
+    let store = Store::open(&super::scratch::database_url(dir.path()))
+        .await
+        .unwrap();
     (dir, store)
 }
 

@@ -202,7 +202,7 @@ from = "Mesa de Ayuda <{hd}>"
 timeout = "10s"
 
 [database]
-url = "sqlite://{db}"
+url = "{db}"
 
 [templates]
 dir = "{templates}"
@@ -248,7 +248,7 @@ format = "{log_format}"
             ca = s.ca_file.display(),
             batch = opts.batch_size,
             smtp = opts.smtp_port.unwrap_or(s.smtp_port),
-            db = dir.path().join("folio.db").display(),
+            db = folio::store::scratch::database_url(dir.path()),
             cap = opts.max_auto_replies,
             // A test that lifts the per-address cap (the benchmarks: 10,000 requests in minutes)
             // lifts the hourly cap on all mail with it; others keep the default.
