@@ -61,6 +61,7 @@
 
 mod batch;
 mod due;
+mod instances;
 mod lookup;
 mod mailbox;
 mod outbox;
@@ -80,6 +81,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
+pub use instances::{Beat, InstanceRow, LeaseRow, NewInstance};
 pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
 pub use queries::{
     Counts, Satisfaction, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary,
@@ -178,6 +180,8 @@ pub struct Store {
     /// the same trade.
     marks: AnyPool,
     backend: Backend,
+    /// The running instance whose outbox claims this store makes ([`Store::claiming_as`]).
+    instance: Option<Arc<str>>,
 }
 
 impl Store {
@@ -239,6 +243,7 @@ impl Store {
             pool,
             marks,
             backend,
+            instance: None,
         })
     }
 

@@ -9,9 +9,10 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use sqlx::{Any, Row};
 
+use super::instances::alive;
 use super::statement::{bind_each, list_query, list_statement, ListQuery, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
-use super::{parse_ts, ts, Store, StoreError};
+use super::{parse_ts, ts, Backend, Store, StoreError};
 
 /// A file sent along (a stored attachment of an inbound message).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,33 +93,46 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<OutboxMail>, StoreError> {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        // Free to claim: never claimed, its lease ran out, or its holder is dead.
+        let free = format!(
+            "(lease_until IS NULL OR lease_until <= $2
+              OR (claimed_by IS NOT NULL AND NOT {}))",
+            alive("outbox.claimed_by", "$2")
+        );
         // Mail queued to an address that hard-bounced since is not sent (it would bounce
         // again); the row says why.
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'failed',
                last_error = 'not sent: the address hard-bounced recently (limits.bounce_suppression)'
-             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= $1)
-               AND to_address IN (SELECT email FROM address_health WHERE failing_until > $2)",
-        )
+             WHERE status = 'pending' AND {free}
+               AND to_address IN (SELECT email FROM address_health WHERE failing_until > $1)"
+        )))
         .bind(ts(now))
         .bind(ts(now))
         .execute(&self.marks)
         .await?;
-        let rows = sqlx::query(
-            "UPDATE outbox SET lease_until = $1
+        // On PostgreSQL several instances claim at once: SKIP LOCKED passes over the rows another
+        // claim is taking (re-checking the rest after it commits), so none is claimed twice.
+        // SQLite runs one writer at a time.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET lease_until = $1, claimed_by = $4
              WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2
-                          AND (lease_until IS NULL OR lease_until <= $3)
+                          AND {free}
                           -- the order of the outbox_due index (status, next_attempt_at, rowid):
                           -- LIMIT stops early instead of sorting every pending row
-                          ORDER BY next_attempt_at, id LIMIT $4)
+                          ORDER BY next_attempt_at, id LIMIT $3 {lock})
              RETURNING id, template, language, to_address, message_id, in_reply_to, references_list,
                        context, auto_submitted, attempts, created_at, reply_to, attachments_of,
-                       ticket_id",
-        )
+                       ticket_id"
+        )))
         .bind(ts(until))
         .bind(ts(now))
-        .bind(ts(now))
         .bind(limit as i64)
+        .bind(self.instance.as_deref())
         .fetch_all(&self.marks)
         .await?;
         let mut mails: Vec<OutboxMail> = rows.iter().map(outbox_mail).collect();
@@ -130,7 +144,7 @@ impl Store {
     pub async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
             list_query(
-                "UPDATE outbox SET lease_until = NULL WHERE status = 'pending' AND id IN (",
+                "UPDATE outbox SET lease_until = NULL, claimed_by = NULL WHERE status = 'pending' AND id IN (",
                 chunk,
                 ")",
             )
@@ -142,13 +156,21 @@ impl Store {
 
     /// When the next pending mail falls due, if any.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> =
-            sqlx::query_scalar(
-                "SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
-                 FROM outbox WHERE status = 'pending'",
-            )
-                .fetch_one(&self.pool)
-                .await?;
+        // A claim ends with its lease or, sooner, when its holder's heartbeat runs out.
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT min(CASE
+                 WHEN o.lease_until IS NULL OR o.lease_until <= o.next_attempt_at
+                   THEN o.next_attempt_at
+                 WHEN o.claimed_by IS NULL THEN o.lease_until
+                 WHEN i.id IS NULL OR i.stopped_at IS NOT NULL OR i.alive_until <= o.next_attempt_at
+                   THEN o.next_attempt_at
+                 WHEN i.alive_until < o.lease_until THEN i.alive_until
+                 ELSE o.lease_until END)
+             FROM outbox o LEFT JOIN instances i ON i.id = o.claimed_by
+             WHERE o.status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(t.as_deref().and_then(parse_ts))
     }
 

@@ -7,6 +7,10 @@ use sqlx::{Any, AnyPool};
 
 use super::{Backend, StoreError};
 
+/// PostgreSQL's stand-in for `BEGIN IMMEDIATE`: a transaction-scoped advisory lock, one key
+/// for every writer of this database (the bytes of "folio" as a number).
+const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(439956040047)";
+
 /// A pooled connection inside a transaction, which goes back to the pool only in a clean
 /// state: committed, or rolled back explicitly.
 ///
@@ -27,16 +31,19 @@ pub(super) struct WriteTx {
 impl WriteTx {
     pub(super) async fn begin(pool: &AnyPool, backend: Backend) -> Result<WriteTx, StoreError> {
         let mut conn = pool.acquire().await?;
-        let begin = match backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            // READ COMMITTED: what two instances may both write (the outbox, due items) is
-            // claimed row by row (`FOR UPDATE SKIP LOCKED`), and only the mailbox's holder
-            // writes tickets.
-            Backend::Postgres => "BEGIN",
+        let begin: &[&str] = match backend {
+            Backend::Sqlite => &["BEGIN IMMEDIATE"],
+            // One writer at a time, as on SQLite: the rules read a ticket and then write what
+            // follows from it (ingest, the sweep, a command), and several instances must not
+            // interleave those. The lock ends with the transaction. Claims and delivery marks
+            // run outside it, row by row.
+            Backend::Postgres => &["BEGIN", WRITER_LOCK],
         };
-        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
-            rollback_or_close(conn).await;
-            return Err(e.into());
+        for statement in begin {
+            if let Err(e) = sqlx::query(*statement).execute(&mut *conn).await {
+                rollback_or_close(conn).await;
+                return Err(e.into());
+            }
         }
         Ok(WriteTx {
             conn: Some(conn),
