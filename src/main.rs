@@ -77,6 +77,13 @@ enum Command {
     /// response and to resolution, SLA breaches, satisfaction and its comments
     /// (docs/reports.md).
     Report(folio::daemon::report::ReportArgs),
+    /// One screen from the database (daemon running or not): each instance's heartbeat, the
+    /// one holding the mailbox, the backlog, the outbox, the latest errors, the quarantine.
+    Status {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check and preview the mail templates (docs/templates.md).
     Templates {
         #[command(subcommand)]
@@ -228,6 +235,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig => check_config(&cli.config),
         Command::Templates { command } => templates(&cli.config, command).await,
+        Command::Status { json } => {
+            let config = load_config(&cli.config)?;
+            print!(
+                "{}",
+                folio::daemon::status::run(&config, &SystemClock, json).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => {
             let config = load_config(&cli.config)?;
             print!(

@@ -93,6 +93,9 @@ impl std::fmt::Debug for Secret {
 pub struct Config {
     /// The file this was read from (for messages).
     pub path: PathBuf,
+    /// What `folio status` and the logs call this instance: `FOLIO_INSTANCE_NAME` (several
+    /// instances share one file), else `host:pid`.
+    pub instance_name: Option<String>,
     pub imap: ImapConfig,
     pub smtp: SmtpConfig,
     pub database: DatabaseConfig,

@@ -41,6 +41,10 @@ impl Validator<'_> {
         };
         Config {
             path: self.path().to_owned(),
+            instance_name: env
+                .var("FOLIO_INSTANCE_NAME")
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty()),
             imap,
             smtp,
             database,

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
+use crate::daemon::instance::MailboxReport;
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
 use crate::shutdown::Shutdown;
@@ -36,6 +37,8 @@ pub struct Mailbox {
     clock: Arc<dyn Clock>,
     /// `folio run --import-existing`: process mail that predates the first start.
     import_existing: bool,
+    /// Where the folder's backlog and errors go for the heartbeat (`folio status`).
+    report: Option<Arc<MailboxReport>>,
 }
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
@@ -59,7 +62,14 @@ impl Mailbox {
             store,
             clock,
             import_existing,
+            report: None,
         }
+    }
+
+    /// The same worker, reporting the folder's backlog and its errors to `report`.
+    pub fn reporting_to(mut self, report: Arc<MailboxReport>) -> Mailbox {
+        self.report = Some(report);
+        self
     }
 
     /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
@@ -70,6 +80,9 @@ impl Mailbox {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
+                    if let Some(r) = &self.report {
+                        r.error(&format!("mailbox: {e}"), self.clock.now());
+                    }
                 }
             }
             tokio::select! {
@@ -222,6 +235,9 @@ impl Mailbox {
         // more than BATCH_BYTES of mail in memory. (One FETCH of every size at once costs
         // ~6 KB of parser buffers per message.)
         let uids = conn.uids_from(at.next_uid).await?;
+        if let Some(r) = &self.report {
+            r.fetched(uids.len() as u64, self.clock.now());
+        }
         // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
         let _catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
         let mut next = at.next_uid;
@@ -243,6 +259,10 @@ impl Mailbox {
                 self.process(conn, at, &chunk, seen_at).await?;
                 next = chunk.last().map(|u| u + 1).unwrap_or(next);
             }
+        }
+        if let Some(r) = &self.report {
+            let left = uids.iter().filter(|u| **u >= next).count();
+            r.fetched(left as u64, self.clock.now());
         }
         Ok(next)
     }

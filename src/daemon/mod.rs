@@ -1,15 +1,18 @@
 //! The daemon: wires the store, pipeline, mailbox worker and sender together and runs them until
 //! shutdown.
 
+pub mod instance;
 pub mod mailbox;
 pub mod pipeline;
 pub mod report;
 pub mod scheduler;
+pub mod status;
 
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::daemon::instance::{Instance, Role};
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::scheduler::{Scheduler, SchedulerError};
@@ -82,7 +85,8 @@ pub async fn assemble(
 }
 
 /// Runs the mailbox worker, the sender and the scheduler on `clock` and `store` until
-/// `shutdown`; closes the store at the end.
+/// `shutdown`; closes the store at the end. Several instances may run on one database: the
+/// one holding the mailbox lease reads mail ([`instance`]); every one sends and sweeps.
 pub async fn run(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -90,13 +94,20 @@ pub async fn run(
     import_existing: bool,
     shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
+    let me = instance::identity(clock.now(), config.instance_name.clone());
+    let instance = Instance::register(store.clone(), clock.clone(), me).await?;
+    let store = store.claiming_as(instance.id());
     let parts = assemble(config, clock.clone(), store).await?;
     tracing::info!(
+        instance = %instance.name(),
         database = %Store::describe(&config.database.url),
         imap = %format!("{}:{}", config.imap.host, config.imap.port),
         smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
         "folio started"
     );
+    let role = instance.role();
+    let report = instance.report();
+    let instance_task = tokio::spawn(instance.run(shutdown.clone()));
     let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
     let sender_task = tokio::spawn(
         parts
@@ -110,11 +121,44 @@ pub async fn run(
         parts.store.clone(),
         clock,
         import_existing,
-    );
-    mailbox.run(shutdown).await;
+    )
+    .reporting_to(report);
+    read_mail_while_holding(&mailbox, role, shutdown).await;
     let _ = sender_task.await;
     let _ = scheduler_task.await;
+    let _ = instance_task.await;
     parts.store.close().await;
     tracing::info!("folio stopped");
     Ok(())
+}
+
+/// Runs the mailbox worker whenever this instance holds the mailbox lease, and stands by
+/// otherwise, until `shutdown`.
+async fn read_mail_while_holding(
+    mailbox: &Mailbox,
+    mut role: tokio::sync::watch::Receiver<Role>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            held = role.wait_for(|r| *r == Role::Holder) => if held.is_err() { return },
+            _ = shutdown.wait() => return,
+        }
+        // The worker stops when shutdown comes or the lease is lost, whichever is first.
+        let (stop, stopped) = crate::shutdown::channel();
+        let mut lost = role.clone();
+        let mut outer = shutdown.clone();
+        let watch = async move {
+            tokio::select! {
+                _ = lost.wait_for(|r| *r != Role::Holder) => {}
+                _ = outer.wait() => {}
+            }
+            stop.trigger();
+        };
+        tokio::join!(mailbox.run(stopped), watch);
+        if shutdown.is_triggered() {
+            return;
+        }
+        tracing::warn!("the mailbox lease was lost: reading no mail until it is won again");
+    }
 }

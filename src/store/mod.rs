@@ -69,6 +69,7 @@ mod queries;
 mod report;
 mod runs;
 mod statement;
+mod status;
 mod write_tx;
 
 use std::path::Path;
@@ -86,6 +87,7 @@ pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
 pub use queries::{
     Counts, Satisfaction, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary,
 };
+pub use status::{MailFailure, OutboxSummary};
 
 use write_tx::WriteTx;
 

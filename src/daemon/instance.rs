@@ -1,0 +1,260 @@
+//! This daemon among others on one database: it registers, beats its heartbeat every
+//! [`HEARTBEAT_EVERY`], and holds the mailbox lease when it can (the only instance that reads
+//! the watched folder); the others stand by and take over when the holder stops or dies.
+//!
+//! Timing, for "another takes over within 15 s": the holder renews its heartbeat and lease every
+//! 3 s for 10 s ahead, so they run out at most 10 s after it died; a standby tries every 3 s,
+//! so it holds the lease at most 13 s after, and logs in at once. A clean stop lets go of the
+//! lease and records the stop, and a standby takes over at its next beat. The outbox claims of
+//! a dead instance are free when its heartbeat runs out ([`crate::store`]); a restarted
+//! instance on the same host frees those of a predecessor whose process is gone at once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+use crate::store::{Beat, NewInstance, Store, StoreError};
+
+/// How often an instance writes its heartbeat and tries for (or renews) the mailbox lease.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(3);
+
+/// How far ahead a heartbeat (and the lease it renews) reaches: dead this long after the last.
+pub const ALIVE_FOR: Duration = Duration::from_secs(10);
+
+/// The lease of the instance that reads the watched folder.
+pub const MAILBOX_LEASE: &str = "mailbox";
+
+/// What this instance does with the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Registered, not (yet) holding the mailbox: sends and sweeps, reads no mail.
+    Standby,
+    /// Holds the mailbox lease: reads the watched folder.
+    Holder,
+}
+
+/// What the mailbox worker reports for the heartbeat (and `folio status`).
+#[derive(Debug, Default)]
+pub struct MailboxReport {
+    beat: Mutex<Beat>,
+}
+
+impl MailboxReport {
+    /// The folder held `waiting` messages after a successful fetch at `at`.
+    pub fn fetched(&self, waiting: u64, at: DateTime<Utc>) {
+        let mut beat = self.beat.lock().unwrap_or_else(|p| p.into_inner());
+        beat.folder_waiting = Some(waiting);
+        beat.last_fetch_at = Some(at);
+    }
+
+    /// The latest error, shown by `folio status`.
+    pub fn error(&self, error: &str, at: DateTime<Utc>) {
+        let mut beat = self.beat.lock().unwrap_or_else(|p| p.into_inner());
+        beat.last_error = Some((error.chars().take(500).collect(), at));
+    }
+
+    fn beat(&self) -> Beat {
+        self.beat.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// This running daemon's registration, heartbeat and mailbox lease.
+pub struct Instance {
+    me: NewInstance,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    role: watch::Sender<Role>,
+    report: Arc<MailboxReport>,
+}
+
+/// Who this process is: a fresh id, `name` (else `host:pid`), the host and pid.
+pub fn identity(now: DateTime<Utc>, name: Option<String>) -> NewInstance {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let pid = std::process::id();
+    NewInstance {
+        id: crate::desk::tokens::nonce(now),
+        name: name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{host}:{pid}")),
+        host,
+        pid,
+    }
+}
+
+/// Whether process `pid` on this host is a running folio (a pid reused by another program
+/// does not count).
+fn folio_runs_as(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end().starts_with("folio"))
+}
+
+impl Instance {
+    /// Registers `me`, first recording as stopped the instances on this host whose process is
+    /// gone (a crash): what they held is free at once instead of when their heartbeat runs out.
+    pub async fn register(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        me: NewInstance,
+    ) -> Result<Instance, StoreError> {
+        let now = clock.now();
+        let dead: Vec<String> = store
+            .unstopped_on(&me.host)
+            .await?
+            .into_iter()
+            .filter(|(id, pid)| *id != me.id && !folio_runs_as(*pid))
+            .map(|(id, _)| id)
+            .collect();
+        if !dead.is_empty() {
+            tracing::info!(instances = ?dead, "instances on this host whose process is gone: their claims are free");
+            store.mark_stopped(&dead, now).await?;
+        }
+        store
+            .register_instance(&me, now, now + chrono_of(ALIVE_FOR))
+            .await?;
+        let (role, _) = watch::channel(Role::Standby);
+        Ok(Instance {
+            me,
+            store,
+            clock,
+            role,
+            report: Arc::new(MailboxReport::default()),
+        })
+    }
+
+    /// This instance's id (the holder its claims and lease carry).
+    pub fn id(&self) -> &str {
+        &self.me.id
+    }
+
+    /// This instance's name.
+    pub fn name(&self) -> &str {
+        &self.me.name
+    }
+
+    /// The role as it changes: the mailbox worker reads mail only while it is `Holder`.
+    pub fn role(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
+    /// Where the mailbox worker reports what the heartbeat carries.
+    pub fn report(&self) -> Arc<MailboxReport> {
+        self.report.clone()
+    }
+
+    /// Beats until `shutdown`, then lets go of the lease and records the stop.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        // Until when this instance's hold on the mailbox surely lasts (its last renewal's end).
+        let mut held_until: Option<DateTime<Utc>> = None;
+        let mut interval = tokio::time::interval(HEARTBEAT_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.wait() => break,
+            }
+            held_until = self.beat(held_until).await;
+        }
+        self.role.send_replace(Role::Standby);
+        let now = self.clock.now();
+        if let Err(e) = self.store.release_lease(MAILBOX_LEASE, &self.me.id).await {
+            tracing::warn!(error = %e, "could not let go of the mailbox lease; it runs out by itself");
+        }
+        if let Err(e) = self
+            .store
+            .mark_stopped(std::slice::from_ref(&self.me.id), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record this instance's stop; its heartbeat runs out by itself");
+        }
+    }
+
+    /// One beat: the heartbeat, then the lease. Returns until when the lease is surely held.
+    async fn beat(&self, held_until: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        let now = self.clock.now();
+        let until = now + chrono_of(ALIVE_FOR);
+        let alive = match self
+            .store
+            .heartbeat(&self.me.id, now, until, &self.report.beat())
+            .await
+        {
+            Ok(alive) => alive,
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat: database error");
+                return self.keep_while_sure(held_until, now);
+            }
+        };
+        if !alive {
+            // Declared dead meanwhile (a stall longer than the heartbeat's reach): others may
+            // hold what this instance held. Come back as alive, but without the mailbox until
+            // the lease is won again.
+            tracing::error!(instance = %self.me.name, "this instance was taken for dead; registering again");
+            self.set_role(Role::Standby);
+            if let Err(e) = self.store.register_instance(&self.me, now, until).await {
+                tracing::warn!(error = %e, "could not register again");
+            }
+            return None;
+        }
+        match self
+            .store
+            .acquire_lease(MAILBOX_LEASE, &self.me.id, now, until)
+            .await
+        {
+            Ok(true) => {
+                if held_until.is_none() {
+                    tracing::info!(instance = %self.me.name, "holding the mailbox");
+                }
+                self.set_role(Role::Holder);
+                Some(until)
+            }
+            Ok(false) => {
+                if held_until.is_some() {
+                    tracing::warn!(instance = %self.me.name, "another instance holds the mailbox now; standing by");
+                }
+                self.set_role(Role::Standby);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mailbox lease: database error");
+                self.keep_while_sure(held_until, now)
+            }
+        }
+    }
+
+    /// Without word from the database, the hold lasts only as long as the last renewal (less a
+    /// beat, so the worker stops before another instance can start).
+    fn keep_while_sure(
+        &self,
+        held_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match held_until {
+            Some(t) if now + chrono_of(HEARTBEAT_EVERY) < t => Some(t),
+            Some(_) => {
+                tracing::warn!("the mailbox lease could not be renewed in time; standing by");
+                self.set_role(Role::Standby);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn set_role(&self, role: Role) {
+        self.role.send_if_modified(|r| {
+            let changed = *r != role;
+            *r = role;
+            changed
+        });
+    }
+}
+
+fn chrono_of(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
