@@ -442,6 +442,102 @@ pub fn report_csv(r: &Report) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// `folio status` as text: instances (alive ones first), the mailbox's holder and backlog,
+/// the outbox, the latest failures (addresses and errors escaped: they come from mail and
+/// from servers).
+pub fn status(s: &crate::daemon::status::Status) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| match t {
+        Some(t) if t > s.at => format!(
+            "in {}",
+            crate::desk::digest::human((t - s.at).num_seconds())
+        ),
+        Some(t) => format!(
+            "{} ago",
+            crate::desk::digest::human((s.at - t).num_seconds())
+        ),
+        None => "never".to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "folio status at {}\n",
+        s.at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let _ = writeln!(o, "Instances");
+    if s.instances.is_empty() {
+        let _ = writeln!(o, "  none has run on this database");
+    }
+    for i in &s.instances {
+        let state = match (i.alive, i.holds_mailbox) {
+            (true, true) => "running, holds the mailbox",
+            (true, false) => "running, standby",
+            (false, _) if i.row.stopped_at.is_some() => "stopped",
+            (false, _) => "not responding (no heartbeat)",
+        };
+        let _ = writeln!(
+            o,
+            "  {:<28} {:<28} heartbeat {}",
+            line(&i.row.name),
+            state,
+            when(i.row.heartbeat_at)
+        );
+        if let (Some(e), true) = (&i.row.last_error, i.alive) {
+            let _ = writeln!(
+                o,
+                "    last error {}: {}",
+                when(i.row.last_error_at),
+                line(e)
+            );
+        }
+    }
+    let _ = writeln!(o, "\nMailbox");
+    match s.holder() {
+        Some(h) => {
+            let waiting = h
+                .row
+                .folder_waiting
+                .map_or("unknown".to_string(), |n| n.to_string());
+            let _ = writeln!(
+                o,
+                "  held by {} since {}\n  waiting in the folder: {} (last fetch {})",
+                line(&h.row.name),
+                when(s.mailbox.as_ref().and_then(|l| l.since)),
+                waiting,
+                when(h.row.last_fetch_at)
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  nobody holds it: no mail is being read");
+        }
+    }
+    let ob = &s.outbox;
+    let _ = writeln!(
+        o,
+        "\nOutbox\n  waiting to be sent: {}{}\n  given up: {}\n\nQuarantine: {} message(s)",
+        ob.pending,
+        ob.oldest_pending_at
+            .map(|t| format!(" (oldest queued {})", when(Some(t))))
+            .unwrap_or_default(),
+        ob.failed,
+        ob.quarantined
+    );
+    if !s.recent_failures.is_empty() {
+        let _ = writeln!(o, "\nLatest delivery errors");
+        for f in &s.recent_failures {
+            let _ = writeln!(
+                o,
+                "  {} {} ({}): {}",
+                when(f.queued_at),
+                line(&f.to),
+                f.status,
+                line(&f.error)
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,100 +707,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `folio status` as text: instances (alive ones first), the mailbox's holder and backlog,
-/// the outbox, the latest failures (addresses and errors escaped: they come from mail and
-/// from servers).
-pub fn status(s: &crate::daemon::status::Status) -> String {
-    let mut out = String::new();
-    let o = &mut out;
-    let when = |t: Option<chrono::DateTime<chrono::Utc>>| match t {
-        Some(t) if t > s.at => format!(
-            "in {}",
-            crate::desk::digest::human((t - s.at).num_seconds())
-        ),
-        Some(t) => format!(
-            "{} ago",
-            crate::desk::digest::human((s.at - t).num_seconds())
-        ),
-        None => "never".to_string(),
-    };
-    let _ = writeln!(
-        o,
-        "folio status at {}\n",
-        s.at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    let _ = writeln!(o, "Instances");
-    if s.instances.is_empty() {
-        let _ = writeln!(o, "  none has run on this database");
-    }
-    for i in &s.instances {
-        let state = match (i.alive, i.holds_mailbox) {
-            (true, true) => "running, holds the mailbox",
-            (true, false) => "running, standby",
-            (false, _) if i.row.stopped_at.is_some() => "stopped",
-            (false, _) => "not responding (no heartbeat)",
-        };
-        let _ = writeln!(
-            o,
-            "  {:<28} {:<28} heartbeat {}",
-            line(&i.row.name),
-            state,
-            when(i.row.heartbeat_at)
-        );
-        if let (Some(e), true) = (&i.row.last_error, i.alive) {
-            let _ = writeln!(
-                o,
-                "    last error {}: {}",
-                when(i.row.last_error_at),
-                line(e)
-            );
-        }
-    }
-    let _ = writeln!(o, "\nMailbox");
-    match s.holder() {
-        Some(h) => {
-            let waiting = h
-                .row
-                .folder_waiting
-                .map_or("unknown".to_string(), |n| n.to_string());
-            let _ = writeln!(
-                o,
-                "  held by {} since {}\n  waiting in the folder: {} (last fetch {})",
-                line(&h.row.name),
-                when(s.mailbox.as_ref().and_then(|l| l.since)),
-                waiting,
-                when(h.row.last_fetch_at)
-            );
-        }
-        None => {
-            let _ = writeln!(o, "  nobody holds it: no mail is being read");
-        }
-    }
-    let ob = &s.outbox;
-    let _ = writeln!(
-        o,
-        "\nOutbox\n  waiting to be sent: {}{}\n  given up: {}\n\nQuarantine: {} message(s)",
-        ob.pending,
-        ob.oldest_pending_at
-            .map(|t| format!(" (oldest queued {})", when(Some(t))))
-            .unwrap_or_default(),
-        ob.failed,
-        ob.quarantined
-    );
-    if !s.recent_failures.is_empty() {
-        let _ = writeln!(o, "\nLatest delivery errors");
-        for f in &s.recent_failures {
-            let _ = writeln!(
-                o,
-                "  {} {} ({}): {}",
-                when(f.queued_at),
-                line(&f.to),
-                f.status,
-                line(&f.error)
-            );
-        }
-    }
-    out
 }
