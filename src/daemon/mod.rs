@@ -1,20 +1,27 @@
 //! The daemon: wires the store, pipeline, mailbox worker and sender together and runs them until
 //! shutdown.
 
+pub mod alarm;
+pub mod health;
+pub mod http;
 pub mod mailbox;
 pub mod pipeline;
 pub mod report;
 pub mod scheduler;
+pub mod telemetry;
 
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::daemon::alarm::StallAlarm;
+use crate::daemon::health::Health;
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::scheduler::{Scheduler, SchedulerError};
+use crate::daemon::telemetry::Telemetry;
 use crate::outbound::render::Templates;
-use crate::outbound::sender::Sender;
+use crate::outbound::sender::{SendCounters, Sender};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -29,6 +36,8 @@ pub enum DaemonError {
     Smtp(#[from] crate::outbound::smtp::SetupError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Http(#[from] crate::daemon::http::BindError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -37,6 +46,10 @@ pub struct Parts {
     pub pipeline: Arc<Pipeline>,
     pub sender: Arc<Sender>,
     pub scheduler: Arc<Scheduler>,
+    /// What `/healthz` reads; the loops update it.
+    pub health: Arc<Health>,
+    /// What `/metrics` renders: recording only when `[http] listen` is set.
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Builds the pipeline and sender from the configuration, on the given clock and store.
@@ -46,43 +59,58 @@ pub async fn assemble(
     store: Store,
 ) -> Result<Parts, DaemonError> {
     let tokens = crate::desk::tokens::Tokens::new(store.site_secret().await?);
-    let pipeline = Arc::new(Pipeline::new(
-        config,
-        store.clone(),
-        clock.clone(),
-        tokens.clone(),
-    )?);
+    let telemetry = match config.http.listen {
+        Some(_) => Telemetry::on(),
+        None => Telemetry::off(),
+    };
+    let pipeline = Arc::new(
+        Pipeline::new(config, store.clone(), clock.clone(), tokens.clone())?
+            .with_telemetry(telemetry.clone()),
+    );
     let templates = Arc::new(Templates::new(&config.templates.dir));
     let samples = crate::desk::notice_samples::all_contexts(&pipeline.policy());
     for e in templates.check_strictly(&config.templates.language, &samples) {
         // Not fatal: only mail using that template stays queued until it is fixed.
         tracing::error!(problem = %e, "template problem: mail using it stays queued until it is fixed");
     }
-    let sender = Arc::new(Sender::new(
-        config,
-        store.clone(),
-        templates,
-        clock.clone(),
-        pipeline.ingest_busy(),
-        tokens,
-    )?);
-    let scheduler = Arc::new(Scheduler::new(
-        config,
-        store.clone(),
-        pipeline.policy(),
-        clock,
-        pipeline.outbox_ready(),
-    ));
+    let sender = Arc::new(
+        Sender::new(
+            config,
+            store.clone(),
+            templates,
+            clock.clone(),
+            pipeline.ingest_busy(),
+            tokens,
+        )?
+        .with_counters(SendCounters {
+            sent: telemetry.mail_sent.clone(),
+            failed: telemetry.mail_failed.clone(),
+            retried: telemetry.mail_retried.clone(),
+        }),
+    );
+    let scheduler = Arc::new(
+        Scheduler::new(
+            config,
+            store.clone(),
+            pipeline.policy(),
+            clock,
+            pipeline.outbox_ready(),
+        )
+        .with_telemetry(telemetry.clone()),
+    );
     Ok(Parts {
         store,
         pipeline,
         sender,
         scheduler,
+        health: Health::new(telemetry.clone()),
+        telemetry,
     })
 }
 
-/// Runs the mailbox worker, the sender and the scheduler on `clock` and `store` until
-/// `shutdown`; closes the store at the end.
+/// Runs the mailbox worker, the sender and the scheduler (and, when configured, the HTTP
+/// listener and the stall alarm) on `clock` and `store` until `shutdown`; closes the store at
+/// the end. An `[http] listen` address that cannot be bound stops it before it starts.
 pub async fn run(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -91,12 +119,41 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
     let parts = assemble(config, clock.clone(), store).await?;
+    let listener = match config.http.listen {
+        Some(addr) => Some(crate::daemon::http::bind(addr, &config.http.listen_origin).await?),
+        None => None,
+    };
     tracing::info!(
         database = %Store::describe(&config.database.url),
         imap = %format!("{}:{}", config.imap.host, config.imap.port),
         smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
         "folio started"
     );
+    let http_task = listener.map(|l| {
+        crate::daemon::http::serve(
+            l,
+            parts.health.clone(),
+            parts.telemetry.clone(),
+            parts.store.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        )
+    });
+    let alarm_task = config.alarms.stall_after.map(|stall_after| {
+        let alarm = StallAlarm {
+            store: parts.store.clone(),
+            policy: parts.pipeline.policy(),
+            clock: clock.clone(),
+            health: parts.health.clone(),
+            telemetry: parts.telemetry.clone(),
+            outbox_ready: parts.pipeline.outbox_ready(),
+            folder: config.imap.folder.clone(),
+            stall_after,
+            bounce_suppression: config.limits.bounce_suppression,
+            max_attachment_bytes: config.limits.max_attachment_bytes,
+        };
+        tokio::spawn(alarm.run(shutdown.clone()))
+    });
     let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
     let sender_task = tokio::spawn(
         parts
@@ -110,10 +167,14 @@ pub async fn run(
         parts.store.clone(),
         clock,
         import_existing,
-    );
+    )
+    .observed(parts.health.clone(), parts.telemetry.clone());
     mailbox.run(shutdown).await;
     let _ = sender_task.await;
     let _ = scheduler_task.await;
+    for task in [http_task, alarm_task].into_iter().flatten() {
+        let _ = task.await;
+    }
     parts.store.close().await;
     tracing::info!("folio stopped");
     Ok(())

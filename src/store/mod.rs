@@ -61,6 +61,7 @@
 
 mod batch;
 mod due;
+mod health;
 mod lookup;
 mod mailbox;
 mod outbox;
@@ -79,6 +80,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
+pub use health::OutboxHealth;
 pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
 pub use queries::{
     Counts, Satisfaction, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary,
