@@ -147,3 +147,100 @@ impl StallAlarm {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::desk::tokens::Tokens;
+
+    async fn alarm_on(dir: &std::path::Path, clock: Arc<FixedClock>) -> StallAlarm {
+        let store = Store::open(&format!("sqlite://{}", dir.join("folio.db").display()))
+            .await
+            .unwrap();
+        let mut policy = Policy::with_defaults("mesa@example.test", Tokens::new(b"k".to_vec()));
+        policy.admins = vec!["jefa@example.test".into(), "ops@example.test".into()];
+        let telemetry = Telemetry::on();
+        StallAlarm {
+            store,
+            policy: Arc::new(policy),
+            clock,
+            health: Health::new(telemetry.clone()),
+            telemetry,
+            outbox_ready: Arc::new(Notify::new()),
+            folder: "INBOX".into(),
+            stall_after: Duration::from_secs(15 * 60),
+            bounce_suppression: Duration::from_secs(3600),
+            max_attachment_bytes: 1024,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stall_mails_each_admin_once_per_episode_and_clears_when_mail_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let clock = Arc::new(FixedClock::new(t0));
+        let a = alarm_on(dir.path(), clock.clone()).await;
+        a.health.connected();
+        a.health.waiting(2, t0);
+        let mut episode = None;
+        clock.advance(chrono::Duration::minutes(14));
+        a.check(&mut episode).await;
+        assert!(episode.is_none());
+        assert_eq!(a.store.outbox_health().await.unwrap().depth, 0);
+
+        clock.advance(chrono::Duration::minutes(1));
+        a.check(&mut episode).await;
+        assert_eq!(a.health.seen().stalled_since, Some(t0));
+        assert_eq!(
+            a.store.outbox_health().await.unwrap().depth,
+            2,
+            "one per admin"
+        );
+        a.check(&mut episode).await;
+        // Another alarm on the same database that saw the same episode (an instance started
+        // over with the same start of waiting): the claim in the database stops its mail.
+        let again = alarm_on(dir.path(), clock.clone()).await;
+        again.health.waiting(2, t0);
+        again.check(&mut None).await;
+        assert_eq!(again.health.seen().stalled_since, Some(t0));
+        assert_eq!(
+            a.store.outbox_health().await.unwrap().depth,
+            2,
+            "never twice"
+        );
+        let text = a.telemetry.render();
+        assert!(text.contains("folio_stalled 1\n"), "{text}");
+
+        clock.advance(chrono::Duration::minutes(1));
+        a.health.filed(clock.now());
+        a.health.fetched(clock.now());
+        a.check(&mut episode).await;
+        assert!(episode.is_none());
+        assert_eq!(a.health.seen().stalled_since, None);
+        assert!(a.telemetry.render().contains("folio_stalled 0\n"));
+        assert!(a
+            .telemetry
+            .render()
+            .contains("folio_stall_alarms_total 1\n"));
+    }
+
+    #[tokio::test]
+    async fn a_standby_never_alarms() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let clock = Arc::new(FixedClock::new(t0));
+        let a = alarm_on(dir.path(), clock.clone()).await;
+        a.health.set_role(Role::Standby);
+        a.health.waiting(2, t0);
+        clock.advance(chrono::Duration::hours(2));
+        let mut episode = None;
+        a.check(&mut episode).await;
+        assert!(episode.is_none());
+        assert_eq!(a.store.outbox_health().await.unwrap().depth, 0);
+    }
+}
