@@ -1205,6 +1205,7 @@ fn stall_alarm(p: &Policy) -> Vec<Reply> {
         waiting: 7,
         waiting_since: Some(since),
         last_filed_at: None,
+        first_waiting: Some("imap:INBOX:1796384626:42".into()),
     };
     folio::desk::stall::alarm_mails(
         "INBOX",

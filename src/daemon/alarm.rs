@@ -126,7 +126,10 @@ impl StallAlarm {
             &self.policy,
         );
         let mut tx = self.store.begin().await?;
-        if !tx.claim_run(JOB, &stall::episode_key(since), now).await? {
+        if !tx
+            .claim_run(JOB, &stall::episode_key(since, &seen.watch), now)
+            .await?
+        {
             tx.rollback().await;
             return Ok(());
         }
@@ -180,13 +183,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stall_mails_each_admin_once_per_episode_and_clears_when_mail_moves() {
+    async fn a_stall_mails_each_admin_once_even_across_a_restart_and_clears_when_mail_moves() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
         let clock = Arc::new(FixedClock::new(t0));
         let a = alarm_on(dir.path(), clock.clone()).await;
         a.health.connected();
-        a.health.waiting(2, t0);
+        a.health.waiting(2, "imap:INBOX:1:5", t0);
         let mut episode = None;
         clock.advance(chrono::Duration::minutes(14));
         a.check(&mut episode).await;
@@ -202,12 +205,16 @@ mod tests {
             "one per admin"
         );
         a.check(&mut episode).await;
-        // Another alarm on the same database that saw the same episode (an instance started
-        // over with the same start of waiting): the claim in the database stops its mail.
-        let again = alarm_on(dir.path(), clock.clone()).await;
-        again.health.waiting(2, t0);
-        again.check(&mut None).await;
-        assert_eq!(again.health.seen().stalled_since, Some(t0));
+        // folio restarted during the stall: its new worker sees the same message stuck from
+        // a later instant on, and raises the alarm again; the claim (keyed by the stuck
+        // message) stops a second mail.
+        let later = t0 + chrono::Duration::minutes(20);
+        let restarted = alarm_on(dir.path(), Arc::new(FixedClock::new(later))).await;
+        restarted
+            .health
+            .waiting(2, "imap:INBOX:1:5", t0 + chrono::Duration::minutes(5));
+        restarted.check(&mut None).await;
+        assert!(restarted.health.seen().stalled_since.is_some());
         assert_eq!(
             a.store.outbox_health().await.unwrap().depth,
             2,
@@ -236,7 +243,7 @@ mod tests {
         let clock = Arc::new(FixedClock::new(t0));
         let a = alarm_on(dir.path(), clock.clone()).await;
         a.health.set_role(Role::Standby);
-        a.health.waiting(2, t0);
+        a.health.waiting(2, "imap:INBOX:1:5", t0);
         clock.advance(chrono::Duration::hours(2));
         let mut episode = None;
         a.check(&mut episode).await;

@@ -102,9 +102,14 @@ impl Health {
         });
     }
 
-    /// A pass found `waiting` messages to process, at `now`.
-    pub fn waiting(&self, waiting: u32, now: DateTime<Utc>) {
-        self.update(|s| set_waiting(&mut s.watch, waiting, now));
+    /// A pass found `waiting` messages to process, the oldest named `first`, at `now`.
+    pub fn waiting(&self, waiting: u32, first: &str, now: DateTime<Utc>) {
+        self.update(|s| {
+            set_waiting(&mut s.watch, waiting, now);
+            s.watch
+                .first_waiting
+                .get_or_insert_with(|| first.to_string());
+        });
         self.telemetry.mailbox_waiting.set(f64::from(waiting));
     }
 
@@ -137,6 +142,7 @@ impl Health {
 fn set_waiting(w: &mut Watch, waiting: u32, now: DateTime<Utc>) {
     if waiting == 0 {
         w.waiting_since = None;
+        w.first_waiting = None;
     } else if w.waiting == 0 || w.waiting_since.is_none() {
         w.waiting_since = Some(now);
     }
@@ -248,7 +254,7 @@ mod tests {
 
         let h = Health::new(Telemetry::off());
         h.connected();
-        h.waiting(3, at(0));
+        h.waiting(3, "imap:INBOX:1:0", at(0));
         h.set_stalled(Some(at(0)));
         let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), at(20));
         assert!(!healthy);
@@ -273,16 +279,16 @@ mod tests {
     fn mail_waiting_starts_the_stall_clock_once_and_an_empty_pass_stops_it() {
         let h = Health::new(Telemetry::off());
         h.connected();
-        h.waiting(2, at(0));
+        h.waiting(2, "imap:INBOX:1:0", at(0));
         h.disconnected("database error");
         h.connected();
-        h.waiting(2, at(5));
+        h.waiting(2, "imap:INBOX:1:5", at(5));
         assert_eq!(
             h.seen().watch.waiting_since,
             Some(at(0)),
             "still the same mail"
         );
-        h.waiting(3, at(6));
+        h.waiting(3, "imap:INBOX:1:6", at(6));
         assert_eq!(h.seen().watch.waiting_since, Some(at(0)));
         h.filed(at(7));
         h.fetched(at(7));
@@ -291,7 +297,7 @@ mod tests {
             (w.waiting, w.waiting_since, w.last_filed_at),
             (0, None, Some(at(7)))
         );
-        h.waiting(1, at(9));
+        h.waiting(1, "imap:INBOX:1:9", at(9));
         assert_eq!(h.seen().watch.waiting_since, Some(at(9)));
     }
 }

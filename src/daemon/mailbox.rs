@@ -241,11 +241,12 @@ impl Mailbox {
         // more than BATCH_BYTES of mail in memory. (One FETCH of every size at once costs
         // ~6 KB of parser buffers per message.)
         let uids = conn.uids_from(at.next_uid).await?;
-        if !uids.is_empty() {
+        if let Some(first) = uids.first() {
             // Mail waits until this pass files it away; a pass that fails leaves it waiting
             // (what the stall alarm watches).
             let waiting = u32::try_from(uids.len()).unwrap_or(u32::MAX);
-            self.health.waiting(waiting, self.clock.now());
+            let first = self.source(at.uidvalidity, *first);
+            self.health.waiting(waiting, &first, self.clock.now());
         }
         // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
         let _catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());

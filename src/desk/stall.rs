@@ -13,7 +13,7 @@ use crate::desk::notice::{Notice, StallAlarm};
 use crate::desk::policy::Policy;
 
 /// What the mailbox worker last saw of the watched folder.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watch {
     /// Messages waiting in it (seen on select, or found by a pass that then failed); 0 after a
     /// pass that processed everything it found.
@@ -22,6 +22,9 @@ pub struct Watch {
     pub waiting_since: Option<DateTime<Utc>>,
     /// When messages last left the folder, processed or quarantined (filed away).
     pub last_filed_at: Option<DateTime<Utc>>,
+    /// The oldest message seen waiting since then, by the pipeline's name for it
+    /// (`imap:INBOX:<uidvalidity>:<uid>`), when known.
+    pub first_waiting: Option<String>,
 }
 
 /// Since when the folder is stalled at `now`: mail waits, and nothing has left the folder for
@@ -66,10 +69,15 @@ pub fn alarm(raised: Option<DateTime<Utc>>, stalled: Option<DateTime<Utc>>) -> A
     }
 }
 
-/// The key of a stall episode in `scheduled_runs` (job `stall_alarm`): the instant it began,
-/// so the admins' mail is queued once per episode however often it is tried.
-pub fn episode_key(since: DateTime<Utc>) -> String {
-    since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// The key of a stall episode in `scheduled_runs` (job `stall_alarm`), so the admins' mail is
+/// queued once per episode however often it is tried: the oldest message seen waiting, which
+/// a restart during the same stall finds stuck again (so a daemon restarted over and over
+/// mails once); without one, the instant the stall began.
+pub fn episode_key(since: DateTime<Utc>, watch: &Watch) -> String {
+    match &watch.first_waiting {
+        Some(source) => source.clone(),
+        None => since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }
 }
 
 /// The mail to each of `helpdesk.admins` about a stall of `folder` (none without admins).
@@ -117,6 +125,7 @@ mod tests {
             waiting: 3,
             waiting_since: Some(at(0)),
             last_filed_at: None,
+            first_waiting: None,
         };
         assert_eq!(stalled_since(&w, at(14), FIFTEEN_MIN), None);
         assert_eq!(stalled_since(&w, at(15), FIFTEEN_MIN), Some(at(0)));
@@ -135,6 +144,7 @@ mod tests {
             waiting: 5_000,
             waiting_since: Some(at(0)),
             last_filed_at: Some(at(40)),
+            first_waiting: None,
         };
         assert_eq!(stalled_since(&moving, at(50), FIFTEEN_MIN), None);
         assert_eq!(stalled_since(&moving, at(55), FIFTEEN_MIN), Some(at(40)));
@@ -142,6 +152,7 @@ mod tests {
             waiting: 0,
             waiting_since: Some(at(0)),
             last_filed_at: None,
+            first_waiting: None,
         };
         assert_eq!(stalled_since(&empty, at(59), FIFTEEN_MIN), None);
         assert_eq!(stalled_since(&Watch::default(), at(59), FIFTEEN_MIN), None);
@@ -159,7 +170,10 @@ mod tests {
         assert_eq!(alarm(Some(at(0)), None), Alarm::Clear);
         // Work moved at 20 and stopped again, unseen by any check in between: a new episode.
         assert_eq!(alarm(Some(at(0)), Some(at(20))), Alarm::Raise(at(20)));
-        assert_eq!(episode_key(at(20)), "2026-11-27T10:20:00.000Z");
+        let mut w = Watch::default();
+        assert_eq!(episode_key(at(20), &w), "2026-11-27T10:20:00.000Z");
+        w.first_waiting = Some("imap:INBOX:7:42".into());
+        assert_eq!(episode_key(at(20), &w), "imap:INBOX:7:42");
     }
 
     #[test]
@@ -169,6 +183,7 @@ mod tests {
             waiting: 2,
             waiting_since: Some(at(0)),
             last_filed_at: None,
+            first_waiting: None,
         };
         assert!(alarm_mails("INBOX", &w, at(0), at(30), None, &p).is_empty());
         p.admins = vec!["jefa@example.test".into(), "ops@example.test".into()];
