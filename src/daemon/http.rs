@@ -27,6 +27,10 @@ use crate::store::{OutboxHealth, Store};
 /// How often the recorded processing times are folded into the histogram when nobody scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(30);
 
+/// How long a request waits for the database: a monitor's scrape gives up after ~10 s, and a
+/// database that takes longer than this to count the outbox is not healthy.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The listener's address could not be bound: folio refuses to start.
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}: cannot listen on {addr}: {source}")]
@@ -49,7 +53,14 @@ struct Observed {
 impl Observed {
     /// The outbox as the database says, setting the gauges read at scrape time.
     async fn outbox(&self) -> Result<OutboxHealth, String> {
-        let outbox = self.store.outbox_health().await.map_err(|e| e.to_string());
+        let outbox = match tokio::time::timeout(DATABASE_PATIENCE, self.store.outbox_health()).await
+        {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} s",
+                DATABASE_PATIENCE.as_secs()
+            )),
+        };
         let t = &self.telemetry;
         match &outbox {
             Ok(o) => {
