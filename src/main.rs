@@ -45,6 +45,11 @@ enum Command {
         /// Also process mail that was already in the folder before folio's first start.
         #[arg(long)]
         import_existing: bool,
+        /// Serve /healthz and /metrics on this address (`127.0.0.1:9464`, or a port on
+        /// loopback); overrides `http.listen` and FOLIO_HTTP_LISTEN, so instances sharing one
+        /// configuration file can each have their own.
+        #[arg(long, value_name = "ADDR")]
+        http_listen: Option<String>,
     },
     /// Process one message from standard input (for an MTA pipe). Exit code 75 on a temporary
     /// failure so the MTA retries.
@@ -187,8 +192,15 @@ fn init_logging(format: LogFormat, level: &str) {
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { import_existing } => {
-            let config = load_config(&cli.config)?;
+        Command::Run {
+            import_existing,
+            http_listen,
+        } => {
+            let mut config = load_config(&cli.config)?;
+            config.http = config
+                .http
+                .with_flag(http_listen.as_deref())
+                .map_err(anyhow::Error::msg)?;
             init_logging(config.log.format, &config.log.level);
             let (trigger, shutdown) = folio::shutdown::channel();
             tokio::spawn(async move {

@@ -853,3 +853,46 @@ fn report_errors_name_the_flag_and_the_form_expected() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--format"), "{err}");
 }
+
+#[test]
+fn run_refuses_to_start_when_its_http_address_cannot_be_bound_and_names_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[database]\nurl = \"sqlite://{}/folio.db\"\n[http]\nlisten = \"{addr}\"\n",
+            dir.path().display()
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let out = folio(&["--config", config, "run"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{config}: http.listen: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    // The environment overrides the file, and is named when it is at fault.
+    let out = Command::new(env!("CARGO_BIN_EXE_folio"))
+        .args(["--config", config, "run"])
+        .env("FOLIO_HTTP_LISTEN", &addr)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("FOLIO_HTTP_LISTEN: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    // A value that is no address is a configuration error naming the key.
+    let bad = write_config(dir.path(), "[http]\nlisten = \"everywhere\"\n");
+    let out = folio(&["--config", bad.to_str().unwrap(), "check-config"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("http.listen: expected an address"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -352,6 +352,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
             ),
         ),
         ("weekly_summary", weekly_summary(&a_week(), &policy())),
+        ("stall_alarm", stall_alarm(&policy())),
         (
             "bounce",
             replies(
@@ -861,6 +862,11 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
             .iter()
             .map(|r| (r.template().name().to_string(), r.notice.context(None))),
     );
+    out.extend(
+        stall_alarm(p)
+            .iter()
+            .map(|r| (r.template().name().to_string(), r.notice.context(None))),
+    );
     let on_answered = on_this(answered);
     for body in REQUESTER_ANSWERS {
         out.extend(
@@ -1189,4 +1195,24 @@ fn partials_shared_with_html_write_no_markup() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The admins' alarm about mail stuck in the watched folder for 25 minutes, with the worker's
+/// last error.
+fn stall_alarm(p: &Policy) -> Vec<Reply> {
+    let since = Utc.with_ymd_and_hms(2026, 11, 27, 15, 35, 0).unwrap();
+    let watch = folio::desk::stall::Watch {
+        waiting: 7,
+        waiting_since: Some(since),
+        last_filed_at: None,
+        first_waiting: Some("imap:INBOX:1796384626:42".into()),
+    };
+    folio::desk::stall::alarm_mails(
+        "INBOX",
+        &watch,
+        since,
+        since + chrono::Duration::minutes(25),
+        Some("database error: disk I/O error"),
+        p,
+    )
 }

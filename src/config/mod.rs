@@ -6,6 +6,7 @@
 //! single values in `validator`; `time` validates the sections about when things happen
 //! (`[calendar]`, `[lifecycle]`, `[schedule]`).
 
+mod observe;
 mod raw;
 mod sections;
 mod time;
@@ -14,6 +15,7 @@ mod validator;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use observe::{parse_listen, AlarmsConfig, HttpConfig, HTTP_LISTEN_ENV};
 use raw::{RawConfig, RawLifecycle, RawLimits, RawSchedule};
 use validator::Validator;
 
@@ -115,6 +117,10 @@ pub struct Config {
     pub sla: Sla,
     /// `[schedule]`: when the daemon looks for due work and sends its digests.
     pub schedule: Schedule,
+    /// `[http]`: the optional listener for `/healthz` and `/metrics`.
+    pub http: HttpConfig,
+    /// `[alarms]`: the stall alarm.
+    pub alarms: AlarmsConfig,
 }
 
 #[derive(Debug, Clone)]

@@ -39,6 +39,10 @@ pub(super) struct RawConfig {
     pub(super) sla: RawSla,
     #[serde(default)]
     pub(super) schedule: RawSchedule,
+    #[serde(default)]
+    pub(super) http: RawHttp,
+    #[serde(default)]
+    pub(super) alarms: RawAlarms,
 }
 
 #[derive(Deserialize, Default)]
@@ -196,4 +200,18 @@ pub(super) struct RawSchedule {
     pub(super) sweep: Option<String>,
     pub(super) technician_digest: Option<String>,
     pub(super) weekly_summary: Option<String>,
+}
+
+/// `[http]`: the optional listener for `/healthz` and `/metrics`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) listen: Option<String>,
+}
+
+/// `[alarms]`
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlarms {
+    pub(super) stall_after: Option<String>,
 }

@@ -60,6 +60,8 @@ impl Validator<'_> {
             lifecycle: self.lifecycle(raw.lifecycle),
             sla: self.sla(raw.sla),
             schedule: self.schedule(raw.schedule),
+            http: self.http(raw.http, env),
+            alarms: self.alarms(raw.alarms),
         }
     }
 

@@ -9,13 +9,14 @@
 //! a dead instance are free when its heartbeat runs out ([`crate::store`]); a restarted
 //! instance on the same host frees those of a predecessor whose process is gone at once.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::daemon::health::{Health, Role};
 use crate::shutdown::Shutdown;
 use crate::store::{Beat, NewInstance, Store, StoreError};
 
@@ -28,47 +29,12 @@ pub const ALIVE_FOR: Duration = Duration::from_secs(10);
 /// The lease of the instance that reads the watched folder.
 pub const MAILBOX_LEASE: &str = "mailbox";
 
-/// What this instance does with the mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Registered, not (yet) holding the mailbox: sends and sweeps, reads no mail.
-    Standby,
-    /// Holds the mailbox lease: reads the watched folder.
-    Holder,
-}
-
-/// What the mailbox worker reports for the heartbeat (and `folio status`).
-#[derive(Debug, Default)]
-pub struct MailboxReport {
-    beat: Mutex<Beat>,
-}
-
-impl MailboxReport {
-    /// The folder held `waiting` messages after a successful fetch at `at`.
-    pub fn fetched(&self, waiting: u64, at: DateTime<Utc>) {
-        let mut beat = self.beat.lock().unwrap_or_else(|p| p.into_inner());
-        beat.folder_waiting = Some(waiting);
-        beat.last_fetch_at = Some(at);
-    }
-
-    /// The latest error, shown by `folio status`.
-    pub fn error(&self, error: &str, at: DateTime<Utc>) {
-        let mut beat = self.beat.lock().unwrap_or_else(|p| p.into_inner());
-        beat.last_error = Some((error.chars().take(500).collect(), at));
-    }
-
-    fn beat(&self) -> Beat {
-        self.beat.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
 /// This running daemon's registration, heartbeat and mailbox lease.
 pub struct Instance {
     me: NewInstance,
     store: Store,
     clock: Arc<dyn Clock>,
     role: watch::Sender<Role>,
-    report: Arc<MailboxReport>,
 }
 
 /// Who this process is: a fresh id, `name` (else `host:pid`), the host and pid.
@@ -125,7 +91,6 @@ impl Instance {
             store,
             clock,
             role,
-            report: Arc::new(MailboxReport::default()),
         })
     }
 
@@ -139,18 +104,17 @@ impl Instance {
         &self.me.name
     }
 
-    /// The role as it changes: the mailbox worker reads mail only while it is `Holder`.
+    /// The role as it changes: the mailbox worker reads mail only while it is `Active` (holds
+    /// the mailbox lease).
     pub fn role(&self) -> watch::Receiver<Role> {
         self.role.subscribe()
     }
 
-    /// Where the mailbox worker reports what the heartbeat carries.
-    pub fn report(&self) -> Arc<MailboxReport> {
-        self.report.clone()
-    }
-
-    /// Beats until `shutdown`, then lets go of the lease and records the stop.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    /// Beats until `shutdown`, then lets go of the lease and records the stop. Each heartbeat
+    /// carries what `health` says of the folder (for `folio status`), and the role is told to
+    /// `health` too (for `/healthz`).
+    pub async fn run(self, health: Arc<Health>, mut shutdown: Shutdown) {
+        health.set_role(Role::Standby);
         // Until when this instance's hold on the mailbox surely lasts (its last renewal's end).
         let mut held_until: Option<DateTime<Utc>> = None;
         let mut interval = tokio::time::interval(HEARTBEAT_EVERY);
@@ -160,9 +124,9 @@ impl Instance {
                 _ = interval.tick() => {}
                 _ = shutdown.wait() => break,
             }
-            held_until = self.beat(held_until).await;
+            held_until = self.beat(held_until, &health).await;
         }
-        self.role.send_replace(Role::Standby);
+        self.set_role(Role::Standby, &health);
         let now = self.clock.now();
         if let Err(e) = self.store.release_lease(MAILBOX_LEASE, &self.me.id).await {
             tracing::warn!(error = %e, "could not let go of the mailbox lease; it runs out by itself");
@@ -177,18 +141,25 @@ impl Instance {
     }
 
     /// One beat: the heartbeat, then the lease. Returns until when the lease is surely held.
-    async fn beat(&self, held_until: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    async fn beat(
+        &self,
+        held_until: Option<DateTime<Utc>>,
+        health: &Health,
+    ) -> Option<DateTime<Utc>> {
         let now = self.clock.now();
         let until = now + chrono_of(ALIVE_FOR);
-        let alive = match self
-            .store
-            .heartbeat(&self.me.id, now, until, &self.report.beat())
-            .await
-        {
+        let seen = health.seen();
+        let beat = Beat {
+            folder_waiting: Some(u64::from(seen.watch.waiting)),
+            last_fetch_at: seen.last_fetch_at,
+            // Health keeps the error, not its time: the heartbeat that first carries it dates it.
+            last_error: seen.last_error.map(|e| (e, now)),
+        };
+        let alive = match self.store.heartbeat(&self.me.id, now, until, &beat).await {
             Ok(alive) => alive,
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat: database error");
-                return self.keep_while_sure(held_until, now);
+                return self.keep_while_sure(held_until, now, health);
             }
         };
         if !alive {
@@ -196,7 +167,7 @@ impl Instance {
             // hold what this instance held. Come back as alive, but without the mailbox until
             // the lease is won again.
             tracing::error!(instance = %self.me.name, "this instance was taken for dead; registering again");
-            self.set_role(Role::Standby);
+            self.set_role(Role::Standby, health);
             if let Err(e) = self.store.register_instance(&self.me, now, until).await {
                 tracing::warn!(error = %e, "could not register again");
             }
@@ -211,19 +182,19 @@ impl Instance {
                 if held_until.is_none() {
                     tracing::info!(instance = %self.me.name, "holding the mailbox");
                 }
-                self.set_role(Role::Holder);
+                self.set_role(Role::Active, health);
                 Some(until)
             }
             Ok(false) => {
                 if held_until.is_some() {
                     tracing::warn!(instance = %self.me.name, "another instance holds the mailbox now; standing by");
                 }
-                self.set_role(Role::Standby);
+                self.set_role(Role::Standby, health);
                 None
             }
             Err(e) => {
                 tracing::warn!(error = %e, "mailbox lease: database error");
-                self.keep_while_sure(held_until, now)
+                self.keep_while_sure(held_until, now, health)
             }
         }
     }
@@ -234,19 +205,21 @@ impl Instance {
         &self,
         held_until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
+        health: &Health,
     ) -> Option<DateTime<Utc>> {
         match held_until {
             Some(t) if now + chrono_of(HEARTBEAT_EVERY) < t => Some(t),
             Some(_) => {
                 tracing::warn!("the mailbox lease could not be renewed in time; standing by");
-                self.set_role(Role::Standby);
+                self.set_role(Role::Standby, health);
                 None
             }
             None => None,
         }
     }
 
-    fn set_role(&self, role: Role) {
+    fn set_role(&self, role: Role, health: &Health) {
+        health.set_role(role);
         self.role.send_if_modified(|r| {
             let changed = *r != role;
             *r = role;

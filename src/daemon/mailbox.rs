@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
-use crate::daemon::instance::MailboxReport;
+use crate::daemon::health::Health;
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use crate::daemon::telemetry::Telemetry;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -37,8 +38,10 @@ pub struct Mailbox {
     clock: Arc<dyn Clock>,
     /// `folio run --import-existing`: process mail that predates the first start.
     import_existing: bool,
-    /// Where the folder's backlog and errors go for the heartbeat (`folio status`).
-    report: Option<Arc<MailboxReport>>,
+    /// What `/healthz` and the stall alarm know of this worker.
+    health: Arc<Health>,
+    /// `/metrics`: messages filed away by verdict, quarantined, tickets opened, reconnects.
+    telemetry: Arc<Telemetry>,
 }
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
@@ -62,13 +65,15 @@ impl Mailbox {
             store,
             clock,
             import_existing,
-            report: None,
+            health: Health::new(Telemetry::off()),
+            telemetry: Telemetry::off(),
         }
     }
 
-    /// The same worker, reporting the folder's backlog and its errors to `report`.
-    pub fn reporting_to(mut self, report: Arc<MailboxReport>) -> Mailbox {
-        self.report = Some(report);
+    /// The same worker telling `health` what it sees and counting into `telemetry`.
+    pub fn observed(mut self, health: Arc<Health>, telemetry: Arc<Telemetry>) -> Mailbox {
+        self.health = health;
+        self.telemetry = telemetry;
         self
     }
 
@@ -80,9 +85,8 @@ impl Mailbox {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
-                    if let Some(r) = &self.report {
-                        r.error(&format!("mailbox: {e}"), self.clock.now());
-                    }
+                    self.health.disconnected(&e.to_string());
+                    self.telemetry.imap_reconnects.increment(1);
                 }
             }
             tokio::select! {
@@ -101,11 +105,13 @@ impl Mailbox {
         backoff: &mut Duration,
     ) -> Result<(), MailboxError> {
         let (mut conn, mut at) = self.open().await?;
+        self.health.connected();
         let mut seen_at = self.clock.now();
         loop {
             let before = at.next_uid;
             at.next_uid = self.sync(&mut conn, &at, seen_at, shutdown).await?;
             self.file_slow(&mut conn, at.uidvalidity).await?;
+            self.health.fetched(self.clock.now());
             // The connection works end to end: the next failure starts the backoff afresh. (Not
             // before: a batch that fails every time must not be retried every second.)
             *backoff = Duration::from_secs(1);
@@ -235,8 +241,12 @@ impl Mailbox {
         // more than BATCH_BYTES of mail in memory. (One FETCH of every size at once costs
         // ~6 KB of parser buffers per message.)
         let uids = conn.uids_from(at.next_uid).await?;
-        if let Some(r) = &self.report {
-            r.fetched(uids.len() as u64, self.clock.now());
+        if let Some(first) = uids.first() {
+            // Mail waits until this pass files it away; a pass that fails leaves it waiting
+            // (what the stall alarm watches).
+            let waiting = u32::try_from(uids.len()).unwrap_or(u32::MAX);
+            let first = self.source(at.uidvalidity, *first);
+            self.health.waiting(waiting, &first, self.clock.now());
         }
         // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
         let _catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
@@ -259,10 +269,6 @@ impl Mailbox {
                 self.process(conn, at, &chunk, seen_at).await?;
                 next = chunk.last().map(|u| u + 1).unwrap_or(next);
             }
-        }
-        if let Some(r) = &self.report {
-            let left = uids.iter().filter(|u| **u >= next).count();
-            r.fetched(left as u64, self.clock.now());
         }
         Ok(next)
     }
@@ -290,6 +296,8 @@ impl Mailbox {
         self.pipeline.quarantine_unread(&sources).await?;
         let uids: Vec<u32> = oversize.iter().map(|(uid, _)| *uid).collect();
         conn.move_to(&uids, &self.cfg.quarantine_folder).await?;
+        self.telemetry.quarantined.increment(uids.len() as u64);
+        self.health.filed(self.clock.now());
         Ok(uids.iter().max().copied())
     }
 
@@ -345,18 +353,35 @@ impl Mailbox {
         outcomes: impl Iterator<Item = (u32, Outcome)>,
     ) -> Result<(), MailboxError> {
         let (mut processed, mut quarantined) = (Vec::new(), Vec::new());
+        let mut filed = Vec::new();
         for (uid, o) in outcomes {
             match o.disposition {
                 Disposition::Processed => processed.push(uid),
                 Disposition::Quarantined(_) => quarantined.push(uid),
-                Disposition::Deferred => {}
+                Disposition::Deferred => continue,
             }
+            filed.push(o);
         }
         processed.sort_unstable();
         quarantined.sort_unstable();
         conn.move_to(&processed, &self.cfg.processed_folder).await?;
         conn.move_to(&quarantined, &self.cfg.quarantine_folder)
             .await?;
+        // Counted once filed away: a message stored but not moved (the move failed) is found
+        // again as a duplicate and counted when it leaves the folder (its ticket, opened by
+        // the first try, is then not counted as opened).
+        for o in &filed {
+            match o.disposition {
+                Disposition::Quarantined(_) => self.telemetry.quarantined.increment(1),
+                _ => self.telemetry.processed(o.verdict_kind),
+            }
+            if o.opened {
+                self.telemetry.tickets_opened.increment(1);
+            }
+        }
+        if !filed.is_empty() {
+            self.health.filed(self.clock.now());
+        }
         Ok(())
     }
 

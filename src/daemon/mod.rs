@@ -1,23 +1,30 @@
 //! The daemon: wires the store, pipeline, mailbox worker and sender together and runs them until
 //! shutdown.
 
+pub mod alarm;
+pub mod health;
+pub mod http;
 pub mod instance;
 pub mod mailbox;
 pub mod pipeline;
 pub mod report;
 pub mod scheduler;
 pub mod status;
+pub mod telemetry;
 
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::daemon::instance::{Instance, Role};
+use crate::daemon::alarm::StallAlarm;
+use crate::daemon::health::{Health, Role};
+use crate::daemon::instance::Instance;
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::scheduler::{Scheduler, SchedulerError};
+use crate::daemon::telemetry::Telemetry;
 use crate::outbound::render::Templates;
-use crate::outbound::sender::Sender;
+use crate::outbound::sender::{SendCounters, Sender};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -32,6 +39,8 @@ pub enum DaemonError {
     Smtp(#[from] crate::outbound::smtp::SetupError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Http(#[from] crate::daemon::http::BindError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -40,6 +49,10 @@ pub struct Parts {
     pub pipeline: Arc<Pipeline>,
     pub sender: Arc<Sender>,
     pub scheduler: Arc<Scheduler>,
+    /// What `/healthz` reads; the loops update it.
+    pub health: Arc<Health>,
+    /// What `/metrics` renders: recording only when `[http] listen` is set.
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Builds the pipeline and sender from the configuration, on the given clock and store.
@@ -49,44 +62,60 @@ pub async fn assemble(
     store: Store,
 ) -> Result<Parts, DaemonError> {
     let tokens = crate::desk::tokens::Tokens::new(store.site_secret().await?);
-    let pipeline = Arc::new(Pipeline::new(
-        config,
-        store.clone(),
-        clock.clone(),
-        tokens.clone(),
-    )?);
+    let telemetry = match config.http.listen {
+        Some(_) => Telemetry::on(),
+        None => Telemetry::off(),
+    };
+    let pipeline = Arc::new(
+        Pipeline::new(config, store.clone(), clock.clone(), tokens.clone())?
+            .with_telemetry(telemetry.clone()),
+    );
     let templates = Arc::new(Templates::new(&config.templates.dir));
     let samples = crate::desk::notice_samples::all_contexts(&pipeline.policy());
     for e in templates.check_strictly(&config.templates.language, &samples) {
         // Not fatal: only mail using that template stays queued until it is fixed.
         tracing::error!(problem = %e, "template problem: mail using it stays queued until it is fixed");
     }
-    let sender = Arc::new(Sender::new(
-        config,
-        store.clone(),
-        templates,
-        clock.clone(),
-        pipeline.ingest_busy(),
-        tokens,
-    )?);
-    let scheduler = Arc::new(Scheduler::new(
-        config,
-        store.clone(),
-        pipeline.policy(),
-        clock,
-        pipeline.outbox_ready(),
-    ));
+    let sender = Arc::new(
+        Sender::new(
+            config,
+            store.clone(),
+            templates,
+            clock.clone(),
+            pipeline.ingest_busy(),
+            tokens,
+        )?
+        .with_counters(SendCounters {
+            sent: telemetry.mail_sent.clone(),
+            failed: telemetry.mail_failed.clone(),
+            retried: telemetry.mail_retried.clone(),
+        }),
+    );
+    let scheduler = Arc::new(
+        Scheduler::new(
+            config,
+            store.clone(),
+            pipeline.policy(),
+            clock,
+            pipeline.outbox_ready(),
+        )
+        .with_telemetry(telemetry.clone()),
+    );
     Ok(Parts {
         store,
         pipeline,
         sender,
         scheduler,
+        health: Health::new(telemetry.clone()),
+        telemetry,
     })
 }
 
-/// Runs the mailbox worker, the sender and the scheduler on `clock` and `store` until
-/// `shutdown`; closes the store at the end. Several instances may run on one database: the
-/// one holding the mailbox lease reads mail ([`instance`]); every one sends and sweeps.
+/// Runs the mailbox worker, the sender and the scheduler (and, when configured, the HTTP
+/// listener and the stall alarm) on `clock` and `store` until `shutdown`; closes the store at
+/// the end. An `[http] listen` address that cannot be bound stops it before it starts.
+/// Several instances may run on one database: the one holding the mailbox lease reads mail
+/// ([`instance`]); every one sends and sweeps.
 pub async fn run(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -98,6 +127,10 @@ pub async fn run(
     let instance = Instance::register(store.clone(), clock.clone(), me).await?;
     let store = store.claiming_as(instance.id());
     let parts = assemble(config, clock.clone(), store).await?;
+    let listener = match config.http.listen {
+        Some(addr) => Some(crate::daemon::http::bind(addr, &config.http.listen_origin).await?),
+        None => None,
+    };
     tracing::info!(
         instance = %instance.name(),
         database = %Store::describe(&config.database.url),
@@ -106,8 +139,32 @@ pub async fn run(
         "folio started"
     );
     let role = instance.role();
-    let report = instance.report();
-    let instance_task = tokio::spawn(instance.run(shutdown.clone()));
+    let instance_task = tokio::spawn(instance.run(parts.health.clone(), shutdown.clone()));
+    let http_task = listener.map(|l| {
+        crate::daemon::http::serve(
+            l,
+            parts.health.clone(),
+            parts.telemetry.clone(),
+            parts.store.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        )
+    });
+    let alarm_task = config.alarms.stall_after.map(|stall_after| {
+        let alarm = StallAlarm {
+            store: parts.store.clone(),
+            policy: parts.pipeline.policy(),
+            clock: clock.clone(),
+            health: parts.health.clone(),
+            telemetry: parts.telemetry.clone(),
+            outbox_ready: parts.pipeline.outbox_ready(),
+            folder: config.imap.folder.clone(),
+            stall_after,
+            bounce_suppression: config.limits.bounce_suppression,
+            max_attachment_bytes: config.limits.max_attachment_bytes,
+        };
+        tokio::spawn(alarm.run(shutdown.clone()))
+    });
     let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
     let sender_task = tokio::spawn(
         parts
@@ -122,11 +179,14 @@ pub async fn run(
         clock,
         import_existing,
     )
-    .reporting_to(report);
+    .observed(parts.health.clone(), parts.telemetry.clone());
     read_mail_while_holding(&mailbox, role, shutdown).await;
     let _ = sender_task.await;
     let _ = scheduler_task.await;
     let _ = instance_task.await;
+    for task in [http_task, alarm_task].into_iter().flatten() {
+        let _ = task.await;
+    }
     parts.store.close().await;
     tracing::info!("folio stopped");
     Ok(())
@@ -141,7 +201,7 @@ async fn read_mail_while_holding(
 ) {
     loop {
         tokio::select! {
-            held = role.wait_for(|r| *r == Role::Holder) => if held.is_err() { return },
+            held = role.wait_for(|r| *r == Role::Active) => if held.is_err() { return },
             _ = shutdown.wait() => return,
         }
         // The worker stops when shutdown comes or the lease is lost, whichever is first.
@@ -150,7 +210,7 @@ async fn read_mail_while_holding(
         let mut outer = shutdown.clone();
         let watch = async move {
             tokio::select! {
-                _ = lost.wait_for(|r| *r != Role::Holder) => {}
+                _ = lost.wait_for(|r| *r != Role::Active) => {}
                 _ = outer.wait() => {}
             }
             stop.trigger();

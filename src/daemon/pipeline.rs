@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::daemon::telemetry::Telemetry;
 use crate::desk::analysis::{analyze_checked, oversize_reason, quarantine_reason, Analysis};
 use crate::desk::catalog::{Catalog, CatalogError};
 use crate::desk::decide::{decide, Context, Decision, TicketAction};
@@ -69,6 +70,11 @@ pub struct Outcome {
     pub message_id: Option<String>,
     pub folio: Option<String>,
     pub verdict: String,
+    /// The verdict's kind, as `folio_messages_processed_total` labels it: `human`, or the
+    /// automatic kind (`auto_reply`, `bounce`, `bulk`, `loop`).
+    pub verdict_kind: &'static str,
+    /// It opened a ticket.
+    pub opened: bool,
     pub decision: &'static str,
     /// A reply was queued.
     pub queued: bool,
@@ -81,6 +87,8 @@ impl Outcome {
             message_id,
             folio: None,
             verdict: "unusable".into(),
+            verdict_kind: "human",
+            opened: false,
             decision: "quarantined",
             queued: false,
         }
@@ -98,6 +106,8 @@ impl Outcome {
             message_id: a.mail.message_id.clone(),
             folio: written.folio,
             verdict: a.verdict.reason.clone(),
+            verdict_kind: a.verdict.kind.map_or("human", |k| k.as_str()),
+            opened: step.new_ticket().is_some(),
             decision,
             queued: written.queued,
         }
@@ -109,6 +119,8 @@ impl Outcome {
             message_id: None,
             folio: None,
             verdict: "pending".into(),
+            verdict_kind: "human",
+            opened: false,
             decision: "deferred",
             queued: false,
         }
@@ -179,6 +191,8 @@ pub struct Pipeline {
     slow_done: Arc<Notify>,
     /// One permit per core: analyses in parallel, never more than the machine runs at once.
     cores: Arc<Semaphore>,
+    /// Where `folio_processing_seconds` is recorded (off unless the daemon serves metrics).
+    telemetry: Arc<Telemetry>,
 }
 
 /// Holds [`Pipeline::ingest_busy`] set; clears it and wakes the sender when dropped.
@@ -269,7 +283,14 @@ impl Pipeline {
             cores: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            telemetry: Telemetry::off(),
         })
+    }
+
+    /// The same pipeline recording its processing times into `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Pipeline {
+        self.telemetry = telemetry;
+        self
     }
 
     /// The same pipeline waiting `patience` for a batch's slow analyses instead of
@@ -411,9 +432,13 @@ impl Pipeline {
             .into_iter()
             .map(|o| o.unwrap_or_else(Outcome::deferred))
             .collect();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let seconds = started.elapsed().as_secs_f64();
         for (raw, o) in batch.iter().zip(&outcomes) {
-            log_outcome(&raw.source, o, ms);
+            log_outcome(&raw.source, o, seconds * 1000.0);
+            // A deferred message's time is not known yet (its analysis goes on).
+            if o.disposition != Disposition::Deferred {
+                self.telemetry.processing_seconds.record(seconds);
+            }
         }
         Ok(outcomes)
     }

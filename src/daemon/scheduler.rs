@@ -16,6 +16,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::daemon::telemetry::Telemetry;
 use crate::desk::lifecycle;
 use crate::desk::policy::Policy;
 use crate::desk::report::{Period, Report};
@@ -51,6 +52,8 @@ pub struct Scheduler {
     weekly_cron: String,
     /// `limits.auto_reply_window`: what the per-address cap counts.
     cap_window: std::time::Duration,
+    /// `folio_scheduled_items_done_total` (off unless the daemon serves metrics).
+    telemetry: Arc<Telemetry>,
 }
 
 impl Scheduler {
@@ -73,7 +76,14 @@ impl Scheduler {
             digest_cron: config.schedule.technician_digest.clone(),
             weekly_cron: config.schedule.weekly_summary.clone(),
             cap_window: config.limits.auto_reply_window,
+            telemetry: Telemetry::off(),
         }
+    }
+
+    /// The same scheduler counting the items it does into `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Scheduler {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Does every item due at the clock's now, in transactions of [`ITEMS_PER_TRANSACTION`];
@@ -134,6 +144,9 @@ impl Scheduler {
                 self.outbox_ready.notify_one();
             }
             done += items.len();
+            self.telemetry
+                .scheduled_items_done
+                .increment(items.len() as u64);
             if items.len() < ITEMS_PER_TRANSACTION as usize {
                 return Ok(done);
             }

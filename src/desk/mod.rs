@@ -5,7 +5,7 @@
 //! and previewing templates.
 //! A requester's short answers are read by [`validation`] (to "your request was resolved,
 //! please confirm") and [`survey`] (to a satisfaction survey). [`report`] sums up a period
-//! for the admins.
+//! for the admins; [`stall`] says when mail stuck in the mailbox is worth an alarm.
 
 pub mod analysis;
 mod answer_text;
@@ -23,6 +23,7 @@ pub mod report;
 pub mod requester;
 pub mod routing;
 pub mod sla;
+pub mod stall;
 pub mod survey;
 pub mod ticket;
 pub mod tokens;

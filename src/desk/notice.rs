@@ -61,11 +61,13 @@ pub enum Template {
     // reports (to staff)
     TechnicianDigest,
     WeeklySummary,
+    // the daemon's own alarms (to the admins)
+    StallAlarm,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 21] = [
+    pub const ALL: [Template; 22] = [
         Template::Confirmation,
         Template::Reply,
         Template::Resolved,
@@ -87,6 +89,7 @@ impl Template {
         Template::SlaEscalation,
         Template::TechnicianDigest,
         Template::WeeklySummary,
+        Template::StallAlarm,
     ];
 
     /// The file name stem (`NAME`), as the outbox stores it.
@@ -113,6 +116,7 @@ impl Template {
             Template::SlaEscalation => "sla_escalation",
             Template::TechnicianDigest => "technician_digest",
             Template::WeeklySummary => "weekly_summary",
+            Template::StallAlarm => "stall_alarm",
         }
     }
 
@@ -130,6 +134,7 @@ impl Template {
                 | Template::MyTickets
                 | Template::TechnicianDigest
                 | Template::WeeklySummary
+                | Template::StallAlarm
         )
     }
 
@@ -197,6 +202,9 @@ pub enum Notice {
     TechnicianDigest(TechnicianDigest),
     /// To the admins, on `schedule.weekly_summary`: the last seven days' figures.
     WeeklySummary(WeeklySummary),
+    /// To the admins: mail waits in the watched folder and nothing was processed for
+    /// `alarms.stall_after` (once per stall).
+    StallAlarm(StallAlarm),
 }
 
 impl Notice {
@@ -224,6 +232,7 @@ impl Notice {
             Notice::SlaEscalation(_) => Template::SlaEscalation,
             Notice::TechnicianDigest(_) => Template::TechnicianDigest,
             Notice::WeeklySummary(_) => Template::WeeklySummary,
+            Notice::StallAlarm(_) => Template::StallAlarm,
         }
     }
 
@@ -716,6 +725,47 @@ pub struct WeeklySummary {
     pub sla_breaches: BreachCounts,
     pub satisfaction: SatisfactionFigures,
     pub helpdesk: HelpdeskView,
+}
+
+/// The `stall_alarm`: mail waits in the watched folder and nothing was processed for
+/// `alarms.stall_after` (`desk::stall`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StallAlarm {
+    /// The watched folder (`imap.folder`).
+    pub folder: String,
+    /// How many messages were last seen waiting in it.
+    pub waiting: u32,
+    /// Since when nothing was processed while mail waited (`2026-11-26 16:06 UTC`).
+    pub since: String,
+    /// How long that is, written `45 min`, `3 h 20 min`.
+    pub stalled_for: String,
+    /// The mailbox worker's last error (one line, at most 500 characters), or `null`.
+    pub last_error: Option<String>,
+    pub helpdesk: HelpdeskView,
+}
+
+impl StallAlarm {
+    /// The alarm about `folder`, where `waiting` messages wait since `since` (seen at `now`).
+    pub fn new(
+        folder: &str,
+        waiting: u32,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        last_error: Option<&str>,
+        policy: &Policy,
+    ) -> StallAlarm {
+        StallAlarm {
+            folder: folder.to_string(),
+            waiting,
+            since: since.format(DATE_FORMAT).to_string(),
+            stalled_for: crate::desk::digest::human((now - since).num_seconds()),
+            last_error: last_error.map(|e| {
+                let line = e.split_whitespace().collect::<Vec<_>>().join(" ");
+                line.chars().take(500).collect()
+            }),
+            helpdesk: HelpdeskView::of(policy),
+        }
+    }
 }
 
 /// Tickets of one service.

@@ -22,7 +22,7 @@ use crate::desk::notice::{
     BounceNotice, BreachCounts, Closure, CommandResult, CommentView, ConfirmReminder, Confirmation,
     DeliveryFailed, DigestLine, FollowUp, HelpdeskView, MissingView, MyTickets, Notice,
     PriorityCounts, Relay, RequesterView, SatisfactionFigures, ServiceTickets, SlaEscalation,
-    SlaWarning, StatusCounts, StatusDenied, StatusReport, SurveyRequest, SurveyThanks,
+    SlaWarning, StallAlarm, StatusCounts, StatusDenied, StatusReport, SurveyRequest, SurveyThanks,
     TechnicianDigest, TechnicianView, Template, TicketView, TimeFigures, WeeklySummary,
 };
 use crate::desk::policy::Policy;
@@ -221,6 +221,19 @@ impl Sampler<'_> {
                 .into(),
             Template::TechnicianDigest => vec![self.digest()],
             Template::WeeklySummary => vec![self.weekly_summary()],
+            // With the worker's last error, and without one (the connection simply hangs).
+            Template::StallAlarm => [Some("database error: disk I/O error"), None]
+                .map(|last_error| {
+                    Notice::StallAlarm(StallAlarm {
+                        folder: "INBOX".into(),
+                        waiting: 7,
+                        since: "2026-11-26 16:06 UTC".into(),
+                        stalled_for: "25 min".into(),
+                        last_error: last_error.map(str::to_string),
+                        helpdesk: helpdesk(),
+                    })
+                })
+                .into(),
             Template::SlaEscalation => ["first_response", "resolution", "assignment"]
                 .map(|target| {
                     Notice::SlaEscalation(SlaEscalation {
@@ -631,7 +644,10 @@ mod tests {
             let context = notice.context(Some(&real.folio)).to_string();
             match notice.template() {
                 // Not about one ticket: no ticket's subject in them.
-                Template::StatusDenied | Template::MyTickets | Template::WeeklySummary => {
+                Template::StatusDenied
+                | Template::MyTickets
+                | Template::WeeklySummary
+                | Template::StallAlarm => {
                     assert!(!context.contains("piso 3"), "{context}")
                 }
                 Template::Confirmation if context.contains("\"quoted\":false") => {}

@@ -54,6 +54,31 @@ pub struct Sender {
     /// technician notice carries of the relayed mail's files (the rest are listed by name).
     max_notice_attachment_bytes: u64,
     max_notice_attachments: usize,
+    /// What the daemon's `/metrics` counts of the results.
+    counters: SendCounters,
+}
+
+/// The sender's counters for `/metrics` (the daemon's `telemetry` fills them; no-ops unless it
+/// serves metrics).
+#[derive(Clone)]
+pub struct SendCounters {
+    /// `folio_mail_sent_total`: accepted by the SMTP server.
+    pub sent: metrics::Counter,
+    /// `folio_mail_failed_total`: given up on (refused permanently, or past `smtp.max_age`).
+    pub failed: metrics::Counter,
+    /// `folio_mail_retries_total`: failed temporarily, retried later.
+    pub retried: metrics::Counter,
+}
+
+impl Default for SendCounters {
+    /// Counting nothing.
+    fn default() -> Self {
+        SendCounters {
+            sent: metrics::Counter::noop(),
+            failed: metrics::Counter::noop(),
+            retried: metrics::Counter::noop(),
+        }
+    }
 }
 
 /// Whether an SMTP refusal says the recipient's address itself is bad (RFC 3463 5.1.1 unknown,
@@ -105,7 +130,14 @@ impl Sender {
             staff_language: config.templates.language.clone(),
             max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
             max_notice_attachments: config.limits.max_notice_attachments,
+            counters: SendCounters::default(),
         })
+    }
+
+    /// The same sender counting its results into `counters`.
+    pub fn with_counters(mut self, counters: SendCounters) -> Sender {
+        self.counters = counters;
+        self
     }
 
     /// How long a claimed mail is reserved for this sender: a caller that waits for
@@ -287,18 +319,26 @@ impl Sender {
             match r {
                 SendResult::Sent => {
                     *accepted += 1;
+                    self.counters.sent.increment(1);
                     tracing::info!(outbox_id = id, %to, %message_id, "sent");
                 }
-                SendResult::Failed { error, retry_at } => tracing::warn!(
-                    outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
-                    "send failed; will retry"
-                ),
-                SendResult::Expired { error, notice, .. } => tracing::error!(
-                    outbox_id = id, %to, %message_id, %error,
-                    notice_to = notice.as_ref().map_or("-", |n| n.to.as_str()),
-                    "failing temporarily for longer than smtp.max_age; not retried"
-                ),
+                SendResult::Failed { error, retry_at } => {
+                    self.counters.retried.increment(1);
+                    tracing::warn!(
+                        outbox_id = id, %to, %message_id, %error, retry_at = %retry_at,
+                        "send failed; will retry"
+                    )
+                }
+                SendResult::Expired { error, notice, .. } => {
+                    self.counters.failed.increment(1);
+                    tracing::error!(
+                        outbox_id = id, %to, %message_id, %error,
+                        notice_to = notice.as_ref().map_or("-", |n| n.to.as_str()),
+                        "failing temporarily for longer than smtp.max_age; not retried"
+                    )
+                }
                 SendResult::Rejected { error } => {
+                    self.counters.failed.increment(1);
                     tracing::error!(
                         outbox_id = id, %to, %message_id, %error,
                         "refused by the SMTP server; not retried"

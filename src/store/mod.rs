@@ -61,6 +61,7 @@
 
 mod batch;
 mod due;
+mod health;
 mod instances;
 mod lookup;
 mod mailbox;
@@ -82,6 +83,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
+pub use health::OutboxHealth;
 pub use instances::{Beat, InstanceRow, LeaseRow, NewInstance};
 pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
 pub use queries::{

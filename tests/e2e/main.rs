@@ -9,6 +9,7 @@
 mod conversation;
 mod harness;
 mod lifecycle;
+mod observe;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
