@@ -27,6 +27,7 @@ pub mod desk;
 pub mod fold;
 pub mod folio;
 pub mod inbound;
+pub mod oauth;
 pub mod outbound;
 pub mod shutdown;
 pub mod store;

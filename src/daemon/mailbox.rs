@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
+use crate::oauth::TokenSource;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -36,6 +37,8 @@ pub struct Mailbox {
     clock: Arc<dyn Clock>,
     /// `folio run --import-existing`: process mail that predates the first start.
     import_existing: bool,
+    /// `imap.auth = "oauth2"`: where the login's access token comes from.
+    oauth: Option<Arc<TokenSource>>,
 }
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
@@ -59,7 +62,14 @@ impl Mailbox {
             store,
             clock,
             import_existing,
+            oauth: None,
         }
+    }
+
+    /// Logs in with tokens from `source` (`imap.auth = "oauth2"`).
+    pub fn with_token_source(mut self, source: Arc<TokenSource>) -> Mailbox {
+        self.oauth = Some(source);
+        self
     }
 
     /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
@@ -132,7 +142,7 @@ impl Mailbox {
     /// start.
     async fn open(&self) -> Result<(Connection, Position), MailboxError> {
         let cfg = &self.cfg;
-        let mut conn = Connection::open(cfg).await?;
+        let mut conn = Connection::open(cfg, self.oauth.as_deref()).await?;
         for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {
             conn.ensure_folder(folder).await?;
         }

@@ -9,7 +9,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, MailAuth};
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::scheduler::{Scheduler, SchedulerError};
@@ -29,6 +29,8 @@ pub enum DaemonError {
     Smtp(#[from] crate::outbound::smtp::SetupError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::endpoint::EndpointError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -37,6 +39,9 @@ pub struct Parts {
     pub pipeline: Arc<Pipeline>,
     pub sender: Arc<Sender>,
     pub scheduler: Arc<Scheduler>,
+    /// `[oauth2]`'s token source, when a login uses it: its
+    /// [`status`](crate::oauth::TokenSource::status) is what health checks and metrics read.
+    pub oauth: Option<Arc<crate::oauth::TokenSource>>,
 }
 
 /// Builds the pipeline and sender from the configuration, on the given clock and store.
@@ -66,6 +71,13 @@ pub async fn assemble(
         pipeline.ingest_busy(),
         tokens,
     )?);
+    let oauth = match &config.oauth2 {
+        Some(o) => Some(Arc::new(crate::oauth::TokenSource::new(o, clock.clone())?)),
+        None => None,
+    };
+    if let (Some(source), MailAuth::OAuth2) = (&oauth, config.smtp.auth) {
+        sender.set_token_source(source.clone());
+    }
     let scheduler = Arc::new(Scheduler::new(
         config,
         store.clone(),
@@ -78,6 +90,7 @@ pub async fn assemble(
         pipeline,
         sender,
         scheduler,
+        oauth,
     })
 }
 
@@ -104,14 +117,24 @@ pub async fn run(
             .clone()
             .run(parts.pipeline.outbox_ready(), shutdown.clone()),
     );
-    let mailbox = Mailbox::new(
+    let mut mailbox = Mailbox::new(
         config.imap.clone(),
         parts.pipeline.clone(),
         parts.store.clone(),
         clock,
         import_existing,
     );
+    if let (Some(source), MailAuth::OAuth2) = (&parts.oauth, config.imap.auth) {
+        mailbox = mailbox.with_token_source(source.clone());
+    }
+    let oauth_task = parts
+        .oauth
+        .clone()
+        .map(|source| tokio::spawn(source.run(shutdown.clone())));
     mailbox.run(shutdown).await;
+    if let Some(task) = oauth_task {
+        let _ = task.await;
+    }
     let _ = sender_task.await;
     let _ = scheduler_task.await;
     parts.store.close().await;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use folio::config::{FirstStart, ImapConfig, Secret, TlsMode};
+use folio::config::{FirstStart, ImapConfig, MailAuth, Secret, TlsMode};
 use folio::inbound::imap::Session;
 use futures::TryStreamExt;
 use lettre::address::Envelope;
@@ -482,6 +482,7 @@ pub async fn imap_on(s: &Stack, user: &str) -> Session {
         ca_file: None,
         first_start: FirstStart::NewOnly,
         batch_size: 100,
+        auth: MailAuth::Password,
     };
     folio::inbound::imap::connect(&cfg)
         .await
