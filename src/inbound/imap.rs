@@ -6,6 +6,7 @@
 //! `imap.command_timeout` (async-imap has no timeouts of its own).
 
 use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
@@ -14,7 +15,7 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::config::{ImapConfig, MailAuth, TlsMode};
+use crate::config::{ImapConfig, MailAuth, SaslMechanism, Secret, TlsMode};
 use crate::oauth::TokenSource;
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).
@@ -164,7 +165,7 @@ async fn authenticate(
         .map_err(|_| ImapError::Timeout("the OAuth2 token endpoint"))?
         .map_err(|e| refused(e.to_string()))?;
     let mechanism = source.mechanism();
-    let sasl = crate::oauth::sasl::ImapSasl::new(
+    let sasl = Sasl::new(
         mechanism,
         crate::oauth::sasl::initial_response(mechanism, &cfg.username, &token, &cfg.host, cfg.port),
     );
@@ -184,6 +185,41 @@ async fn authenticate(
             }))
         }
         Err(_) => Err(ImapError::Timeout("AUTHENTICATE")),
+    }
+}
+
+/// async-imap's side of `AUTHENTICATE`: sends the initial response at the first (empty)
+/// continuation; any later continuation is the server's error status, acknowledged so the
+/// server can answer NO, and kept for the error message.
+struct Sasl {
+    mechanism: SaslMechanism,
+    initial: Option<Secret>,
+    /// The server's error challenge, if it sent one.
+    challenge: Arc<Mutex<Option<String>>>,
+}
+
+impl Sasl {
+    fn new(mechanism: SaslMechanism, initial: Secret) -> Self {
+        Sasl {
+            mechanism,
+            initial: Some(initial),
+            challenge: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl async_imap::Authenticator for Sasl {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
+        match self.initial.take() {
+            Some(initial) => initial.0.into_bytes(),
+            None => {
+                let mut kept = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
+                *kept = Some(crate::oauth::sasl::describe_challenge(challenge));
+                self.mechanism.error_ack().to_vec()
+            }
+        }
     }
 }
 
@@ -540,5 +576,20 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[4]), "4");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn the_sasl_authenticator_answers_the_error_challenge_and_keeps_it() {
+        use async_imap::Authenticator;
+        for (m, ack) in [
+            (SaslMechanism::Xoauth2, &b""[..]),
+            (SaslMechanism::OAuthBearer, &b"\x01"[..]),
+        ] {
+            let mut a = Sasl::new(m, Secret("first".into()));
+            let kept = a.challenge.clone();
+            assert_eq!(a.process(b""), b"first");
+            assert_eq!(a.process(br#" {"status":"401"} "#), ack);
+            assert_eq!(kept.lock().unwrap().as_deref(), Some(r#"{"status":"401"}"#));
+        }
     }
 }

@@ -21,6 +21,9 @@ pub enum EndpointError {
     Request { url: String, message: String },
 }
 
+/// The HTTP client the token requests go through.
+pub type Http = reqwest::Client;
+
 /// What a successful grant returned.
 pub struct Granted {
     pub access: Secret,

@@ -62,7 +62,7 @@ struct Cache {
 /// The access tokens for the mailbox, shared by the IMAP and SMTP sides.
 pub struct TokenSource {
     cfg: OAuth2Config,
-    http: reqwest::Client,
+    http: endpoint::Http,
     clock: Arc<dyn Clock>,
     /// Held across a request, so concurrent logins wait for one refresh instead of each
     /// asking the endpoint.

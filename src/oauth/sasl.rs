@@ -1,8 +1,6 @@
 //! The SASL messages that carry an access token: Google's and Microsoft's `XOAUTH2` and RFC 7628
 //! `OAUTHBEARER`. Pure: the same bytes go over IMAP `AUTHENTICATE` and SMTP `AUTH`.
 
-use std::sync::{Arc, Mutex};
-
 use crate::config::{SaslMechanism, Secret};
 
 impl SaslMechanism {
@@ -61,45 +59,8 @@ pub fn describe_challenge(challenge: &[u8]) -> String {
     }
 }
 
-/// async-imap's side of `AUTHENTICATE`: sends the initial response at the first (empty)
-/// continuation; any later continuation is the server's error status, acknowledged so the
-/// server can answer NO, and kept for the error message.
-pub struct ImapSasl {
-    mechanism: SaslMechanism,
-    initial: Option<Secret>,
-    /// The server's error challenge, if it sent one.
-    pub challenge: Arc<Mutex<Option<String>>>,
-}
-
-impl ImapSasl {
-    pub fn new(mechanism: SaslMechanism, initial: Secret) -> Self {
-        ImapSasl {
-            mechanism,
-            initial: Some(initial),
-            challenge: Arc::new(Mutex::new(None)),
-        }
-    }
-}
-
-impl async_imap::Authenticator for ImapSasl {
-    type Response = Vec<u8>;
-
-    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
-        match self.initial.take() {
-            Some(initial) => initial.0.into_bytes(),
-            None => {
-                let mut kept = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
-                *kept = Some(describe_challenge(challenge));
-                self.mechanism.error_ack().to_vec()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use async_imap::Authenticator;
-
     use super::*;
 
     #[test]
@@ -127,19 +88,5 @@ mod tests {
             r.0,
             "n,a=a=2Cb=3Dc@uni.test,\x01host=imap.uni.test\x01port=143\x01auth=Bearer tok\x01\x01"
         );
-    }
-
-    #[test]
-    fn the_imap_authenticator_answers_the_error_challenge_and_keeps_it() {
-        for (m, ack) in [
-            (SaslMechanism::Xoauth2, &b""[..]),
-            (SaslMechanism::OAuthBearer, &b"\x01"[..]),
-        ] {
-            let mut a = ImapSasl::new(m, Secret("first".into()));
-            let kept = a.challenge.clone();
-            assert_eq!(a.process(b""), b"first");
-            assert_eq!(a.process(br#" {"status":"401"} "#), ack);
-            assert_eq!(kept.lock().unwrap().as_deref(), Some(r#"{"status":"401"}"#));
-        }
     }
 }
