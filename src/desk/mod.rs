@@ -7,6 +7,7 @@
 //! please confirm") and [`survey`] (to a satisfaction survey). [`report`] sums up a period
 //! for the admins.
 
+pub mod alert;
 pub mod analysis;
 mod answer_text;
 pub mod catalog;

@@ -21,9 +21,10 @@ use crate::desk::notice::{
     first_name, guide, reply_subject, AssignedTicketView, Assignment, AttachmentList, AuthorView,
     BounceNotice, BreachCounts, Closure, CommandResult, CommentView, ConfirmReminder, Confirmation,
     DeliveryFailed, DigestLine, FollowUp, HelpdeskView, MissingView, MyTickets, Notice,
-    PriorityCounts, Relay, RequesterView, SatisfactionFigures, ServiceTickets, SlaEscalation,
-    SlaWarning, StatusCounts, StatusDenied, StatusReport, SurveyRequest, SurveyThanks,
-    TechnicianDigest, TechnicianView, Template, TicketView, TimeFigures, WeeklySummary,
+    OAuthFailure, PriorityCounts, Relay, RequesterView, SatisfactionFigures, ServiceTickets,
+    SlaEscalation, SlaWarning, StatusCounts, StatusDenied, StatusReport, SurveyRequest,
+    SurveyThanks, TechnicianDigest, TechnicianView, Template, TicketView, TimeFigures,
+    WeeklySummary,
 };
 use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
@@ -221,6 +222,17 @@ impl Sampler<'_> {
                 .into(),
             Template::TechnicianDigest => vec![self.digest()],
             Template::WeeklySummary => vec![self.weekly_summary()],
+            Template::OAuthFailure => [Some(at(2026, 11, 26, 17, 15)), None]
+                .map(|expires| {
+                    Notice::OAuthFailure(OAuthFailure::new(
+                        "https://login.microsoftonline.com/example/oauth2/v2.0/token",
+                        "the server refused: invalid_client (AADSTS7000222: The provided client secret keys are expired.)",
+                        at(2026, 11, 26, 17, 0),
+                        expires,
+                        helpdesk(),
+                    ))
+                })
+                .into(),
             Template::SlaEscalation => ["first_response", "resolution", "assignment"]
                 .map(|target| {
                     Notice::SlaEscalation(SlaEscalation {
@@ -631,7 +643,10 @@ mod tests {
             let context = notice.context(Some(&real.folio)).to_string();
             match notice.template() {
                 // Not about one ticket: no ticket's subject in them.
-                Template::StatusDenied | Template::MyTickets | Template::WeeklySummary => {
+                Template::StatusDenied
+                | Template::MyTickets
+                | Template::WeeklySummary
+                | Template::OAuthFailure => {
                     assert!(!context.contains("piso 3"), "{context}")
                 }
                 Template::Confirmation if context.contains("\"quoted\":false") => {}

@@ -24,6 +24,17 @@ pub enum EndpointError {
 /// The HTTP client the token requests go through.
 pub type Http = reqwest::Client;
 
+impl EndpointError {
+    /// What went wrong, without the URL (for messages that name it apart).
+    pub fn reason(&self) -> &str {
+        match self {
+            EndpointError::Setup { message, .. } | EndpointError::Request { message, .. } => {
+                message
+            }
+        }
+    }
+}
+
 /// What a successful grant returned.
 pub struct Granted {
     pub access: Secret,

@@ -149,7 +149,7 @@ impl TokenSource {
                 Ok(access)
             }
             Err(e) => {
-                let error = e.to_string();
+                let error = e.reason().to_string();
                 let retry = Token::retry_after(cache.token.as_ref());
                 cache.retry_at = Some(now + chrono::Duration::from_std(retry).unwrap_or_default());
                 let still = cache.token.as_ref().filter(|t| t.usable(now));

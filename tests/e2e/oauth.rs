@@ -245,14 +245,14 @@ fn answer(head: &str, f: &HashMap<String, String>, state: &EndpointState) -> (St
 
 /// A folio for `hd` that logs into IMAP and SMTP (the submission port) with tokens from
 /// `endpoint`; no password anywhere in its configuration.
-fn oauth_folio(s: &Stack, hd: &str, endpoint: &TokenEndpoint, oauth2: &str) -> Folio {
+fn oauth_folio(s: &Stack, hd: &str, endpoint: &TokenEndpoint, oauth2: &str, more: &str) -> Folio {
     let folio = Folio::new_on(
         s,
         hd,
         Options {
             extra: format!(
                 "[oauth2]\ntoken_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-                 scope = \"mail\"\ntimeout = \"5s\"\n{oauth2}\n",
+                 scope = \"mail\"\ntimeout = \"5s\"\n{oauth2}\n{more}",
                 endpoint.url
             ),
             ..Options::default()
@@ -307,6 +307,7 @@ async fn xoauth2_refresh_token_flow_refreshes_before_expiry_and_reports_a_failin
     let Some(key) = key_or_skip(s) else { return };
     let hd = unique("oauth-hd");
     let alice = unique("alice");
+    let admin = unique("admin");
     // Six-second tokens: refreshed at 4.5 s, so the test sees several refreshes.
     let endpoint = TokenEndpoint::start(key, &hd, 6).await;
     let mut folio = oauth_folio(
@@ -314,6 +315,11 @@ async fn xoauth2_refresh_token_flow_refreshes_before_expiry_and_reports_a_failin
         &hd,
         &endpoint,
         "flow = \"refresh_token\"\nrefresh_token = \"r0\"\nmechanism = \"xoauth2\"",
+        // No weekly summary for the admin: only the OAuth2 notices reach their inbox.
+        &format!(
+            "[helpdesk]\nadmins = [\"{admin}\"]\n\n[schedule]\n\
+             technician_digest = \"0 0 0 1 1 * 2099\"\nweekly_summary = \"0 0 0 1 1 * 2099\"\n"
+        ),
     );
     folio.start(&[]).await;
     ticket_round_trip(&folio, &alice).await;
@@ -386,14 +392,48 @@ async fn xoauth2_refresh_token_flow_refreshes_before_expiry_and_reports_a_failin
         },
     )
     .await;
-    // Mail still flows on the new tokens.
+    // Mail still flows on the new tokens, and the admin got one notice for the episode
+    // (it leaves over SMTP once a token works: a pooled connection, the old token, or the
+    // new one).
     sentinel(&folio, &alice, 1).await;
+    let notices = inbox(&admin, 1).await;
+    assert_eq!(
+        notices[0].subject,
+        "[Mesa de Ayuda] Falla el acceso al buzón: el token OAuth2 fue rechazado"
+    );
+    assert!(
+        notices[0].body_text.contains("refused by the test"),
+        "{}",
+        notices[0].body_text
+    );
+    assert!(
+        notices[0].body_text.contains(&endpoint.url),
+        "{}",
+        notices[0].body_text
+    );
+
+    // A second episode: a second notice, and no more.
+    let refused_before = endpoint.grants().iter().filter(|g| !g.ok).count();
+    endpoint.refuse(true);
+    wait_for(
+        "another refused refresh",
+        Duration::from_secs(30),
+        || async {
+            (endpoint.grants().iter().filter(|g| !g.ok).count() >= refused_before + 2).then_some(())
+        },
+    )
+    .await;
+    endpoint.refuse(false);
+    inbox(&admin, 2).await;
+    // Time for a wrong third notice to arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fetch_all(&admin, "INBOX").await.len(), 2);
     assert_eq!(
         folio
             .log_text()
             .matches("OAuth2 failure episode started")
             .count(),
-        1
+        2
     );
     assert!(!folio.log_text().contains("auth=Bearer"));
     folio.stop();
@@ -411,6 +451,7 @@ async fn oauthbearer_client_credentials_flow_logs_into_imap_and_smtp() {
         &hd,
         &endpoint,
         "flow = \"client_credentials\"\nmechanism = \"oauthbearer\"",
+        "",
     );
     folio.start(&[]).await;
     ticket_round_trip(&folio, &bob).await;
@@ -435,7 +476,7 @@ async fn a_refused_token_fails_the_login_with_the_servers_reason() {
     let hd = unique("oauth-hd");
     // Tokens for someone else: Dovecot refuses them (the JWT's sub is not the login).
     let endpoint = TokenEndpoint::start(key, "oauth-someone-else@example.test", 3600).await;
-    let mut folio = oauth_folio(s, &hd, &endpoint, "mechanism = \"xoauth2\"");
+    let mut folio = oauth_folio(s, &hd, &endpoint, "mechanism = \"xoauth2\"", "");
     let started = tokio::time::timeout(Duration::from_secs(8), folio.start(&[])).await;
     assert!(
         started.is_err(),
@@ -489,10 +530,8 @@ async fn the_token_source_status_counts_and_announces_each_failure_episode_once(
     .await;
     assert!(status.failing_since.is_some());
     let (_, error) = status.last_error.clone().unwrap();
-    assert!(
-        error.contains(&endpoint.url) && error.contains("invalid_grant"),
-        "{error}"
-    );
+    assert!(error.contains("invalid_grant"), "{error}");
+    assert_eq!(status.token_url, endpoint.url);
     if let Ok(t) = source.token().await {
         assert_eq!(t.0, first.0, "only the old token can be handed out");
     }
