@@ -8,6 +8,7 @@
 //! ```
 //!
 //! - [`inbound`]: mail as it arrives: MIME, HTML, quotes, classification, IMAP.
+//! - [`oauth`]: OAuth2 access tokens for the IMAP and SMTP logins (XOAUTH2, OAUTHBEARER).
 //! - [`desk`]: the help desk's rules, pure: who may do what on which ticket, and what to send.
 //! - [`outbound`]: mail as it leaves: templates, MIME construction, the outbox worker, SMTP.
 //! - [`store`]: the database, the only place that knows SQL.
@@ -27,6 +28,7 @@ pub mod desk;
 pub mod fold;
 pub mod folio;
 pub mod inbound;
+pub mod oauth;
 pub mod outbound;
 pub mod shutdown;
 pub mod store;

@@ -28,6 +28,17 @@ pub fn connector(
     ca_file: Option<&Path>,
     key: &'static str,
 ) -> Result<tokio_rustls::TlsConnector, TlsError> {
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(client_config(
+        ca_file, key,
+    )?)))
+}
+
+/// The rustls client configuration behind [`connector`] (ring provider, system roots plus
+/// `ca_file`), for clients that build their own connections (the OAuth2 token endpoint's).
+pub fn client_config(
+    ca_file: Option<&Path>,
+    key: &'static str,
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -60,7 +71,7 @@ pub fn connector(
     })?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// Runs the TLS handshake over `tcp`, verifying the certificate for `host`.

@@ -124,6 +124,16 @@ const BOUNDARIES: &[Boundary] = &[
         why: "only the outbound rooms build and send MIME",
     },
     Boundary {
+        token: "reqwest",
+        allowed: &["src/oauth/endpoint.rs"],
+        why: "the only HTTP folio speaks is to the OAuth2 token endpoint",
+    },
+    Boundary {
+        token: "oauth2",
+        allowed: &["src/oauth/endpoint.rs"],
+        why: "only oauth::endpoint knows the OAuth2 client crate",
+    },
+    Boundary {
         token: "chrono_tz",
         allowed: &[
             "src/calendar.rs",
@@ -304,6 +314,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("the store", &["store"]),
     ("the desk's rules", &["desk"]),
     ("inbound mail", &["inbound"]),
+    ("the mailbox's OAuth2 tokens", &["oauth"]),
     (
         "foundations",
         &[

@@ -354,6 +354,16 @@ fn scenarios() -> Vec<(&'static str, Vec<Reply>)> {
         ("weekly_summary", weekly_summary(&a_week(), &policy())),
         ("stall_alarm", stall_alarm(&policy())),
         (
+            "oauth_failure",
+            folio::desk::alert::oauth_failure(
+                OAUTH_URL,
+                OAUTH_ERROR,
+                Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap(),
+                Some(Utc.with_ymd_and_hms(2026, 11, 27, 14, 15, 0).unwrap()),
+                &policy(),
+            ),
+        ),
+        (
             "bounce",
             replies(
                 &raw(
@@ -619,6 +629,11 @@ fn a_hostile_subject_injects_no_header() {
 
 /// English words folio's own text uses (codes, and the sentences Rust used to write): none may
 /// show in a Spanish mail.
+/// The token endpoint and its answer in the `oauth_failure` scenarios (the server's words, shown
+/// as they are in either language).
+const OAUTH_URL: &str = "https://login.microsoftonline.com/example/oauth2/v2.0/token";
+const OAUTH_ERROR: &str = "the server refused: invalid_client (AADSTS7000222: The provided client secret keys are expired.)";
+
 const ENGLISH: &[&str] = &[
     "open",
     "pending",
@@ -856,6 +871,17 @@ fn mails_about(p: &Policy, t: &TicketRef) -> Vec<(String, serde_json::Value)> {
         digests(&[at_risk], digest_day, p)
             .iter()
             .map(|r| (r.template().name().to_string(), r.notice.context(None))),
+    );
+    out.extend(
+        folio::desk::alert::oauth_failure(
+            OAUTH_URL,
+            OAUTH_ERROR,
+            Utc.with_ymd_and_hms(2026, 11, 27, 14, 0, 0).unwrap(),
+            None,
+            p,
+        )
+        .iter()
+        .map(|r| (r.template().name().to_string(), r.notice.context(None))),
     );
     out.extend(
         weekly_summary(&a_week(), p)
@@ -1148,6 +1174,9 @@ fn a_mail_shows_codes_only_in_its_own_language() {
     data.extend(REQUESTER_ANSWERS.iter().map(|a| a.to_string()));
     data.push("Tardaron un poco, pero quedó.".into());
     data.push("excelente servicio".into());
+    // The token endpoint's own words.
+    data.push(OAUTH_URL.into());
+    data.push(OAUTH_ERROR.into());
     let checks = [
         ("es", banned_words(ENGLISH, false)),
         ("es", banned_words(SPANISH_CODES, true)),

@@ -6,6 +6,7 @@
 //! single values in `validator`; `time` validates the sections about when things happen
 //! (`[calendar]`, `[lifecycle]`, `[schedule]`).
 
+mod oauth;
 mod observe;
 mod raw;
 mod sections;
@@ -100,6 +101,8 @@ pub struct Config {
     pub instance_name: Option<String>,
     pub imap: ImapConfig,
     pub smtp: SmtpConfig,
+    /// `[oauth2]`: set when `imap.auth` or `smtp.auth` is `"oauth2"`.
+    pub oauth2: Option<OAuth2Config>,
     pub database: DatabaseConfig,
     pub templates: TemplatesConfig,
     pub helpdesk: HelpdeskConfig,
@@ -141,6 +144,8 @@ pub struct ImapConfig {
     pub ca_file: Option<PathBuf>,
     pub first_start: FirstStart,
     pub batch_size: u32,
+    /// `imap.auth`: LOGIN with the password, or SASL with a token from `[oauth2]`.
+    pub auth: MailAuth,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +165,64 @@ pub struct SmtpConfig {
     /// How long a mail the server keeps refusing temporarily (4xx, no connection) is retried
     /// before it is marked failed (like Postfix's `maximal_queue_lifetime`).
     pub max_age: Duration,
+    /// `smtp.auth`: AUTH PLAIN/LOGIN when `username` is set, or SASL with a token from
+    /// `[oauth2]` (then `username` defaults to `imap.username`).
+    pub auth: MailAuth,
+}
+
+/// How folio logs into the IMAP or SMTP server (`imap.auth`, `smtp.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailAuth {
+    /// The configured password (for SMTP: only when a username is set).
+    Password,
+    /// An OAuth2 access token from `[oauth2]`, over SASL (`oauth2.mechanism`).
+    OAuth2,
+}
+
+/// `oauth2.flow`: the grant that obtains access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuth2Flow {
+    /// The client's own credentials (an application mailbox permission, e.g. Microsoft 365).
+    ClientCredentials,
+    /// A refresh token obtained once by an administrator's consent (e.g. Google).
+    RefreshToken,
+}
+
+/// `oauth2.mechanism`: the SASL mechanism that carries the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// Google's and Microsoft's `XOAUTH2`.
+    Xoauth2,
+    /// RFC 7628 `OAUTHBEARER`.
+    OAuthBearer,
+}
+
+/// `oauth2.client_auth`: how the client's id and secret reach the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// In the form body (`client_id`, `client_secret`): what Microsoft and Google document.
+    Post,
+    /// HTTP Basic (RFC 6749 2.3.1).
+    Basic,
+}
+
+/// `[oauth2]`: one token endpoint and client, shared by the IMAP and SMTP logins.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub token_url: String,
+    pub flow: OAuth2Flow,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub client_auth: ClientAuth,
+    /// The refresh token the `refresh_token` flow starts from (empty otherwise).
+    pub refresh_token: Secret,
+    /// Scopes asked for (none: the endpoint's default).
+    pub scopes: Vec<String>,
+    pub mechanism: SaslMechanism,
+    /// Extra CA for an `https` token endpoint.
+    pub ca_file: Option<PathBuf>,
+    /// Bounds one request to the token endpoint.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

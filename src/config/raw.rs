@@ -13,6 +13,8 @@ pub(super) struct RawConfig {
     pub(super) imap: RawImap,
     #[serde(default)]
     pub(super) smtp: RawSmtp,
+    /// `None` when the file has no `[oauth2]` section.
+    pub(super) oauth2: Option<RawOAuth2>,
     #[serde(default)]
     pub(super) database: RawDatabase,
     #[serde(default)]
@@ -76,6 +78,7 @@ pub(super) struct RawImap {
     pub(super) ca_file: Option<PathBuf>,
     pub(super) first_start: Option<String>,
     pub(super) batch_size: Option<i64>,
+    pub(super) auth: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +96,25 @@ pub(super) struct RawSmtp {
     pub(super) timeout: Option<String>,
     pub(super) hello_name: Option<String>,
     pub(super) max_age: Option<String>,
+    pub(super) auth: Option<String>,
+}
+
+/// `[oauth2]`: the token endpoint shared by `imap.auth` and `smtp.auth` = "oauth2".
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOAuth2 {
+    pub(super) token_url: Option<String>,
+    pub(super) flow: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_file: Option<PathBuf>,
+    pub(super) client_auth: Option<String>,
+    pub(super) refresh_token: Option<String>,
+    pub(super) refresh_token_file: Option<PathBuf>,
+    pub(super) scope: Option<String>,
+    pub(super) mechanism: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -12,9 +12,9 @@ use super::raw::{
 use super::validator::Validator;
 use super::{
     CatalogConfig, Config, DatabaseConfig, DirectoryConfig, Env, FirstStart, HelpdeskConfig,
-    ImapConfig, LimitsConfig, LogConfig, LogFormat, SecurityConfig, SmtpConfig, TemplatesConfig,
-    TicketsConfig, TlsMode, DEFAULT_HELPDESK_NAME, DEFAULT_INSTITUTION, DEFAULT_LANGUAGE,
-    DEFAULT_MAX_AUTO_REPLIES, DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR,
+    ImapConfig, LimitsConfig, LogConfig, LogFormat, MailAuth, SecurityConfig, SmtpConfig,
+    TemplatesConfig, TicketsConfig, TlsMode, DEFAULT_HELPDESK_NAME, DEFAULT_INSTITUTION,
+    DEFAULT_LANGUAGE, DEFAULT_MAX_AUTO_REPLIES, DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR,
     DEFAULT_MAX_AUTO_REPLIES_PER_HOUR, DEFAULT_MAX_LISTED_ATTACHMENTS, DEFAULT_PHONE,
 };
 
@@ -29,6 +29,7 @@ impl Validator<'_> {
             .clone()
             .unwrap_or_else(|| DEFAULT_HELPDESK_NAME.into());
         let smtp = self.smtp(raw.smtp, &helpdesk_name, &imap.username, env);
+        let oauth2 = self.oauth2(raw.oauth2, imap.auth, smtp.auth, env);
         let database = self.database(raw.database, env);
         let templates = self.templates(raw.templates);
         let helpdesk = self.helpdesk(raw.helpdesk, &smtp.from_address, &imap.username);
@@ -47,6 +48,7 @@ impl Validator<'_> {
                 .filter(|n| !n.is_empty()),
             imap,
             smtp,
+            oauth2,
             database,
             templates,
             helpdesk,
@@ -78,7 +80,8 @@ impl Validator<'_> {
             env,
         );
         let username = self.required("imap.username", i.username);
-        if password.0.is_empty() {
+        let auth = self.mail_auth("imap.auth", i.auth);
+        if password.0.is_empty() && auth == MailAuth::Password {
             self.issue(
                 "imap.password",
                 "is required (or imap.password_file, or the FOLIO_IMAP_PASSWORD environment variable)",
@@ -115,6 +118,7 @@ impl Validator<'_> {
             ca_file: self.existing_file("imap.ca_file", i.ca_file),
             first_start,
             batch_size: self.positive("imap.batch_size", i.batch_size, 500, 5000) as u32,
+            auth,
         }
     }
 
@@ -142,6 +146,12 @@ impl Validator<'_> {
             "FOLIO_SMTP_PASSWORD",
             env,
         );
+        let auth = self.mail_auth("smtp.auth", s.auth);
+        let mut username = s.username.filter(|u| !u.is_empty());
+        if auth == MailAuth::OAuth2 && username.is_none() {
+            // The token is for the mailbox: SMTP logs in as the IMAP user unless told otherwise.
+            username = Some(imap_username.to_string()).filter(|u| !u.is_empty());
+        }
         let hello_name = s.hello_name.unwrap_or_else(|| {
             from_address
                 .rsplit_once('@')
@@ -152,7 +162,7 @@ impl Validator<'_> {
             port: self.port("smtp.port", s.port, default_port),
             host,
             tls,
-            username: s.username.filter(|u| !u.is_empty()),
+            username,
             password,
             from_name,
             from_address,
@@ -161,6 +171,7 @@ impl Validator<'_> {
             timeout: self.duration("smtp.timeout", s.timeout, "60s"),
             hello_name,
             max_age: self.duration("smtp.max_age", s.max_age, "5d"),
+            auth,
         }
     }
 

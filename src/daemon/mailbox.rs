@@ -17,6 +17,7 @@ use crate::daemon::health::Health;
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
 use crate::daemon::telemetry::Telemetry;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
+use crate::oauth::TokenSource;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +43,8 @@ pub struct Mailbox {
     health: Arc<Health>,
     /// `/metrics`: messages filed away by verdict, quarantined, tickets opened, reconnects.
     telemetry: Arc<Telemetry>,
+    /// `imap.auth = "oauth2"`: where the login's access token comes from.
+    oauth: Option<Arc<TokenSource>>,
 }
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
@@ -67,6 +70,7 @@ impl Mailbox {
             import_existing,
             health: Health::new(Telemetry::off()),
             telemetry: Telemetry::off(),
+            oauth: None,
         }
     }
 
@@ -74,6 +78,12 @@ impl Mailbox {
     pub fn observed(mut self, health: Arc<Health>, telemetry: Arc<Telemetry>) -> Mailbox {
         self.health = health;
         self.telemetry = telemetry;
+        self
+    }
+
+    /// Logs in with tokens from `source` (`imap.auth = "oauth2"`).
+    pub fn with_token_source(mut self, source: Arc<TokenSource>) -> Mailbox {
+        self.oauth = Some(source);
         self
     }
 
@@ -151,7 +161,7 @@ impl Mailbox {
     /// start.
     async fn open(&self) -> Result<(Connection, Position), MailboxError> {
         let cfg = &self.cfg;
-        let mut conn = Connection::open(cfg).await?;
+        let mut conn = Connection::open(cfg, self.oauth.as_deref()).await?;
         for folder in [&cfg.processed_folder, &cfg.quarantine_folder] {
             conn.ensure_folder(folder).await?;
         }

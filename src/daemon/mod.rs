@@ -2,6 +2,7 @@
 //! shutdown.
 
 pub mod alarm;
+pub mod alerts;
 pub mod health;
 pub mod http;
 pub mod instance;
@@ -15,7 +16,7 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, MailAuth};
 use crate::daemon::alarm::StallAlarm;
 use crate::daemon::health::{Health, Role};
 use crate::daemon::instance::Instance;
@@ -41,6 +42,8 @@ pub enum DaemonError {
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
     Http(#[from] crate::daemon::http::BindError),
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::endpoint::EndpointError),
 }
 
 /// The pieces shared by `run` and `ingest`.
@@ -53,6 +56,9 @@ pub struct Parts {
     pub health: Arc<Health>,
     /// What `/metrics` renders: recording only when `[http] listen` is set.
     pub telemetry: Arc<Telemetry>,
+    /// `[oauth2]`'s token source, when a login uses it: its
+    /// [`status`](crate::oauth::TokenSource::status) is what health checks and metrics read.
+    pub oauth: Option<Arc<crate::oauth::TokenSource>>,
 }
 
 /// Builds the pipeline and sender from the configuration, on the given clock and store.
@@ -91,6 +97,13 @@ pub async fn assemble(
             retried: telemetry.mail_retried.clone(),
         }),
     );
+    let oauth = match &config.oauth2 {
+        Some(o) => Some(Arc::new(crate::oauth::TokenSource::new(o, clock.clone())?)),
+        None => None,
+    };
+    if let (Some(source), MailAuth::OAuth2) = (&oauth, config.smtp.auth) {
+        sender.set_token_source(source.clone());
+    }
     let scheduler = Arc::new(
         Scheduler::new(
             config,
@@ -108,6 +121,7 @@ pub async fn assemble(
         scheduler,
         health: Health::new(telemetry.clone()),
         telemetry,
+        oauth,
     })
 }
 
@@ -172,7 +186,7 @@ pub async fn run(
             .clone()
             .run(parts.pipeline.outbox_ready(), shutdown.clone()),
     );
-    let mailbox = Mailbox::new(
+    let mut mailbox = Mailbox::new(
         config.imap.clone(),
         parts.pipeline.clone(),
         parts.store.clone(),
@@ -180,7 +194,19 @@ pub async fn run(
         import_existing,
     )
     .observed(parts.health.clone(), parts.telemetry.clone());
+    if let (Some(source), MailAuth::OAuth2) = (&parts.oauth, config.imap.auth) {
+        mailbox = mailbox.with_token_source(source.clone());
+    }
+    let oauth_tasks = parts.oauth.clone().map(|source| {
+        let alerts =
+            alerts::mail_oauth_failures(&source, parts.scheduler.clone(), shutdown.clone());
+        (tokio::spawn(source.run(shutdown.clone())), alerts)
+    });
     read_mail_while_holding(&mailbox, role, shutdown).await;
+    if let Some((refresher, alerts)) = oauth_tasks {
+        let _ = refresher.await;
+        let _ = alerts.await;
+    }
     let _ = sender_task.await;
     let _ = scheduler_task.await;
     let _ = instance_task.await;

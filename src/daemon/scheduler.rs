@@ -216,6 +216,32 @@ impl Scheduler {
         Ok(mails.len())
     }
 
+    /// Queues the mails `build` makes from the policy, once for (`kind`, `key`) ever (claimed
+    /// in the same transaction, like the reports): for alerts about folio itself. How many.
+    pub async fn queue_once(
+        &self,
+        kind: &str,
+        key: &str,
+        build: impl FnOnce(&Policy) -> Vec<crate::desk::decide::Reply>,
+    ) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        if self.store.run_done(kind, key).await? {
+            return Ok(0);
+        }
+        let mails = build(&self.policy);
+        let mut tx = self.store.begin().await?;
+        if !tx.claim_run(kind, key, now).await? {
+            tx.rollback().await;
+            return Ok(0);
+        }
+        tx.queue_reports(&mails, &self.writing(now)).await?;
+        tx.commit().await?;
+        if !mails.is_empty() {
+            self.outbox_ready.notify_one();
+        }
+        Ok(mails.len())
+    }
+
     fn writing(&self, now: chrono::DateTime<chrono::Utc>) -> Writing<'_> {
         Writing {
             policy: &self.policy,

@@ -7,6 +7,7 @@
 //! please confirm") and [`survey`] (to a satisfaction survey). [`report`] sums up a period
 //! for the admins; [`stall`] says when mail stuck in the mailbox is worth an alarm.
 
+pub mod alert;
 pub mod analysis;
 mod answer_text;
 pub mod catalog;

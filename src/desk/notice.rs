@@ -63,11 +63,12 @@ pub enum Template {
     WeeklySummary,
     // the daemon's own alarms (to the admins)
     StallAlarm,
+    OAuthFailure,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Template; 22] = [
+    pub const ALL: [Template; 23] = [
         Template::Confirmation,
         Template::Reply,
         Template::Resolved,
@@ -90,6 +91,7 @@ impl Template {
         Template::TechnicianDigest,
         Template::WeeklySummary,
         Template::StallAlarm,
+        Template::OAuthFailure,
     ];
 
     /// The file name stem (`NAME`), as the outbox stores it.
@@ -117,6 +119,7 @@ impl Template {
             Template::TechnicianDigest => "technician_digest",
             Template::WeeklySummary => "weekly_summary",
             Template::StallAlarm => "stall_alarm",
+            Template::OAuthFailure => "oauth_failure",
         }
     }
 
@@ -135,6 +138,7 @@ impl Template {
                 | Template::TechnicianDigest
                 | Template::WeeklySummary
                 | Template::StallAlarm
+                | Template::OAuthFailure
         )
     }
 
@@ -205,6 +209,8 @@ pub enum Notice {
     /// To the admins: mail waits in the watched folder and nothing was processed for
     /// `alarms.stall_after` (once per stall).
     StallAlarm(StallAlarm),
+    /// To the admins, once per failure episode: the mailbox's OAuth2 token endpoint fails.
+    OAuthFailure(OAuthFailure),
 }
 
 impl Notice {
@@ -233,6 +239,7 @@ impl Notice {
             Notice::TechnicianDigest(_) => Template::TechnicianDigest,
             Notice::WeeklySummary(_) => Template::WeeklySummary,
             Notice::StallAlarm(_) => Template::StallAlarm,
+            Notice::OAuthFailure(_) => Template::OAuthFailure,
         }
     }
 
@@ -705,6 +712,43 @@ pub struct TechnicianDigest {
     /// How many were left out of `tickets`.
     pub listed_more: usize,
     pub helpdesk: HelpdeskView,
+}
+
+/// The `oauth_failure`: the token endpoint the mailbox logins depend on (`[oauth2]`) refuses
+/// or cannot be reached; sent to the admins once per failure episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OAuthFailure {
+    /// `oauth2.token_url`.
+    pub token_url: String,
+    /// The server's error (and description) or the network's.
+    pub error: String,
+    /// When the failures started, `YYYY-MM-DD HH:MM UTC`.
+    pub since: String,
+    /// Until when the last token still works (mail keeps flowing until then), same format;
+    /// empty when there is none.
+    pub token_expires_at: String,
+    pub helpdesk: HelpdeskView,
+}
+
+impl OAuthFailure {
+    /// The notice for an episode that started at `since`.
+    pub fn new(
+        token_url: &str,
+        error: &str,
+        since: DateTime<Utc>,
+        token_expires_at: Option<DateTime<Utc>>,
+        helpdesk: HelpdeskView,
+    ) -> OAuthFailure {
+        OAuthFailure {
+            token_url: token_url.to_string(),
+            error: clean_line(error, 1_000),
+            since: since.format(DATE_FORMAT).to_string(),
+            token_expires_at: token_expires_at
+                .map(|t| t.format(DATE_FORMAT).to_string())
+                .unwrap_or_default(),
+            helpdesk,
+        }
+    }
 }
 
 /// The `weekly_summary`: a period's figures for the admins (`desk::report`), as mail shows

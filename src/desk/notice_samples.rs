@@ -21,9 +21,10 @@ use crate::desk::notice::{
     first_name, guide, reply_subject, AssignedTicketView, Assignment, AttachmentList, AuthorView,
     BounceNotice, BreachCounts, Closure, CommandResult, CommentView, ConfirmReminder, Confirmation,
     DeliveryFailed, DigestLine, FollowUp, HelpdeskView, MissingView, MyTickets, Notice,
-    PriorityCounts, Relay, RequesterView, SatisfactionFigures, ServiceTickets, SlaEscalation,
-    SlaWarning, StallAlarm, StatusCounts, StatusDenied, StatusReport, SurveyRequest, SurveyThanks,
-    TechnicianDigest, TechnicianView, Template, TicketView, TimeFigures, WeeklySummary,
+    OAuthFailure, PriorityCounts, Relay, RequesterView, SatisfactionFigures, ServiceTickets,
+    SlaEscalation, SlaWarning, StallAlarm, StatusCounts, StatusDenied, StatusReport, SurveyRequest,
+    SurveyThanks, TechnicianDigest, TechnicianView, Template, TicketView, TimeFigures,
+    WeeklySummary,
 };
 use crate::desk::policy::Policy;
 use crate::desk::requester::Requester;
@@ -232,6 +233,17 @@ impl Sampler<'_> {
                         last_error: last_error.map(str::to_string),
                         helpdesk: helpdesk(),
                     })
+                })
+                .into(),
+            Template::OAuthFailure => [Some(at(2026, 11, 26, 17, 15)), None]
+                .map(|expires| {
+                    Notice::OAuthFailure(OAuthFailure::new(
+                        "https://login.microsoftonline.com/example/oauth2/v2.0/token",
+                        "the server refused: invalid_client (AADSTS7000222: The provided client secret keys are expired.)",
+                        at(2026, 11, 26, 17, 0),
+                        expires,
+                        helpdesk(),
+                    ))
                 })
                 .into(),
             Template::SlaEscalation => ["first_response", "resolution", "assignment"]
@@ -647,7 +659,8 @@ mod tests {
                 Template::StatusDenied
                 | Template::MyTickets
                 | Template::WeeklySummary
-                | Template::StallAlarm => {
+                | Template::StallAlarm
+                | Template::OAuthFailure => {
                     assert!(!context.contains("piso 3"), "{context}")
                 }
                 Template::Confirmation if context.contains("\"quoted\":false") => {}

@@ -6,6 +6,7 @@
 //! `imap.command_timeout` (async-imap has no timeouts of its own).
 
 use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
@@ -14,7 +15,8 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::config::{ImapConfig, TlsMode};
+use crate::config::{ImapConfig, MailAuth, SaslMechanism, Secret, TlsMode};
+use crate::oauth::TokenSource;
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -64,8 +66,17 @@ async fn tls_wrap(cfg: &ImapConfig, tcp: TcpStream) -> Result<Box<dyn Io>, ImapE
     Ok(Box::new(stream))
 }
 
-/// Connects, secures the connection as configured (certificates always verified) and logs in.
+/// Connects, secures the connection as configured (certificates always verified) and logs in
+/// with the password.
 pub async fn connect(cfg: &ImapConfig) -> Result<Session, ImapError> {
+    connect_as(cfg, None).await
+}
+
+/// [`connect`], logging in as `imap.auth` says: with `oauth` when it is `"oauth2"`.
+pub async fn connect_as(
+    cfg: &ImapConfig,
+    oauth: Option<&TokenSource>,
+) -> Result<Session, ImapError> {
     let t = cfg.command_timeout;
     let tcp = within(t, "connect", async {
         TcpStream::connect((cfg.host.as_str(), cfg.port))
@@ -98,7 +109,7 @@ pub async fn connect(cfg: &ImapConfig) -> Result<Session, ImapError> {
             .await?;
             // No second greeting after STARTTLS (RFC 3501 6.2.1).
             let client = async_imap::Client::new(tls_wrap(cfg, plain.into_inner()).await?);
-            return login(cfg, client).await;
+            return login(cfg, oauth, client).await;
         }
     };
     within(t, "greeting", async {
@@ -108,13 +119,17 @@ pub async fn connect(cfg: &ImapConfig) -> Result<Session, ImapError> {
             .map_err(async_imap::error::Error::Io)
     })
     .await?;
-    login(cfg, client).await
+    login(cfg, oauth, client).await
 }
 
 async fn login(
     cfg: &ImapConfig,
+    oauth: Option<&TokenSource>,
     client: async_imap::Client<Box<dyn Io>>,
 ) -> Result<Session, ImapError> {
+    if cfg.auth == MailAuth::OAuth2 {
+        return authenticate(cfg, oauth, client).await;
+    }
     match tokio::time::timeout(
         cfg.command_timeout,
         client.login(&cfg.username, &cfg.password.0),
@@ -127,6 +142,84 @@ async fn login(
             message: e.to_string(),
         }),
         Err(_) => Err(ImapError::Timeout("LOGIN")),
+    }
+}
+
+/// SASL `AUTHENTICATE` with an access token from `oauth` (`oauth2.mechanism`).
+async fn authenticate(
+    cfg: &ImapConfig,
+    oauth: Option<&TokenSource>,
+    client: async_imap::Client<Box<dyn Io>>,
+) -> Result<Session, ImapError> {
+    let refused = |message: String| ImapError::Login {
+        user: cfg.username.clone(),
+        message,
+    };
+    let Some(source) = oauth else {
+        return Err(refused(
+            "imap.auth is \"oauth2\" but no token source was set up".into(),
+        ));
+    };
+    let token = tokio::time::timeout(cfg.command_timeout, source.token())
+        .await
+        .map_err(|_| ImapError::Timeout("the OAuth2 token endpoint"))?
+        .map_err(|e| refused(e.to_string()))?;
+    let mechanism = source.mechanism();
+    let sasl = Sasl::new(
+        mechanism,
+        crate::oauth::sasl::initial_response(mechanism, &cfg.username, &token, &cfg.host, cfg.port),
+    );
+    let challenge = sasl.challenge.clone();
+    match tokio::time::timeout(
+        cfg.command_timeout,
+        client.authenticate(mechanism.name(), sasl),
+    )
+    .await
+    {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _))) => {
+            let said = challenge.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Err(refused(match said {
+                Some(s) if !s.is_empty() => format!("{} {e} (server said {s})", mechanism.name()),
+                _ => format!("{} {e}", mechanism.name()),
+            }))
+        }
+        Err(_) => Err(ImapError::Timeout("AUTHENTICATE")),
+    }
+}
+
+/// async-imap's side of `AUTHENTICATE`: sends the initial response at the first (empty)
+/// continuation; any later continuation is the server's error status, acknowledged so the
+/// server can answer NO, and kept for the error message.
+struct Sasl {
+    mechanism: SaslMechanism,
+    initial: Option<Secret>,
+    /// The server's error challenge, if it sent one.
+    challenge: Arc<Mutex<Option<String>>>,
+}
+
+impl Sasl {
+    fn new(mechanism: SaslMechanism, initial: Secret) -> Self {
+        Sasl {
+            mechanism,
+            initial: Some(initial),
+            challenge: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl async_imap::Authenticator for Sasl {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
+        match self.initial.take() {
+            Some(initial) => initial.0.into_bytes(),
+            None => {
+                let mut kept = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
+                *kept = Some(crate::oauth::sasl::describe_challenge(challenge));
+                self.mechanism.error_ack().to_vec()
+            }
+        }
     }
 }
 
@@ -206,9 +299,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and logs in ([`connect`]) and asks what the server can do.
-    pub async fn open(cfg: &ImapConfig) -> Result<Connection, ImapError> {
-        let mut session = connect(cfg).await?;
+    /// Connects and logs in ([`connect_as`]) and asks what the server can do.
+    pub async fn open(
+        cfg: &ImapConfig,
+        oauth: Option<&TokenSource>,
+    ) -> Result<Connection, ImapError> {
+        let mut session = connect_as(cfg, oauth).await?;
         let caps = within(cfg.command_timeout, "CAPABILITY", session.capabilities()).await?;
         Ok(Connection {
             session,
@@ -480,5 +576,20 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[4]), "4");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn the_sasl_authenticator_answers_the_error_challenge_and_keeps_it() {
+        use async_imap::Authenticator;
+        for (m, ack) in [
+            (SaslMechanism::Xoauth2, &b""[..]),
+            (SaslMechanism::OAuthBearer, &b"\x01"[..]),
+        ] {
+            let mut a = Sasl::new(m, Secret("first".into()));
+            let kept = a.challenge.clone();
+            assert_eq!(a.process(b""), b"first");
+            assert_eq!(a.process(br#" {"status":"401"} "#), ack);
+            assert_eq!(kept.lock().unwrap().as_deref(), Some(r#"{"status":"401"}"#));
+        }
     }
 }

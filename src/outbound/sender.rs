@@ -140,6 +140,11 @@ impl Sender {
         self
     }
 
+    /// Logs into SMTP with tokens from `source` (`smtp.auth = "oauth2"`).
+    pub fn set_token_source(&self, source: Arc<crate::oauth::TokenSource>) {
+        self.smtp.set_token_source(source);
+    }
+
     /// How long a claimed mail is reserved for this sender: a caller that waits for
     /// [`Sender::send_due`] waits this long at most.
     pub fn lease(&self) -> Duration {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use folio::config::{FirstStart, ImapConfig, Secret, TlsMode};
+use folio::config::{FirstStart, ImapConfig, MailAuth, Secret, TlsMode};
 use folio::inbound::imap::Session;
 use futures::TryStreamExt;
 use lettre::address::Envelope;
@@ -23,6 +23,8 @@ pub struct Stack {
     pub imap_port: u16,
     pub imaps_port: u16,
     pub smtp_port: u16,
+    /// Postfix's listener with AUTH (through Dovecot: PLAIN, XOAUTH2, OAUTHBEARER).
+    pub submission_port: u16,
     pub ca_file: PathBuf,
 }
 
@@ -44,6 +46,10 @@ pub fn stack() -> &'static Stack {
             imap_port: env_port("FOLIO_MAILSTACK_IMAP_PORT", 1143),
             imaps_port: env_port("FOLIO_MAILSTACK_IMAPS_PORT", 1993),
             smtp_port: env_port("FOLIO_MAILSTACK_SMTP_PORT", 2525),
+            submission_port: env_port(
+                "FOLIO_MAILSTACK_SUBMISSION_PORT",
+                env_port("FOLIO_MAILSTACK_SMTP_PORT", 2525) + 62,
+            ),
             ca_file: dir.join("tls/ca.pem"),
             dir,
         };
@@ -61,6 +67,7 @@ impl Stack {
             imap_port: first_port,
             imaps_port: first_port + 1,
             smtp_port: first_port + 2,
+            submission_port: first_port + 2 + 62,
             ca_file: PathBuf::from(format!("/tmp/fm-{name}/tls/ca.pem")),
         };
         stack.script("start");
@@ -75,6 +82,10 @@ impl Stack {
             .env("FOLIO_MAILSTACK_IMAP_PORT", self.imap_port.to_string())
             .env("FOLIO_MAILSTACK_IMAPS_PORT", self.imaps_port.to_string())
             .env("FOLIO_MAILSTACK_SMTP_PORT", self.smtp_port.to_string())
+            .env(
+                "FOLIO_MAILSTACK_SUBMISSION_PORT",
+                self.submission_port.to_string(),
+            )
             .stdin(Stdio::null())
             .output()
             .expect("run scripts/mailstack");
@@ -84,6 +95,20 @@ impl Stack {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+impl Stack {
+    /// The base64 HS256 key Dovecot checks `oauth-*@example.test` tokens with; `None` where
+    /// the stack has no oauth2 passdb (Dovecot 2.4, not set up yet).
+    pub fn oauth2_key(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let text =
+            std::fs::read_to_string(self.dir.join("dovecot/oauth2-keys/default/HS256/default"))
+                .ok()?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
     }
 }
 
@@ -482,6 +507,7 @@ pub async fn imap_on(s: &Stack, user: &str) -> Session {
         ca_file: None,
         first_start: FirstStart::NewOnly,
         batch_size: 100,
+        auth: MailAuth::Password,
     };
     folio::inbound::imap::connect(&cfg)
         .await

@@ -9,6 +9,7 @@
 mod conversation;
 mod harness;
 mod lifecycle;
+mod oauth;
 mod observe;
 
 use std::collections::{HashMap, HashSet};
