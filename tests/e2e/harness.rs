@@ -414,6 +414,99 @@ format = "{log_format}"
     }
 }
 
+/// One more `folio run` on a [`Folio`]'s config (same database, same mailbox), named by
+/// `FOLIO_INSTANCE_NAME`, with its own log: the several-instances tests.
+pub struct Instance {
+    pub name: String,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Folio {
+    /// Starts another `folio run` on this config as instance `name`; does not wait for it.
+    pub fn spawn_instance(&self, name: &str) -> Instance {
+        let log = self.config.with_file_name(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        let child = Command::new(env!("CARGO_BIN_EXE_folio"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .env_remove("RUST_LOG")
+            .env("FOLIO_INSTANCE_NAME", name)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn folio");
+        Instance {
+            name: name.to_string(),
+            log,
+            child: Some(child),
+        }
+    }
+
+    /// `folio status --json`.
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.cli(&["status", "--json"])).expect("status prints JSON")
+    }
+
+    /// The name of the live instance holding the mailbox, if any.
+    pub fn mailbox_holder(&self) -> Option<String> {
+        self.status()["instances"]
+            .as_array()?
+            .iter()
+            .find(|i| i["holds_mailbox"] == Value::Bool(true))
+            .and_then(|i| i["name"].as_str().map(str::to_string))
+    }
+}
+
+impl Instance {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit (panics after 30 s).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("the instance is running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("instance {} did not stop within 30 s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- instance {} log ----\n{}", self.name, self.log_text());
+        }
+    }
+}
+
 impl Drop for Folio {
     fn drop(&mut self) {
         self.kill9();

@@ -8,6 +8,7 @@
 
 mod conversation;
 mod harness;
+mod instances;
 mod lifecycle;
 mod oauth;
 mod observe;
@@ -506,6 +507,15 @@ async fn kill_9_during_a_backlog_loses_nothing_and_duplicates_no_ticket() {
     .await;
     folio.kill9();
     folio.start(&[]).await;
+    // The restart frees the dead process's outbox claims at once, instead of after their lease
+    // (2 × smtp.timeout + 5 s): the mails it had claimed go out now.
+    assert!(
+        folio
+            .log_text()
+            .contains("instances on this host whose process is gone"),
+        "{}",
+        folio.log_text()
+    );
 
     // Every request gets its confirmation.
     let confirmations = wait_for(

@@ -1,0 +1,163 @@
+//! Several `folio run` on one database and one mailbox (docs/operations.md, "Several
+//! instances"): one reads the mailbox at a time, the others stand by and take over; sending and
+//! the scheduled work are shared, and nothing is done twice beyond the documented resend bound.
+//! The CI runs it on SQLite and on PostgreSQL (`FOLIO_TEST_POSTGRES`).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::harness::*;
+
+/// Requests in the backlog.
+const N: usize = 1_000;
+
+/// `smtp.concurrency` (the default): a `kill -9` resends at most 2 × this many mails.
+const SMTP_CONCURRENCY: usize = 4;
+
+/// Waits until an instance other than `not` holds the mailbox; returns its name.
+async fn holder_other_than(folio: &Folio, not: Option<&str>, limit: Duration) -> String {
+    wait_for("a mailbox holder", limit, || async {
+        folio.mailbox_holder().filter(|h| Some(h.as_str()) != not)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_a_backlog_through_a_kill_and_a_stop() {
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let admin = unique("admin");
+    let mut first = Folio::new(
+        &hd,
+        Options {
+            max_auto_replies: 100_000,
+            batch_size: 100,
+            // The weekly summary "every second": each instance's scheduler tries it every
+            // second, and one period (a local day) gets one mail in all.
+            extra: format!(
+                "[calendar]\ntimezone = \"UTC\"\n\n[schedule]\nsweep = \"* * * * * *\"\n\
+                 weekly_summary = \"* * * * * *\"\n\n[helpdesk]\nadmins = [\"{admin}\"]\n"
+            ),
+            ..Options::default()
+        },
+    );
+    let first_day = chrono::Utc::now().date_naive();
+    // The first start records the folder's baseline; then the backlog arrives.
+    first.start(&[]).await;
+    assert!(first.stop().success());
+    let ids: Vec<String> = (0..N).map(|_| message_id()).collect();
+    let backlog: Vec<Vec<u8>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| message(&alice, &hd, &format!("Solicitud {i}"), "Sin red.", id))
+        .collect();
+    append(&hd, "INBOX", &backlog).await;
+
+    let mut instances: HashMap<String, Instance> = ["a", "b", "c"]
+        .into_iter()
+        .map(|n| (n.to_string(), first.spawn_instance(n)))
+        .collect();
+    let holder = holder_other_than(&first, None, Duration::from_secs(30)).await;
+    let live = first.status()["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["alive"] == true)
+        .count();
+    assert_eq!(live, 3, "three live instances: {}", first.status());
+
+    // kill -9 the holder mid-backlog: another takes the mailbox over.
+    wait_for(
+        "a quarter of the backlog processed",
+        Duration::from_secs(120),
+        || async { (count(&hd, "Procesados").await as usize >= N / 4).then_some(()) },
+    )
+    .await;
+    instances.get_mut(&holder).unwrap().kill9();
+    let killed_at = Instant::now();
+    let second = holder_other_than(&first, Some(&holder), Duration::from_secs(40)).await;
+    let takeover = killed_at.elapsed();
+    // The design's bound is 13 s (10 s heartbeat reach + a 3 s beat) plus the status poll;
+    // the benchmark measures it (docs/benchmarks.md). This only catches a takeover that
+    // waits for something else, like the 125 s outbox lease.
+    assert!(
+        takeover < Duration::from_secs(25),
+        "takeover took {takeover:?}"
+    );
+
+    // SIGTERM the new holder a little later: the last one takes over at once.
+    wait_for(
+        "half the backlog processed",
+        Duration::from_secs(120),
+        || async { (count(&hd, "Procesados").await as usize >= N / 2).then_some(()) },
+    )
+    .await;
+    assert!(instances.get_mut(&second).unwrap().stop().success());
+    let third = holder_other_than(&first, Some(&second), Duration::from_secs(20)).await;
+    assert_ne!(third, holder);
+
+    // Every request gets its confirmation.
+    let confirmations = wait_for(
+        "a confirmation for every request",
+        Duration::from_secs(300),
+        || async {
+            let all = fetch_all(&alice, "INBOX").await;
+            let parsed: Vec<_> = all.iter().map(|m| parse(m)).collect();
+            let answered: HashSet<String> = parsed
+                .iter()
+                .filter_map(|m| m.in_reply_to.clone())
+                .collect();
+            (answered.len() == N).then_some(parsed)
+        },
+    )
+    .await;
+    let tickets = first.tickets();
+    assert_eq!(tickets.len(), N, "exactly one ticket per request");
+    let folios: HashSet<&str> = tickets
+        .iter()
+        .map(|t| t["folio"].as_str().unwrap())
+        .collect();
+    assert_eq!(folios.len(), N, "no folio given twice");
+    assert_eq!(count(&hd, "Procesados").await as usize, N);
+    assert_eq!(count(&hd, "INBOX").await, 0);
+    let mut per_request: HashMap<String, HashSet<String>> = HashMap::new();
+    for c in &confirmations {
+        per_request
+            .entry(c.in_reply_to.clone().unwrap())
+            .or_default()
+            .insert(c.message_id.clone().unwrap());
+    }
+    assert!(
+        per_request.values().all(|ids| ids.len() == 1),
+        "a resend reuses the Message-ID"
+    );
+    // One kill -9 resends at most 2 × smtp.concurrency; a clean stop resends nothing.
+    let extra = confirmations.len() - N;
+    assert!(
+        extra <= 2 * SMTP_CONCURRENCY,
+        "{extra} duplicate deliveries"
+    );
+    // The scheduled work, shared by three schedulers: one weekly summary per period.
+    let days = (chrono::Utc::now().date_naive() - first_day).num_days() as usize + 1;
+    let summaries = wait_for("the weekly summary", Duration::from_secs(30), || async {
+        let n = count(&admin, "INBOX").await as usize;
+        (n >= 1).then_some(n)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        count(&admin, "INBOX").await as usize,
+        days,
+        "once per period"
+    );
+    assert!(summaries <= days);
+    eprintln!(
+        "three instances: {N} requests, {} confirmations ({extra} resent), takeover after kill -9 in {takeover:?}",
+        confirmations.len()
+    );
+    for (_, mut i) in instances {
+        if i.name != holder && i.name != second {
+            assert!(i.stop().success());
+        }
+    }
+}
