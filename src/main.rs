@@ -89,6 +89,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the whole site (tickets, mail, outbox, schedule, the site secret) as JSON lines,
+    /// to move it to another database (docs/operations.md).
+    Export {
+        /// The file to write [default: standard output].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read an export into database.url, which must be new and empty (docs/operations.md).
+    Import {
+        /// The export to read [default: standard input].
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+    },
     /// Check and preview the mail templates (docs/templates.md).
     Templates {
         #[command(subcommand)]
@@ -247,6 +260,46 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig => check_config(&cli.config),
         Command::Templates { command } => templates(&cli.config, command).await,
+        Command::Export { output } => {
+            let config = load_config(&cli.config)?;
+            let store = open_existing_database(&cli.config, &config).await?;
+            let moved = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("--output {}", path.display()))?;
+                    store.export(&mut std::io::BufWriter::new(file)).await
+                }
+                None => store.export(&mut std::io::stdout().lock()).await,
+            };
+            store.close().await;
+            eprint!(
+                "exported from {}:\n{}",
+                Store::describe(&config.database.url),
+                moved?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { input } => {
+            let config = load_config(&cli.config)?;
+            let store = Store::open(&config.database.url).await?;
+            let moved = match &input {
+                Some(path) => {
+                    let file = std::fs::File::open(path)
+                        .with_context(|| format!("--input {}", path.display()))?;
+                    store.import(std::io::BufReader::new(file)).await
+                }
+                None => store.import(std::io::stdin().lock()).await,
+            };
+            store.close().await;
+            let moved = moved.with_context(|| {
+                format!("importing into {}", Store::describe(&config.database.url))
+            })?;
+            eprint!(
+                "imported into {}:\n{moved}",
+                Store::describe(&config.database.url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { json } => {
             let config = load_config(&cli.config)?;
             print!(

@@ -896,3 +896,83 @@ fn run_refuses_to_start_when_its_http_address_cannot_be_bound_and_names_where_it
         text(&out.stderr)
     );
 }
+
+#[test]
+fn export_and_import_move_a_site_between_databases() {
+    // From SQLite into the engine the tests run on (PostgreSQL in CI's second pass).
+    let from_dir = tempfile::tempdir().unwrap();
+    let from = write_config(
+        from_dir.path(),
+        &format!(
+            "[database]\nurl = \"sqlite://{}\"\n",
+            from_dir.path().join("a.db").display()
+        ),
+    );
+    for fixture in [
+        "requests/gmail_utf8_base64_alternative.eml",
+        "requests/applemail_inline_png.eml",
+    ] {
+        let raw = std::fs::read(format!("{REPO}/tests/fixtures/mail/{fixture}")).unwrap();
+        let out = ingest(&from, &raw);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let export = from_dir.path().join("site.jsonl");
+    let out = folio(&[
+        "--config",
+        from.to_str().unwrap(),
+        "export",
+        "--output",
+        export.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2  tickets"));
+
+    let to_dir = tempfile::tempdir().unwrap();
+    let to = write_config(
+        to_dir.path(),
+        &format!("[database]\nurl = \"{}\"\n", database_url(to_dir.path())),
+    );
+    let import = |config: &std::path::Path| {
+        folio(&[
+            "--config",
+            config.to_str().unwrap(),
+            "import",
+            "--input",
+            export.to_str().unwrap(),
+        ])
+    };
+    let out = import(&to);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = |config: &std::path::Path| {
+        let out = folio(&[
+            "--config",
+            config.to_str().unwrap(),
+            "tickets",
+            "list",
+            "--json",
+        ]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(list(&to), list(&from));
+    assert_eq!(list(&to).as_array().unwrap().len(), 2);
+    // A second import into the now full database is refused, and says why.
+    let out = import(&to);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("empty database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

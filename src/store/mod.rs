@@ -71,6 +71,7 @@ mod report;
 mod runs;
 mod statement;
 mod status;
+mod transfer;
 mod write_tx;
 
 use std::path::Path;
@@ -90,6 +91,7 @@ pub use queries::{
     Counts, Satisfaction, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary,
 };
 pub use status::{MailFailure, OutboxSummary};
+pub use transfer::{Moved, TransferError};
 
 use write_tx::WriteTx;
 
