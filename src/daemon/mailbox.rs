@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use crate::heartbeat::Heartbeat;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -36,6 +37,9 @@ pub struct Mailbox {
     clock: Arc<dyn Clock>,
     /// `folio run --import-existing`: process mail that predates the first start.
     import_existing: bool,
+    /// Told before every step by when the worker will be back (see [`crate::heartbeat`]);
+    /// ready once the first login has selected the folder.
+    heartbeat: Heartbeat,
 }
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
@@ -59,19 +63,45 @@ impl Mailbox {
             store,
             clock,
             import_existing,
+            heartbeat: Heartbeat::new("mailbox worker"),
         }
+    }
+
+    /// The worker's heartbeat, for the watchdog.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    /// The longest one step of the worker takes between two beats: a handful of IMAP commands
+    /// (connecting and logging in, or fetching, storing and filing one batch away), each bounded
+    /// by `imap.command_timeout`, plus a minute for the database and parsing.
+    fn step_limit(&self) -> Duration {
+        self.cfg.command_timeout * 8 + Duration::from_secs(60)
+    }
+
+    /// The longest a wait for mail takes: IDLE until `imap.idle_renew` (or a poll interval),
+    /// with its IDLE and DONE commands.
+    fn wait_limit(&self) -> Duration {
+        self.cfg.idle_renew.max(self.cfg.poll_interval)
+            + self.cfg.command_timeout * 2
+            + Duration::from_secs(60)
     }
 
     /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
     pub async fn run(&self, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_secs(1);
         loop {
+            self.heartbeat.within(self.step_limit());
             match self.session(&shutdown, &mut backoff).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.heartbeat.idle();
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
                 }
             }
+            self.heartbeat.within(backoff + Duration::from_secs(60));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.wait() => return,
@@ -88,10 +118,13 @@ impl Mailbox {
         backoff: &mut Duration,
     ) -> Result<(), MailboxError> {
         let (mut conn, mut at) = self.open().await?;
+        self.heartbeat.ready();
         let mut seen_at = self.clock.now();
         loop {
+            self.heartbeat.within(self.step_limit());
             let before = at.next_uid;
             at.next_uid = self.sync(&mut conn, &at, seen_at, shutdown).await?;
+            self.heartbeat.within(self.step_limit());
             self.file_slow(&mut conn, at.uidvalidity).await?;
             // The connection works end to end: the next failure starts the backoff afresh. (Not
             // before: a batch that fails every time must not be retried every second.)
@@ -107,6 +140,7 @@ impl Mailbox {
                 continue;
             }
             let mut sd = shutdown.clone();
+            self.heartbeat.within(self.wait_limit());
             let (waited, interrupt) = conn
                 .wait(async {
                     tokio::select! {
@@ -229,6 +263,7 @@ impl Mailbox {
             if shutdown.is_triggered() {
                 break;
             }
+            self.heartbeat.within(self.step_limit());
             // Too big to process: quarantined from its size alone, without downloading it.
             let max = self.pipeline.max_message_bytes();
             let (sizes, oversize): (Vec<Sized>, Vec<Sized>) = conn
@@ -240,6 +275,7 @@ impl Mailbox {
                 next = next.max(last + 1);
             }
             for chunk in batches(&sizes, batch_size, BATCH_BYTES) {
+                self.heartbeat.within(self.step_limit());
                 self.process(conn, at, &chunk, seen_at).await?;
                 next = chunk.last().map(|u| u + 1).unwrap_or(next);
             }

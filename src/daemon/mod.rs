@@ -3,8 +3,10 @@
 
 pub mod mailbox;
 pub mod pipeline;
+pub mod reload;
 pub mod report;
 pub mod scheduler;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use crate::config::Config;
 use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::scheduler::{Scheduler, SchedulerError};
+use crate::heartbeat::Heartbeats;
 use crate::outbound::render::Templates;
 use crate::outbound::sender::Sender;
 use crate::shutdown::Shutdown;
@@ -82,13 +85,14 @@ pub async fn assemble(
 }
 
 /// Runs the mailbox worker, the sender and the scheduler on `clock` and `store` until
-/// `shutdown`; closes the store at the end.
+/// `shutdown`, their heartbeats watched in `heartbeats`; closes the store at the end.
 pub async fn run(
     config: &Config,
     clock: Arc<dyn Clock>,
     store: Store,
     import_existing: bool,
     shutdown: Shutdown,
+    heartbeats: &Heartbeats,
 ) -> Result<(), DaemonError> {
     let parts = assemble(config, clock.clone(), store).await?;
     tracing::info!(
@@ -97,19 +101,24 @@ pub async fn run(
         smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
         "folio started"
     );
-    let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
-    let sender_task = tokio::spawn(
-        parts
-            .sender
-            .clone()
-            .run(parts.pipeline.outbox_ready(), shutdown.clone()),
-    );
     let mailbox = Mailbox::new(
         config.imap.clone(),
         parts.pipeline.clone(),
         parts.store.clone(),
         clock,
         import_existing,
+    );
+    heartbeats.watch(&[
+        mailbox.heartbeat(),
+        parts.sender.heartbeat(),
+        parts.scheduler.heartbeat(),
+    ]);
+    let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
+    let sender_task = tokio::spawn(
+        parts
+            .sender
+            .clone()
+            .run(parts.pipeline.outbox_ready(), shutdown.clone()),
     );
     mailbox.run(shutdown).await;
     let _ = sender_task.await;

@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use crate::desk::tokens::Tokens;
+use crate::heartbeat::Heartbeat;
 use crate::outbound::outgoing::{self, Addressing};
 use crate::outbound::render::Templates;
 use crate::outbound::smtp::{SendError, SetupError, SmtpClient};
@@ -54,6 +55,9 @@ pub struct Sender {
     /// technician notice carries of the relayed mail's files (the rest are listed by name).
     max_notice_attachment_bytes: u64,
     max_notice_attachments: usize,
+    /// Told before every round of sends and every wait by when the worker will be back (see
+    /// [`crate::heartbeat`]).
+    heartbeat: Heartbeat,
 }
 
 /// Whether an SMTP refusal says the recipient's address itself is bad (RFC 3463 5.1.1 unknown,
@@ -105,7 +109,19 @@ impl Sender {
             staff_language: config.templates.language.clone(),
             max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
             max_notice_attachments: config.limits.max_notice_attachments,
+            heartbeat: Heartbeat::new("outbox sender"),
         })
+    }
+
+    /// The outbox worker's heartbeat, for the watchdog.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    /// The longest one turn of [`Sender::send_due`]'s loop takes: waiting for a send to end
+    /// (bounded by the lease) and recording results, with a minute for the database.
+    fn step_limit(&self) -> Duration {
+        self.lease * 2 + Duration::from_secs(60)
     }
 
     /// How long a claimed mail is reserved for this sender: a caller that waits for
@@ -116,10 +132,13 @@ impl Sender {
 
     /// Runs until shutdown: sends whatever is due, then sleeps until woken or the next retry.
     pub async fn run(self: Arc<Self>, ready: Arc<Notify>, mut shutdown: Shutdown) {
+        self.heartbeat.ready();
         loop {
             if shutdown.is_triggered() {
+                self.heartbeat.idle();
                 return;
             }
+            self.heartbeat.within(self.step_limit());
             if let Err(e) = self.send_due(Some(&shutdown)).await {
                 tracing::error!(error = %e, "outbox: database error; retrying in 5s");
             }
@@ -136,10 +155,14 @@ impl Sender {
                     Err(_) => Duration::from_secs(5),
                 }
             };
+            self.heartbeat.within(wait + Duration::from_secs(60));
             tokio::select! {
                 _ = ready.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => {
+                    self.heartbeat.idle();
+                    return;
+                }
             }
         }
     }
@@ -154,6 +177,7 @@ impl Sender {
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut round = Round::new(self, shutdown);
         loop {
+            self.heartbeat.within(self.step_limit());
             if round.queue.is_empty() && !round.halted() {
                 round.claim().await?;
             }
