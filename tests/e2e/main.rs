@@ -9,6 +9,7 @@
 mod conversation;
 mod harness;
 mod lifecycle;
+mod service;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
