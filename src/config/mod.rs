@@ -532,8 +532,16 @@ mod tests {
         assert_eq!(c.imap.password.0, "from-credential");
         let c = Config::parse(Path::new("f.toml"), &text, &E(dir.clone(), true)).unwrap();
         assert_eq!(c.imap.password.0, "from-env");
-        // No credential of that name (the unit passed none): the password file.
-        std::fs::remove_file(creds.path().join("imap-password")).unwrap();
+        // The packaged unit's name for it (a directory of credentials, each `folio_<file>`).
+        std::fs::rename(
+            creds.path().join("imap-password"),
+            creds.path().join("folio_imap-password"),
+        )
+        .unwrap();
+        let c = Config::parse(Path::new("f.toml"), &text, &E(dir.clone(), false)).unwrap();
+        assert_eq!(c.imap.password.0, "from-credential");
+        // No credential of either name (the unit passed none): the password file.
+        std::fs::remove_file(creds.path().join("folio_imap-password")).unwrap();
         let c = Config::parse(Path::new("f.toml"), &text, &E(dir, false)).unwrap();
         assert_eq!(c.imap.password.0, "from-file");
     }
