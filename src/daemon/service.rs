@@ -98,29 +98,33 @@ pub async fn serve(
         AbortOnDrop(tokio::spawn(watchdog(heartbeats.clone(), period)))
     });
     let mut config = config;
-    // The configuration to go back to when a reloaded one cannot open its database.
+    // After a reload, until the workers have started on the new configuration: the one to go
+    // back to if they cannot (its database will not open, its SMTP set-up fails).
     let mut previous: Option<Config> = None;
     loop {
         notify(&[NotifyState::Status("opening the database")]);
-        let store = match (Store::open(&config.database.url).await, previous.take()) {
-            (Ok(store), _) => store,
-            (Err(e), Some(old)) => {
-                tracing::error!(
-                    error = %e, file = %config_path.display(), key = "database.url",
-                    "reload: cannot open the new database; going on with the previous configuration"
-                );
-                config = old;
-                continue;
-            }
-            (Err(e), None) => return Err(e.into()),
+        let store = match Store::open(&config.database.url).await {
+            Ok(store) => store,
+            Err(e) => match previous.take() {
+                Some(old) => {
+                    tracing::error!(
+                        error = %e, file = %config_path.display(), key = "database.url",
+                        "reload: cannot open the new database; going on with the previous configuration"
+                    );
+                    config = old;
+                    continue;
+                }
+                None => return Err(e.into()),
+            },
         };
         notify(&[NotifyState::Status(&format!(
             "logging in to {}:{}",
             config.imap.host, config.imap.port
         ))]);
         let (trigger, shutdown) = crate::shutdown::channel();
-        // In a block of its own: the running workers borrow `config` until they end.
-        let next = {
+        // In a block of its own: the running workers borrow `config` until they end. It gives
+        // the configuration to run on next, and the one to fall back to.
+        let (next, fallback) = {
             let run = crate::daemon::run(
                 &config,
                 clock.clone(),
@@ -135,12 +139,22 @@ pub async fn serve(
                 tokio::select! {
                     ended = &mut run => {
                         // The workers end only when told to; an error is one of start-up.
-                        ended?;
-                        return Ok(());
+                        match (ended, previous.take()) {
+                            (Ok(()), _) => return Ok(()),
+                            (Err(e), Some(old)) => {
+                                tracing::error!(
+                                    error = %e, file = %config_path.display(),
+                                    "reload: the workers cannot start on the new configuration; going on with the previous one"
+                                );
+                                break (old, None);
+                            }
+                            (Err(e), None) => return Err(e.into()),
+                        }
                     }
                     _ = tokio::time::sleep(Duration::from_millis(100)), if !announced => {
                         if heartbeats.all_ready() {
                             announced = true;
+                            previous = None;
                             notify(&[
                                 NotifyState::Ready,
                                 NotifyState::Status(&format!(
@@ -177,14 +191,15 @@ pub async fn serve(
                                 notify(&[NotifyState::Reloading, NotifyState::Status("reloading")]);
                                 trigger.trigger();
                                 (&mut run).await?;
-                                break checked.config;
+                                break (checked.config, Some(config.clone()));
                             }
                         },
                     },
                 }
             }
         };
-        previous = Some(std::mem::replace(&mut config, next));
+        config = next;
+        previous = fallback;
     }
 }
 

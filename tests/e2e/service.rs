@@ -142,6 +142,20 @@ async fn ready_watchdog_reload_and_stop_are_told_to_systemd() {
     )
     .await;
 
+    // A database that cannot be opened passes the check but not the start: folio goes back to
+    // the configuration it ran on.
+    let reloaded = std::fs::read_to_string(&folio.config).unwrap();
+    std::fs::write(
+        &folio.config,
+        reloaded.replace("url = \"sqlite:///", "url = \"sqlite:///proc/no-such-dir/"),
+    )
+    .unwrap();
+    folio.signal("HUP");
+    log_contains(&folio, "cannot open the new database", 1).await;
+    notes.wait("READY=1", 3).await;
+    log_contains(&folio, "mailbox ready", 3).await;
+    assert!(folio.running());
+
     let status = folio.stop();
     assert!(status.success(), "{status:?}");
     assert_eq!(notes.count("STOPPING=1"), 1);
