@@ -15,7 +15,8 @@
 //! - [`daemon`]: the shell that drives the rest: the pipeline and the mailbox worker; beside
 //!   it [`cli_templates`], the `folio templates` commands.
 //! - Foundations every room may use: [`config`] (set-up), [`calendar`] (business hours and
-//!   the lifecycle's spans, pure), [`clock`] (injected time), [`shutdown`], [`tls`], [`folio`]
+//!   the lifecycle's spans, pure), [`clock`] (injected time), [`shutdown`], [`heartbeat`] (the loops'
+//!   liveness, for the watchdog), [`tls`], [`folio`]
 //!   (the reference number's format), [`fold`] (matching typed words), [`terminal`] (what the
 //!   CLI prints).
 
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod desk;
 pub mod fold;
 pub mod folio;
+pub mod heartbeat;
 pub mod inbound;
 pub mod oauth;
 pub mod outbound;

@@ -215,15 +215,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .with_flag(http_listen.as_deref())
                 .map_err(anyhow::Error::msg)?;
             init_logging(config.log.format, &config.log.level);
-            let (trigger, shutdown) = folio::shutdown::channel();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("stop requested; finishing the current batch");
-                trigger.trigger();
-            });
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let store = Store::open(&config.database.url).await?;
-            folio::daemon::run(&config, clock, store, import_existing, shutdown).await?;
+            // Signals, systemd's notifications and SIGHUP reloads: folio::daemon::service.
+            folio::daemon::service::serve(&cli.config, config, clock, import_existing, &ProcessEnv)
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { queue_only } => ingest(&cli.config, queue_only).await,
@@ -375,28 +370,6 @@ async fn open_existing_database(config_path: &Path, config: &Config) -> Result<S
         );
     }
     Ok(Store::open(&config.database.url).await?)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 async fn ingest(config_path: &Path, queue_only: bool) -> Result<ExitCode> {
@@ -557,49 +530,30 @@ fn inspect(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
 }
 
 fn check_config(path: &Path) -> Result<ExitCode> {
-    let config = match Config::load(path, &ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
+    // The same check a running daemon makes on SIGHUP before it takes a new configuration.
+    match folio::daemon::reload::load_checked(path, &ProcessEnv) {
+        Ok(checked) => {
+            let config = &checked.config;
+            let shown = |f: &Option<PathBuf>| {
+                f.as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_else(|| "none".into())
+            };
+            println!(
+                "{}: OK (templates: {}; catalog: {}; directory: {})",
+                path.display(),
+                checked.languages.join(", "),
+                shown(&config.catalog.file),
+                shown(&config.directory.file)
+            );
+            Ok(ExitCode::SUCCESS)
         }
-    };
-    // The templates are checked as `folio templates check` checks them.
-    let languages = folio::cli_templates::languages(&config, None);
-    let report = folio::cli_templates::check(&config, languages);
-    let mut problems: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
-    if let Err(e) = pipeline::directory_of(&config) {
-        problems.push(e.to_string());
-    }
-    if let Some(f) = &config.catalog.file {
-        if let Err(e) = folio::desk::catalog::Catalog::load(f) {
-            problems.push(e.to_string());
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            Ok(ExitCode::FAILURE)
         }
-    }
-    if problems.is_empty() {
-        println!(
-            "{}: OK (templates: {}; catalog: {}; directory: {})",
-            path.display(),
-            report.languages.join(", "),
-            config
-                .catalog
-                .file
-                .as_ref()
-                .map(|f| f.display().to_string())
-                .unwrap_or_else(|| "none".into()),
-            config
-                .directory
-                .file
-                .as_ref()
-                .map(|f| f.display().to_string())
-                .unwrap_or_else(|| "none".into())
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for p in problems {
-            eprintln!("{p}");
-        }
-        Ok(ExitCode::FAILURE)
     }
 }
 

@@ -262,6 +262,7 @@ fn in_tests(file: &str, n: usize) -> bool {
 /// place: the clock itself, and shell timing that is not the core's business.
 const CLOCK_READERS: &[&str] = &[
     "src/clock.rs",
+    "src/heartbeat.rs",
     "src/daemon/pipeline.rs",
     "src/outbound/sender.rs",
     "src/outbound/smtp.rs",
@@ -318,7 +319,14 @@ const ROOMS: &[(&str, &[&str])] = &[
     (
         "foundations",
         &[
-            "config", "calendar", "clock", "shutdown", "tls", "folio", "fold",
+            "config",
+            "calendar",
+            "clock",
+            "shutdown",
+            "heartbeat",
+            "tls",
+            "folio",
+            "fold",
         ],
     ),
 ];

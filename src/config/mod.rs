@@ -577,4 +577,44 @@ mod tests {
         assert_eq!(c.imap.password.0, "from-env");
         assert_eq!(format!("{:?}", c.imap.password), "\"***\"");
     }
+
+    #[test]
+    fn systemd_credentials_come_before_the_password_file_and_after_the_environment() {
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("imap-password"), "from-credential\n").unwrap();
+        let file = creds.path().join("password-file");
+        std::fs::write(&file, "from-file").unwrap();
+        struct E(String, bool);
+        impl Env for E {
+            fn var(&self, n: &str) -> Option<String> {
+                match n {
+                    "CREDENTIALS_DIRECTORY" => Some(self.0.clone()),
+                    "FOLIO_IMAP_PASSWORD" if self.1 => Some("from-env".into()),
+                    _ => None,
+                }
+            }
+        }
+        let text = minimal().replacen(
+            "password = \"x\"",
+            &format!("password_file = \"{}\"", file.display()),
+            1,
+        );
+        let dir = creds.path().display().to_string();
+        let c = Config::parse(Path::new("f.toml"), &text, &E(dir.clone(), false)).unwrap();
+        assert_eq!(c.imap.password.0, "from-credential");
+        let c = Config::parse(Path::new("f.toml"), &text, &E(dir.clone(), true)).unwrap();
+        assert_eq!(c.imap.password.0, "from-env");
+        // The packaged unit's name for it (a directory of credentials, each `folio_<file>`).
+        std::fs::rename(
+            creds.path().join("imap-password"),
+            creds.path().join("folio_imap-password"),
+        )
+        .unwrap();
+        let c = Config::parse(Path::new("f.toml"), &text, &E(dir.clone(), false)).unwrap();
+        assert_eq!(c.imap.password.0, "from-credential");
+        // No credential of either name (the unit passed none): the password file.
+        std::fs::remove_file(creds.path().join("folio_imap-password")).unwrap();
+        let c = Config::parse(Path::new("f.toml"), &text, &E(dir, false)).unwrap();
+        assert_eq!(c.imap.password.0, "from-file");
+    }
 }

@@ -84,7 +84,7 @@ impl Validator<'_> {
         if password.0.is_empty() && auth == MailAuth::Password {
             self.issue(
                 "imap.password",
-                "is required (or imap.password_file, or the FOLIO_IMAP_PASSWORD environment variable)",
+                "is required (or imap.password_file, the FOLIO_IMAP_PASSWORD environment variable, or the systemd credential imap-password)",
             );
         }
         let first_start = self.choice(
@@ -474,7 +474,7 @@ mod tests {
                 "f.toml: imap.tls: \"none\" is allowed only for a loopback host (127.0.0.1, ::1, localhost), \
                  not \"imap.example.test\"; use \"implicit\" or \"starttls\"",
                 "f.toml: imap.username: is required",
-                "f.toml: imap.password: is required (or imap.password_file, or the FOLIO_IMAP_PASSWORD environment variable)",
+                "f.toml: imap.password: is required (or imap.password_file, the FOLIO_IMAP_PASSWORD environment variable, or the systemd credential imap-password)",
                 "f.toml: imap.first_start: expected \"new_only\" or \"import_existing\", got \"all\"",
                 "f.toml: imap.idle_renew: must be under 29m (RFC 2177: servers may drop an IDLE after 30 minutes)",
             ]

@@ -130,7 +130,9 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// A secret from, in order: the environment variable, the `*_file`, the inline value.
+    /// A secret from, in order: the environment variable, the systemd credential (`key` with
+    /// `-` for `.`, e.g. `imap-password`, in `$CREDENTIALS_DIRECTORY`; see
+    /// [`credential_names`]), the `*_file`, the inline value.
     pub(super) fn secret(
         &mut self,
         key: &str,
@@ -141,6 +143,24 @@ impl<'a> Validator<'a> {
     ) -> Secret {
         if let Some(v) = env.var(env_name) {
             return Secret(v);
+        }
+        // systemd's LoadCredential= puts each credential in a file named after it; a unit that
+        // passes none leaves the file absent, and the next source is looked at.
+        if let Some(dir) = env.var("CREDENTIALS_DIRECTORY") {
+            for name in credential_names(key) {
+                let path = Path::new(&dir).join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => return Secret(s.trim_end_matches(['\r', '\n']).to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        self.issue(
+                            key,
+                            format!("cannot read the systemd credential {}: {e}", path.display()),
+                        );
+                        return Secret::default();
+                    }
+                }
+            }
         }
         if let Some(file) = file {
             return match std::fs::read_to_string(&file) {
@@ -178,6 +198,15 @@ impl<'a> Validator<'a> {
         }
         file
     }
+}
+
+/// The systemd credentials that may hold the secret `key`, in order: `imap.password` →
+/// `imap-password` (a unit's `LoadCredential=imap-password:…`), then `folio_imap-password`
+/// (the packaged unit's `LoadCredential=folio:/etc/folio/credentials`, which names each file
+/// of that directory `folio_<file>`).
+pub(super) fn credential_names(key: &str) -> [String; 2] {
+    let name = key.replace('.', "-");
+    [name.clone(), format!("folio_{name}")]
 }
 
 #[cfg(test)]

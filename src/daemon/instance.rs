@@ -82,10 +82,21 @@ impl Instance {
             tracing::info!(instances = ?dead, "instances on this host whose process is gone: their claims are free");
             store.mark_stopped(&dead, now).await?;
         }
-        store
-            .register_instance(&me, now, now + chrono_of(ALIVE_FOR))
-            .await?;
-        let (role, _) = watch::channel(Role::Standby);
+        let until = now + chrono_of(ALIVE_FOR);
+        store.register_instance(&me, now, until).await?;
+        // The first try for the mailbox, so the role is known before the workers start (a
+        // single instance is ready only once it has logged in; a standby at once).
+        let first = if store
+            .acquire_lease(MAILBOX_LEASE, &me.id, now, until)
+            .await?
+        {
+            tracing::info!(instance = %me.name, "holding the mailbox");
+            Role::Active
+        } else {
+            tracing::info!(instance = %me.name, "another instance holds the mailbox; standing by");
+            Role::Standby
+        };
+        let (role, _) = watch::channel(first);
         Ok(Instance {
             me,
             store,
@@ -114,9 +125,12 @@ impl Instance {
     /// carries what `health` says of the folder (for `folio status`), and the role is told to
     /// `health` too (for `/healthz`).
     pub async fn run(self, health: Arc<Health>, mut shutdown: Shutdown) {
-        health.set_role(Role::Standby);
-        // Until when this instance's hold on the mailbox surely lasts (its last renewal's end).
-        let mut held_until: Option<DateTime<Utc>> = None;
+        let first = *self.role.borrow();
+        health.set_role(first);
+        // Until when this instance's hold on the mailbox surely lasts (its last renewal's end):
+        // the first renewal comes at once.
+        let mut held_until: Option<DateTime<Utc>> =
+            (first == Role::Active).then(|| self.clock.now() + chrono_of(HEARTBEAT_EVERY * 2));
         let mut interval = tokio::time::interval(HEARTBEAT_EVERY);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -16,6 +16,7 @@ use crate::config::{FirstStart, ImapConfig};
 use crate::daemon::health::Health;
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
 use crate::daemon::telemetry::Telemetry;
+use crate::heartbeat::Heartbeat;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
 use crate::oauth::TokenSource;
 use crate::shutdown::Shutdown;
@@ -45,6 +46,9 @@ pub struct Mailbox {
     telemetry: Arc<Telemetry>,
     /// `imap.auth = "oauth2"`: where the login's access token comes from.
     oauth: Option<Arc<TokenSource>>,
+    /// Told before every step by when the worker will be back (see [`crate::heartbeat`]);
+    /// ready once the first login has selected the folder.
+    heartbeat: Heartbeat,
 }
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
@@ -71,6 +75,7 @@ impl Mailbox {
             health: Health::new(Telemetry::off()),
             telemetry: Telemetry::off(),
             oauth: None,
+            heartbeat: Heartbeat::new("mailbox worker"),
         }
     }
 
@@ -87,18 +92,43 @@ impl Mailbox {
         self
     }
 
+    /// The worker's heartbeat, for the watchdog.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    /// The longest one step of the worker takes between two beats: a handful of IMAP commands
+    /// (connecting and logging in, or fetching, storing and filing one batch away), each bounded
+    /// by `imap.command_timeout`, plus a minute for the database and parsing.
+    fn step_limit(&self) -> Duration {
+        self.cfg.command_timeout * 8 + Duration::from_secs(60)
+    }
+
+    /// The longest a wait for mail takes: IDLE until `imap.idle_renew` (or a poll interval),
+    /// with its IDLE and DONE commands.
+    fn wait_limit(&self) -> Duration {
+        self.cfg.idle_renew.max(self.cfg.poll_interval)
+            + self.cfg.command_timeout * 2
+            + Duration::from_secs(60)
+    }
+
     /// Runs until shutdown, reconnecting with backoff (1 s doubling to 60 s) on any failure.
     pub async fn run(&self, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_secs(1);
         loop {
+            self.heartbeat.within(self.step_limit());
             match self.session(&shutdown, &mut backoff).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.heartbeat.idle();
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "mailbox connection failed");
                     self.health.disconnected(&e.to_string());
                     self.telemetry.imap_reconnects.increment(1);
                 }
             }
+            self.heartbeat.within(backoff + Duration::from_secs(60));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.wait() => return,
@@ -116,10 +146,13 @@ impl Mailbox {
     ) -> Result<(), MailboxError> {
         let (mut conn, mut at) = self.open().await?;
         self.health.connected();
+        self.heartbeat.ready();
         let mut seen_at = self.clock.now();
         loop {
+            self.heartbeat.within(self.step_limit());
             let before = at.next_uid;
             at.next_uid = self.sync(&mut conn, &at, seen_at, shutdown).await?;
+            self.heartbeat.within(self.step_limit());
             self.file_slow(&mut conn, at.uidvalidity).await?;
             self.health.fetched(self.clock.now());
             // The connection works end to end: the next failure starts the backoff afresh. (Not
@@ -136,6 +169,7 @@ impl Mailbox {
                 continue;
             }
             let mut sd = shutdown.clone();
+            self.heartbeat.within(self.wait_limit());
             let (waited, interrupt) = conn
                 .wait(async {
                     tokio::select! {
@@ -265,6 +299,7 @@ impl Mailbox {
             if shutdown.is_triggered() {
                 break;
             }
+            self.heartbeat.within(self.step_limit());
             // Too big to process: quarantined from its size alone, without downloading it.
             let max = self.pipeline.max_message_bytes();
             let (sizes, oversize): (Vec<Sized>, Vec<Sized>) = conn
@@ -276,6 +311,7 @@ impl Mailbox {
                 next = next.max(last + 1);
             }
             for chunk in batches(&sizes, batch_size, BATCH_BYTES) {
+                self.heartbeat.within(self.step_limit());
                 self.process(conn, at, &chunk, seen_at).await?;
                 next = chunk.last().map(|u| u + 1).unwrap_or(next);
             }

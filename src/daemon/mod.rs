@@ -8,8 +8,10 @@ pub mod http;
 pub mod instance;
 pub mod mailbox;
 pub mod pipeline;
+pub mod reload;
 pub mod report;
 pub mod scheduler;
+pub mod service;
 pub mod status;
 pub mod telemetry;
 
@@ -24,6 +26,7 @@ use crate::daemon::mailbox::Mailbox;
 use crate::daemon::pipeline::{Pipeline, SetupError};
 use crate::daemon::scheduler::{Scheduler, SchedulerError};
 use crate::daemon::telemetry::Telemetry;
+use crate::heartbeat::Heartbeats;
 use crate::outbound::render::Templates;
 use crate::outbound::sender::{SendCounters, Sender};
 use crate::shutdown::Shutdown;
@@ -126,16 +129,17 @@ pub async fn assemble(
 }
 
 /// Runs the mailbox worker, the sender and the scheduler (and, when configured, the HTTP
-/// listener and the stall alarm) on `clock` and `store` until `shutdown`; closes the store at
-/// the end. An `[http] listen` address that cannot be bound stops it before it starts.
-/// Several instances may run on one database: the one holding the mailbox lease reads mail
-/// ([`instance`]); every one sends and sweeps.
+/// listener and the stall alarm) on `clock` and `store` until `shutdown`, their heartbeats
+/// watched in `heartbeats`; closes the store at the end. An `[http] listen` address that cannot
+/// be bound stops it before it starts. Several instances may run on one database: the one
+/// holding the mailbox lease reads mail ([`instance`]); every one sends and sweeps.
 pub async fn run(
     config: &Config,
     clock: Arc<dyn Clock>,
     store: Store,
     import_existing: bool,
     shutdown: Shutdown,
+    heartbeats: &Heartbeats,
 ) -> Result<(), DaemonError> {
     let me = instance::identity(clock.now(), config.instance_name.clone());
     let instance = Instance::register(store.clone(), clock.clone(), me).await?;
@@ -179,13 +183,6 @@ pub async fn run(
         };
         tokio::spawn(alarm.run(shutdown.clone()))
     });
-    let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
-    let sender_task = tokio::spawn(
-        parts
-            .sender
-            .clone()
-            .run(parts.pipeline.outbox_ready(), shutdown.clone()),
-    );
     let mut mailbox = Mailbox::new(
         config.imap.clone(),
         parts.pipeline.clone(),
@@ -197,6 +194,18 @@ pub async fn run(
     if let (Some(source), MailAuth::OAuth2) = (&parts.oauth, config.imap.auth) {
         mailbox = mailbox.with_token_source(source.clone());
     }
+    heartbeats.watch(&[
+        mailbox.heartbeat(),
+        parts.sender.heartbeat(),
+        parts.scheduler.heartbeat(),
+    ]);
+    let scheduler_task = parts.scheduler.clone().start(shutdown.clone()).await?;
+    let sender_task = tokio::spawn(
+        parts
+            .sender
+            .clone()
+            .run(parts.pipeline.outbox_ready(), shutdown.clone()),
+    );
     let oauth_tasks = parts.oauth.clone().map(|source| {
         let alerts =
             alerts::mail_oauth_failures(&source, parts.scheduler.clone(), shutdown.clone());
@@ -226,6 +235,13 @@ async fn read_mail_while_holding(
     mut shutdown: Shutdown,
 ) {
     loop {
+        // Standing by is started and waits on nothing that can hang: the service is ready and
+        // the watchdog has no deadline for the worker until it holds the mailbox. (The holder
+        // is ready once it has logged in.)
+        if *role.borrow() != Role::Active {
+            mailbox.heartbeat().ready();
+            mailbox.heartbeat().idle();
+        }
         tokio::select! {
             held = role.wait_for(|r| *r == Role::Active) => if held.is_err() { return },
             _ = shutdown.wait() => return,

@@ -20,6 +20,7 @@ use crate::daemon::telemetry::Telemetry;
 use crate::desk::lifecycle;
 use crate::desk::policy::Policy;
 use crate::desk::report::{Period, Report};
+use crate::heartbeat::Heartbeat;
 use crate::shutdown::Shutdown;
 use crate::store::plan::Writing;
 use crate::store::{Store, StoreError};
@@ -27,6 +28,10 @@ use crate::store::{Store, StoreError};
 /// Due items done per transaction: a sweep over 10,000 due items commits 20 times, and ingest
 /// waits at most one chunk for the write lock.
 const ITEMS_PER_TRANSACTION: u32 = 500;
+
+/// The longest one transaction of due work (or one report) takes before the loop beats again:
+/// it is database work of milliseconds to seconds, so five minutes means it hangs.
+const STEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Why the scheduler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,9 @@ pub struct Scheduler {
     cap_window: std::time::Duration,
     /// `folio_scheduled_items_done_total` (off unless the daemon serves metrics).
     telemetry: Arc<Telemetry>,
+    /// Told before every sweep step by when the loop will be back; idle between ticks (see
+    /// [`crate::heartbeat`]).
+    heartbeat: Heartbeat,
 }
 
 impl Scheduler {
@@ -77,6 +85,7 @@ impl Scheduler {
             weekly_cron: config.schedule.weekly_summary.clone(),
             cap_window: config.limits.auto_reply_window,
             telemetry: Telemetry::off(),
+            heartbeat: Heartbeat::new("scheduler"),
         }
     }
 
@@ -86,11 +95,17 @@ impl Scheduler {
         self
     }
 
+    /// The sweep loop's heartbeat, for the watchdog.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
     /// Does every item due at the clock's now, in transactions of [`ITEMS_PER_TRANSACTION`];
     /// returns how many it did.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
         let mut done = 0;
         loop {
+            self.heartbeat.within(STEP_LIMIT);
             let now = self.clock.now();
             let mut tx = self.store.begin().await?;
             let items = tx.due_items(now, ITEMS_PER_TRANSACTION).await?;
@@ -270,20 +285,25 @@ impl Scheduler {
             .await?;
         Ok(tokio::spawn(async move {
             let (mut digest_due, mut weekly_due) = (true, true);
+            self.heartbeat.ready();
             loop {
                 if let Err(e) = self.sweep().await {
                     tracing::error!(error = %e, "sweep of due work failed; retried on the next tick");
                 }
+                self.heartbeat.within(STEP_LIMIT);
                 if std::mem::take(&mut digest_due) {
                     if let Err(e) = self.send_digests().await {
                         tracing::error!(error = %e, "technicians' digests failed; retried on the next tick");
                     }
                 }
+                self.heartbeat.within(STEP_LIMIT);
                 if std::mem::take(&mut weekly_due) {
                     if let Err(e) = self.send_weekly_summary().await {
                         tracing::error!(error = %e, "weekly summary failed; retried on the next tick");
                     }
                 }
+                // Waiting for a tick cannot hang (the cron trigger only wakes this loop).
+                self.heartbeat.idle();
                 tokio::select! {
                     // Every sweep also looks whether a report's time has come: the cron
                     // crate fixes the zone's UTC offset at start, so after a daylight-saving

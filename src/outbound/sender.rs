@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::notice::{DeliveryFailed, HelpdeskView, Notice, Template};
 use crate::desk::tokens::Tokens;
+use crate::heartbeat::Heartbeat;
 use crate::outbound::outgoing::{self, Addressing};
 use crate::outbound::render::Templates;
 use crate::outbound::smtp::{SendError, SetupError, SmtpClient};
@@ -56,6 +57,9 @@ pub struct Sender {
     max_notice_attachments: usize,
     /// What the daemon's `/metrics` counts of the results.
     counters: SendCounters,
+    /// Told before every round of sends and every wait by when the worker will be back (see
+    /// [`crate::heartbeat`]).
+    heartbeat: Heartbeat,
 }
 
 /// The sender's counters for `/metrics` (the daemon's `telemetry` fills them; no-ops unless it
@@ -131,6 +135,7 @@ impl Sender {
             max_notice_attachment_bytes: config.limits.max_notice_attachment_bytes,
             max_notice_attachments: config.limits.max_notice_attachments,
             counters: SendCounters::default(),
+            heartbeat: Heartbeat::new("outbox sender"),
         })
     }
 
@@ -138,6 +143,17 @@ impl Sender {
     pub fn with_counters(mut self, counters: SendCounters) -> Sender {
         self.counters = counters;
         self
+    }
+
+    /// The outbox worker's heartbeat, for the watchdog.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    /// The longest one turn of [`Sender::send_due`]'s loop takes: waiting for a send to end
+    /// (bounded by the lease) and recording results, with a minute for the database.
+    fn step_limit(&self) -> Duration {
+        self.lease * 2 + Duration::from_secs(60)
     }
 
     /// Logs into SMTP with tokens from `source` (`smtp.auth = "oauth2"`).
@@ -153,10 +169,13 @@ impl Sender {
 
     /// Runs until shutdown: sends whatever is due, then sleeps until woken or the next retry.
     pub async fn run(self: Arc<Self>, ready: Arc<Notify>, mut shutdown: Shutdown) {
+        self.heartbeat.ready();
         loop {
             if shutdown.is_triggered() {
+                self.heartbeat.idle();
                 return;
             }
+            self.heartbeat.within(self.step_limit());
             if let Err(e) = self.send_due(Some(&shutdown)).await {
                 tracing::error!(error = %e, "outbox: database error; retrying in 5s");
             }
@@ -173,10 +192,14 @@ impl Sender {
                     Err(_) => Duration::from_secs(5),
                 }
             };
+            self.heartbeat.within(wait + Duration::from_secs(60));
             tokio::select! {
                 _ = ready.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => {
+                    self.heartbeat.idle();
+                    return;
+                }
             }
         }
     }
@@ -191,6 +214,7 @@ impl Sender {
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
         let mut round = Round::new(self, shutdown);
         loop {
+            self.heartbeat.within(self.step_limit());
             if round.queue.is_empty() && !round.halted() {
                 round.claim().await?;
             }

@@ -188,6 +188,9 @@ pub struct Folio {
     pub log: PathBuf,
     child: Option<Child>,
     starts: usize,
+    /// More environment for `folio run` (a test of the service's notifications sets
+    /// NOTIFY_SOCKET and WATCHDOG_USEC here).
+    pub env: Vec<(String, String)>,
 }
 
 impl Folio {
@@ -297,29 +300,13 @@ format = "{log_format}"
             log,
             child: None,
             starts: 0,
+            env: Vec::new(),
         }
     }
 
     /// Starts `folio run` and waits until its mailbox is ready.
     pub async fn start(&mut self, extra: &[&str]) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open log");
-        let child = Command::new(env!("CARGO_BIN_EXE_folio"))
-            .arg("--config")
-            .arg(&self.config)
-            .arg("run")
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn folio");
-        self.child = Some(child);
-        self.starts += 1;
+        self.launch(extra);
         let want = self.starts;
         let log = self.log.clone();
         wait_for(
@@ -334,6 +321,47 @@ format = "{log_format}"
             },
         )
         .await;
+    }
+
+    /// Starts `folio run` without waiting for anything.
+    pub fn launch(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let child = Command::new(env!("CARGO_BIN_EXE_folio"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn folio");
+        self.child = Some(child);
+        self.starts += 1;
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, …) to the running `folio run`.
+    pub fn signal(&self, signal: &str) {
+        let c = self.child.as_ref().expect("folio is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(c.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("wait").is_none())
     }
 
     /// SIGKILL: the crash test's "power cut" for the process.

@@ -12,6 +12,7 @@ mod instances;
 mod lifecycle;
 mod oauth;
 mod observe;
+mod service;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
