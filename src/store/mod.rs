@@ -1,4 +1,5 @@
-//! The database: tickets, messages, the outbox, quarantine and mailbox state, on SQLite.
+//! The database: tickets, messages, the outbox, quarantine and mailbox state, on SQLite or
+//! PostgreSQL.
 //!
 //! Invariant: the only module that knows SQL. Every inbound message is stored with its effects
 //! (ticket, attachments, queued replies) in one transaction; a batch of messages shares one
@@ -34,30 +35,29 @@
 //!   period), as `desk::report` sums them up.
 //! - `statement`: statements over a list of values, in chunks (`IN (?, ?, …)`).
 //!
-//! # A second backend
+//! - `instances`: running daemons, their heartbeats and leases (the mailbox's holder); the
+//!   "holder is alive" condition outbox claims and leases share.
+//! - `status`: what `folio status` reads besides the instances.
+//! - `transfer`: `folio export` / `folio import` (JSON lines, streaming).
+//! - `scratch`: a fresh database for a test or benchmark (SQLite, or PostgreSQL when
+//!   `FOLIO_TEST_POSTGRES` is set).
 //!
-//! Only SQLite exists today, and there is no trait over it. A PostgreSQL backend would plug in
-//! where the SQLite one is chosen: [`Store`] would hold an enum of pools (its two SQLite pools,
-//! or one `PgPool`) chosen by [`Store::open`] from the URL's scheme, with its migrations under
-//! `migrations/postgres/`; `write_tx::WriteTx` and each concern file would match on it and
-//! keep their queries per dialect side by side. What is SQLite's own, to rewrite there:
+//! # Two engines
 //!
-//! - `?` placeholders everywhere (`statement::placeholders`, and every literal query);
-//!   sqlx's `QueryBuilder` already writes each dialect's.
-//! - `Store::open_with`: WAL, `synchronous`, `busy_timeout`, `foreign_keys`, and the second
-//!   pool with `synchronous = NORMAL` (`marks`), which has no PostgreSQL equivalent per pool
-//!   (`synchronous_commit = off` per transaction is the nearest).
-//! - `write_tx`: `BEGIN IMMEDIATE` and SQLite rolling back by itself after SQLITE_FULL.
-//! - `RETURNING` (fine on PostgreSQL too): `claim_due`, `allocate_folios`, `insert_tickets`,
-//!   `insert_messages`.
-//! - string functions: `instr`/`substr` in `lookup::recent_by_domain`, `length(data)` on a
-//!   BLOB in `attachments_capped`; `data IS NOT NULL` read as a bool in `queries`.
-//! - timestamps as RFC 3339 text ([`ts`]) compared as text, integer booleans, `INTEGER PRIMARY
-//!   KEY` row ids.
-//! - `ROWS_PER_STATEMENT`, sized to SQLite's bound-parameter limit.
-//! - the Rust side: row mappings read `SqliteRow`, shared statements take an
-//!   `Executor<Database = Sqlite>` (a pool or a transaction's connection); per dialect they
-//!   would take the other backend's types.
+//! [`Store::open`] picks the engine by the URL's scheme ([`Backend`]); both run on sqlx's
+//! `Any` driver with one SQL text. `migrations/postgres/` mirrors the SQLite schema's types
+//! (RFC 3339 text timestamps in byte order, `BIGINT` integers and 0/1 flags), and placeholders
+//! are numbered (`$1`), which both engines read. What differs, in the few places that match on
+//! [`Backend`]:
+//!
+//! - opening: SQLite's file is created and migrated with SQLite's own driver (WAL is a file
+//!   setting), its connections set `synchronous` per pool; PostgreSQL's `marks` connections set
+//!   `synchronous_commit = off`.
+//! - `write_tx`: `BEGIN IMMEDIATE`, or `BEGIN` plus one transaction-scoped advisory lock, so
+//!   writers are serial on both.
+//! - `outbox::claim_due`: `FOR UPDATE SKIP LOCKED` on PostgreSQL, where senders claim at once.
+//! - `lookup::recent_by_domain`: `instr` or `strpos`.
+//! - expressions read as yes/no (`flag`): an integer on SQLite, a boolean on PostgreSQL.
 
 mod batch;
 mod due;

@@ -4,7 +4,7 @@
 //!
 //! The format: a first line `{"folio_export": 1, "from": "sqlite", "tables": [...]}`, then
 //! one line per row, `{"table": "tickets", "row": {"id": 1, "folio": "MDA-2026-000001", …}}`,
-//! tables in [`TABLES`]'s order (each after those it refers to). Integers are JSON numbers,
+//! tables in `TABLES`'s order (each after those it refers to). Integers are JSON numbers,
 //! text is a JSON string, bytes are `{"base64": "…"}`, and a NULL column is left out. Row ids
 //! are kept, so references between rows, folio numbers and the site secret (the key of the
 //! tokens in mail already sent) survive the move. Runtime state is not moved: which instances
@@ -108,7 +108,7 @@ fn value_of(row: &sqlx::any::AnyRow, i: usize) -> Result<Option<Value>, sqlx::Er
 }
 
 impl Store {
-    /// Writes every table of [`TABLES`] to `out` as JSON lines.
+    /// Writes every table of `TABLES` to `out` as JSON lines.
     pub async fn export(&self, out: &mut impl Write) -> Result<Moved, TransferError> {
         let from = match self.backend {
             Backend::Sqlite => "sqlite",
@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// Reads an export from `input` into this database, which must hold no ticket and no
-    /// message yet (a new database, just migrated). All or nothing per [`ROWS_PER_COMMIT`]
+    /// message yet (a new database, just migrated). All or nothing per `ROWS_PER_COMMIT`
     /// rows; on an error the database should be dropped and the import run again.
     pub async fn import(&self, input: impl BufRead) -> Result<Moved, TransferError> {
         let counts = self.counts().await?;
