@@ -153,17 +153,27 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// `/healthz`: healthy or not, and the JSON that says why. Healthy: the database answers and,
-/// for an active instance, the mailbox is connected and not stalled. `outbox` is the
-/// database's answer (its error when it did not answer).
+/// `/healthz`: healthy or not, and the JSON that says why. Healthy: the database answers,
+/// the OAuth2 token (when a login uses one) still works, and, for an active instance, the
+/// mailbox is connected and not stalled. `outbox` is the database's answer (its error when it
+/// did not answer); `oauth` the token source's state, if there is one.
 pub fn report(
     seen: &Seen,
     outbox: &Result<OutboxHealth, String>,
+    oauth: Option<&crate::oauth::Status>,
     now: DateTime<Utc>,
 ) -> (bool, Value) {
     let mut problems = Vec::new();
     if let Err(e) = outbox {
         problems.push(format!("database unreachable: {e}"));
+    }
+    if let Some(o) = oauth.filter(|o| !o.healthy(now)) {
+        problems.push(format!(
+            "oauth2: no working token from {} since {}: {}",
+            o.token_url,
+            o.failing_since.map_or("start".to_string(), rfc3339),
+            o.last_error.as_ref().map_or("", |(_, e)| e.as_str())
+        ));
     }
     if seen.role == Role::Active {
         if !seen.mailbox_connected {
@@ -194,6 +204,11 @@ pub fn report(
         "database_reachable": outbox.is_ok(),
         "outbox_depth": ok.map(|o| o.depth),
         "outbox_oldest_age_seconds": oldest_age,
+        "oauth2": oauth.map(|o| json!({
+            "failing_since": o.failing_since.map(rfc3339),
+            "token_expires_at": o.expires_at.map(rfc3339),
+            "last_success": o.last_success.map(rfc3339),
+        })),
         "problems": problems,
     });
     (healthy, body)
@@ -222,7 +237,7 @@ mod tests {
             depth: 2,
             oldest_queued_at: Some(at(0)),
         });
-        let (healthy, body) = report(&connected(), &outbox, at(2));
+        let (healthy, body) = report(&connected(), &outbox, None, at(2));
         assert!(healthy, "{body}");
         assert_eq!(
             body,
@@ -230,21 +245,21 @@ mod tests {
                 "status": "ok", "role": "active", "mailbox_connected": true,
                 "last_fetch_at": "2026-11-27T10:01:00Z", "mail_waiting": 0,
                 "stalled_since": null, "database_reachable": true, "outbox_depth": 2,
-                "outbox_oldest_age_seconds": 120, "problems": [],
+                "outbox_oldest_age_seconds": 120, "oauth2": null, "problems": [],
             })
         );
     }
 
     #[test]
     fn no_database_no_mailbox_or_a_stall_is_unhealthy_and_names_the_problem() {
-        let (healthy, body) = report(&connected(), &Err("disk I/O error".into()), at(2));
+        let (healthy, body) = report(&connected(), &Err("disk I/O error".into()), None, at(2));
         assert!(!healthy);
         assert_eq!(body["database_reachable"], false);
         assert_eq!(body["problems"][0], "database unreachable: disk I/O error");
 
         let h = Health::new(Telemetry::off());
         h.disconnected("connection refused");
-        let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), at(2));
+        let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), None, at(2));
         assert!(!healthy);
         assert_eq!(body["status"], "unhealthy");
         assert_eq!(
@@ -256,7 +271,7 @@ mod tests {
         h.connected();
         h.waiting(3, "imap:INBOX:1:0", at(0));
         h.set_stalled(Some(at(0)));
-        let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), at(20));
+        let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), None, at(20));
         assert!(!healthy);
         assert_eq!(body["stalled_since"], "2026-11-27T10:00:00Z");
         assert_eq!(body["mail_waiting"], 3);
@@ -266,12 +281,12 @@ mod tests {
     fn a_healthy_standby_answers_200_and_says_it_is_a_standby() {
         let h = Health::new(Telemetry::off());
         h.set_role(Role::Standby);
-        let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), at(2));
+        let (healthy, body) = report(&h.seen(), &Ok(OutboxHealth::default()), None, at(2));
         assert!(healthy, "{body}");
         assert_eq!(body["role"], "standby");
         assert_eq!(body["mailbox_connected"], false);
         // Its database still counts.
-        let (healthy, _) = report(&h.seen(), &Err("gone".into()), at(2));
+        let (healthy, _) = report(&h.seen(), &Err("gone".into()), None, at(2));
         assert!(!healthy);
     }
 
@@ -299,5 +314,24 @@ mod tests {
         );
         h.waiting(1, "imap:INBOX:1:9", at(9));
         assert_eq!(h.seen().watch.waiting_since, Some(at(9)));
+    }
+
+    #[test]
+    fn a_token_endpoint_failing_past_the_tokens_life_is_unhealthy() {
+        let mut o = crate::oauth::Status::new("https://login.example/token");
+        o.succeeded(at(0), at(10));
+        o.failed(at(5), "invalid_client");
+        let outbox = Ok(OutboxHealth::default());
+        // The last token still works: healthy, the failure shown.
+        let (healthy, body) = report(&connected(), &outbox, Some(&o), at(6));
+        assert!(healthy, "{body}");
+        assert_eq!(body["oauth2"]["failing_since"], "2026-11-27T10:05:00Z");
+        let (healthy, body) = report(&connected(), &outbox, Some(&o), at(11));
+        assert!(!healthy);
+        let problem = body["problems"][0].as_str().unwrap();
+        assert!(
+            problem.contains("login.example") && problem.contains("invalid_client"),
+            "{problem}"
+        );
     }
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::daemon::health::{self, Health};
 use crate::daemon::telemetry::Telemetry;
+use crate::oauth::TokenSource;
 use crate::shutdown::Shutdown;
 use crate::store::{OutboxHealth, Store};
 
@@ -48,9 +49,29 @@ struct Observed {
     telemetry: Arc<Telemetry>,
     store: Store,
     clock: Arc<dyn Clock>,
+    /// The OAuth2 token source, when a login uses one.
+    oauth: Option<Arc<TokenSource>>,
 }
 
 impl Observed {
+    /// The token source's state, setting its metrics.
+    fn oauth(&self) -> Option<crate::oauth::Status> {
+        let status = self.oauth.as_ref()?.status();
+        let t = &self.telemetry;
+        t.oauth2_ok.absolute(status.successes);
+        t.oauth2_errors.absolute(status.failures);
+        t.oauth2_failing.set(if status.failing_since.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+        let left = status
+            .expires_at
+            .map_or(0, |e| (e - self.clock.now()).num_seconds().max(0));
+        t.oauth2_token_expiry_seconds.set(left as f64);
+        Some(status)
+    }
+
     /// The outbox as the database says, setting the gauges read at scrape time.
     async fn outbox(&self) -> Result<OutboxHealth, String> {
         let outbox = match tokio::time::timeout(DATABASE_PATIENCE, self.store.outbox_health()).await
@@ -94,6 +115,7 @@ pub fn serve(
     telemetry: Arc<Telemetry>,
     store: Store,
     clock: Arc<dyn Clock>,
+    oauth: Option<Arc<TokenSource>>,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     let state = Observed {
@@ -101,6 +123,7 @@ pub fn serve(
         telemetry: telemetry.clone(),
         store,
         clock,
+        oauth,
     };
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -135,7 +158,8 @@ pub fn serve(
 
 async fn healthz(State(s): State<Observed>) -> Response {
     let outbox = s.outbox().await;
-    let (healthy, body) = health::report(&s.health.seen(), &outbox, s.clock.now());
+    let oauth = s.oauth();
+    let (healthy, body) = health::report(&s.health.seen(), &outbox, oauth.as_ref(), s.clock.now());
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -152,6 +176,7 @@ async fn healthz(State(s): State<Observed>) -> Response {
 async fn metrics(State(s): State<Observed>) -> Response {
     // A database that does not answer shows as folio_database_up 0; the rest still renders.
     let _ = s.outbox().await;
+    let _ = s.oauth();
     (
         StatusCode::OK,
         [(

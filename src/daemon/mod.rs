@@ -165,6 +165,7 @@ pub async fn run(
             parts.telemetry.clone(),
             parts.store.clone(),
             clock.clone(),
+            parts.oauth.clone(),
             shutdown.clone(),
         )
     });

@@ -41,6 +41,10 @@ pub struct Telemetry {
     pub mailbox_waiting: Gauge,
     pub database_up: Gauge,
     pub stalled: Gauge,
+    pub oauth2_ok: Counter,
+    pub oauth2_errors: Counter,
+    pub oauth2_failing: Gauge,
+    pub oauth2_token_expiry_seconds: Gauge,
 }
 
 /// What one metric is: its name, kind and help line.
@@ -66,6 +70,9 @@ const HELP: &[(&str, Kind, &str)] = &[
     ("folio_mailbox_connected", Kind::Gauge, "1 while the IMAP session is up."),
     ("folio_mailbox_waiting_messages", Kind::Gauge, "Messages last seen waiting in the watched folder."),
     ("folio_database_up", Kind::Gauge, "1 when the database answered the scrape's query."),
+    ("folio_oauth2_refreshes_total", Kind::Counter, "OAuth2 token requests, by result (ok, error), since start."),
+    ("folio_oauth2_failing", Kind::Gauge, "1 while the OAuth2 token endpoint fails (from the first failed request to the next success)."),
+    ("folio_oauth2_token_expiry_seconds", Kind::Gauge, "Seconds until the current OAuth2 access token expires (0: none, or expired)."),
     ("folio_stalled", Kind::Gauge, "1 while mail waits in the folder and nothing was processed for alarms.stall_after."),
 ];
 
@@ -90,6 +97,10 @@ impl Telemetry {
             mailbox_waiting: Gauge::noop(),
             database_up: Gauge::noop(),
             stalled: Gauge::noop(),
+            oauth2_ok: Counter::noop(),
+            oauth2_errors: Counter::noop(),
+            oauth2_failing: Gauge::noop(),
+            oauth2_token_expiry_seconds: Gauge::noop(),
         })
     }
 
@@ -147,6 +158,22 @@ impl Telemetry {
             mailbox_waiting: gauge("folio_mailbox_waiting_messages"),
             database_up: gauge("folio_database_up"),
             stalled: gauge("folio_stalled"),
+            oauth2_ok: recorder.register_counter(
+                &Key::from_parts(
+                    "folio_oauth2_refreshes_total",
+                    vec![Label::new("result", "ok")],
+                ),
+                &meta,
+            ),
+            oauth2_errors: recorder.register_counter(
+                &Key::from_parts(
+                    "folio_oauth2_refreshes_total",
+                    vec![Label::new("result", "error")],
+                ),
+                &meta,
+            ),
+            oauth2_failing: gauge("folio_oauth2_failing"),
+            oauth2_token_expiry_seconds: gauge("folio_oauth2_token_expiry_seconds"),
         })
     }
 

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::*;
+use crate::observe::{get, healthz, http_addr, sample, HTTP};
 use crate::{inbox, sentinel};
 
 const CLIENT_ID: &str = "folio-test";
@@ -318,7 +319,7 @@ async fn xoauth2_refresh_token_flow_refreshes_before_expiry_and_reports_a_failin
         // No weekly summary for the admin: only the OAuth2 notices reach their inbox.
         &format!(
             "[helpdesk]\nadmins = [\"{admin}\"]\n\n[schedule]\n\
-             technician_digest = \"0 0 0 1 1 * 2099\"\nweekly_summary = \"0 0 0 1 1 * 2099\"\n"
+             technician_digest = \"0 0 0 1 1 * 2099\"\nweekly_summary = \"0 0 0 1 1 * 2099\"\n\n{HTTP}"
         ),
     );
     folio.start(&[]).await;
@@ -379,6 +380,20 @@ async fn xoauth2_refresh_token_flow_refreshes_before_expiry_and_reports_a_failin
         log.matches("OAuth2 failure episode started").count(),
         1,
         "{log}"
+    );
+    // Health and metrics show the failing endpoint (still 200 while the last token works).
+    let addr = http_addr(&folio).await;
+    let (_, health) = healthz(&addr).await;
+    assert!(health["oauth2"]["failing_since"].is_string(), "{health}");
+    let (_, metrics) = get(&addr, "/metrics").await;
+    assert_eq!(
+        sample(&metrics, "folio_oauth2_failing"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "folio_oauth2_refreshes_total{result=\"error\"}").unwrap_or(0.0) >= 2.0,
+        "{metrics}"
     );
     endpoint.refuse(false);
     wait_for(

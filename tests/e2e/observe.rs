@@ -11,13 +11,13 @@ use super::harness::*;
 use super::inbox;
 
 /// `[http]` on a port the system picks (read back from the log).
-const HTTP: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
+pub(super) const HTTP: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
 
 /// A cron time that never comes.
 const NEVER: &str = "0 0 0 1 1 * 2099";
 
 /// The address the daemon's listener was given, from its log line.
-async fn http_addr(folio: &Folio) -> String {
+pub(super) async fn http_addr(folio: &Folio) -> String {
     let line = regex::Regex::new(r"http listener ready.*addr=(127\.0\.0\.1:\d+)").unwrap();
     wait_for(
         "the http listener's address",
@@ -28,7 +28,7 @@ async fn http_addr(folio: &Folio) -> String {
 }
 
 /// `GET path` over a plain TCP connection: (status, body).
-async fn get(addr: &str, path: &str) -> (u16, String) {
+pub(super) async fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -50,13 +50,13 @@ async fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
-async fn healthz(addr: &str) -> (u16, Value) {
+pub(super) async fn healthz(addr: &str) -> (u16, Value) {
     let (status, body) = get(addr, "/healthz").await;
     (status, serde_json::from_str(&body).expect("JSON"))
 }
 
 /// The value of the sample `name` (with its labels, as rendered) in `/metrics`.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
+pub(super) fn sample(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
