@@ -1068,3 +1068,37 @@ async fn a_mail_of_too_many_mime_parts_is_quarantined() {
     // Nothing was queued for the quarantined one: one confirmation in all.
     assert_eq!(queued(&out), 1);
 }
+
+#[tokio::test]
+async fn a_database_failure_while_storing_is_retried_and_never_quarantines_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url(dir.path()))
+        .await
+        .unwrap();
+    // The database fails the batch's writes (not the attempts' bookkeeping), three times.
+    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
+        .execute(&db)
+        .await
+        .unwrap();
+    let request = mail(
+        "ana@example.test",
+        "Sin red",
+        "No hay red.",
+        "db1@x.test",
+        "",
+    );
+    for _ in 0..3 {
+        assert!(p.process(std::slice::from_ref(&request)).await.is_err());
+    }
+    sqlx::query("ALTER TABLE messages_away RENAME TO messages")
+        .execute(&db)
+        .await
+        .unwrap();
+    // The analysis always finished: the retry stores the message, it is not taken for one
+    // that kills the process.
+    let out = p.process(&[request]).await.unwrap();
+    assert_eq!(out[0].folio.as_deref(), Some("MDA-2026-000001"), "{out:?}");
+    assert_eq!(p.store().counts().await.unwrap().quarantined, 0);
+}

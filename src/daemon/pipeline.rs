@@ -618,7 +618,16 @@ impl Pipeline {
                 }
                 out
             }
-            r => r?,
+            Err(e) => {
+                // The analyses finished: the database failed, not the messages. Their attempts
+                // go, so the retry does not take them for messages that kill the process.
+                let sources: Vec<&str> = raws.iter().map(|r| r.source.as_str()).collect();
+                if let Err(end) = self.store.end_attempts(&sources).await {
+                    tracing::warn!(error = %end, "could not clear analysis attempts");
+                }
+                return Err(e);
+            }
+            Ok(outcomes) => outcomes,
         };
         if outcomes.iter().any(|o| o.queued) {
             self.outbox_ready.notify_one();
