@@ -579,6 +579,51 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_comes_from_the_environment_a_credential_or_the_file() {
+        struct E(Option<String>, Option<String>);
+        impl Env for E {
+            fn var(&self, n: &str) -> Option<String> {
+                match n {
+                    "FOLIO_DATABASE_URL" => self.0.clone(),
+                    "CREDENTIALS_DIRECTORY" => self.1.clone(),
+                    _ => None,
+                }
+            }
+        }
+        let text = format!("{}[database]\nurl = \"sqlite://from-file.db\"\n", minimal());
+        let url = |e: E| {
+            Config::parse(Path::new("f.toml"), &text, &e)
+                .unwrap()
+                .database
+                .url
+        };
+        assert_eq!(url(E(None, None)), "sqlite://from-file.db");
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(
+            creds.path().join("database-url"),
+            "postgres://folio:pw@db/folio\n",
+        )
+        .unwrap();
+        let dir = Some(creds.path().display().to_string());
+        assert_eq!(url(E(None, dir.clone())), "postgres://folio:pw@db/folio");
+        assert_eq!(
+            url(E(Some("postgres://env@db/folio".into()), dir)),
+            "postgres://env@db/folio"
+        );
+        let bad = Config::parse(
+            Path::new("f.toml"),
+            &minimal(),
+            &E(Some("mysql://u:secret@x/y".into()), None),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("database.url") && !bad.contains("secret"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn systemd_credentials_come_before_the_password_file_and_after_the_environment() {
         let creds = tempfile::tempdir().unwrap();
         std::fs::write(creds.path().join("imap-password"), "from-credential\n").unwrap();

@@ -207,14 +207,20 @@ impl Validator<'_> {
         }
     }
 
-    /// `[database]`: `FOLIO_DATABASE_URL` wins over the file, so the URL (and a PostgreSQL
-    /// password in it) can stay out of a file several instances share.
+    /// `[database]`: `FOLIO_DATABASE_URL`, then the systemd credential `database-url`, win over
+    /// the file, so the URL (and a PostgreSQL password in it) can stay out of a file several
+    /// instances share.
     fn database(&mut self, d: RawDatabase, env: &dyn Env) -> DatabaseConfig {
-        let url = env
-            .var("FOLIO_DATABASE_URL")
-            .filter(|u| !u.is_empty())
-            .or(d.url)
-            .unwrap_or_else(|| "sqlite://var/folio.db".into());
+        let url = self
+            .secret("database.url", d.url, None, "FOLIO_DATABASE_URL", env)
+            .0
+            .trim()
+            .to_string();
+        let url = if url.is_empty() {
+            "sqlite://var/folio.db".to_string()
+        } else {
+            url
+        };
         let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
         if !matches!(
             scheme.as_deref(),
@@ -224,9 +230,13 @@ impl Validator<'_> {
             self.issue(
                 "database.url",
                 format!(
-                    "expected sqlite://FILE or postgres://USER@HOST:PORT/DATABASE, got a URL \
-                     starting {:?}",
-                    url.chars().take(12).collect::<String>()
+                    "expected sqlite://FILE or postgres://USER@HOST:PORT/DATABASE, got {}",
+                    match &scheme {
+                        Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+                            format!("a {s}: URL")
+                        }
+                        _ => "no URL scheme".to_string(),
+                    }
                 ),
             );
         }
