@@ -24,20 +24,7 @@ pub fn oauth_failure(
         token_expires_at,
         HelpdeskView::of(policy),
     );
-    policy
-        .admins
-        .iter()
-        .map(|to| Reply {
-            notice: Notice::OAuthFailure(notice.clone()),
-            language: policy.language.clone(),
-            to: to.clone(),
-            in_reply_to: None,
-            references: vec![],
-            staff: None,
-            auto_submitted: "auto-generated",
-            with_attachments: false,
-        })
-        .collect()
+    Reply::to_admins(Notice::OAuthFailure(notice), policy)
 }
 
 #[cfg(test)]

@@ -89,20 +89,7 @@ pub fn weekly_summary(report: &Report, policy: &Policy) -> Vec<Reply> {
         },
         helpdesk: HelpdeskView::of(policy),
     };
-    policy
-        .admins
-        .iter()
-        .map(|to| Reply {
-            notice: Notice::WeeklySummary(summary.clone()),
-            language: policy.language.clone(),
-            to: to.clone(),
-            in_reply_to: None,
-            references: vec![],
-            staff: None,
-            auto_submitted: "auto-generated",
-            with_attachments: false,
-        })
-        .collect()
+    Reply::to_admins(Notice::WeeklySummary(summary), policy)
 }
 
 /// A duration as mail writes it: `2 d 3 h`, `3 h 20 min`, `45 min`, `30 s` (two units at

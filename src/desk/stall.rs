@@ -90,20 +90,7 @@ pub fn alarm_mails(
     policy: &Policy,
 ) -> Vec<Reply> {
     let notice = StallAlarm::new(folder, watch.waiting, since, now, last_error, policy);
-    policy
-        .admins
-        .iter()
-        .map(|to| Reply {
-            notice: Notice::StallAlarm(notice.clone()),
-            language: policy.language.clone(),
-            to: to.clone(),
-            in_reply_to: None,
-            references: vec![],
-            staff: None,
-            auto_submitted: "auto-generated",
-            with_attachments: false,
-        })
-        .collect()
+    Reply::to_admins(Notice::StallAlarm(notice), policy)
 }
 
 #[cfg(test)]

@@ -273,6 +273,25 @@ mod tests {
         TimeDelta::seconds(n)
     }
 
+    /// Whether `who` gets (or keeps) the mailbox lease when it asks `at` seconds after `now()`,
+    /// for 10 s.
+    async fn takes(store: &Store, who: &str, at: i64) -> bool {
+        let t = now() + secs(at);
+        store
+            .acquire_lease("mailbox", who, t, t + secs(10))
+            .await
+            .unwrap()
+    }
+
+    /// `who`'s heartbeat `at` seconds after `now()`, alive for `alive` more seconds.
+    async fn beat(store: &Store, who: &str, at: i64, alive: i64) -> bool {
+        let t = now() + secs(at);
+        store
+            .heartbeat(who, t, t + secs(alive), &Beat::default())
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn one_live_instance_holds_a_lease_until_it_dies_or_lets_go() {
         let (_dir, store) = temp_store().await;
@@ -283,40 +302,16 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(store
-            .acquire_lease("mailbox", "a", t, t + secs(10))
-            .await
-            .unwrap());
+        assert!(takes(&store, "a", 0).await);
         // b is refused while a is alive and renews; a renews as often as it likes.
-        assert!(!store
-            .acquire_lease("mailbox", "b", t + secs(1), t + secs(11))
-            .await
-            .unwrap());
-        assert!(store
-            .acquire_lease("mailbox", "a", t + secs(3), t + secs(13))
-            .await
-            .unwrap());
-        store
-            .heartbeat("a", t + secs(3), t + secs(13), &Beat::default())
-            .await
-            .unwrap();
-        store
-            .heartbeat("b", t + secs(3), t + secs(20), &Beat::default())
-            .await
-            .unwrap();
-        assert!(!store
-            .acquire_lease("mailbox", "b", t + secs(12), t + secs(22))
-            .await
-            .unwrap());
+        assert!(!takes(&store, "b", 1).await);
+        assert!(takes(&store, "a", 3).await);
+        assert!(beat(&store, "a", 3, 10).await);
+        assert!(beat(&store, "b", 3, 17).await);
+        assert!(!takes(&store, "b", 12).await);
         // a's heartbeat stops: once its alive_until (t+13) passes, b takes over.
-        assert!(store
-            .acquire_lease("mailbox", "b", t + secs(13), t + secs(23))
-            .await
-            .unwrap());
-        assert!(!store
-            .acquire_lease("mailbox", "a", t + secs(14), t + secs(24))
-            .await
-            .unwrap());
+        assert!(takes(&store, "b", 13).await);
+        assert!(!takes(&store, "a", 14).await);
         let leases = store.leases().await.unwrap();
         assert_eq!(leases.len(), 1);
         assert_eq!(
@@ -333,15 +328,9 @@ mod tests {
             .register_instance(&instance("c"), t + secs(15), t + secs(25))
             .await
             .unwrap();
-        assert!(store
-            .acquire_lease("mailbox", "c", t + secs(15), t + secs(25))
-            .await
-            .unwrap());
+        assert!(takes(&store, "c", 15).await);
         // A stopped instance's heartbeat is refused: it must not act as alive.
-        assert!(!store
-            .heartbeat("b", t + secs(16), t + secs(26), &Beat::default())
-            .await
-            .unwrap());
+        assert!(!beat(&store, "b", 16, 10).await);
     }
 
     #[tokio::test]

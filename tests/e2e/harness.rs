@@ -734,3 +734,44 @@ pub fn with_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
 pub fn parse(raw: &[u8]) -> folio::inbound::mail::InboundMail {
     folio::inbound::mail::parse(raw, u64::MAX)
 }
+
+/// Waits (up to `limit`) until `user`'s INBOX holds an answer (`In-Reply-To`) to `n` distinct
+/// messages; returns every mail there, parsed.
+pub async fn answers_to(
+    user: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<folio::inbound::mail::InboundMail> {
+    wait_for(
+        &format!("answers to {n} requests for {user}"),
+        limit,
+        || async {
+            let all = fetch_all(user, "INBOX").await;
+            let parsed: Vec<_> = all.iter().map(|m| parse(m)).collect();
+            let answered: std::collections::HashSet<String> = parsed
+                .iter()
+                .filter_map(|m| m.in_reply_to.clone())
+                .collect();
+            (answered.len() == n).then_some(parsed)
+        },
+    )
+    .await
+}
+
+/// How many of `answers` (to `n` requests) are resends; panics unless every resend reuses its
+/// Message-ID (SMTP has no idempotency: a resend is the same mail again, never a new one).
+pub fn resends(answers: &[folio::inbound::mail::InboundMail], n: usize) -> usize {
+    let mut per_request: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        std::collections::HashMap::new();
+    for a in answers {
+        per_request
+            .entry(a.in_reply_to.clone().unwrap_or_default())
+            .or_default()
+            .insert(a.message_id.clone().unwrap_or_default());
+    }
+    assert!(
+        per_request.values().all(|ids| ids.len() == 1),
+        "a resend reuses the Message-ID"
+    );
+    answers.len() - n
+}

@@ -14,7 +14,7 @@ mod oauth;
 mod observe;
 mod service;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use harness::*;
@@ -519,20 +519,7 @@ async fn kill_9_during_a_backlog_loses_nothing_and_duplicates_no_ticket() {
     );
 
     // Every request gets its confirmation.
-    let confirmations = wait_for(
-        "a confirmation for every request",
-        Duration::from_secs(120),
-        || async {
-            let all = fetch_all(&alice, "INBOX").await;
-            let parsed: Vec<_> = all.iter().map(|m| parse(m)).collect();
-            let answered: HashSet<String> = parsed
-                .iter()
-                .filter_map(|m| m.in_reply_to.clone())
-                .collect();
-            (answered.len() == N).then_some(parsed)
-        },
-    )
-    .await;
+    let confirmations = answers_to(&alice, N, Duration::from_secs(120)).await;
     let tickets = folio.tickets();
     assert_eq!(tickets.len(), N, "exactly one ticket per message");
     let folios: HashSet<&str> = tickets
@@ -545,18 +532,7 @@ async fn kill_9_during_a_backlog_loses_nothing_and_duplicates_no_ticket() {
     // SMTP has no idempotency: a kill between the server's "250 OK" and our commit resends that
     // mail, with the same Message-ID. Per kill that is at most the mails being recorded plus those
     // finished meanwhile: 2 × smtp.concurrency (4).
-    let mut per_request: HashMap<String, HashSet<String>> = HashMap::new();
-    for c in &confirmations {
-        per_request
-            .entry(c.in_reply_to.clone().unwrap())
-            .or_default()
-            .insert(c.message_id.clone().unwrap());
-    }
-    assert!(
-        per_request.values().all(|ids| ids.len() == 1),
-        "a resend always reuses the Message-ID"
-    );
-    let extra = confirmations.len() - N;
+    let extra = resends(&confirmations, N);
     assert!(
         extra <= 2 * 2 * 4,
         "{extra} duplicate deliveries after two kills"

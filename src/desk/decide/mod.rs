@@ -204,6 +204,25 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `notice`, about folio or the desk as a whole, to each of `helpdesk.admins`: automatic
+    /// mail, in the desk's language, answering nothing.
+    pub fn to_admins(notice: Notice, policy: &Policy) -> Vec<Reply> {
+        policy
+            .admins
+            .iter()
+            .map(|to| Reply {
+                notice: notice.clone(),
+                language: policy.language.clone(),
+                to: to.clone(),
+                in_reply_to: None,
+                references: vec![],
+                staff: None,
+                auto_submitted: "auto-generated",
+                with_attachments: false,
+            })
+            .collect()
+    }
+
     /// The template that renders it.
     pub fn template(&self) -> Template {
         self.notice.template()
