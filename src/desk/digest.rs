@@ -186,16 +186,7 @@ pub fn digests(open: &[OpenTicket], now: DateTime<Utc>, policy: &Policy) -> Vec<
                 tickets: lines,
                 helpdesk: HelpdeskView::of(policy),
             });
-            Reply {
-                notice,
-                language: policy.language.clone(),
-                to: tech.to_string(),
-                in_reply_to: None,
-                references: vec![],
-                staff: None,
-                auto_submitted: "auto-generated",
-                with_attachments: false,
-            }
+            Reply::automatic(notice, tech, policy)
         })
         .collect()
 }

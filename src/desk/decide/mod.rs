@@ -210,17 +210,22 @@ impl Reply {
         policy
             .admins
             .iter()
-            .map(|to| Reply {
-                notice: notice.clone(),
-                language: policy.language.clone(),
-                to: to.clone(),
-                in_reply_to: None,
-                references: vec![],
-                staff: None,
-                auto_submitted: "auto-generated",
-                with_attachments: false,
-            })
+            .map(|to| Reply::automatic(notice.clone(), to, policy))
             .collect()
+    }
+
+    /// `notice` to `to`, about no one message: automatic mail in the desk's language.
+    pub fn automatic(notice: Notice, to: &str, policy: &Policy) -> Reply {
+        Reply {
+            notice,
+            language: policy.language.clone(),
+            to: to.to_string(),
+            in_reply_to: None,
+            references: vec![],
+            staff: None,
+            auto_submitted: "auto-generated",
+            with_attachments: false,
+        }
     }
 
     /// The template that renders it.
