@@ -26,6 +26,9 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(3);
 /// How far ahead a heartbeat (and the lease it renews) reaches: dead this long after the last.
 pub const ALIVE_FOR: Duration = Duration::from_secs(10);
 
+/// How long a stopped instance stays in `folio status`.
+const KEEP_STOPPED_DAYS: i64 = 30;
+
 /// The lease of the instance that reads the watched folder.
 pub const MAILBOX_LEASE: &str = "mailbox";
 
@@ -82,6 +85,9 @@ impl Instance {
             tracing::info!(instances = ?dead, "instances on this host whose process is gone: their claims are free");
             store.mark_stopped(&dead, now).await?;
         }
+        store
+            .forget_stopped_before(now - chrono::Duration::days(KEEP_STOPPED_DAYS))
+            .await?;
         let until = now + chrono_of(ALIVE_FOR);
         store.register_instance(&me, now, until).await?;
         // The first try for the mailbox, so the role is known before the workers start (a

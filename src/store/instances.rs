@@ -151,6 +151,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the instances that stopped before `before` (`folio status` shows the latest).
+    pub async fn forget_stopped_before(&self, before: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM instances WHERE stopped_at IS NOT NULL AND stopped_at < $1")
+            .bind(ts(before))
+            .execute(&self.marks)
+            .await?;
+        Ok(())
+    }
+
     /// Instances on `host` that have not stopped (alive or not): the daemon asks the system
     /// which of their processes still exist.
     pub async fn unstopped_on(&self, host: &str) -> Result<Vec<(String, i64)>, StoreError> {
@@ -361,6 +370,16 @@ mod tests {
             store.unstopped_on("host-a").await.unwrap(),
             vec![("b".to_string(), 4242)]
         );
+        // Stopped instances are forgotten after a while; running ones never.
+        store.forget_stopped_before(t + secs(2)).await.unwrap();
+        let left: Vec<String> = store
+            .instances(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(left, vec!["b".to_string()]);
     }
 
     #[tokio::test]
