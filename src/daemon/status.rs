@@ -2,12 +2,15 @@
 //! with its last heartbeat and whether it is alive, the one holding the mailbox, the folder's
 //! backlog as the holder last saw it, the outbox, the latest errors and the quarantine.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::instance::MAILBOX_LEASE;
 use crate::store::{InstanceRow, LeaseRow, MailFailure, OutboxSummary, Store, StoreError};
+use crate::terminal;
 
 /// How many stopped instances and failures the screen lists.
 const SHOWN: u32 = 10;
@@ -119,8 +122,104 @@ pub async fn run(config: &Config, clock: &dyn Clock, json: bool) -> Result<Strin
     Ok(if json {
         crate::terminal::json(&status).map_err(StatusError::Json)? + "\n"
     } else {
-        crate::terminal::status(&status)
+        text(&status)
     })
+}
+
+/// `folio status` as text: instances (alive ones first), the mailbox's holder and backlog,
+/// the outbox, the latest failures (addresses and errors escaped: they come from mail and
+/// from servers).
+fn text(s: &Status) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| match t {
+        Some(t) if t > s.at => format!(
+            "in {}",
+            crate::desk::digest::human((t - s.at).num_seconds())
+        ),
+        Some(t) => format!(
+            "{} ago",
+            crate::desk::digest::human((s.at - t).num_seconds())
+        ),
+        None => "never".to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "folio status at {}\n",
+        s.at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let _ = writeln!(o, "Instances");
+    if s.instances.is_empty() {
+        let _ = writeln!(o, "  none has run on this database");
+    }
+    for i in &s.instances {
+        let state = match (i.alive, i.holds_mailbox) {
+            (true, true) => "running, holds the mailbox",
+            (true, false) => "running, standby",
+            (false, _) if i.row.stopped_at.is_some() => "stopped",
+            (false, _) => "not responding (no heartbeat)",
+        };
+        let _ = writeln!(
+            o,
+            "  {:<28} {:<28} heartbeat {}",
+            terminal::line(&i.row.name),
+            state,
+            when(i.row.heartbeat_at)
+        );
+        if let (Some(e), true) = (&i.row.last_error, i.alive) {
+            let _ = writeln!(
+                o,
+                "    last error {}: {}",
+                when(i.row.last_error_at),
+                terminal::line(e)
+            );
+        }
+    }
+    let _ = writeln!(o, "\nMailbox");
+    match s.holder() {
+        Some(h) => {
+            let waiting = h
+                .row
+                .folder_waiting
+                .map_or("unknown".to_string(), |n| n.to_string());
+            let _ = writeln!(
+                o,
+                "  held by {} since {}\n  waiting in the folder: {} (last fetch {})",
+                terminal::line(&h.row.name),
+                when(s.mailbox.as_ref().and_then(|l| l.since)),
+                waiting,
+                when(h.row.last_fetch_at)
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  nobody holds it: no mail is being read");
+        }
+    }
+    let ob = &s.outbox;
+    let _ = writeln!(
+        o,
+        "\nOutbox\n  waiting to be sent: {}{}\n  given up: {}\n\nQuarantine: {} message(s)",
+        ob.pending,
+        ob.oldest_pending_at
+            .map(|t| format!(" (oldest queued {})", when(Some(t))))
+            .unwrap_or_default(),
+        ob.failed,
+        ob.quarantined
+    );
+    if !s.recent_failures.is_empty() {
+        let _ = writeln!(o, "\nLatest delivery errors");
+        for f in &s.recent_failures {
+            let _ = writeln!(
+                o,
+                "  {} {} ({}): {}",
+                when(f.queued_at),
+                terminal::line(&f.to),
+                f.status,
+                terminal::line(&f.error)
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -195,5 +294,38 @@ mod tests {
             vec![],
         );
         assert!(s.holder().is_none());
+    }
+
+    #[test]
+    fn the_text_names_the_holder_and_escapes_what_came_from_mail_or_servers() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
+        let later = now + TimeDelta::seconds(5);
+        let mut holder = row("a", later, false);
+        holder.folder_waiting = Some(7);
+        let lease = LeaseRow {
+            name: MAILBOX_LEASE.into(),
+            holder: "a".into(),
+            until: Some(later),
+            since: Some(now - TimeDelta::minutes(90)),
+        };
+        let failure = MailFailure {
+            to: "x\u{1b}]52;c;evil\u{7}@example.test".into(),
+            error: "550 no such user\r\nfake line".into(),
+            status: "failed".into(),
+            queued_at: Some(now - TimeDelta::hours(2)),
+        };
+        let s = Status::build(
+            now,
+            vec![holder],
+            vec![lease],
+            OutboxSummary::default(),
+            vec![failure],
+        );
+        let t = text(&s);
+        assert!(t.contains("held by h:a since 1 h 30 min ago"), "{t}");
+        assert!(t.contains("waiting in the folder: 7"), "{t}");
+        assert!(t.contains("running, holds the mailbox"), "{t}");
+        assert!(!t.contains('\u{1b}') && !t.contains('\r'), "{t}");
+        assert!(t.contains("\\u{1b}]52") && t.contains("\\r\\nfake"), "{t}");
     }
 }
