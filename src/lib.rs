@@ -12,8 +12,8 @@
 //! - [`desk`]: the help desk's rules, pure: who may do what on which ticket, and what to send.
 //! - [`outbound`]: mail as it leaves: templates, MIME construction, the outbox worker, SMTP.
 //! - [`store`]: the database, the only place that knows SQL.
-//! - [`daemon`]: the shell that drives the rest: the pipeline and the mailbox worker; beside
-//!   it [`cli_templates`], the `folio templates` commands.
+//! - [`daemon`]: the shell that drives the rest: the pipeline and the mailbox worker, and the
+//!   commands' work (`folio templates`, `report`, `status`).
 //! - Foundations every room may use: [`config`] (set-up), [`calendar`] (business hours and
 //!   the lifecycle's spans, pure), [`clock`] (injected time), [`shutdown`], [`heartbeat`] (the loops'
 //!   liveness, for the watchdog), [`tls`], [`folio`]
@@ -21,7 +21,6 @@
 //!   CLI prints).
 
 pub mod calendar;
-pub mod cli_templates;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -1,5 +1,5 @@
 //! The `folio` binary: command-line parsing, logging set-up and the subcommands (the templates
-//! commands' work is in `folio::cli_templates`). The only place that uses `anyhow`.
+//! commands' work is in `folio::daemon::templates`). The only place that uses `anyhow`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -314,9 +314,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `folio templates check|preview` (the work is in `folio::cli_templates`).
+/// `folio templates check|preview` (the work is in `folio::daemon::templates`).
 async fn templates(config_path: &Path, command: TemplatesCommand) -> Result<ExitCode> {
-    use folio::cli_templates;
+    use folio::daemon::templates as cli_templates;
     let config = load_config(config_path)?;
     match command {
         TemplatesCommand::Check { lang } => {

@@ -14,6 +14,7 @@ pub mod scheduler;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+pub mod templates;
 
 use std::sync::Arc;
 

@@ -21,8 +21,8 @@ pub struct Checked {
 /// problem found is returned, each naming the file and key at fault.
 pub fn load_checked(path: &Path, env: &dyn Env) -> Result<Checked, Vec<String>> {
     let config = Config::load(path, env).map_err(|e| vec![e.to_string()])?;
-    let languages = crate::cli_templates::languages(&config, None);
-    let report = crate::cli_templates::check(&config, languages);
+    let languages = crate::daemon::templates::languages(&config, None);
+    let report = crate::daemon::templates::check(&config, languages);
     let mut problems: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
     if let Err(e) = crate::daemon::pipeline::directory_of(&config) {
         problems.push(e.to_string());
