@@ -168,8 +168,10 @@ async fn mail_stuck_in_the_folder_alarms_the_admins_once_and_clears_when_it_move
     // The database stops taking mail in (the table of analysis attempts, the pipeline's first
     // step, is gone) while the outbox still works: every pass over the new message fails, and
     // the message stays in the folder.
-    let db = folio.config.with_file_name("folio.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+    // The daemon's own database, on either engine (the scratch URL is kept beside the config).
+    let dir = folio.config.parent().unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&folio::store::scratch::database_url(dir))
         .await
         .unwrap();
     sqlx::query("ALTER TABLE analysis_attempts RENAME TO attempts_away")
@@ -190,9 +192,13 @@ async fn mail_stuck_in_the_folder_alarms_the_admins_once_and_clears_when_it_move
         alarm[0].body_text
     );
     assert!(
-        alarm[0]
-            .body_text
-            .contains("no such table: analysis_attempts"),
+        // SQLite's words, or PostgreSQL's.
+        [
+            "no such table: analysis_attempts",
+            "relation \"analysis_attempts\" does not exist"
+        ]
+        .iter()
+        .any(|e| alarm[0].body_text.contains(e)),
         "the worker's last error: {}",
         alarm[0].body_text
     );

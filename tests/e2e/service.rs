@@ -145,9 +145,12 @@ async fn ready_watchdog_reload_and_stop_are_told_to_systemd() {
     // A database that cannot be opened passes the check but not the start: folio goes back to
     // the configuration it ran on.
     let reloaded = std::fs::read_to_string(&folio.config).unwrap();
+    let url = regex::Regex::new(r#"(?m)^url = ".*"$"#).unwrap();
+    assert!(url.is_match(&reloaded), "{reloaded}");
     std::fs::write(
         &folio.config,
-        reloaded.replace("url = \"sqlite:///", "url = \"sqlite:///proc/no-such-dir/"),
+        url.replace(&reloaded, r#"url = "sqlite:///proc/no-such-dir/folio.db""#)
+            .as_ref(),
     )
     .unwrap();
     folio.signal("HUP");
