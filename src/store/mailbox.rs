@@ -88,8 +88,16 @@ impl Store {
         sources: &[&str],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // One row per source: PostgreSQL refuses an upsert that meets one row twice (the same
+        // message delivered twice in one batch).
+        let mut seen = std::collections::HashSet::with_capacity(sources.len());
+        let unique: Vec<&str> = sources
+            .iter()
+            .copied()
+            .filter(|s| seen.insert(*s))
+            .collect();
         let mut tx = self.marks.begin().await?;
-        for chunk in sources.chunks(ROWS_PER_STATEMENT) {
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO analysis_attempts (source, attempts, first_at, last_at) VALUES {}
                  ON CONFLICT (source) DO UPDATE SET attempts = analysis_attempts.attempts + 1, last_at = excluded.last_at",
