@@ -1,5 +1,6 @@
 //! Benchmarks of the core pipeline: the real `folio` binary (release build) against the real
-//! Dovecot + Postfix on loopback (scripts/mailstack), SQLite, on whatever machine runs them.
+//! Dovecot + Postfix on loopback (scripts/mailstack), on SQLite, or on PostgreSQL when
+//! `FOLIO_TEST_POSTGRES` is set (`scripts/bench --postgres`), on whatever machine runs them.
 //!
 //! Every benchmark is `#[ignore]`, so `cargo test` skips them. Run them all with `scripts/bench`,
 //! which does:
@@ -57,8 +58,8 @@ use harness::{stack, unique, wait_for, Folio, Options};
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
 
 /// Messages in the backlog (benchmarks 1, 2, 4).
 const BACKLOG: usize = 10_000;
@@ -81,7 +82,101 @@ fn result(bench: &str, figure: &str, value: String, target: &str, pass: Option<b
         Some(false) => "MISS",
         None => "-",
     };
-    println!("RESULT | {bench} | {figure} | {value} | {target} | {verdict}");
+    let pinned = if pinned() { ", pinned" } else { "" };
+    println!(
+        "RESULT | {bench} ({}{pinned}) | {figure} | {value} | {target} | {verdict}",
+        engine()
+    );
+}
+
+/// Whether `scripts/bench --pin` pinned the mail servers to one core and this process (so folio
+/// and the ceiling client) to the other; it names the mail servers' master pids in
+/// `FOLIO_BENCH_MAIL_PIDS`.
+fn pinned() -> bool {
+    std::env::var("FOLIO_BENCH_MAIL_PIDS").is_ok_and(|s| !s.trim().is_empty())
+}
+
+/// The parent pid of a process (field 4 of /proc/PID/stat).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `Cpus_allowed_list` of a process, as the kernel prints it ("0", "1", "0-1").
+fn cpus_allowed(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Where the mail servers' processes may run right now: every live descendant of the masters
+/// `scripts/bench --pin` named (Dovecot's lmtp/auth/imap, Postfix's smtpd/cleanup/qmgr/lmtp...),
+/// grouped as "comm ×count → CPUs". The evidence that children forked during the run inherited
+/// the pinning; empty when not pinned.
+fn mail_affinity() -> String {
+    let masters: Vec<u32> = std::env::var("FOLIO_BENCH_MAIL_PIDS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    if masters.is_empty() {
+        return String::new();
+    }
+    let mut seen: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let mut p = pid;
+        let mut ours = false;
+        for _ in 0..16 {
+            if masters.contains(&p) {
+                ours = true;
+                break;
+            }
+            match parent_of(p) {
+                Some(q) if q > 1 => p = q,
+                _ => break,
+            }
+        }
+        if !ours {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        *seen
+            .entry((comm.trim().to_string(), cpus_allowed(pid)))
+            .or_default() += 1;
+    }
+    seen.iter()
+        .map(|((comm, cpus), n)| format!("{comm} ×{n} → CPU {cpus}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One `info` line with the CPU affinity of the mail servers' processes, of `pid` (folio) and
+/// of this process, when pinned.
+fn report_affinity(when: &str, folio_pid: Option<u32>) {
+    if !pinned() {
+        return;
+    }
+    let folio = folio_pid.map_or(String::new(), |p| {
+        format!("; folio → CPU {}", cpus_allowed(p))
+    });
+    info(format!(
+        "CPU affinity {when}: mail servers: {}{folio}; benchmark process → CPU {}",
+        mail_affinity(),
+        cpus_allowed(std::process::id())
+    ));
 }
 
 fn info(text: impl AsRef<str>) {
@@ -770,27 +865,9 @@ async fn multiappend(
 
 /// The pid of the `folio` process started with `config` (its path is unique per test).
 fn pid_of(config: &Path) -> u32 {
-    let needle = config.as_os_str().as_encoded_bytes();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.first().is_some_and(|a| a.ends_with(b"folio"))
-            && args.contains(&needle)
-            && args.iter().any(|a| *a == b"run")
-        {
-            return pid;
-        }
-    }
-    panic!("no folio process with --config {}", config.display());
+    *pids_of(config)
+        .first()
+        .unwrap_or_else(|| panic!("no folio process with --config {}", config.display()))
 }
 
 /// Machine-wide CPU ticks from /proc/stat: `(busy, total)` over all cores.
@@ -933,26 +1010,41 @@ fn db_path(folio: &Folio) -> PathBuf {
     folio.config.with_file_name("folio.db")
 }
 
-/// A read-only connection to folio's database (WAL: reading never blocks folio's writes).
-async fn open_db(folio: &Folio) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(db_path(folio))
-        .read_only(true);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .expect("open folio's database read-only")
+/// The database engine the benchmarks run on: PostgreSQL when `FOLIO_TEST_POSTGRES` is set
+/// (`scripts/bench --postgres`), else SQLite. Printed with each result that depends on it.
+fn engine() -> &'static str {
+    if folio::store::scratch::on_postgres() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
 }
 
-async fn count(db: &SqlitePool, sql: &'static str) -> i64 {
+/// A connection to folio's database, whichever engine it is on (the URL the harness wrote into
+/// folio's config: `folio::store::scratch::database_url` of its folder). On SQLite it is
+/// read-only (WAL: reading never blocks folio's writes).
+async fn open_db(folio: &Folio) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    let dir = folio.config.parent().expect("config folder");
+    let mut url = folio::store::scratch::database_url(dir);
+    if url.starts_with("sqlite:") {
+        url.push_str("?mode=ro");
+    }
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open folio's database {url}: {e}"))
+}
+
+async fn count(db: &AnyPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(db)
         .await
         .expect("count query")
 }
 
-async fn text(db: &SqlitePool, sql: &'static str) -> Option<String> {
+async fn text(db: &AnyPool, sql: &'static str) -> Option<String> {
     sqlx::query_scalar(sql)
         .fetch_one(db)
         .await
@@ -1182,6 +1274,7 @@ async fn run_backlog() -> BacklogRun {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let machine_at_ingest_end = machine_ticks();
+    report_affinity("at the end of ingest (folio sending)", Some(pid));
     let cpu_ingest_split = cpu_split(pid);
     let threads_ingest = describe_threads(&cpu_by_thread(pid), cpu_ingest_split);
     let hwm_ingest_kb = status_kb(pid, "VmHWM");
@@ -1415,6 +1508,7 @@ async fn smtp_ceiling(sample: &[u8], n: usize, from: &str, recipients: &[String]
     while let Some(r) = tasks.join_next().await {
         r.expect("sender task");
     }
+    report_affinity("right after the ceiling client sent", None);
     let busy = busy_share(machine_before, machine_ticks());
     info(format!(
         "while the ceiling client sent, {:.0} % of the machine's {} cores was busy",
@@ -1529,6 +1623,16 @@ fn bench_2_end_to_end() {
             "(info)",
             None,
         );
+        result(
+            "2 end to end",
+            "folio CPU per message (whole run: ingest + sending, start-up excluded)",
+            format!(
+                "{:.3} ms",
+                1000.0 * (r.cpu_total_secs - r.idle_cpu_secs) / BACKLOG as f64
+            ),
+            "(info)",
+            None,
+        );
         let pct = 100.0 * e2e / ceiling;
         result(
             "2 end to end",
@@ -1563,7 +1667,7 @@ struct Sample {
 /// Sends one request over SMTP and waits for its confirmation to be accepted; `None` after
 /// `limit`.
 async fn one_request(
-    db: &SqlitePool,
+    db: &AnyPool,
     rng: &mut Rng,
     from: &str,
     hd: &str,
@@ -1581,7 +1685,7 @@ async fn one_request(
     loop {
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT m.seen_at, o.sent_at FROM messages m JOIN outbox o ON o.ticket_id = m.ticket_id
-             WHERE m.dedup_key = ? AND o.status = 'sent'",
+             WHERE m.dedup_key = $1 AND o.status = 'sent'",
         )
         .bind(&key)
         .fetch_optional(db)
@@ -1990,7 +2094,7 @@ async fn poison_run(label: &str, poison_kb: Option<usize>) -> (Vec<f64>, String)
                 .fetch_optional(&db)
                 .await
                 .expect("quarantine");
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE dedup_key = ?")
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE dedup_key = $1")
             .bind(format!("mid:{poison_id}"))
             .fetch_one(&db)
             .await
@@ -2137,10 +2241,11 @@ fn sweep_config(hd: &str) -> folio::config::Config {
 
 /// A read-write connection of the benchmark's own to a store's file, for the few writes the
 /// public store API has no call for (each says why at its use).
-async fn raw_db(path: &Path) -> SqlitePool {
-    SqlitePoolOptions::new()
+async fn raw_db(path: &Path) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    AnyPoolOptions::new()
         .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(path))
+        .connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("open the database")
 }
@@ -2539,6 +2644,11 @@ fn bench_7_scheduled_work() {
     println!(
         "\n=== 7. scheduled work: sweeps over {SWEEP_TICKETS} tickets; folio idle with a sweep every second ==="
     );
+    if folio::store::scratch::on_postgres() {
+        // It builds its 100,000-ticket store as a SQLite file and hands that file to the daemon.
+        info("benchmark 7 runs on SQLite only (it builds its store as a SQLite file); skipped on PostgreSQL");
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("folio.db");
     // Due times are a day before "now"; the wall clock's now, so that the items the sweep
@@ -2614,4 +2724,227 @@ fn bench_7_scheduled_work() {
         "≤ 20 MB",
         Some(mb(idle.rss_kb) <= 20.0),
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Several instances (issue 10)
+
+/// Instances of the 3-instance run.
+const INSTANCES: [&str; 3] = ["a", "b", "c"];
+
+/// The pids of every `folio run` started with `config` (all instances of one deployment; the
+/// path is unique per test).
+fn pids_of(config: &Path) -> Vec<u32> {
+    let needle = config.as_os_str().as_encoded_bytes();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.first().is_some_and(|a| a.ends_with(b"folio"))
+            && args.contains(&needle)
+            && args.iter().any(|a| *a == b"run")
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// One backlog run on `names.len()` instances of one deployment.
+struct InstancesRun {
+    /// Spawn → every message ticketed with its confirmation queued.
+    ingest_secs: f64,
+    /// Spawn → every confirmation accepted by Postfix.
+    e2e_secs: f64,
+    /// CPU of all instances (start-up included), when every confirmation was accepted.
+    cpu_secs: f64,
+    /// The instance holding the mailbox when the backlog was done.
+    holder: String,
+    /// Seconds from `kill -9` of the holder to `folio status` naming another holder (only when
+    /// `takeover` was asked).
+    takeover_secs: Option<f64>,
+}
+
+/// Puts `BACKLOG` requests into a new help desk's INBOX while no folio runs, starts the named
+/// instances at once and times them through the backlog; then, when `takeover`, kills the
+/// mailbox holder with SIGKILL and times until `folio status` shows another holder.
+async fn instances_run(names: &[&str], takeover: bool) -> InstancesRun {
+    let hd = unique("bench-inst-hd");
+    let base = requester_base("bench-inst-req");
+    let mut folio = Folio::new(
+        &hd,
+        Options {
+            max_auto_replies: 100_000,
+            ..Options::default()
+        },
+    );
+    // The first start records the folder's baseline (as in benchmark 1).
+    folio.start(&[]).await;
+    assert!(folio.stop().success(), "folio exited with an error");
+    let set = Arc::new(requests(8, BACKLOG, &base, REQUESTERS, &hd));
+    multiappend(&hd, "INBOX", "", false, set.clone(), BACKLOG).await;
+    drop(set);
+    let db = open_db(&folio).await;
+    let spawned = Instant::now();
+    let mut instances: Vec<harness::Instance> =
+        names.iter().map(|n| folio.spawn_instance(n)).collect();
+    let n = BACKLOG as i64;
+    let limit = Instant::now() + Duration::from_secs(300);
+    let ingest_secs = loop {
+        let messages = count(&db, "SELECT count(*) FROM messages").await;
+        let queued = count(&db, "SELECT count(*) FROM outbox").await;
+        if messages >= n && queued >= n {
+            break spawned.elapsed().as_secs_f64();
+        }
+        assert!(
+            Instant::now() < limit,
+            "{} instance(s): ingest incomplete after 300 s: {messages} messages, {queued} queued",
+            names.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let e2e_secs = loop {
+        let done = count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE status IN ('sent', 'failed')",
+        )
+        .await;
+        if done >= n {
+            break spawned.elapsed().as_secs_f64();
+        }
+        assert!(
+            Instant::now() < limit,
+            "{} instance(s): sending incomplete after 300 s: {done} of {n}",
+            names.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let cpu_secs: f64 = pids_of(&folio.config).into_iter().map(cpu_seconds).sum();
+    let tickets = count(&db, "SELECT count(*) FROM tickets").await;
+    let failed = count(&db, "SELECT count(*) FROM outbox WHERE status = 'failed'").await;
+    assert_eq!(tickets, n, "every message opens one ticket");
+    assert_eq!(failed, 0, "no confirmation may fail");
+    let holder = folio.mailbox_holder().unwrap_or_default();
+    let processed: Vec<String> = instances
+        .iter()
+        .map(|i| {
+            format!(
+                "{} processed {}",
+                i.name,
+                i.log_text().matches(" processed ").count()
+            )
+        })
+        .collect();
+    info(format!(
+        "{} instance(s): mailbox holder at the end {holder:?}; {}",
+        names.len(),
+        processed.join(", ")
+    ));
+    let takeover_secs = if takeover {
+        let victim = instances
+            .iter_mut()
+            .find(|i| i.name == holder)
+            .expect("the holder is one of ours");
+        victim.kill9();
+        let killed = Instant::now();
+        let next = wait_for(
+            "another instance to hold the mailbox",
+            Duration::from_secs(60),
+            || async { folio.mailbox_holder().filter(|h| *h != holder) },
+        )
+        .await;
+        let took = killed.elapsed().as_secs_f64();
+        info(format!(
+            "kill -9 of the holder {holder:?}: {next:?} holds the mailbox {took:.1} s later (folio status --json polled back to back)"
+        ));
+        Some(took)
+    } else {
+        None
+    };
+    db.close().await;
+    for i in instances
+        .iter_mut()
+        .filter(|i| i.name != holder || !takeover)
+    {
+        assert!(
+            i.stop().success(),
+            "instance {} exited with an error",
+            i.name
+        );
+    }
+    InstancesRun {
+        ingest_secs,
+        e2e_secs,
+        cpu_secs,
+        holder,
+        takeover_secs,
+    }
+}
+
+#[test]
+#[ignore = "benchmark: run with scripts/bench"]
+fn bench_8_instances() {
+    println!(
+        "\n=== 8. several instances: {BACKLOG} backlog on 1 and on 3 instances of one deployment; kill -9 of the holder ==="
+    );
+    runtime().block_on(async {
+        drain_postfix("earlier benchmarks").await;
+        let one = instances_run(&INSTANCES[..1], false).await;
+        drain_postfix("the 1-instance run's confirmations").await;
+        let three = instances_run(&INSTANCES, true).await;
+        drain_postfix("the 3-instance run's confirmations").await;
+        for (label, r) in [("1 instance", &one), ("3 instances", &three)] {
+            info(format!(
+                "{label}: all ticketed {:.2} s after spawn ({:.0} msg/s), all confirmations accepted {:.2} s ({:.0} msg/s); CPU of all instances {:.2} s = {:.3} ms per message; holder {:?}",
+                r.ingest_secs,
+                BACKLOG as f64 / r.ingest_secs,
+                r.e2e_secs,
+                BACKLOG as f64 / r.e2e_secs,
+                r.cpu_secs,
+                1000.0 * r.cpu_secs / BACKLOG as f64,
+                r.holder
+            ));
+        }
+        let ingest_ratio = 100.0 * one.ingest_secs / three.ingest_secs;
+        let e2e_ratio = 100.0 * one.e2e_secs / three.e2e_secs;
+        result(
+            "8 instances",
+            "3 instances' ingest rate / 1 instance's (spawn → all ticketed)",
+            format!(
+                "{ingest_ratio:.0} % ({:.0} vs {:.0} msg/s)",
+                BACKLOG as f64 / three.ingest_secs,
+                BACKLOG as f64 / one.ingest_secs
+            ),
+            "≥ 100 %",
+            Some(ingest_ratio >= 100.0),
+        );
+        result(
+            "8 instances",
+            "3 instances' end-to-end rate / 1 instance's (spawn → all confirmations accepted)",
+            format!(
+                "{e2e_ratio:.0} % ({:.0} vs {:.0} msg/s)",
+                BACKLOG as f64 / three.e2e_secs,
+                BACKLOG as f64 / one.e2e_secs
+            ),
+            "≥ 100 %",
+            Some(e2e_ratio >= 100.0),
+        );
+        let takeover = three.takeover_secs.expect("the 3-instance run timed a takeover");
+        result(
+            "8 instances",
+            "kill -9 of the mailbox holder → folio status shows another holder",
+            format!("{takeover:.1} s"),
+            "≤ 15 s",
+            Some(takeover <= 15.0),
+        );
+    });
 }
