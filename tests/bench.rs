@@ -27,6 +27,13 @@
 //! 7. `bench_7_scheduled_work`: a store of 100,000 tickets with 10,000 items due (reminders,
 //!    closings, surveys); the daemon's scheduler sweeps them in process on a fixed clock, then
 //!    sweeps with nothing due; then `folio run` idles on that store sweeping every second.
+//! 8. `bench_8_instances`: the 10k backlog on one and on three `folio run` of one deployment
+//!    (same database, same mailbox), as a ratio; then `kill -9` of the mailbox holder, timed
+//!    until `folio status` names another holder.
+//!
+//! `scripts/bench --postgres` runs them on PostgreSQL (except 7, which builds a SQLite file);
+//! `scripts/bench --pin` pins the mail servers to CPU 0 and this process (so folio, its
+//! PostgreSQL and the minimal client of benchmark 2) to CPU 1.
 //!
 //! Runs 1, 2 and 4 share one 10k run (made by whichever of them runs first). Every address the
 //! benchmarks use starts with `bench-`, so `scripts/bench` can remove their maildirs afterwards.
