@@ -11,6 +11,7 @@ use super::statement::{bind_each, list_statement, Insert, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
 use super::{ts, StoreError};
 use crate::desk::decide::{NewTicket, Reply};
+use crate::desk::policy::cap_key;
 use crate::desk::ticket::Change;
 use crate::inbound::mail::InboundMail;
 
@@ -115,7 +116,7 @@ impl Batch {
                     .bind(t.routing.audit_text());
             }
             for r in b
-                .build(" RETURNING folio, id")?
+                .build(" RETURNING folio, id", self.tx.backend())?
                 .fetch_all(&mut *self.tx)
                 .await?
             {
@@ -150,7 +151,7 @@ impl Batch {
             for (id, email, role) in chunk {
                 b.row().bind(*id).bind(email.clone()).bind(*role);
             }
-            b.build(" ON CONFLICT DO NOTHING")?
+            b.build(" ON CONFLICT DO NOTHING", self.tx.backend())?
                 .execute(&mut *self.tx)
                 .await?;
         }
@@ -230,7 +231,9 @@ impl Batch {
                     .bind(e.detail.clone())
                     .bind(now.clone());
             }
-            b.build("")?.execute(&mut *self.tx).await?;
+            b.build("", self.tx.backend())?
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -247,6 +250,7 @@ impl Batch {
                 "UPDATE tickets SET updated_at = $1 WHERE id IN (",
                 chunk.len(),
                 ")",
+                self.tx.backend(),
             )
             .bind(&now);
             bind_each(query, chunk).execute(&mut *self.tx).await?;
@@ -290,7 +294,7 @@ impl Batch {
                     .bind(i64::from(r.internal));
             }
             for r in b
-                .build(" RETURNING dedup_key, id")?
+                .build(" RETURNING dedup_key, id", self.tx.backend())?
                 .fetch_all(&mut *self.tx)
                 .await?
             {
@@ -322,7 +326,9 @@ impl Batch {
                     .bind(a.size as i64)
                     .bind((a.size <= max_bytes).then(|| a.data.clone()));
             }
-            b.build("")?.execute(&mut *self.tx).await?;
+            b.build("", self.tx.backend())?
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -337,7 +343,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new("INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
                    references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to,
-                   attachments_of)");
+                   attachments_of, cap_key)");
             for r in chunk {
                 b.row()
                     .bind(r.ticket_id)
@@ -353,9 +359,12 @@ impl Batch {
                     .bind(now.clone())
                     .bind(now.clone())
                     .bind(r.reply_to.clone())
-                    .bind(r.attachments_of);
+                    .bind(r.attachments_of)
+                    .bind(cap_key(&r.reply.to));
             }
-            b.build("")?.execute(&mut *self.tx).await?;
+            b.build("", self.tx.backend())?
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }

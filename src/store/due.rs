@@ -168,7 +168,9 @@ impl Batch {
                     .bind(ts(due.at))
                     .bind(now.clone());
             }
-            b.build("")?.execute(&mut *self.tx).await?;
+            b.build("", self.tx.backend())?
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -204,6 +206,7 @@ impl Batch {
                 ),
                 chunk.len(),
                 ")",
+                self.tx.backend(),
             );
             for r in bind_each(q, chunk).fetch_all(&mut *self.tx).await? {
                 let t = ticket_ref(&r);
@@ -471,7 +474,7 @@ impl Batch {
         ids: &[i64],
     ) -> Result<(), StoreError> {
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut query = list_statement(head, chunk.len(), ")");
+            let mut query = list_statement(head, chunk.len(), ")", self.tx.backend());
             for v in values {
                 query = query.bind(v.to_string());
             }

@@ -144,6 +144,7 @@ impl Store {
                 "UPDATE instances SET stopped_at = ? WHERE stopped_at IS NULL AND id IN (",
                 chunk.len(),
                 ")",
+                self.backend,
             )
             .bind(now.clone());
             bind_each(query, chunk).execute(&self.marks).await?;

@@ -10,7 +10,7 @@ use sqlx::{Any, Encode, Row, Type};
 use super::batch::Batch;
 use super::outbox::failing_addresses;
 use super::queries::{ticket_ref, TICKET_REF_COLUMNS, TICKET_REF_LEN};
-use super::statement::{built, list_query, ROWS_PER_STATEMENT};
+use super::statement::{bind_each, built, list_query, placeholders, ROWS_PER_STATEMENT};
 use super::{ts, Backend, StoreError};
 use crate::desk::known::{Known, Lookup, SentMail};
 use crate::desk::policy::cap_key;
@@ -56,7 +56,7 @@ impl Batch {
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
             let tail = format!("){tail}");
             out.extend(
-                list_query(sql, chunk, &tail)
+                list_query(sql, chunk, &tail, self.tx.backend())
                     .fetch_all(&mut *self.tx)
                     .await?,
             );
@@ -191,45 +191,35 @@ impl Batch {
         self.recent_mails(addresses, since).await
     }
 
-    /// Mails queued since `since` per address ([`cap_key`]), for the per-address cap.
+    /// Mails queued since `since` per address ([`cap_key`]), for the per-address cap: one
+    /// indexed `IN (…)` over the stored key (`outbox.cap_key`, migration 0013), which counts
+    /// bob@x together with Bob+1@x, bob+2@x, ….
     async fn recent_mails(
         &mut self,
         addresses: &[&str],
         since: DateTime<Utc>,
     ) -> Result<HashMap<String, u32>, StoreError> {
-        // The per-address cap counts bob@x together with bob+1@x, bob+2@x, …: each base
-        // address is looked up as itself and as the index range of its +tagged forms
-        // ("bob+" ≤ to_address < "bob,"), whose domain is checked here.
         let since = ts(since);
-        let mut bases: Vec<String> = addresses
+        let mut keys: Vec<String> = addresses
             .iter()
             .map(|a| cap_key(a))
             .filter(|a| a.contains('@'))
             .collect();
-        bases.sort_unstable();
-        bases.dedup();
+        keys.sort_unstable();
+        keys.dedup();
         let mut recent: HashMap<String, u32> = HashMap::new();
-        for chunk in bases.chunks(ROWS_PER_STATEMENT / 3) {
-            let terms = vec!["to_address = ? OR (to_address >= ? AND to_address < ?)"; chunk.len()];
-            let sql = format!(
-                "SELECT to_address, count(*) FROM outbox WHERE created_at >= $1 AND ({})
-                 GROUP BY to_address",
-                terms.join(" OR ")
-            );
-            let mut query = built(&sql).bind(since.clone());
-            for b in chunk {
-                let local = b.rsplit_once('@').map_or(b.as_str(), |(l, _)| l);
-                query = query
-                    .bind(b.clone())
-                    .bind(format!("{local}+"))
-                    .bind(format!("{local},"));
-            }
-            let wanted: HashSet<&String> = chunk.iter().collect();
-            for r in query.fetch_all(&mut *self.tx).await? {
-                let key = cap_key(&r.get::<String, _>(0));
-                if wanted.contains(&key) {
-                    *recent.entry(key).or_default() += r.get::<i64, _>(1) as u32;
-                }
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let query = built(
+                &format!(
+                    "SELECT cap_key, count(*) FROM outbox WHERE created_at >= ? AND cap_key IN ({})
+                 GROUP BY cap_key",
+                    placeholders(chunk.len())
+                ),
+                self.tx.backend(),
+            )
+            .bind(since.clone());
+            for r in bind_each(query, chunk).fetch_all(&mut *self.tx).await? {
+                recent.insert(r.get(0), r.get::<i64, _>(1) as u32);
             }
         }
         Ok(recent)
@@ -404,6 +394,7 @@ mod tests {
             ("d3@x", "dan+2@example.test"),
             ("d4@x", "dan+9@other.test"),
             ("d5@x", "danny@example.test"),
+            ("d6@x", "DAN+Urgent@Example.TEST"),
         ] {
             queue(&store, id, to).await.unwrap();
         }
@@ -414,16 +405,16 @@ mod tests {
         let known = look(&store, &q).await;
         assert_eq!(
             known.recent_mails,
-            HashMap::from([("dan@example.test".to_string(), 3)])
+            HashMap::from([("dan@example.test".to_string(), 4)])
         );
         assert_eq!(
             known.recent_domains,
             HashMap::from([
-                ("example.test".to_string(), 6),
+                ("example.test".to_string(), 7),
                 ("other.test".to_string(), 1)
             ])
         );
-        assert_eq!(known.recent_total, 7);
+        assert_eq!(known.recent_total, 8);
         // Outside the windows nothing counts.
         let later = Lookup {
             since: now() + chrono::Duration::seconds(1),
@@ -433,6 +424,32 @@ mod tests {
         let known = look(&store, &later).await;
         assert!(known.recent_mails.is_empty());
         assert_eq!(known.recent_total, 0);
+    }
+
+    #[tokio::test]
+    async fn mail_queued_before_the_cap_key_existed_counts_once_the_store_opens() {
+        let (dir, store) = temp_store().await;
+        for (id, to) in [("d1@x", "dan+1@example.test"), ("d2@x", "Dan@Example.test")] {
+            queue(&store, id, to).await.unwrap();
+        }
+        // As a row of a database migrated from before 0013 (or imported from an older export).
+        sqlx::query("UPDATE outbox SET cap_key = NULL")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let q = Lookup {
+            addresses: vec!["dan@example.test"],
+            ..lookup()
+        };
+        assert!(look(&store, &q).await.recent_mails.is_empty());
+        store.pool.close().await;
+        let reopened = Store::open(&crate::store::scratch::database_url(dir.path()))
+            .await
+            .unwrap();
+        assert_eq!(
+            look(&reopened, &q).await.recent_mails,
+            HashMap::from([("dan@example.test".to_string(), 2)])
+        );
     }
 
     #[tokio::test]

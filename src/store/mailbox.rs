@@ -63,6 +63,7 @@ impl Store {
                 "SELECT source, attempts FROM analysis_attempts WHERE source IN (",
                 chunk,
                 ")",
+                self.backend,
             )
             .fetch_all(&self.marks)
             .await?;
@@ -103,7 +104,7 @@ impl Store {
                  ON CONFLICT (source) DO UPDATE SET attempts = analysis_attempts.attempts + 1, last_at = excluded.last_at",
                 vec!["(?, 1, ?, ?)"; chunk.len()].join(", ")
             );
-            let mut query = built(&sql);
+            let mut query = built(&sql, self.backend);
             for s in chunk {
                 query = query.bind(*s).bind(ts(now)).bind(ts(now));
             }
@@ -120,6 +121,7 @@ impl Store {
                 "DELETE FROM analysis_attempts WHERE source IN (",
                 chunk,
                 ")",
+                self.backend,
             )
             .execute(&self.marks)
             .await?;

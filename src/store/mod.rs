@@ -245,12 +245,14 @@ impl Store {
         .connect(url)
         .await
         .map_err(open_err)?;
-        Ok(Store {
+        let store = Store {
             pool,
             marks,
             backend,
             instance: None,
-        })
+        };
+        store.fill_cap_keys().await?;
+        Ok(store)
     }
 
     /// The engine this store runs on.

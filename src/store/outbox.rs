@@ -13,6 +13,7 @@ use super::instances::alive;
 use super::statement::{bind_each, list_query, list_statement, ListQuery, ROWS_PER_STATEMENT};
 use super::write_tx::WriteTx;
 use super::{parse_ts, ts, Backend, Store, StoreError};
+use crate::desk::policy::cap_key;
 
 /// A file sent along (a stored attachment of an inbound message).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,34 @@ pub enum SendResult {
 }
 
 impl Store {
+    /// Gives every outbox row without one its `cap_key` (the per-address cap's key): rows queued
+    /// before migration 0013 and rows imported from an older export. Returns how many. A few
+    /// hundred rows per transaction, so a large old outbox does not hold the write lock long.
+    pub(super) async fn fill_cap_keys(&self) -> Result<u64, StoreError> {
+        let mut filled = 0;
+        loop {
+            let mut batch = self.begin().await?;
+            let rows =
+                sqlx::query("SELECT id, to_address FROM outbox WHERE cap_key IS NULL LIMIT $1")
+                    .bind(ROWS_PER_STATEMENT as i64)
+                    .fetch_all(&mut *batch.tx)
+                    .await?;
+            if rows.is_empty() {
+                batch.rollback().await;
+                return Ok(filled);
+            }
+            for r in &rows {
+                sqlx::query("UPDATE outbox SET cap_key = $1 WHERE id = $2")
+                    .bind(cap_key(&r.get::<String, _>(1)))
+                    .bind(r.get::<i64, _>(0))
+                    .execute(&mut *batch.tx)
+                    .await?;
+            }
+            filled += rows.len() as u64;
+            batch.commit().await?;
+        }
+    }
+
     /// Claims up to `limit` pending mails due at `now` for `lease`, longest due first. A claimed mail
     /// is not handed to any other sender (in this or another process) until the lease ends, so
     /// it is sent by one sender only; a crashed sender's claims expire.
@@ -147,6 +176,7 @@ impl Store {
                 "UPDATE outbox SET lease_until = NULL, claimed_by = NULL WHERE status = 'pending' AND id IN (",
                 chunk,
                 ")",
+                self.backend,
             )
             .execute(&self.marks)
             .await?;
@@ -191,12 +221,16 @@ impl Store {
             .collect();
         // The common case, every mail accepted, is one statement (its own transaction).
         if sent.len() == results.len() && sent.len() <= ROWS_PER_STATEMENT {
-            mark_sent(&sent, now).execute(&self.marks).await?;
+            mark_sent(&sent, now, self.backend)
+                .execute(&self.marks)
+                .await?;
             return Ok(());
         }
         let mut tx = WriteTx::begin(&self.marks, self.backend).await?;
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-            mark_sent(chunk, now).execute(&mut *tx).await?;
+            mark_sent(chunk, now, self.backend)
+                .execute(&mut *tx)
+                .await?;
         }
         for (id, result) in results {
             record_failure(&mut tx, *id, result, now).await?;
@@ -238,6 +272,7 @@ impl Store {
                 "SELECT name, content_type, data FROM attachments WHERE id IN (",
                 chunk,
                 ") ORDER BY id",
+                self.backend,
             )
             .fetch_all(&self.pool)
             .await?;
@@ -276,12 +311,13 @@ fn outbox_mail(r: &AnyRow) -> OutboxMail {
 }
 
 /// Marks the mails `ids` as sent at `now`.
-fn mark_sent(ids: &[i64], now: DateTime<Utc>) -> ListQuery {
+fn mark_sent(ids: &[i64], now: DateTime<Utc>, backend: Backend) -> ListQuery {
     let query = list_statement(
         "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL
          WHERE id IN (",
         ids.len(),
         ")",
+        backend,
     )
     .bind(ts(now));
     bind_each(query, ids)
@@ -360,8 +396,9 @@ async fn report_given_up(
         sqlx::query(
             "INSERT INTO outbox (ticket_id, template, language, to_address, message_id,
                in_reply_to, references_list, context, auto_submitted, status,
-               next_attempt_at, created_at, reply_to)
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, 'auto-generated', 'pending', $8, $9, $10)",
+               next_attempt_at, created_at, reply_to, cap_key)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, 'auto-generated', 'pending', $8, $9, $10,
+               $11)",
         )
         .bind(n.ticket_id)
         .bind(&n.template)
@@ -373,6 +410,7 @@ async fn report_given_up(
         .bind(ts(now))
         .bind(ts(now))
         .bind(&n.reply_to)
+        .bind(cap_key(&n.to))
         .execute(&mut *conn)
         .await?;
     }

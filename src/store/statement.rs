@@ -1,13 +1,18 @@
 //! Statements whose text is built at run time: over a list of values (`… IN ($1, $2, …)`), one
 //! statement per chunk of [`ROWS_PER_STATEMENT`] values, and multi-row inserts ([`Insert`]).
 //!
-//! Placeholders are numbered (`$1`, `$2`, …), the one form both SQLite and PostgreSQL read
-//! (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL rejects). Built
-//! text is written with `?` and numbered by [`numbered`] in the order the values are bound.
+//! Built text is written with `?` and its placeholders put in each engine's form by
+//! [`numbered`], in the order the values are bound: `$1`, `$2`, … for PostgreSQL (which rejects
+//! `?`; sqlx's `QueryBuilder` writes `?` for the `Any` driver), and plain `?` for SQLite. To
+//! SQLite `$N` is a *named* parameter: it looks each name up among those before it, and sqlx
+//! asks each one's name back, both by linear search, so a 7,000-value insert spent ~70 % of
+//! an SQLite ingest in `strncmp` and `sqlite3_bind_parameter_name` (docs/benchmarks.md §8).
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Arguments, Encode, Type};
+
+use super::Backend;
 
 /// Rows per multi-row statement: keeps the bound parameters far below SQLite's limit (32,766)
 /// and PostgreSQL's (65,535).
@@ -16,12 +21,20 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 /// A statement built for one list of values.
 pub(super) type ListQuery = Query<'static, Any, AnyArguments>;
 
-/// `sql` with every placeholder (`?` or `$N`) outside quoted text renumbered `$1`, `$2`, … in
-/// the order it appears, which is the order the values are bound.
-pub(super) fn numbered(sql: &str) -> String {
+/// `sql` with every placeholder (`?` or `$N`) outside quoted text in `backend`'s form: numbered
+/// `$1`, `$2`, … in the order it appears (PostgreSQL), or `?` (SQLite); either way the values
+/// are bound in that order.
+pub(super) fn numbered(sql: &str, backend: Backend) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
     let mut quoted = false;
+    let mut placeholder = |out: &mut String| match backend {
+        Backend::Postgres => {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        }
+        Backend::Sqlite => out.push('?'),
+    };
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -29,16 +42,12 @@ pub(super) fn numbered(sql: &str) -> String {
                 quoted = !quoted;
                 out.push(c);
             }
-            '?' if !quoted => {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            }
+            '?' if !quoted => placeholder(&mut out),
             '$' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => {
                 while chars.peek().is_some_and(char::is_ascii_digit) {
                     chars.next();
                 }
-                n += 1;
-                out.push_str(&format!("${n}"));
+                placeholder(&mut out);
             }
             _ => out.push(c),
         }
@@ -53,13 +62,13 @@ pub(super) fn placeholders(n: usize) -> String {
 
 /// A statement whose text was built at run time: numbered, and not kept in the statement
 /// cache (its text changes with the number of values).
-pub(super) fn built(sql: &str) -> ListQuery {
-    sqlx::query(sqlx::AssertSqlSafe(numbered(sql))).persistent(false)
+pub(super) fn built(sql: &str, backend: Backend) -> ListQuery {
+    sqlx::query(sqlx::AssertSqlSafe(numbered(sql, backend))).persistent(false)
 }
 
 /// The statement `{head}?, ?, …{tail}` with `n` placeholders, not bound yet.
-pub(super) fn list_statement(head: &str, n: usize, tail: &str) -> ListQuery {
-    built(&format!("{head}{}{tail}", placeholders(n)))
+pub(super) fn list_statement(head: &str, n: usize, tail: &str, backend: Backend) -> ListQuery {
+    built(&format!("{head}{}{tail}", placeholders(n)), backend)
 }
 
 /// Binds `values` in order.
@@ -74,18 +83,22 @@ where
 }
 
 /// `{head}?, ?, …{tail}` with `values` bound: one chunk's statement.
-pub(super) fn list_query<'v, V>(head: &str, values: &'v [V], tail: &str) -> ListQuery
+pub(super) fn list_query<'v, V>(
+    head: &str,
+    values: &'v [V],
+    tail: &str,
+    backend: Backend,
+) -> ListQuery
 where
     &'v V: Encode<'v, Any> + Type<Any>,
 {
-    bind_each(list_statement(head, values.len(), tail), values)
+    bind_each(list_statement(head, values.len(), tail, backend), values)
 }
 
 /// A multi-row `INSERT … VALUES (…), (…)`: [`Insert::row`] per row, then [`Insert::build`].
 pub(super) struct Insert {
     sql: String,
     args: AnyArguments,
-    bound: usize,
     rows: usize,
     /// The first value that could not be bound, reported by [`Insert::build`].
     error: Option<sqlx::error::BoxDynError>,
@@ -103,7 +116,6 @@ impl Insert {
         Insert {
             sql: format!("{head} VALUES "),
             args: AnyArguments::default(),
-            bound: 0,
             rows: 0,
             error: None,
         }
@@ -123,11 +135,11 @@ impl Insert {
     }
 
     /// The statement, ending with `tail` (e.g. ` RETURNING id`).
-    pub(super) fn build(self, tail: &str) -> Result<ListQuery, sqlx::Error> {
+    pub(super) fn build(self, tail: &str, backend: Backend) -> Result<ListQuery, sqlx::Error> {
         if let Some(e) = self.error {
             return Err(sqlx::Error::Encode(e));
         }
-        let sql = format!("{}{tail}", self.sql);
+        let sql = numbered(&format!("{}{tail}", self.sql), backend);
         Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), self.args).persistent(false))
     }
 }
@@ -142,8 +154,7 @@ impl Row<'_> {
             self.insert.sql.push_str(", ");
         }
         self.first = false;
-        self.insert.bound += 1;
-        self.insert.sql.push_str(&format!("${}", self.insert.bound));
+        self.insert.sql.push('?');
         if let Err(e) = self.insert.args.add(value) {
             self.insert.error.get_or_insert(e);
         }
@@ -169,12 +180,24 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_numbered_in_order_outside_quoted_text() {
+    fn placeholders_take_each_engines_form_in_order_outside_quoted_text() {
+        let sql = "UPDATE t SET a = $1 WHERE s = '?$1' AND id IN (?, ?) AND b = ?";
         assert_eq!(
-            numbered("UPDATE t SET a = $1 WHERE s = '?$1' AND id IN (?, ?) AND b = ?"),
+            numbered(sql, Backend::Postgres),
             "UPDATE t SET a = $1 WHERE s = '?$1' AND id IN ($2, $3) AND b = $4"
         );
-        assert_eq!(numbered("x = $1 OR x = $1"), "x = $1 OR x = $2");
+        assert_eq!(
+            numbered(sql, Backend::Sqlite),
+            "UPDATE t SET a = ? WHERE s = '?$1' AND id IN (?, ?) AND b = ?"
+        );
+        assert_eq!(
+            numbered("x = $1 OR x = $1", Backend::Postgres),
+            "x = $1 OR x = $2"
+        );
+        assert_eq!(
+            numbered("x = $1 OR x = $12", Backend::Sqlite),
+            "x = ? OR x = ?"
+        );
     }
 
     #[test]
@@ -182,7 +205,9 @@ mod tests {
         let mut insert = Insert::new("INSERT INTO t (a, b)");
         insert.row().bind(1_i64).bind("x");
         insert.row().bind(2_i64).bind(None::<String>);
-        assert_eq!(insert.sql, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        assert_eq!(insert.sql, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
         assert_eq!(insert.args.len(), 4);
+        let built = numbered(&insert.sql, Backend::Postgres);
+        assert_eq!(built, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
     }
 }

@@ -259,6 +259,8 @@ impl Store {
             }
         }
         tx.commit().await?;
+        // An export from before the cap key (migration 0013) has none.
+        self.fill_cap_keys().await?;
         Ok(Moved(moved))
     }
 }
