@@ -1103,3 +1103,46 @@ async fn a_database_failure_while_storing_is_retried_and_never_quarantines_the_m
     assert_eq!(out[0].folio.as_deref(), Some("MDA-2026-000001"), "{out:?}");
     assert_eq!(p.store().counts().await.unwrap().quarantined, 0);
 }
+
+#[tokio::test]
+async fn a_batch_started_behind_one_that_fails_to_store_is_retried_as_new_mail() {
+    // The mailbox worker fetches and starts the next batch while one is stored; when the
+    // store fails, the next batch is abandoned. Its analyses ended: its messages must not be
+    // taken for ones that stopped the process (retried alone, then quarantined).
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url(dir.path()))
+        .await
+        .unwrap();
+    let first = [mail("ana@example.test", "Uno", "1", "ab1@x.test", "")];
+    let next = [
+        mail("beto@example.test", "Dos", "2", "ab2@x.test", ""),
+        mail("carla@example.test", "Tres", "3", "ab3@x.test", ""),
+    ];
+    let sources: Vec<&str> = next.iter().map(|r| r.source.as_str()).collect();
+    let started_first = p.start(&first).await.unwrap();
+    let started_next = p.start(&next).await.unwrap();
+    assert_eq!(
+        p.store().unfinished_attempts(&sources).await.unwrap(),
+        [1, 1]
+    );
+    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert!(p.finish(&first, started_first).await.is_err());
+    p.abandon(&next, started_next).await;
+    assert_eq!(
+        p.store().unfinished_attempts(&sources).await.unwrap(),
+        [0, 0]
+    );
+    sqlx::query("ALTER TABLE messages_away RENAME TO messages")
+        .execute(&db)
+        .await
+        .unwrap();
+    let out = p.process(&next).await.unwrap();
+    assert_eq!(decisions(&out), ["new_ticket", "new_ticket"]);
+    let out = p.process(&first).await.unwrap();
+    assert_eq!(decisions(&out), ["new_ticket"]);
+}

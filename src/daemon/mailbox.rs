@@ -6,6 +6,7 @@
 //! stored it committed; a crash in between leaves it in the folder, and the retry finds it
 //! already stored (by Message-ID or content hash) and only files it away.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
 use crate::daemon::health::Health;
-use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
+use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage, Started};
 use crate::daemon::telemetry::Telemetry;
 use crate::heartbeat::Heartbeat;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
@@ -50,6 +51,26 @@ pub struct Mailbox {
     /// ready once the first login has selected the folder.
     heartbeat: Heartbeat,
 }
+
+/// Where a pass over the watched folder is.
+struct Reading<'u> {
+    /// The UIDs not looked at yet, in groups of `imap.batch_size`.
+    groups: std::slice::Chunks<'u, u32>,
+    /// Batches of the current group not fetched yet (split by [`BATCH_BYTES`]).
+    chunks: VecDeque<Vec<u32>>,
+    /// The next UID to look at once the pass ends.
+    next: u32,
+}
+
+/// A batch fetched, its analyses started.
+struct Fetched {
+    uids: Vec<u32>,
+    raws: Vec<RawMessage>,
+    started: Started,
+}
+
+/// A stored batch's messages and where each goes.
+type Filed = Vec<(u32, Outcome)>;
 
 /// The watched folder as selected: its UIDVALIDITY and the next UID to look at.
 struct Position {
@@ -294,11 +315,98 @@ impl Mailbox {
         }
         // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
         let _catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
-        let mut next = at.next_uid;
-        for group in uids.chunks(batch_size) {
-            if shutdown.is_triggered() {
-                break;
+        let mut reading = Reading {
+            groups: uids.chunks(batch_size),
+            chunks: VecDeque::new(),
+            next: at.next_uid,
+        };
+        // Two batches in flight: while one is stored (the database's work), the connection
+        // files the one before away and fetches the one after, whose analyses start at once.
+        // Each message is still moved only after the commit that stored it.
+        let mut stored: Option<Filed> = None;
+        let mut current = self
+            .read_next(conn, at, &mut reading, seen_at, shutdown)
+            .await?;
+        while let Some(Fetched {
+            uids,
+            raws,
+            started,
+        }) = current.take()
+        {
+            self.heartbeat.within(self.step_limit());
+            let storing = self.pipeline.finish(&raws, started);
+            let filing_and_reading = async {
+                if let Some(filed) = stored.take() {
+                    self.file_away(conn, filed.into_iter()).await?;
+                }
+                self.read_next(conn, at, &mut reading, seen_at, shutdown)
+                    .await
+            };
+            let (outcomes, following) = tokio::join!(storing, filing_and_reading);
+            let outcomes = match outcomes {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    if let Ok(Some(f)) = following {
+                        self.pipeline.abandon(&f.raws, f.started).await;
+                    }
+                    return Err(e.into());
+                }
+            };
+            drop(raws);
+            // Stored but not filed away if the connection failed: the retry finds them stored.
+            current = following?;
+            if let Some(last) = uids.last() {
+                reading.next = reading.next.max(last + 1);
             }
+            stored = Some(uids.into_iter().zip(outcomes).collect());
+        }
+        if let Some(filed) = stored {
+            self.file_away(conn, filed.into_iter()).await?;
+        }
+        Ok(reading.next)
+    }
+
+    /// Fetches the next batch of the pass and starts its analyses; `None` at the end of the
+    /// pass (or on shutdown, checked between groups of `imap.batch_size` messages).
+    async fn read_next(
+        &self,
+        conn: &mut Connection,
+        at: &Position,
+        reading: &mut Reading<'_>,
+        seen_at: DateTime<Utc>,
+        shutdown: &Shutdown,
+    ) -> Result<Option<Fetched>, MailboxError> {
+        loop {
+            if let Some(chunk) = reading.chunks.pop_front() {
+                let (uids, raws): (Vec<u32>, Vec<RawMessage>) = conn
+                    .bodies(&chunk)
+                    .await?
+                    .into_iter()
+                    .map(|(uid, bytes)| {
+                        let source = self.source(at.uidvalidity, uid);
+                        (
+                            uid,
+                            RawMessage {
+                                source,
+                                bytes,
+                                seen_at,
+                            },
+                        )
+                    })
+                    .unzip();
+                let started = self.pipeline.start(&raws).await?;
+                return Ok(Some(Fetched {
+                    uids,
+                    raws,
+                    started,
+                }));
+            }
+            if shutdown.is_triggered() {
+                return Ok(None);
+            }
+            let Some(group) = reading.groups.next() else {
+                return Ok(None);
+            };
             self.heartbeat.within(self.step_limit());
             // Too big to process: quarantined from its size alone, without downloading it.
             let max = self.pipeline.max_message_bytes();
@@ -308,15 +416,12 @@ impl Mailbox {
                 .into_iter()
                 .partition(|(_, size)| *size <= max);
             if let Some(last) = self.quarantine_oversize(conn, at, &oversize).await? {
-                next = next.max(last + 1);
+                reading.next = reading.next.max(last + 1);
             }
-            for chunk in batches(&sizes, batch_size, BATCH_BYTES) {
-                self.heartbeat.within(self.step_limit());
-                self.process(conn, at, &chunk, seen_at).await?;
-                next = chunk.last().map(|u| u + 1).unwrap_or(next);
-            }
+            reading
+                .chunks
+                .extend(batches(&sizes, self.cfg.batch_size as usize, BATCH_BYTES));
         }
-        Ok(next)
     }
 
     /// Quarantines messages too big to process, unread; returns the highest UID of them.
@@ -345,36 +450,6 @@ impl Mailbox {
         self.telemetry.quarantined.increment(uids.len() as u64);
         self.health.filed(self.clock.now());
         Ok(uids.iter().max().copied())
-    }
-
-    /// Fetches the messages `uids`, runs them through the pipeline and files them away.
-    async fn process(
-        &self,
-        conn: &mut Connection,
-        at: &Position,
-        uids: &[u32],
-        seen_at: DateTime<Utc>,
-    ) -> Result<(), MailboxError> {
-        let (batch_uids, raws): (Vec<u32>, Vec<RawMessage>) = conn
-            .bodies(uids)
-            .await?
-            .into_iter()
-            .map(|(uid, bytes)| {
-                let source = self.source(at.uidvalidity, uid);
-                (
-                    uid,
-                    RawMessage {
-                        source,
-                        bytes,
-                        seen_at,
-                    },
-                )
-            })
-            .unzip();
-        let outcomes = self.pipeline.process(&raws).await?;
-        drop(raws);
-        self.file_away(conn, batch_uids.into_iter().zip(outcomes))
-            .await
     }
 
     /// Stores the messages whose slow analysis has ended and files them away. Their UIDs are

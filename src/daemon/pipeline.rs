@@ -156,6 +156,20 @@ struct Analyzing {
     slow: Arc<AtomicBool>,
 }
 
+/// Messages of a batch by index, with their unfinished earlier attempts.
+type Attempted = Vec<(usize, u32)>;
+
+/// A batch whose analyses run: from [`Pipeline::start`] to [`Pipeline::finish`].
+pub struct Started {
+    started: std::time::Instant,
+    /// Known already: the messages whose analysis still runs from an earlier pass.
+    outcomes: Vec<Option<Outcome>>,
+    /// The new messages, analysing.
+    fresh: Vec<(usize, Analyzing)>,
+    /// Messages whose analysis started before and never finished: they go alone.
+    suspects: Attempted,
+}
+
 /// A message whose analysis outlasted [`ANALYSIS_PATIENCE`].
 struct SlowAnalysis {
     raw: RawMessage,
@@ -374,10 +388,19 @@ impl Pipeline {
     /// per message, in order; a message whose analysis outlasts the patience is
     /// [`Disposition::Deferred`] and comes back from [`Pipeline::finish_slow`]. An `Err` means
     /// nothing was stored (a database problem): the caller leaves the messages where they are
-    /// and retries later.
+    /// and retries later. [`Pipeline::start`] then [`Pipeline::finish`], in one go.
+    pub async fn process(&self, batch: &[RawMessage]) -> Result<Vec<Outcome>, StoreError> {
+        let started = self.start(batch).await?;
+        self.finish(batch, started).await
+    }
+
+    /// Starts a batch: records the attempts of its new messages and starts their analyses,
+    /// which run on while the caller does other work (the mailbox worker stores the batch
+    /// before meanwhile). [`Pipeline::finish`] (or [`Pipeline::abandon`]) takes the result
+    /// with the same `batch`.
     // Shell: `started` times the work for the log line, on this process's monotonic timer.
     #[allow(clippy::disallowed_methods)]
-    pub async fn process(&self, batch: &[RawMessage]) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn start(&self, batch: &[RawMessage]) -> Result<Started, StoreError> {
         let started = std::time::Instant::now();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
         // A message whose analysis still runs in the background (the mailbox was read again
@@ -397,15 +420,36 @@ impl Pipeline {
             .map(|&i| batch[i].source.as_str())
             .collect();
         let earlier = self.store.unfinished_attempts(&sources).await?;
-        type Attempted = Vec<(usize, u32)>;
         let (fresh, suspects): (Attempted, Attempted) = candidates
             .into_iter()
             .zip(earlier)
             .partition(|(_, n)| *n == 0);
-
         // New messages together: one attempt record for all, analyses in parallel, one commit.
         let fresh: Vec<usize> = fresh.into_iter().map(|(i, _)| i).collect();
-        let mut done = self.run_attempts(batch, &fresh).await?;
+        let fresh = self.begin_analyses(batch, &fresh).await?;
+        Ok(Started {
+            started,
+            outcomes,
+            fresh,
+            suspects,
+        })
+    }
+
+    /// Finishes a batch [`Pipeline::start`]ed with `batch`: waits for its analyses (up to the
+    /// patience), stores the results, and returns one outcome per message, as
+    /// [`Pipeline::process`] does.
+    pub async fn finish(
+        &self,
+        batch: &[RawMessage],
+        started: Started,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let Started {
+            started,
+            mut outcomes,
+            fresh,
+            suspects,
+        } = started;
+        let mut done = self.end_analyses(batch, fresh).await?;
         // A message whose analysis was cut short before (the process died during it) goes
         // alone: if it kills the process again, the next start knows which one it was.
         for (i, earlier) in suspects {
@@ -422,7 +466,8 @@ impl Pipeline {
                 );
             } else {
                 tracing::warn!(source = %batch[i].source, earlier, "retrying alone a message whose analysis never finished");
-                done.extend(self.run_attempts(batch, &[i]).await?);
+                let alone = self.begin_analyses(batch, &[i]).await?;
+                done.extend(self.end_analyses(batch, alone).await?);
             }
         }
         for (i, o) in done {
@@ -443,6 +488,27 @@ impl Pipeline {
         Ok(outcomes)
     }
 
+    /// Gives up on a batch [`Pipeline::start`]ed with `batch` without storing it (the batch
+    /// before failed to store): waits for its analyses as [`Pipeline::finish`] would (up to the
+    /// patience) and forgets the attempts of those that ended, so the retry takes those
+    /// messages for new ones, not for messages that stopped the process. One still running
+    /// keeps its attempt, as if the process had stopped during it.
+    pub async fn abandon(&self, batch: &[RawMessage], started: Started) {
+        let patience = tokio::time::sleep(self.patience);
+        tokio::pin!(patience);
+        let mut ended = Vec::with_capacity(started.fresh.len());
+        for (i, mut job) in started.fresh {
+            tokio::select! {
+                biased;
+                _ = &mut job.handle => ended.push(batch[i].source.as_str()),
+                () = &mut patience => job.handle.abort(),
+            }
+        }
+        if let Err(e) = self.store.end_attempts(&ended).await {
+            tracing::warn!(error = %e, "could not clear analysis attempts");
+        }
+    }
+
     /// Processes one message, waiting for its analysis however slow (up to
     /// `limits.analysis_deadline`): for `folio ingest`, which has nothing else to do meanwhile.
     pub async fn process_waiting(&self, raw: RawMessage) -> Result<Outcome, StoreError> {
@@ -458,13 +524,13 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// Records the attempts, analyses `which` messages of `batch` in parallel and stores those
-    /// that finished within the patience; the others are left running in the background.
-    async fn run_attempts(
+    /// Records the attempts of `which` messages of `batch` and starts their analyses, in
+    /// parallel.
+    async fn begin_analyses(
         &self,
         batch: &[RawMessage],
         which: &[usize],
-    ) -> Result<Vec<(usize, Outcome)>, StoreError> {
+    ) -> Result<Vec<(usize, Analyzing)>, StoreError> {
         if which.is_empty() {
             return Ok(vec![]);
         }
@@ -472,16 +538,28 @@ impl Pipeline {
         self.store
             .begin_attempts(&sources, self.clock.now())
             .await?;
-        let running: Vec<Analyzing> = which
+        Ok(which
             .iter()
-            .map(|&i| self.spawn_analysis(&batch[i]))
-            .collect();
+            .map(|&i| (i, self.spawn_analysis(&batch[i])))
+            .collect())
+    }
+
+    /// Waits for the analyses `running` of `batch` and stores those that finished within the
+    /// patience; the others are left running in the background.
+    async fn end_analyses(
+        &self,
+        batch: &[RawMessage],
+        running: Vec<(usize, Analyzing)>,
+    ) -> Result<Vec<(usize, Outcome)>, StoreError> {
+        if running.is_empty() {
+            return Ok(vec![]);
+        }
         // One patience for the whole batch: together the slow ones delay it by at most that.
         let patience = tokio::time::sleep(self.patience);
         tokio::pin!(patience);
-        let mut ready = Vec::with_capacity(which.len());
-        let mut ready_index = Vec::with_capacity(which.len());
-        for (&i, mut job) in which.iter().zip(running) {
+        let mut ready = Vec::with_capacity(running.len());
+        let mut ready_index = Vec::with_capacity(running.len());
+        for (i, mut job) in running {
             let ended = tokio::select! {
                 biased;
                 r = &mut job.handle => Some(r),

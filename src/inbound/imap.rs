@@ -227,7 +227,9 @@ impl async_imap::Authenticator for Sasl {
 pub type Sized = (u32, u64);
 
 /// Most bytes of mail one batch holds in memory (a single larger message still forms a batch).
-pub const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// The mailbox worker holds two batches at once (one stored while the next is fetched), so
+/// the mail in memory stays within 32 MiB.
+pub const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Splits `(uid, size)` pairs into batches of at most `max_count` messages and `max_bytes` bytes.
 pub fn batches(found: &[(u32, u64)], max_count: usize, max_bytes: u64) -> Vec<Vec<u32>> {
