@@ -58,6 +58,17 @@ impl Notifications {
             .any(|l| l.starts_with(starts))
     }
 
+    /// Waits for a line starting with `starts` (the log line that goes with a notification can
+    /// be read before the notification's datagram is).
+    async fn wait_any(&self, starts: &str) {
+        wait_for(
+            &format!("a line starting {starts:?} on the notify socket"),
+            Duration::from_secs(30),
+            || async { self.any(starts).then_some(()) },
+        )
+        .await
+    }
+
     async fn wait(&self, line: &str, n: usize) {
         wait_for(
             &format!("{n} × {line:?} on the notify socket"),
@@ -94,7 +105,7 @@ async fn ready_watchdog_reload_and_stop_are_told_to_systemd() {
     let good = std::fs::read_to_string(&folio.config).unwrap();
     folio.start(&[]).await;
     notes.wait("READY=1", 1).await;
-    assert!(notes.any("STATUS=watching INBOX"), "{:?}", notes.lines);
+    notes.wait_any("STATUS=watching INBOX").await;
     notes.wait("WATCHDOG=1", 3).await;
 
     // A broken configuration: refused, named, and folio goes on as it was.
@@ -110,7 +121,7 @@ async fn ready_watchdog_reload_and_stop_are_told_to_systemd() {
         log.contains("imap.batch_size") && log.contains("folio.toml"),
         "the refusal names the file and key:\n{log}"
     );
-    assert!(notes.any("STATUS=reload refused"));
+    notes.wait_any("STATUS=reload refused").await;
     assert_eq!(notes.count("RELOADING=1"), 0);
     let pings = notes.count("WATCHDOG=1");
     notes.wait("WATCHDOG=1", pings + 2).await;
