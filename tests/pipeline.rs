@@ -1070,19 +1070,35 @@ async fn a_mail_of_too_many_mime_parts_is_quarantined() {
     assert_eq!(queued(&out), 1);
 }
 
+/// The store of the pipeline in `dir` with its `messages` table renamed away: a batch's writes
+/// fail, the attempts' bookkeeping does not; [`BrokenStore::repair`] puts it back.
+struct BrokenStore(sqlx::AnyPool);
+
+impl BrokenStore {
+    async fn fail_writes(dir: &Path) -> BrokenStore {
+        sqlx::any::install_default_drivers();
+        let db = sqlx::AnyPool::connect(&database_url(dir)).await.unwrap();
+        sqlx::query("ALTER TABLE messages RENAME TO messages_away")
+            .execute(&db)
+            .await
+            .unwrap();
+        BrokenStore(db)
+    }
+
+    async fn repair(self) {
+        sqlx::query("ALTER TABLE messages_away RENAME TO messages")
+            .execute(&self.0)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_database_failure_while_storing_is_retried_and_never_quarantines_the_message() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), 20).await;
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&database_url(dir.path()))
-        .await
-        .unwrap();
     // The database fails the batch's writes (not the attempts' bookkeeping), three times.
-    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
-        .execute(&db)
-        .await
-        .unwrap();
+    let broken = BrokenStore::fail_writes(dir.path()).await;
     let request = mail(
         "ana@example.test",
         "Sin red",
@@ -1093,10 +1109,7 @@ async fn a_database_failure_while_storing_is_retried_and_never_quarantines_the_m
     for _ in 0..3 {
         assert!(p.process(std::slice::from_ref(&request)).await.is_err());
     }
-    sqlx::query("ALTER TABLE messages_away RENAME TO messages")
-        .execute(&db)
-        .await
-        .unwrap();
+    broken.repair().await;
     // The analysis always finished: the retry stores the message, it is not taken for one
     // that kills the process.
     let out = p.process(&[request]).await.unwrap();
@@ -1111,10 +1124,6 @@ async fn a_batch_started_behind_one_that_fails_to_store_is_retried_as_new_mail()
     // taken for ones that stopped the process (retried alone, then quarantined).
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), 20).await;
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&database_url(dir.path()))
-        .await
-        .unwrap();
     let first = [mail("ana@example.test", "Uno", "1", "ab1@x.test", "")];
     let next = [
         mail("beto@example.test", "Dos", "2", "ab2@x.test", ""),
@@ -1127,20 +1136,14 @@ async fn a_batch_started_behind_one_that_fails_to_store_is_retried_as_new_mail()
         p.store().unfinished_attempts(&sources).await.unwrap(),
         [1, 1]
     );
-    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
-        .execute(&db)
-        .await
-        .unwrap();
+    let broken = BrokenStore::fail_writes(dir.path()).await;
     assert!(p.finish(&first, started_first).await.is_err());
     p.abandon(&next, started_next).await;
     assert_eq!(
         p.store().unfinished_attempts(&sources).await.unwrap(),
         [0, 0]
     );
-    sqlx::query("ALTER TABLE messages_away RENAME TO messages")
-        .execute(&db)
-        .await
-        .unwrap();
+    broken.repair().await;
     let out = p.process(&next).await.unwrap();
     assert_eq!(decisions(&out), ["new_ticket", "new_ticket"]);
     let out = p.process(&first).await.unwrap();
