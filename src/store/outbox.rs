@@ -498,7 +498,8 @@ mod tests {
     use super::*;
     use crate::inbound::mail::Attachment;
     use crate::store::test_support::{
-        apply_cap, mail, now, open_ticket, page_count, queue, store_with_page_cap, temp_store,
+        apply_cap, mail, now, open_ticket, page_count, query_plan, queue, store_with_page_cap,
+        temp_store,
     };
 
     const LEASE: Duration = Duration::from_secs(60);
@@ -827,33 +828,13 @@ mod tests {
         // LIMIT must stop after the rows it takes: a claim that sorts every pending row costs
         // ~15 ms at 10,000 pending on PostgreSQL (docs/benchmarks.md §8b).
         let (_dir, store) = temp_store().await;
-        let mut conn = store.pool.acquire().await.unwrap();
-        let explain = match store.backend() {
-            Backend::Sqlite => "EXPLAIN QUERY PLAN",
-            Backend::Postgres => {
-                // The table is almost empty: ask whether the index can serve the order at all.
-                for off in ["SET enable_seqscan = off", "SET enable_sort = off"] {
-                    sqlx::query(off).execute(&mut *conn).await.unwrap();
-                }
-                "EXPLAIN"
-            }
-        };
-        let sql = format!("{explain} {}", claim_statement(store.backend()));
-        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind("2026-12-01T00:02:05.000Z")
-            .bind("2026-12-01T00:00:00.000Z")
-            .bind(64_i64)
-            .bind("instance-1")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| match store.backend() {
-                Backend::Sqlite => r.get::<String, _>(3),
-                Backend::Postgres => r.get::<String, _>(0),
-            })
-            .collect();
-        let plan = plan.join("\n");
+        let plan = query_plan(&store, &claim_statement(store.backend()), |q| {
+            q.bind("2026-12-01T00:02:05.000Z")
+                .bind("2026-12-01T00:00:00.000Z")
+                .bind(64_i64)
+                .bind("instance-1")
+        })
+        .await;
         assert!(plan.contains("outbox_due"), "{plan}");
         match store.backend() {
             Backend::Sqlite => assert!(!plan.contains("TEMP B-TREE"), "{plan}"),

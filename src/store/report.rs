@@ -90,7 +90,7 @@ mod tests {
     use crate::desk::lifecycle::LifeEffect;
     use crate::desk::sla::Target;
     use crate::desk::ticket::Change;
-    use crate::store::test_support::{new_ticket, temp_store};
+    use crate::store::test_support::{new_ticket, query_plan, temp_store};
     use crate::store::{Backend, TicketRow};
 
     fn at(d: u32, h: u32) -> DateTime<Utc> {
@@ -247,36 +247,15 @@ mod tests {
     #[tokio::test]
     async fn report_queries_read_an_index_range_not_the_whole_table() {
         let (_dir, store) = temp_store().await;
-        let mut conn = store.pool.acquire().await.unwrap();
-        let explain = match store.backend() {
-            Backend::Sqlite => "EXPLAIN QUERY PLAN",
-            Backend::Postgres => {
-                // PostgreSQL picks by statistics, and scans an almost empty table: this asks
-                // whether the index serves the query at all.
-                sqlx::query("SET enable_seqscan = off")
-                    .execute(&mut *conn)
-                    .await
-                    .unwrap();
-                "EXPLAIN"
-            }
-        };
         for (sql, index) in [
             (TICKETS, "tickets_created"),
             (ANSWERS, "satisfaction_answered"),
         ] {
-            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("{explain} {sql}")))
-                .bind("2026-12-01T00:00:00.000Z")
-                .bind("2026-12-08T00:00:00.000Z")
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| match store.backend() {
-                    Backend::Sqlite => r.get::<String, _>(3),
-                    Backend::Postgres => r.get::<String, _>(0),
-                })
-                .collect();
-            let plan = plan.join("\n");
+            let plan = query_plan(&store, sql, |q| {
+                q.bind("2026-12-01T00:00:00.000Z")
+                    .bind("2026-12-08T00:00:00.000Z")
+            })
+            .await;
             match store.backend() {
                 Backend::Sqlite => {
                     assert!(

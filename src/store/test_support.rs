@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use tempfile::TempDir;
 
-use super::{MessageRow, OutboxRow, Store, StoreError, TicketRow};
+use super::statement::ListQuery;
+use super::{Backend, MessageRow, OutboxRow, Store, StoreError, TicketRow};
 use crate::desk::catalog::{Priority, TicketType};
 use crate::desk::decide::{NewTicket, Reply};
 use crate::desk::notice::{
@@ -21,6 +22,38 @@ use crate::desk::requester::Requester;
 use crate::desk::routing::{Routing, Rule};
 use crate::desk::tokens::Tokens;
 use crate::inbound::mail::InboundMail;
+
+/// The plan of `sql` with `bind` applied, one line per step: SQLite's `EXPLAIN QUERY PLAN`, or
+/// PostgreSQL's `EXPLAIN` with sequential scans and sorts turned off. PostgreSQL picks by
+/// statistics, and a test's tables are almost empty: this asks whether an index serves the
+/// query (and its order) at all.
+pub async fn query_plan(
+    store: &Store,
+    sql: &str,
+    bind: impl FnOnce(ListQuery) -> ListQuery,
+) -> String {
+    use sqlx::Row;
+    let mut conn = store.pool.acquire().await.unwrap();
+    let explain = match store.backend() {
+        Backend::Sqlite => "EXPLAIN QUERY PLAN",
+        Backend::Postgres => {
+            for off in ["SET enable_seqscan = off", "SET enable_sort = off"] {
+                sqlx::query(off).execute(&mut *conn).await.unwrap();
+            }
+            "EXPLAIN"
+        }
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(format!("{explain} {sql}")));
+    let rows = bind(query).fetch_all(&mut *conn).await.unwrap();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| match store.backend() {
+            Backend::Sqlite => r.get::<String, _>(3),
+            Backend::Postgres => r.get::<String, _>(0),
+        })
+        .collect();
+    lines.join("\n")
+}
 
 /// The tests' "now".
 pub fn now() -> DateTime<Utc> {
