@@ -2930,6 +2930,44 @@ async fn instances_run(names: &[&str], takeover: bool) -> InstancesRun {
     let failed = count(&db, "SELECT count(*) FROM outbox WHERE status = 'failed'").await;
     assert_eq!(tickets, n, "every message opens one ticket");
     assert_eq!(failed, 0, "no confirmation may fail");
+    // Who sent what, when: the claim's holder stays on a sent row.
+    let shares: Vec<(Option<String>, i64, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT claimed_by, count(*), min(sent_at), max(sent_at) FROM outbox
+         WHERE status = 'sent' GROUP BY claimed_by ORDER BY claimed_by",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("senders' shares");
+    let names_of: Vec<(String, String)> = sqlx::query_as("SELECT id, name FROM instances")
+        .fetch_all(&db)
+        .await
+        .expect("instance names");
+    let first_sent = shares.iter().filter_map(|s| s.2.clone()).min();
+    let offset = |t: &Option<String>| -> f64 {
+        match (t.as_deref(), first_sent.as_deref()) {
+            (Some(t), Some(f)) => (db_time(t) - db_time(f)).num_milliseconds() as f64 / 1000.0,
+            _ => f64::NAN,
+        }
+    };
+    let shares: Vec<String> = shares
+        .iter()
+        .map(|(by, n, first, last)| {
+            let name = names_of
+                .iter()
+                .find(|(id, _)| Some(id) == by.as_ref())
+                .map_or("-", |(_, name)| name.as_str());
+            format!(
+                "{name} sent {n} from +{:.1} s to +{:.1} s",
+                offset(first),
+                offset(last)
+            )
+        })
+        .collect();
+    info(format!(
+        "{} instance(s), sending (times from the first mail sent): {}",
+        names.len(),
+        shares.join("; ")
+    ));
     let holder = folio.mailbox_holder().unwrap_or_default();
     let processed: Vec<String> = instances
         .iter()

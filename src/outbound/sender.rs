@@ -25,6 +25,13 @@ use crate::outbound::smtp::{SendError, SetupError, SmtpClient};
 use crate::shutdown::Shutdown;
 use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 
+/// The longest the sender sleeps without looking at the outbox. `ready` wakes it for mail this
+/// process queues; mail queued by another process (the instance holding the mailbox, seen from a
+/// standby; a CLI command) is only seen by looking. A standby that slept until the next retry
+/// or for a minute sent nothing of a 10,000-mail backlog (docs/benchmarks.md §8b). The look is
+/// `Store::next_due`, an index probe when nothing is pending.
+pub const OTHERS_POLL: Duration = Duration::from_secs(1);
+
 /// Delivers queued mail.
 pub struct Sender {
     store: Store,
@@ -187,8 +194,8 @@ impl Sender {
                     Ok(Some(t)) => (t - self.clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO)
-                        .clamp(Duration::from_millis(50), Duration::from_secs(60)),
-                    Ok(None) => Duration::from_secs(60),
+                        .clamp(Duration::from_millis(50), OTHERS_POLL),
+                    Ok(None) => OTHERS_POLL,
                     Err(_) => Duration::from_secs(5),
                 }
             };

@@ -137,3 +137,68 @@ async fn three_instances_share_a_backlog_through_a_kill_and_a_stop() {
         }
     }
 }
+
+/// Mail queued by another process reaches a running daemon's sender without waiting for its
+/// idle minute: here `folio ingest --queue-only` (an MTA pipe) queues a confirmation while the
+/// daemon idles with an empty outbox. The same path lets a standby send a backlog the mailbox
+/// holder queues. Before `sender::OTHERS_POLL`, an idle sender slept 60 s and this waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_queued_by_another_process_is_sent_within_seconds() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let hd = unique("hd");
+    let alice = unique("alice");
+    let mut folio = Folio::new(&hd, Options::default());
+    folio.start(&[]).await;
+    // Let the sender find the outbox empty and go to sleep.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let id = message_id();
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_folio"))
+        .arg("--config")
+        .arg(&folio.config)
+        .args(["ingest", "--queue-only"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn folio ingest");
+    ingest
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&message(&alice, &hd, "Sin impresora", "No imprime.", &id))
+        .expect("write the message");
+    let out = ingest.wait_with_output().expect("folio ingest");
+    assert!(
+        out.status.success(),
+        "folio ingest --queue-only: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queued = Instant::now();
+
+    // Well under the old idle minute, well over one poll on a loaded machine.
+    let confirmation = wait_for(
+        "the daemon to send the queued confirmation",
+        Duration::from_secs(20),
+        || async {
+            fetch_all(&alice, "INBOX")
+                .await
+                .iter()
+                .map(|m| parse(m))
+                .find(|m| m.in_reply_to.as_deref() == Some(id.as_str()))
+        },
+    )
+    .await;
+    assert!(
+        confirmation.subject.contains("MDA-"),
+        "a confirmation with its folio: {:?}",
+        confirmation.subject
+    );
+    eprintln!(
+        "sent {:.1} s after it was queued",
+        queued.elapsed().as_secs_f64()
+    );
+    assert!(folio.stop().success());
+}
