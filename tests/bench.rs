@@ -2931,7 +2931,9 @@ async fn instances_run(names: &[&str], takeover: bool) -> InstancesRun {
     assert_eq!(tickets, n, "every message opens one ticket");
     assert_eq!(failed, 0, "no confirmation may fail");
     // Who sent what, when: the claim's holder stays on a sent row.
-    let shares: Vec<(Option<String>, i64, Option<String>, Option<String>)> = sqlx::query_as(
+    /// Holder, mails sent, first and last sent_at.
+    type Share = (Option<String>, i64, Option<String>, Option<String>);
+    let shares: Vec<Share> = sqlx::query_as(
         "SELECT claimed_by, count(*), min(sent_at), max(sent_at) FROM outbox
          WHERE status = 'sent' GROUP BY claimed_by ORDER BY claimed_by",
     )
