@@ -65,7 +65,7 @@ impl Store {
                 ")",
                 self.backend,
             )
-            .fetch_all(&self.marks)
+            .fetch_all(&self.attempts)
             .await?;
             for r in rows {
                 before.insert(r.get::<String, _>(0), r.get::<i64, _>(1));
@@ -97,7 +97,7 @@ impl Store {
             .copied()
             .filter(|s| seen.insert(*s))
             .collect();
-        let mut tx = self.marks.begin().await?;
+        let mut tx = self.attempts.begin().await?;
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO analysis_attempts (source, attempts, first_at, last_at) VALUES {}
@@ -123,7 +123,7 @@ impl Store {
                 ")",
                 self.backend,
             )
-            .execute(&self.marks)
+            .execute(&self.attempts)
             .await?;
         }
         Ok(())
@@ -157,6 +157,51 @@ mod tests {
             Some((8, 5, Some(now())))
         );
         assert_eq!(store.mailbox_state("Sent").await.unwrap(), None);
+    }
+
+    /// The next batch's attempts are recorded while the batch before is being stored: on
+    /// SQLite a write to the database file would wait for that batch's commit (its write
+    /// lock), up to `busy_timeout` (30 s); the attempts file has a lock of its own.
+    #[tokio::test]
+    async fn attempts_are_recorded_while_a_batch_holds_the_write_lock() {
+        let (_dir, store) = temp_store().await;
+        let mut batch = store.begin().await.unwrap();
+        batch
+            .quarantine("imap:INBOX:7:9", "test", b"x", now())
+            .await
+            .unwrap();
+        let recorded = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.begin_attempts(&["imap:INBOX:7:1"], now()),
+        )
+        .await;
+        assert!(
+            matches!(recorded, Ok(Ok(()))),
+            "the attempt waited for the batch: {recorded:?}"
+        );
+        batch.commit().await.unwrap();
+        assert_eq!(
+            store
+                .unfinished_attempts(&["imap:INBOX:7:1"])
+                .await
+                .unwrap(),
+            [1]
+        );
+    }
+
+    #[test]
+    fn sqlites_attempts_live_beside_the_database_and_postgres_keeps_its_own() {
+        use crate::store::attempts_url;
+        assert_eq!(
+            attempts_url("sqlite:///var/lib/folio/folio.db"),
+            "sqlite:///var/lib/folio/folio.db-attempts"
+        );
+        assert_eq!(
+            attempts_url("sqlite://folio.db?mode=rwc"),
+            "sqlite://folio.db-attempts?mode=rwc"
+        );
+        let pg = "postgres://folio@127.0.0.1:5432/folio";
+        assert_eq!(attempts_url(pg), pg);
     }
 
     #[tokio::test]

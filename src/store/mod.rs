@@ -28,7 +28,8 @@
 //!   ([`Batch::due_items`], [`Batch::write_due`]); survey answers and opt-outs.
 //! - `runs`: reports sent on a schedule, once per period (`scheduled_runs`), and the open
 //!   tickets a technician's digest lists.
-//! - `mailbox`: each IMAP folder's state and the analysis attempts of messages.
+//! - `mailbox`: each IMAP folder's state and the analysis attempts of messages (on SQLite in a
+//!   file of their own, [`attempts_url`]).
 //! - `queries`: read-only queries for the CLI and the sender's notices (counts, ticket lists,
 //!   one ticket in full, a ticket by id).
 //! - `report`: the rows of `folio report` (tickets opened and survey answers given in a
@@ -185,6 +186,13 @@ pub struct Store {
     /// the sender's cost per mail. On PostgreSQL, connections with `synchronous_commit = off`,
     /// the same trade.
     marks: AnyPool,
+    /// Where analysis attempts are recorded (`mailbox`), before each batch's analyses start. On
+    /// SQLite, a file of its own beside the database ([`attempts_url`]), with one connection and
+    /// `synchronous = NORMAL` like `marks`: a write to the main file waits for the batch being
+    /// stored to commit (one writer per file), and the next batch's analyses waited with it
+    /// (20-84 ms a batch, a fifth of SQLite's ingest; docs/benchmarks.md §8c). On PostgreSQL
+    /// the `marks` pool: rows lock one by one there.
+    attempts: AnyPool,
     backend: Backend,
     /// The running instance whose outbox claims this store makes ([`Store::claiming_as`]).
     instance: Option<Arc<str>>,
@@ -245,9 +253,28 @@ impl Store {
         .connect(url)
         .await
         .map_err(open_err)?;
+        let attempts = match backend {
+            Backend::Sqlite => {
+                let url = attempts_url(url);
+                create_sqlite_attempts(&url).await?;
+                with_settings(
+                    AnyPoolOptions::new().max_connections(1),
+                    marks_settings,
+                    Arc::new(String::new),
+                )
+                .connect(&url)
+                .await
+                .map_err(|source| StoreError::Open {
+                    url: Store::describe(&url),
+                    source,
+                })?
+            }
+            Backend::Postgres => marks.clone(),
+        };
         let store = Store {
             pool,
             marks,
+            attempts,
             backend,
             instance: None,
         };
@@ -314,6 +341,7 @@ impl Store {
 
     /// Closes the pools (on SQLite, flushing the WAL).
     pub async fn close(&self) {
+        self.attempts.close().await;
         self.marks.close().await;
         self.pool.close().await;
     }
@@ -339,6 +367,53 @@ fn with_settings(
             Ok(())
         })
     })
+}
+
+/// The database holding `analysis_attempts` for the database `url`: on SQLite the file
+/// `<database file>-attempts` beside it (query parameters kept), on PostgreSQL `url` itself.
+/// It holds only the analyses running or cut short by a crash; a backup need not include it.
+pub fn attempts_url(url: &str) -> String {
+    if Backend::of(url) != Some(Backend::Sqlite) {
+        return url.to_string();
+    }
+    match url.split_once('?') {
+        Some((file, query)) => format!("{file}-attempts?{query}"),
+        None => format!("{url}-attempts"),
+    }
+}
+
+/// Creates SQLite's attempts file ([`attempts_url`]) in WAL mode with its one table, if missing.
+/// Not a migration: the file holds only transient rows, and a lost file loses only the count of
+/// analyses a crash cut short.
+async fn create_sqlite_attempts(url: &str) -> Result<(), StoreError> {
+    let open_err = |source| StoreError::Open {
+        url: Store::describe(url),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(open_err)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(open_err)?;
+    // The same columns as PostgreSQL's table (migrations/postgres/0001_initial.sql).
+    let created = pool
+        .execute(
+            "CREATE TABLE IF NOT EXISTS analysis_attempts (
+                 source      TEXT PRIMARY KEY,
+                 attempts    INTEGER NOT NULL,
+                 first_at    TEXT NOT NULL,
+                 last_at     TEXT NOT NULL
+             )",
+        )
+        .await;
+    pool.close().await;
+    created.map_err(open_err)?;
+    Ok(())
 }
 
 /// Creates the SQLite file (and its folder) if missing, switches it to WAL (a setting kept in

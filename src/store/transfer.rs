@@ -23,7 +23,7 @@ use super::{Backend, Store, StoreError};
 pub const FORMAT: u64 = 1;
 
 /// Every table moved, parents before children.
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 16] = [
     "site_secret",
     "folio_counter",
     "mailbox_state",
@@ -36,12 +36,16 @@ pub const TABLES: [&str; 17] = [
     "quarantine",
     "assignment_cursor",
     "address_health",
-    "analysis_attempts",
     "satisfaction",
     "survey_opt_outs",
     "due_items",
     "scheduled_runs",
 ];
+
+/// Tables earlier exports carry that are no longer moved: an import skips their rows.
+/// `analysis_attempts` (analyses running or cut short by a crash) lives beside a SQLite
+/// database since sqlite migration 0015 and means nothing to another process.
+const NOT_MOVED: [&str; 1] = ["analysis_attempts"];
 
 /// Tables whose `id` the database generates: after an import, the next id follows the
 /// largest imported one.
@@ -191,6 +195,9 @@ impl Store {
             let item: Value = serde_json::from_str(&text)
                 .map_err(|e| format_err(number, format!("not JSON: {e}")))?;
             let table = item["table"].as_str().unwrap_or_default();
+            if NOT_MOVED.contains(&table) {
+                continue;
+            }
             let Some(slot) = moved.iter_mut().find(|(t, _)| t == table) else {
                 return Err(format_err(number, format!("unknown table {table:?}")));
             };
@@ -347,6 +354,30 @@ mod tests {
         sqlite.export(&mut export).await.unwrap();
         let refused = back.import(export.as_slice()).await.unwrap_err();
         assert!(refused.to_string().contains("empty database"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn an_older_export_imports_without_its_analysis_attempts() {
+        let (_dir, store) = temp_store().await;
+        let export = "{\"folio_export\": 1}\n\
+            {\"table\": \"analysis_attempts\", \"row\": {\"source\": \"imap:INBOX:7:1\", \"attempts\": 1, \"first_at\": \"2026-01-01T00:00:00.000Z\", \"last_at\": \"2026-01-01T00:00:00.000Z\"}}\n\
+            {\"table\": \"quarantine\", \"row\": {\"id\": 1, \"source\": \"imap:INBOX:7:2\", \"reason\": \"broken\", \"raw\": {\"base64\": \"eA==\"}, \"created_at\": \"2026-01-01T00:00:00.000Z\"}}\n";
+        let moved = store.import(export.as_bytes()).await.unwrap();
+        assert!(
+            moved.0.iter().all(|(t, _)| t != "analysis_attempts"),
+            "{moved:?}"
+        );
+        assert_eq!(
+            moved.0.iter().find(|(t, _)| t == "quarantine").unwrap().1,
+            1
+        );
+        assert_eq!(
+            store
+                .unfinished_attempts(&["imap:INBOX:7:1"])
+                .await
+                .unwrap(),
+            [0]
+        );
     }
 
     async fn temp_store_in(dir: &std::path::Path) -> Store {

@@ -171,9 +171,12 @@ async fn mail_stuck_in_the_folder_alarms_the_admins_once_and_clears_when_it_move
     // The daemon's own database, on either engine (the scratch URL is kept beside the config).
     let dir = folio.config.parent().unwrap();
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&folio::store::scratch::database_url(dir))
-        .await
-        .unwrap();
+    // (On SQLite the attempts have a file of their own.)
+    let pool = sqlx::AnyPool::connect(&folio::store::attempts_url(
+        &folio::store::scratch::database_url(dir),
+    ))
+    .await
+    .unwrap();
     sqlx::query("ALTER TABLE analysis_attempts RENAME TO attempts_away")
         .execute(&pool)
         .await
