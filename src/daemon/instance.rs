@@ -9,6 +9,7 @@
 //! a dead instance are free when its heartbeat runs out ([`crate::store`]); a restarted
 //! instance on the same host frees those of a predecessor whose process is gone at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::daemon::health::{Health, Role};
+use crate::outbound::sender::CATCH_UP_LEASE;
 use crate::shutdown::Shutdown;
 use crate::store::{Beat, NewInstance, Store, StoreError};
 
@@ -38,6 +40,11 @@ pub struct Instance {
     store: Store,
     clock: Arc<dyn Clock>,
     role: watch::Sender<Role>,
+    /// Set while this process's mailbox worker catches up on a backlog
+    /// (`Pipeline::ingest_busy`): each beat renews [`CATCH_UP_LEASE`] meanwhile.
+    catching_up: Arc<AtomicBool>,
+    /// Whether this instance took [`CATCH_UP_LEASE`] at its last beat.
+    holds_catch_up: AtomicBool,
 }
 
 /// Who this process is: a fresh id, `name` (else `host:pid`), the host and pid.
@@ -108,7 +115,15 @@ impl Instance {
             store,
             clock,
             role,
+            catching_up: Arc::new(AtomicBool::new(false)),
+            holds_catch_up: AtomicBool::new(false),
         })
+    }
+
+    /// The same instance, keeping [`CATCH_UP_LEASE`] while `catching_up` is set.
+    pub fn telling_catch_ups(mut self, catching_up: Arc<AtomicBool>) -> Instance {
+        self.catching_up = catching_up;
+        self
     }
 
     /// This instance's id (the holder its claims and lease carry).
@@ -148,6 +163,9 @@ impl Instance {
         }
         self.set_role(Role::Standby, &health);
         let now = self.clock.now();
+        if let Err(e) = self.store.release_lease(CATCH_UP_LEASE, &self.me.id).await {
+            tracing::warn!(error = %e, "could not let go of the catch-up lease; it runs out by itself");
+        }
         if let Err(e) = self.store.release_lease(MAILBOX_LEASE, &self.me.id).await {
             tracing::warn!(error = %e, "could not let go of the mailbox lease; it runs out by itself");
         }
@@ -203,6 +221,7 @@ impl Instance {
                     tracing::info!(instance = %self.me.name, "holding the mailbox");
                 }
                 self.set_role(Role::Active, health);
+                self.renew_catch_up(now, until).await;
                 Some(until)
             }
             Ok(false) => {
@@ -216,6 +235,25 @@ impl Instance {
                 tracing::warn!(error = %e, "mailbox lease: database error");
                 self.keep_while_sure(held_until, now, health)
             }
+        }
+    }
+
+    /// Keeps [`CATCH_UP_LEASE`] until `until` while the mailbox worker catches up, and lets go
+    /// of it after (the worker lets go at the end of a catch-up itself; this covers one that
+    /// ended in an error).
+    async fn renew_catch_up(&self, now: DateTime<Utc>, until: DateTime<Utc>) {
+        let result = if self.catching_up.load(Ordering::SeqCst) {
+            self.store
+                .acquire_lease(CATCH_UP_LEASE, &self.me.id, now, until)
+                .await
+                .map(|held| self.holds_catch_up.store(held, Ordering::SeqCst))
+        } else if self.holds_catch_up.swap(false, Ordering::SeqCst) {
+            self.store.release_lease(CATCH_UP_LEASE, &self.me.id).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "catch-up lease: database error");
         }
     }
 

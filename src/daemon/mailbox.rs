@@ -15,11 +15,13 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{FirstStart, ImapConfig};
 use crate::daemon::health::Health;
+use crate::daemon::instance::ALIVE_FOR;
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage, Started};
 use crate::daemon::telemetry::Telemetry;
 use crate::heartbeat::Heartbeat;
 use crate::inbound::imap::{batches, Connection, ImapError, Sized, BATCH_BYTES};
 use crate::oauth::TokenSource;
+use crate::outbound::sender::CATCH_UP_LEASE;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -313,8 +315,17 @@ impl Mailbox {
             let first = self.source(at.uidvalidity, *first);
             self.health.waiting(waiting, &first, self.clock.now());
         }
-        // Catching up on a backlog: ingest goes first, the sender waits (see Pipeline::catching_up).
-        let _catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
+        // Catching up on a backlog: ingest goes first, the sender waits (see
+        // Pipeline::catching_up), and so do other instances' (the catch-up lease, renewed by
+        // the heartbeat while the catch-up lasts, let go of at its end or by the next beat).
+        let catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
+        if catching_up.is_some() {
+            let now = self.clock.now();
+            let until = now + chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
+            if let Err(e) = self.store.take_lease(CATCH_UP_LEASE, now, until).await {
+                tracing::warn!(error = %e, "could not take the catch-up lease: other instances may send meanwhile");
+            }
+        }
         let mut reading = Reading {
             groups: uids.chunks(batch_size),
             chunks: VecDeque::new(),
@@ -362,6 +373,12 @@ impl Mailbox {
         }
         if let Some(filed) = stored {
             self.file_away(conn, filed.into_iter()).await?;
+        }
+        if let Some(guard) = catching_up {
+            drop(guard);
+            if let Err(e) = self.store.let_go(CATCH_UP_LEASE).await {
+                tracing::warn!(error = %e, "could not let go of the catch-up lease; the next heartbeat does");
+            }
         }
         Ok(reading.next)
     }

@@ -157,6 +157,7 @@ pub async fn run(
         smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
         "folio started"
     );
+    let instance = instance.telling_catch_ups(parts.pipeline.ingest_busy());
     let role = instance.role();
     let instance_task = tokio::spawn(instance.run(parts.health.clone(), shutdown.clone()));
     let http_task = listener.map(|l| {

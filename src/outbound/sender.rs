@@ -32,6 +32,13 @@ use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 /// `Store::next_due`, an index probe when nothing is pending.
 pub const OTHERS_POLL: Duration = Duration::from_secs(1);
 
+/// The lease a mailbox holder keeps while it catches up on a backlog: the senders of the
+/// other instances start no new sends meanwhile, as the holder's own does (its `pause`).
+/// On one machine, or one database server, sending beside the catch-up slowed both: three
+/// instances on one machine ingested at a quarter of one's rate and finished the backlog's
+/// confirmations later than one instance alone (docs/benchmarks.md §8c).
+pub const CATCH_UP_LEASE: &str = "catch-up";
+
 /// Delivers queued mail.
 pub struct Sender {
     store: Store,
@@ -183,10 +190,15 @@ impl Sender {
                 return;
             }
             self.heartbeat.within(self.step_limit());
-            if let Err(e) = self.send_due(Some(&shutdown)).await {
-                tracing::error!(error = %e, "outbox: database error; retrying in 5s");
+            let held_back = self.another_catches_up().await;
+            if !held_back {
+                if let Err(e) = self.send_due(Some(&shutdown)).await {
+                    tracing::error!(error = %e, "outbox: database error; retrying in 5s");
+                }
             }
-            let wait = if self.pause.load(Ordering::SeqCst) {
+            let wait = if held_back {
+                OTHERS_POLL
+            } else if self.pause.load(Ordering::SeqCst) {
                 // Woken by `ready` when the catch-up ends.
                 Duration::from_secs(1)
             } else {
@@ -244,6 +256,22 @@ impl Sender {
             // to the database thread), or when nothing else is in flight.
             if round.pending.len() >= self.concurrency || round.tasks.is_empty() {
                 round.record().await?;
+            }
+        }
+    }
+
+    /// Whether another instance holds [`CATCH_UP_LEASE`]. A database error counts as no (the
+    /// claim that follows reports it).
+    async fn another_catches_up(&self) -> bool {
+        match self
+            .store
+            .held_by_another(CATCH_UP_LEASE, self.clock.now())
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox: could not read the catch-up lease");
+                false
             }
         }
     }
@@ -497,6 +525,8 @@ struct Round<'s> {
     stop_refilling: bool,
     /// A database error while claiming: sends in flight are finished and recorded first.
     failure: Option<StoreError>,
+    /// Another instance catches up on a backlog ([`CATCH_UP_LEASE`]): no more claims.
+    held_back: bool,
 }
 
 impl<'s> Round<'s> {
@@ -514,14 +544,17 @@ impl<'s> Round<'s> {
             pending: Vec::new(),
             stop_refilling: false,
             failure: None,
+            held_back: false,
         }
     }
 
     /// No new sends: after server trouble or a database error, while ingest catches up, or on
     /// shutdown.
     fn halted(&self) -> bool {
-        self.sender
-            .halted(self.stop_refilling || self.failure.is_some(), self.shutdown)
+        self.sender.halted(
+            self.stop_refilling || self.failure.is_some() || self.held_back,
+            self.shutdown,
+        )
     }
 
     /// Claims the next due mails (after recording what is waiting, so an error while claiming
@@ -532,6 +565,10 @@ impl<'s> Round<'s> {
     async fn claim(&mut self) -> Result<(), StoreError> {
         self.record().await?;
         let s = self.sender;
+        if s.another_catches_up().await {
+            self.held_back = true;
+            return Ok(());
+        }
         // Claim 16 per connection at a time: each claim is a round trip to the database thread
         // during which no connection is refilled (4 per connection measured 3 points lower in
         // benchmark 2), and a crash strands only what was claimed, until the lease ends.

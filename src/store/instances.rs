@@ -202,6 +202,49 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// [`Store::acquire_lease`] for the instance this store claims as ([`Store::claiming_as`]);
+    /// false, and nothing written, when it claims as nobody.
+    pub async fn take_lease(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self.instance.as_deref() {
+            Some(me) => self.acquire_lease(name, me, now, until).await,
+            None => Ok(false),
+        }
+    }
+
+    /// [`Store::release_lease`] for the instance this store claims as, if any.
+    pub async fn let_go(&self, name: &str) -> Result<(), StoreError> {
+        match self.instance.as_deref() {
+            Some(me) => self.release_lease(name, me).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a live instance other than the one this store claims as
+    /// ([`Store::claiming_as`]) holds the lease `name` at `now` (any live holder, when this
+    /// store claims as nobody).
+    pub async fn held_by_another(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT 1 FROM leases WHERE name = $1 AND until > $2 AND holder <> $3 AND {}",
+            alive("leases.holder", "$2")
+        );
+        let row: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(ts(now))
+            .bind(self.instance.as_deref().unwrap_or(""))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Gives the lease `name` up, if `holder` holds it (a clean stop: a standby takes over at
     /// its next heartbeat).
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
@@ -300,6 +343,53 @@ mod tests {
             .heartbeat(who, t, t + secs(alive), &Beat::default())
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_held_by_another_only_while_its_live_holder_keeps_it() {
+        let (_dir, store) = temp_store().await;
+        let t = now();
+        for id in ["a", "b"] {
+            store
+                .register_instance(&instance(id), t, t + secs(10))
+                .await
+                .unwrap();
+        }
+        let (a, b) = (
+            store.clone().claiming_as("a"),
+            store.clone().claiming_as("b"),
+        );
+        assert!(
+            !b.held_by_another("catch-up", t).await.unwrap(),
+            "nobody holds it"
+        );
+        assert!(a
+            .acquire_lease("catch-up", "a", t, t + secs(10))
+            .await
+            .unwrap());
+        assert!(b.held_by_another("catch-up", t).await.unwrap());
+        assert!(
+            store.held_by_another("catch-up", t).await.unwrap(),
+            "seen from no instance"
+        );
+        assert!(
+            !a.held_by_another("catch-up", t).await.unwrap(),
+            "not by itself"
+        );
+        assert!(
+            !b.held_by_another("mailbox", t).await.unwrap(),
+            "another lease"
+        );
+        // Its lease ran out, or its holder died (heartbeat out at t + 10 s), or let go.
+        assert!(!b.held_by_another("catch-up", t + secs(10)).await.unwrap());
+        assert!(a
+            .acquire_lease("catch-up", "a", t, t + secs(60))
+            .await
+            .unwrap());
+        assert!(b.held_by_another("catch-up", t + secs(9)).await.unwrap());
+        assert!(!b.held_by_another("catch-up", t + secs(11)).await.unwrap());
+        a.release_lease("catch-up", "a").await.unwrap();
+        assert!(!b.held_by_another("catch-up", t).await.unwrap());
     }
 
     #[tokio::test]
