@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use folio::clock::FixedClock;
+use folio::clock::{Clock, FixedClock};
 use folio::config::{Config, Env};
 use folio::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage};
 use folio::store::scratch::database_url;
@@ -436,6 +436,44 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     );
 }
 
+/// While another live instance (the mailbox holder) catches up on a backlog, a standby's
+/// sender claims nothing, as the holder's own does; it sends once the catch-up ends.
+#[tokio::test]
+async fn a_standby_sends_nothing_while_the_mailbox_holder_catches_up() {
+    use folio::outbound::sender::CATCH_UP_LEASE;
+    use folio::store::NewInstance;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, accepted) = tiny_smtp(true).await;
+    let (p, standby, clock) = with_sender(dir.path(), port, "").await;
+    let now = clock.now();
+    let alive = now + chrono::Duration::seconds(10);
+    for id in ["a", "b"] {
+        let me = NewInstance {
+            id: id.into(),
+            name: id.into(),
+            host: "host-a".into(),
+            pid: 4242,
+        };
+        p.store().register_instance(&me, now, alive).await.unwrap();
+    }
+    p.process(&[mail("ana@example.test", "Uno", "1", "a1@x.test", "")])
+        .await
+        .unwrap();
+    let holder = p.store().clone().claiming_as("a");
+    assert!(holder.take_lease(CATCH_UP_LEASE, now, alive).await.unwrap());
+
+    // The confirmation and the technician's notice.
+    let queued = p.store().counts().await.unwrap().outbox_pending;
+    assert!(queued >= 1);
+    assert_eq!(standby.send_due(None).await.unwrap(), 0);
+    assert!(accepted.lock().unwrap().is_empty(), "nothing sent");
+    assert_eq!(p.store().counts().await.unwrap().outbox_pending, queued);
+
+    holder.let_go(CATCH_UP_LEASE).await.unwrap();
+    assert_eq!(standby.send_due(None).await.unwrap() as i64, queued);
+    assert_eq!(accepted.lock().unwrap().len() as i64, queued);
+}
+
 /// An HTML-only request of about `mb` MB: its analysis takes far longer than a millisecond on any
 /// machine (parsing and converting every byte).
 fn big_html(id: &str, mb: usize) -> RawMessage {
@@ -671,6 +709,9 @@ async fn with_sender_and_templates(
     );
     let config = Config::parse(Path::new("test.toml"), &text, &NoEnv).unwrap();
     let store = Store::open(&database_url(dir)).await.unwrap();
+    // As a running daemon's store: its claims carry the instance "b" (registered by tests
+    // that need it alive).
+    let store = store.claiming_as("b");
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 16, 0, 0).unwrap(),
     ));
