@@ -221,7 +221,7 @@ impl Instance {
                     tracing::info!(instance = %self.me.name, "holding the mailbox");
                 }
                 self.set_role(Role::Active, health);
-                self.renew_catch_up(now, until).await;
+                self.renew_catch_up(now, until, true).await;
                 Some(until)
             }
             Ok(false) => {
@@ -229,6 +229,7 @@ impl Instance {
                     tracing::warn!(instance = %self.me.name, "another instance holds the mailbox now; standing by");
                 }
                 self.set_role(Role::Standby, health);
+                self.renew_catch_up(now, until, false).await;
                 None
             }
             Err(e) => {
@@ -238,11 +239,11 @@ impl Instance {
         }
     }
 
-    /// Keeps [`CATCH_UP_LEASE`] until `until` while the mailbox worker catches up, and lets go
-    /// of it after (the worker lets go at the end of a catch-up itself; this covers one that
-    /// ended in an error).
-    async fn renew_catch_up(&self, now: DateTime<Utc>, until: DateTime<Utc>) {
-        let result = if self.catching_up.load(Ordering::SeqCst) {
+    /// Keeps [`CATCH_UP_LEASE`] until `until` while this instance holds the mailbox (`holder`)
+    /// and its worker catches up, and lets go of it otherwise (the worker lets go at the end of
+    /// a catch-up itself; this covers one that ended in an error or lost the mailbox).
+    async fn renew_catch_up(&self, now: DateTime<Utc>, until: DateTime<Utc>, holder: bool) {
+        let result = if holder && self.catching_up.load(Ordering::SeqCst) {
             self.store
                 .acquire_lease(CATCH_UP_LEASE, &self.me.id, now, until)
                 .await
