@@ -317,7 +317,7 @@ impl Mailbox {
         }
         // Catching up on a backlog: ingest goes first, the sender waits (see
         // Pipeline::catching_up), and so do other instances' (the catch-up lease, renewed by
-        // the heartbeat while the catch-up lasts, let go of at its end or by the next beat).
+        // the heartbeat while the catch-up lasts, let go of at its end, else running out).
         let catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
         if catching_up.is_some() {
             let now = self.clock.now();
@@ -377,7 +377,7 @@ impl Mailbox {
         if let Some(guard) = catching_up {
             drop(guard);
             if let Err(e) = self.store.let_go(CATCH_UP_LEASE).await {
-                tracing::warn!(error = %e, "could not let go of the catch-up lease; the next heartbeat does");
+                tracing::warn!(error = %e, "could not let go of the catch-up lease; it runs out by itself within 10 s");
             }
         }
         Ok(reading.next)
