@@ -336,6 +336,16 @@ mod tests {
             .unwrap()
     }
 
+    /// Instances "a" and "b", registered at `t`, alive for 10 s.
+    async fn register_a_and_b(store: &Store, t: DateTime<Utc>) {
+        for id in ["a", "b"] {
+            store
+                .register_instance(&instance(id), t, t + secs(10))
+                .await
+                .unwrap();
+        }
+    }
+
     /// `who`'s heartbeat `at` seconds after `now()`, alive for `alive` more seconds.
     async fn beat(store: &Store, who: &str, at: i64, alive: i64) -> bool {
         let t = now() + secs(at);
@@ -349,12 +359,7 @@ mod tests {
     async fn a_lease_is_held_by_another_only_while_its_live_holder_keeps_it() {
         let (_dir, store) = temp_store().await;
         let t = now();
-        for id in ["a", "b"] {
-            store
-                .register_instance(&instance(id), t, t + secs(10))
-                .await
-                .unwrap();
-        }
+        register_a_and_b(&store, t).await;
         let (a, b) = (
             store.clone().claiming_as("a"),
             store.clone().claiming_as("b"),
@@ -396,12 +401,7 @@ mod tests {
     async fn one_live_instance_holds_a_lease_until_it_dies_or_lets_go() {
         let (_dir, store) = temp_store().await;
         let t = now();
-        for id in ["a", "b"] {
-            store
-                .register_instance(&instance(id), t, t + secs(10))
-                .await
-                .unwrap();
-        }
+        register_a_and_b(&store, t).await;
         assert!(takes(&store, "a", 0).await);
         // b is refused while a is alive and renews; a renews as often as it likes.
         assert!(!takes(&store, "b", 1).await);

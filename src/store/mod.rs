@@ -386,20 +386,7 @@ pub fn attempts_url(url: &str) -> String {
 /// Not a migration: the file holds only transient rows, and a lost file loses only the count of
 /// analyses a crash cut short.
 async fn create_sqlite_attempts(url: &str) -> Result<(), StoreError> {
-    let open_err = |source| StoreError::Open {
-        url: Store::describe(url),
-        source,
-    };
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(open_err)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(std::time::Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .map_err(open_err)?;
+    let pool = create_sqlite_file(url).await?;
     // The same columns as PostgreSQL's table (migrations/postgres/0001_initial.sql).
     let created = pool
         .execute(
@@ -412,7 +399,10 @@ async fn create_sqlite_attempts(url: &str) -> Result<(), StoreError> {
         )
         .await;
     pool.close().await;
-    created.map_err(open_err)?;
+    created.map_err(|source| StoreError::Open {
+        url: url.to_string(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -420,6 +410,15 @@ async fn create_sqlite_attempts(url: &str) -> Result<(), StoreError> {
 /// the file) and applies the migrations, with SQLite's own driver: its options can create the
 /// file, which the `Any` driver's URL cannot ask for.
 async fn create_and_migrate_sqlite(url: &str) -> Result<(), StoreError> {
+    let pool = create_sqlite_file(url).await?;
+    let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+    pool.close().await;
+    Ok(migrated?)
+}
+
+/// One connection to the SQLite file `url`, created (with its folder) if missing and switched to
+/// WAL, for the set-up the `Any` pools cannot do.
+async fn create_sqlite_file(url: &str) -> Result<sqlx::SqlitePool, StoreError> {
     let open_err = |source| StoreError::Open {
         url: url.to_string(),
         source,
@@ -439,12 +438,9 @@ async fn create_and_migrate_sqlite(url: &str) -> Result<(), StoreError> {
             })?;
         }
     }
-    let pool = SqlitePoolOptions::new()
+    SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
         .await
-        .map_err(open_err)?;
-    let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
-    pool.close().await;
-    Ok(migrated?)
+        .map_err(open_err)
 }
