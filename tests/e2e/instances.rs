@@ -151,7 +151,9 @@ async fn mail_queued_by_another_process_is_sent_within_seconds() {
     let alice = unique("alice");
     let mut folio = Folio::new(&hd, Options::default());
     folio.start(&[]).await;
-    // Let the sender find the outbox empty and go to sleep.
+    // Let the sender find the outbox empty and go to sleep: queued before that, the mail would
+    // be sent at once even by a sender that then sleeps a minute. This wait can only make the
+    // test stricter; the bound below is a wait with a deadline.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let id = message_id();
