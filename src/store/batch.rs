@@ -92,7 +92,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new("INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
                    requester_department, requester_phone, language, referenced_folio, created_at, updated_at,
-                   service, ticket_type, priority, assignee, opened_by, routing)");
+                   service, ticket_type, priority, assignee, opened_by, routing)", self.tx.backend());
             for r in chunk {
                 let t = r.ticket;
                 b.row()
@@ -147,7 +147,10 @@ impl Batch {
             }
         }
         for chunk in people.chunks(ROWS_PER_STATEMENT) {
-            let mut b = Insert::new("INSERT INTO participants (ticket_id, email, role)");
+            let mut b = Insert::new(
+                "INSERT INTO participants (ticket_id, email, role)",
+                self.tx.backend(),
+            );
             for (id, email, role) in chunk {
                 b.row().bind(*id).bind(email.clone()).bind(*role);
             }
@@ -221,7 +224,7 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
-            let mut b = Insert::new("INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)");
+            let mut b = Insert::new("INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)", self.tx.backend());
             for e in chunk {
                 b.row()
                     .bind(e.ticket_id)
@@ -267,7 +270,7 @@ impl Batch {
         let now = ts(now);
         let mut by_key: HashMap<String, i64> = HashMap::with_capacity(rows.len());
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 8) {
-            let mut b = Insert::new("INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
+            let mut b = Insert::with_binary("INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
                    body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at,
                    new_content, author_role, internal)");
             for r in chunk {
@@ -315,7 +318,7 @@ impl Batch {
         max_bytes: u64,
     ) -> Result<(), StoreError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
-            let mut b = Insert::new(
+            let mut b = Insert::with_binary(
                 "INSERT INTO attachments (message_row, name, content_type, size, data)",
             );
             for (row, a) in chunk {
@@ -343,7 +346,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new("INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
                    references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to,
-                   attachments_of, cap_key)");
+                   attachments_of, cap_key)", self.tx.backend());
             for r in chunk {
                 b.row()
                     .bind(r.ticket_id)
@@ -427,6 +430,53 @@ mod tests {
         assert_eq!(tx.allocate_folios(2027, 4).await.unwrap(), 1);
         assert_eq!(tx.allocate_folios(2027, 1).await.unwrap(), 5);
         tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn hostile_text_round_trips_through_a_multi_row_insert() {
+        // On PostgreSQL each column travels as one array literal: a quote, a backslash, a
+        // brace, a comma or the word NULL in a value must come back as it was sent.
+        let (_dir, store) = temp_store().await;
+        let t = new_ticket("ana@example.test", "Printer", None, &[]);
+        let m = mail("a@example.test", "ana@example.test", "Printer", "It jams.");
+        let id = open_ticket(&store, "HD-1", &t, &m, "r1@x").await.ticket_id;
+        let details = [
+            "",
+            "NULL",
+            "null",
+            "a \"quoted\" word",
+            "C:\\carpeta\\archivo.txt \\",
+            "{llaves}, comas, y } sueltas {",
+            "línea uno\nlínea dos\r\n\ttab",
+            "ñandú 🦤 — «ok»",
+            " espacios al borde ",
+            "'apóstrofo'; DROP TABLE tickets; --",
+        ];
+        let rows: Vec<EventRow> = details
+            .iter()
+            .enumerate()
+            .map(|(i, d)| EventRow {
+                ticket_id: (i % 2 == 0).then_some(id),
+                message_row: None,
+                kind: "note",
+                actor: (i % 3 != 0).then(|| format!("\"{d}\"@example.test")),
+                detail: (*d).to_string(),
+            })
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_events(&rows, now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let back: Vec<(Option<i64>, Option<String>, String)> = sqlx::query_as(
+            "SELECT ticket_id, actor, detail FROM ticket_events WHERE kind = 'note' ORDER BY id",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let sent: Vec<(Option<i64>, Option<String>, String)> = rows
+            .into_iter()
+            .map(|r| (r.ticket_id, r.actor, r.detail))
+            .collect();
+        assert_eq!(back, sent);
     }
 
     #[tokio::test]

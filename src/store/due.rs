@@ -160,7 +160,10 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut b = Insert::new("INSERT INTO due_items (ticket_id, kind, due_at, created_at)");
+            let mut b = Insert::new(
+                "INSERT INTO due_items (ticket_id, kind, due_at, created_at)",
+                self.tx.backend(),
+            );
             for (id, due) in chunk {
                 b.row()
                     .bind(*id)

@@ -95,13 +95,37 @@ where
     bind_each(list_statement(head, values.len(), tail, backend), values)
 }
 
-/// A multi-row `INSERT … VALUES (…), (…)`: [`Insert::row`] per row, then [`Insert::build`].
+/// A multi-row insert: [`Insert::row`] per row, then [`Insert::build`].
+///
+/// On SQLite it is `INSERT … VALUES (?, …), (?, …)`. On PostgreSQL each column's values go as
+/// one array in one text parameter: `INSERT … SELECT * FROM unnest($1::text::bigint[], …)`.
+/// A 500-ticket batch binds about 35,000 values; one by one, through the `Any` driver, each
+/// cost an allocation and a conversion in folio and a `VALUES` expression in the server, and
+/// the statement's text (and so its plan) changed with the number of rows. With arrays the
+/// text depends only on the columns, so it is prepared once per connection
+/// (docs/benchmarks.md §8c). Rows carrying large binary values use [`Insert::with_binary`],
+/// which keeps `VALUES` on both engines: in an array they would be written out in hex.
 pub(super) struct Insert {
-    sql: String,
-    args: AnyArguments,
+    head: String,
+    form: Form,
     rows: usize,
     /// The first value that could not be bound, reported by [`Insert::build`].
     error: Option<sqlx::error::BoxDynError>,
+}
+
+enum Form {
+    /// `VALUES (?, ?), (?, ?)`, and the values in order.
+    Values { sql: String, args: AnyArguments },
+    /// One array literal per column (`{…}` without its braces), with its element type.
+    Arrays {
+        columns: Vec<ArrayColumn>,
+        next: usize,
+    },
+}
+
+struct ArrayColumn {
+    ty: &'static str,
+    elements: String,
 }
 
 /// One row's values, bound in column order.
@@ -110,12 +134,115 @@ pub(super) struct Row<'a> {
     first: bool,
 }
 
+/// A value an [`Insert`] binds: encoded by sqlx in a row of `VALUES`, or written as an
+/// element of its column's PostgreSQL array.
+pub(super) trait Value<'t>: Encode<'t, Any> + Type<Any> + 't {
+    /// The PostgreSQL array type of its column (`bigint[]`, `text[]`).
+    const ARRAY: &'static str;
+    /// Writes the value as an array element: `NULL`, a number, or double-quoted text with
+    /// `"` and `\` escaped.
+    fn write_element(&self, out: &mut String);
+}
+
+impl Value<'_> for i64 {
+    const ARRAY: &'static str = "bigint[]";
+    fn write_element(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl<'t> Value<'t> for &'t str {
+    const ARRAY: &'static str = "text[]";
+    fn write_element(&self, out: &mut String) {
+        quote_element(self, out);
+    }
+}
+
+impl Value<'_> for String {
+    const ARRAY: &'static str = "text[]";
+    fn write_element(&self, out: &mut String) {
+        quote_element(self, out);
+    }
+}
+
+impl Value<'_> for Vec<u8> {
+    const ARRAY: &'static str = "bytea[]";
+    fn write_element(&self, out: &mut String) {
+        use std::fmt::Write;
+        // `"\\x6869"`: the array's escape makes it `\x6869`, bytea's hex form.
+        out.push_str("\"\\\\x");
+        for b in self {
+            let _ = write!(out, "{b:02x}");
+        }
+        out.push('"');
+    }
+}
+
+impl<'t, T: Value<'t>> Value<'t> for Option<T>
+where
+    Option<T>: Encode<'t, Any> + Type<Any>,
+{
+    const ARRAY: &'static str = T::ARRAY;
+    fn write_element(&self, out: &mut String) {
+        match self {
+            Some(v) => v.write_element(out),
+            None => out.push_str("NULL"),
+        }
+    }
+}
+
+/// Records an error when row `row` bound `bound` values of `columns`: a short array would
+/// make `unnest` fill the row up with NULLs.
+fn check_row_length(
+    error: &mut Option<sqlx::error::BoxDynError>,
+    row: usize,
+    bound: usize,
+    columns: usize,
+) {
+    if bound != columns {
+        error.get_or_insert(format!("row {row} binds {bound} values for {columns} columns").into());
+    }
+}
+
+/// `text` as a double-quoted array element.
+fn quote_element(text: &str, out: &mut String) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
 impl Insert {
-    /// `head` is the statement up to `VALUES` (e.g. `INSERT INTO t (a, b) `).
-    pub(super) fn new(head: &str) -> Insert {
+    /// `head` is the statement up to its values (e.g. `INSERT INTO t (a, b)`).
+    pub(super) fn new(head: &str, backend: Backend) -> Insert {
+        match backend {
+            Backend::Sqlite => Insert::with_binary(head),
+            Backend::Postgres => Insert {
+                head: head.to_string(),
+                form: Form::Arrays {
+                    columns: Vec::new(),
+                    next: 0,
+                },
+                rows: 0,
+                error: None,
+            },
+        }
+    }
+
+    /// Like [`Insert::new`], but `VALUES` on both engines: for rows with large binary values.
+    pub(super) fn with_binary(head: &str) -> Insert {
         Insert {
-            sql: format!("{head} VALUES "),
-            args: AnyArguments::default(),
+            head: String::new(),
+            form: Form::Values {
+                sql: format!("{head} VALUES "),
+                args: AnyArguments::default(),
+            },
             rows: 0,
             error: None,
         }
@@ -123,11 +250,21 @@ impl Insert {
 
     /// Starts a row; its values are bound with [`Row::bind`].
     pub(super) fn row(&mut self) -> Row<'_> {
-        if self.rows > 0 {
-            self.sql.push_str(", ");
+        match &mut self.form {
+            Form::Values { sql, .. } => {
+                if self.rows > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+            }
+            Form::Arrays { columns, next } => {
+                if self.rows > 0 {
+                    check_row_length(&mut self.error, self.rows, *next, columns.len());
+                }
+                *next = 0;
+            }
         }
         self.rows += 1;
-        self.sql.push('(');
         Row {
             insert: self,
             first: true,
@@ -135,28 +272,84 @@ impl Insert {
     }
 
     /// The statement, ending with `tail` (e.g. ` RETURNING id`).
-    pub(super) fn build(self, tail: &str, backend: Backend) -> Result<ListQuery, sqlx::Error> {
+    pub(super) fn build(mut self, tail: &str, backend: Backend) -> Result<ListQuery, sqlx::Error> {
+        if let Form::Arrays { columns, next } = &self.form {
+            check_row_length(&mut self.error, self.rows, *next, columns.len());
+        }
         if let Some(e) = self.error {
             return Err(sqlx::Error::Encode(e));
         }
-        let sql = numbered(&format!("{}{tail}", self.sql), backend);
-        Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), self.args).persistent(false))
+        match self.form {
+            Form::Values { sql, args } => {
+                let sql = numbered(&format!("{sql}{tail}"), backend);
+                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args).persistent(false))
+            }
+            Form::Arrays { columns, .. } => {
+                let arrays: Vec<String> = (1..=columns.len())
+                    .zip(&columns)
+                    .map(|(n, c)| format!("${n}::text::{}", c.ty))
+                    .collect();
+                let sql = format!(
+                    "{} SELECT * FROM unnest({}){tail}",
+                    self.head,
+                    arrays.join(", ")
+                );
+                let mut args = AnyArguments::default();
+                for c in columns {
+                    if let Err(e) = args.add(format!("{{{}}}", c.elements)) {
+                        return Err(sqlx::Error::Encode(e));
+                    }
+                }
+                // The text is the same for every batch: prepared once per connection.
+                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args))
+            }
+        }
     }
 }
 
-impl Row<'_> {
+impl<'r> Row<'r> {
     /// Binds the row's next value.
-    pub(super) fn bind<'t, T>(&mut self, value: T) -> &mut Self
-    where
-        T: Encode<'t, Any> + Type<Any> + 't,
-    {
-        if !self.first {
-            self.insert.sql.push_str(", ");
-        }
-        self.first = false;
-        self.insert.sql.push('?');
-        if let Err(e) = self.insert.args.add(value) {
-            self.insert.error.get_or_insert(e);
+    pub(super) fn bind<'t, T: Value<'t>>(&mut self, value: T) -> &mut Self {
+        let first = std::mem::replace(&mut self.first, false);
+        let insert = &mut *self.insert;
+        match &mut insert.form {
+            Form::Values { sql, args } => {
+                if !first {
+                    sql.push_str(", ");
+                }
+                sql.push('?');
+                if let Err(e) = args.add(value) {
+                    insert.error.get_or_insert(e);
+                }
+            }
+            Form::Arrays { columns, next } => {
+                if insert.rows == 1 {
+                    columns.push(ArrayColumn {
+                        ty: T::ARRAY,
+                        elements: String::new(),
+                    });
+                }
+                match columns.get_mut(*next) {
+                    Some(c) if c.ty == T::ARRAY => {
+                        if insert.rows > 1 {
+                            c.elements.push(',');
+                        }
+                        value.write_element(&mut c.elements);
+                    }
+                    _ => {
+                        insert.error.get_or_insert(
+                            format!(
+                                "row {} binds a {} value as column {}, which the first row did not",
+                                insert.rows,
+                                T::ARRAY,
+                                *next + 1
+                            )
+                            .into(),
+                        );
+                    }
+                }
+                *next += 1;
+            }
         }
         self
     }
@@ -164,7 +357,9 @@ impl Row<'_> {
 
 impl Drop for Row<'_> {
     fn drop(&mut self) {
-        self.insert.sql.push(')');
+        if let Form::Values { sql, .. } = &mut self.insert.form {
+            sql.push(')');
+        }
     }
 }
 
@@ -202,12 +397,76 @@ mod tests {
 
     #[test]
     fn an_insert_numbers_its_rows_values() {
-        let mut insert = Insert::new("INSERT INTO t (a, b)");
+        let mut insert = Insert::new("INSERT INTO t (a, b)", Backend::Sqlite);
         insert.row().bind(1_i64).bind("x");
         insert.row().bind(2_i64).bind(None::<String>);
-        assert_eq!(insert.sql, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
-        assert_eq!(insert.args.len(), 4);
-        let built = numbered(&insert.sql, Backend::Postgres);
-        assert_eq!(built, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        let Form::Values { sql, args } = &insert.form else {
+            panic!("SQLite inserts by VALUES");
+        };
+        assert_eq!(sql, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
+        assert_eq!(args.len(), 4);
+        assert_eq!(
+            numbered(sql, Backend::Postgres),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+    }
+
+    #[test]
+    fn a_postgres_insert_binds_one_array_per_column_with_its_elements_quoted() {
+        let mut insert = Insert::new("INSERT INTO t (a, b, c)", Backend::Postgres);
+        insert.row().bind(1_i64).bind("x").bind(Some(vec![0xAB_u8]));
+        insert
+            .row()
+            .bind(None::<i64>)
+            .bind("a \"quote\", a \\ and {braces}, NULL")
+            .bind(None::<Vec<u8>>);
+        insert.row().bind(-3_i64).bind(None::<&str>).bind(vec![]);
+        let Form::Arrays { columns, .. } = &insert.form else {
+            panic!("PostgreSQL inserts by arrays");
+        };
+        let shown: Vec<(&str, &str)> = columns
+            .iter()
+            .map(|c| (c.ty, c.elements.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("bigint[]", "1,NULL,-3"),
+                (
+                    "text[]",
+                    r#""x","a \"quote\", a \\ and {braces}, NULL",NULL"#
+                ),
+                ("bytea[]", r#""\\xab",NULL,"\\x""#),
+            ]
+        );
+        assert!(insert.build(" RETURNING a", Backend::Postgres).is_ok());
+    }
+
+    #[test]
+    fn a_postgres_insert_refuses_rows_that_do_not_match_the_first() {
+        let mut short = Insert::new("INSERT INTO t (a, b)", Backend::Postgres);
+        short.row().bind(1_i64).bind("x");
+        short.row().bind(2_i64);
+        let e = short
+            .build("", Backend::Postgres)
+            .err()
+            .expect("a short row");
+        assert!(
+            e.to_string().contains("row 2 binds 1 values for 2 columns"),
+            "{e}"
+        );
+
+        let mut mixed = Insert::new("INSERT INTO t (a)", Backend::Postgres);
+        mixed.row().bind(1_i64);
+        mixed.row().bind("one");
+        let e = mixed
+            .build("", Backend::Postgres)
+            .err()
+            .expect("a mixed column");
+        assert!(
+            e.to_string()
+                .contains("row 2 binds a text[] value as column 1"),
+            "{e}"
+        );
     }
 }
