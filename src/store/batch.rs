@@ -92,7 +92,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new("INSERT INTO tickets (folio, status, channel, subject, requester_email, requester_name,
                    requester_department, requester_phone, language, referenced_folio, created_at, updated_at,
-                   service, ticket_type, priority, assignee, opened_by, routing)", self.tx.backend());
+                   service, ticket_type, priority, assignee, opened_by, routing)", ROWS_PER_STATEMENT, self.tx.backend());
             for r in chunk {
                 let t = r.ticket;
                 b.row()
@@ -149,6 +149,7 @@ impl Batch {
         for chunk in people.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new(
                 "INSERT INTO participants (ticket_id, email, role)",
+                ROWS_PER_STATEMENT,
                 self.tx.backend(),
             );
             for (id, email, role) in chunk {
@@ -224,7 +225,7 @@ impl Batch {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
-            let mut b = Insert::new("INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)", self.tx.backend());
+            let mut b = Insert::new("INSERT INTO ticket_events (ticket_id, message_row, kind, actor, detail, created_at)", ROWS_PER_STATEMENT / 2, self.tx.backend());
             for e in chunk {
                 b.row()
                     .bind(e.ticket_id)
@@ -272,7 +273,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 8) {
             let mut b = Insert::with_binary("INSERT INTO messages (dedup_key, ticket_id, message_id, source, from_email, from_name, subject,
                    body_text, sent_date, automatic_kind, verdict_reason, decision_reason, raw, seen_at, stored_at,
-                   new_content, author_role, internal)");
+                   new_content, author_role, internal)", ROWS_PER_STATEMENT / 8);
             for r in chunk {
                 let m = r.mail;
                 b.row()
@@ -320,6 +321,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
             let mut b = Insert::with_binary(
                 "INSERT INTO attachments (message_row, name, content_type, size, data)",
+                ROWS_PER_STATEMENT / 5,
             );
             for (row, a) in chunk {
                 b.row()
@@ -346,7 +348,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new("INSERT INTO outbox (ticket_id, template, language, to_address, message_id, in_reply_to,
                    references_list, context, auto_submitted, status, next_attempt_at, created_at, reply_to,
-                   attachments_of, cap_key)", self.tx.backend());
+                   attachments_of, cap_key)", ROWS_PER_STATEMENT, self.tx.backend());
             for r in chunk {
                 b.row()
                     .bind(r.ticket_id)

@@ -162,6 +162,7 @@ impl Batch {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut b = Insert::new(
                 "INSERT INTO due_items (ticket_id, kind, due_at, created_at)",
+                ROWS_PER_STATEMENT,
                 self.tx.backend(),
             );
             for (id, due) in chunk {

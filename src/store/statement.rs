@@ -99,16 +99,21 @@ where
 ///
 /// On SQLite it is `INSERT … VALUES (?, …), (?, …)`. On PostgreSQL each column's values go as
 /// one array in one text parameter: `INSERT … SELECT * FROM unnest($1::text::bigint[], …)`.
-/// A 500-ticket batch binds about 35,000 values; one by one, through the `Any` driver, each
+/// A 500-ticket batch binds about 35,000 values; bound one by one through the `Any` driver, each
 /// cost an allocation and a conversion in folio and a `VALUES` expression in the server, and
 /// the statement's text (and so its plan) changed with the number of rows. With arrays the
 /// text depends only on the columns, so it is prepared once per connection
-/// (docs/benchmarks.md §8c). Rows carrying large binary values use [`Insert::with_binary`],
+/// (docs/benchmarks.md §8d). Rows carrying large binary values use [`Insert::with_binary`],
 /// which keeps `VALUES` on both engines: in an array they would be written out in hex.
+///
+/// A `VALUES` statement is kept prepared only when it has `full` rows (the caller's chunk
+/// size): that text recurs batch after batch, while a shorter chunk's text depends on its row
+/// count and would crowd the statement cache.
 pub(super) struct Insert {
     head: String,
     form: Form,
     rows: usize,
+    full: usize,
     /// The first value that could not be bound, reported by [`Insert::build`].
     error: Option<sqlx::error::BoxDynError>,
 }
@@ -219,10 +224,11 @@ fn quote_element(text: &str, out: &mut String) {
 }
 
 impl Insert {
-    /// `head` is the statement up to its values (e.g. `INSERT INTO t (a, b)`).
-    pub(super) fn new(head: &str, backend: Backend) -> Insert {
+    /// `head` is the statement up to its values (e.g. `INSERT INTO t (a, b)`); `full` is how
+    /// many rows the caller puts in a full statement.
+    pub(super) fn new(head: &str, full: usize, backend: Backend) -> Insert {
         match backend {
-            Backend::Sqlite => Insert::with_binary(head),
+            Backend::Sqlite => Insert::with_binary(head, full),
             Backend::Postgres => Insert {
                 head: head.to_string(),
                 form: Form::Arrays {
@@ -230,13 +236,14 @@ impl Insert {
                     next: 0,
                 },
                 rows: 0,
+                full,
                 error: None,
             },
         }
     }
 
     /// Like [`Insert::new`], but `VALUES` on both engines: for rows with large binary values.
-    pub(super) fn with_binary(head: &str) -> Insert {
+    pub(super) fn with_binary(head: &str, full: usize) -> Insert {
         Insert {
             head: String::new(),
             form: Form::Values {
@@ -244,6 +251,7 @@ impl Insert {
                 args: AnyArguments::default(),
             },
             rows: 0,
+            full,
             error: None,
         }
     }
@@ -282,7 +290,8 @@ impl Insert {
         match self.form {
             Form::Values { sql, args } => {
                 let sql = numbered(&format!("{sql}{tail}"), backend);
-                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args).persistent(false))
+                let full = self.rows == self.full;
+                Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args).persistent(full))
             }
             Form::Arrays { columns, .. } => {
                 let arrays: Vec<String> = (1..=columns.len())
@@ -397,7 +406,7 @@ mod tests {
 
     #[test]
     fn an_insert_numbers_its_rows_values() {
-        let mut insert = Insert::new("INSERT INTO t (a, b)", Backend::Sqlite);
+        let mut insert = Insert::new("INSERT INTO t (a, b)", 2, Backend::Sqlite);
         insert.row().bind(1_i64).bind("x");
         insert.row().bind(2_i64).bind(None::<String>);
         let Form::Values { sql, args } = &insert.form else {
@@ -412,8 +421,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_full_values_statement_is_kept_prepared() {
+        use sqlx::Execute;
+        let insert = |rows: usize| {
+            let mut b = Insert::with_binary("INSERT INTO t (a)", 2);
+            for i in 0..rows {
+                b.row().bind(i as i64);
+            }
+            b.build("", Backend::Sqlite).expect("built")
+        };
+        // A full chunk's text recurs batch after batch; a shorter one's depends on its rows.
+        assert!(Execute::persistent(&insert(2)));
+        assert!(!Execute::persistent(&insert(1)));
+        let mut arrays = Insert::new("INSERT INTO t (a)", 2, Backend::Postgres);
+        arrays.row().bind(1_i64);
+        let arrays = arrays.build("", Backend::Postgres).expect("built");
+        assert!(Execute::persistent(&arrays));
+    }
+
+    #[test]
     fn a_postgres_insert_binds_one_array_per_column_with_its_elements_quoted() {
-        let mut insert = Insert::new("INSERT INTO t (a, b, c)", Backend::Postgres);
+        let mut insert = Insert::new("INSERT INTO t (a, b, c)", 3, Backend::Postgres);
         insert.row().bind(1_i64).bind("x").bind(Some(vec![0xAB_u8]));
         insert
             .row()
@@ -444,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_postgres_insert_refuses_rows_that_do_not_match_the_first() {
-        let mut short = Insert::new("INSERT INTO t (a, b)", Backend::Postgres);
+        let mut short = Insert::new("INSERT INTO t (a, b)", 2, Backend::Postgres);
         short.row().bind(1_i64).bind("x");
         short.row().bind(2_i64);
         let e = short
@@ -456,7 +484,7 @@ mod tests {
             "{e}"
         );
 
-        let mut mixed = Insert::new("INSERT INTO t (a)", Backend::Postgres);
+        let mut mixed = Insert::new("INSERT INTO t (a)", 2, Backend::Postgres);
         mixed.row().bind(1_i64);
         mixed.row().bind("one");
         let e = mixed
