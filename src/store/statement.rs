@@ -110,19 +110,23 @@ where
 /// size): that text recurs batch after batch, while a shorter chunk's text depends on its row
 /// count and would crowd the statement cache.
 pub(super) struct Insert {
-    head: String,
     form: Form,
     rows: usize,
-    full: usize,
     /// The first value that could not be bound, reported by [`Insert::build`].
     error: Option<sqlx::error::BoxDynError>,
 }
 
 enum Form {
-    /// `VALUES (?, ?), (?, ?)`, and the values in order.
-    Values { sql: String, args: AnyArguments },
-    /// One array literal per column (`{…}` without its braces), with its element type.
+    /// `VALUES (?, ?), (?, ?)`, the values in order, and the rows of a full statement.
+    Values {
+        sql: String,
+        args: AnyArguments,
+        full: usize,
+    },
+    /// The statement up to its values, and one array literal per column (`{…}` without its
+    /// braces) with its element type.
     Arrays {
+        head: String,
         columns: Vec<ArrayColumn>,
         next: usize,
     },
@@ -230,13 +234,12 @@ impl Insert {
         match backend {
             Backend::Sqlite => Insert::with_binary(head, full),
             Backend::Postgres => Insert {
-                head: head.to_string(),
                 form: Form::Arrays {
+                    head: head.to_string(),
                     columns: Vec::new(),
                     next: 0,
                 },
                 rows: 0,
-                full,
                 error: None,
             },
         }
@@ -245,13 +248,12 @@ impl Insert {
     /// Like [`Insert::new`], but `VALUES` on both engines: for rows with large binary values.
     pub(super) fn with_binary(head: &str, full: usize) -> Insert {
         Insert {
-            head: String::new(),
             form: Form::Values {
                 sql: format!("{head} VALUES "),
                 args: AnyArguments::default(),
+                full,
             },
             rows: 0,
-            full,
             error: None,
         }
     }
@@ -265,7 +267,7 @@ impl Insert {
                 }
                 sql.push('(');
             }
-            Form::Arrays { columns, next } => {
+            Form::Arrays { columns, next, .. } => {
                 if self.rows > 0 {
                     check_row_length(&mut self.error, self.rows, *next, columns.len());
                 }
@@ -281,28 +283,24 @@ impl Insert {
 
     /// The statement, ending with `tail` (e.g. ` RETURNING id`).
     pub(super) fn build(mut self, tail: &str, backend: Backend) -> Result<ListQuery, sqlx::Error> {
-        if let Form::Arrays { columns, next } = &self.form {
+        if let Form::Arrays { columns, next, .. } = &self.form {
             check_row_length(&mut self.error, self.rows, *next, columns.len());
         }
         if let Some(e) = self.error {
             return Err(sqlx::Error::Encode(e));
         }
         match self.form {
-            Form::Values { sql, args } => {
+            Form::Values { sql, args, full } => {
                 let sql = numbered(&format!("{sql}{tail}"), backend);
-                let full = self.rows == self.full;
+                let full = self.rows == full;
                 Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args).persistent(full))
             }
-            Form::Arrays { columns, .. } => {
+            Form::Arrays { head, columns, .. } => {
                 let arrays: Vec<String> = (1..=columns.len())
                     .zip(&columns)
                     .map(|(n, c)| format!("${n}::text::{}", c.ty))
                     .collect();
-                let sql = format!(
-                    "{} SELECT * FROM unnest({}){tail}",
-                    self.head,
-                    arrays.join(", ")
-                );
+                let sql = format!("{head} SELECT * FROM unnest({}){tail}", arrays.join(", "));
                 let mut args = AnyArguments::default();
                 for c in columns {
                     if let Err(e) = args.add(format!("{{{}}}", c.elements)) {
@@ -322,7 +320,7 @@ impl<'r> Row<'r> {
         let first = std::mem::replace(&mut self.first, false);
         let insert = &mut *self.insert;
         match &mut insert.form {
-            Form::Values { sql, args } => {
+            Form::Values { sql, args, .. } => {
                 if !first {
                     sql.push_str(", ");
                 }
@@ -331,7 +329,7 @@ impl<'r> Row<'r> {
                     insert.error.get_or_insert(e);
                 }
             }
-            Form::Arrays { columns, next } => {
+            Form::Arrays { columns, next, .. } => {
                 if insert.rows == 1 {
                     columns.push(ArrayColumn {
                         ty: T::ARRAY,
@@ -409,7 +407,7 @@ mod tests {
         let mut insert = Insert::new("INSERT INTO t (a, b)", 2, Backend::Sqlite);
         insert.row().bind(1_i64).bind("x");
         insert.row().bind(2_i64).bind(None::<String>);
-        let Form::Values { sql, args } = &insert.form else {
+        let Form::Values { sql, args, .. } = &insert.form else {
             panic!("SQLite inserts by VALUES");
         };
         assert_eq!(sql, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
