@@ -286,6 +286,33 @@ async fn unusable_mail_is_quarantined_without_sinking_the_batch() {
     assert_eq!((c.quarantined, c.tickets), (1, 1));
 }
 
+/// NUL bytes, raw or decoded (`=00` in an encoded word, in quoted-printable, in a Message-ID
+/// and a file name): PostgreSQL's text refuses them, and the batch once failed on every retry.
+#[tokio::test]
+async fn a_mail_full_of_nul_bytes_opens_its_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), 20).await;
+    let raw = "From: Ana\0 Ruiz <ana@example.test>\r\nTo: helpdesk@example.test\r\n\
+        Subject: =?utf-8?q?Impresora=00rota?=\r\nMessage-ID: <nul\0id@x.test>\r\n\
+        In-Reply-To: <other\0@x.test>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+        Se =00atasca.\r\n--b\r\nContent-Type: text/plain; name=\"=?utf-8?q?log=00.txt?=\"\r\n\
+        Content-Disposition: attachment; filename=\"=?utf-8?q?log=00.txt?=\"\r\n\r\nx\r\n--b--\r\n";
+    let out = p
+        .process(&[RawMessage {
+            source: "test:nul".into(),
+            bytes: raw.as_bytes().to_vec(),
+            seen_at: t0(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(out[0].decision, "new_ticket", "{out:?}");
+    let folio = out[0].folio.clone().expect("a folio");
+    let t = p.store().ticket(&folio).await.unwrap().expect("the ticket");
+    assert_eq!(t.ticket.subject, "Impresora\u{FFFD}rota");
+}
+
 #[tokio::test]
 async fn a_batch_that_breaks_a_constraint_is_stored_one_by_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -177,6 +177,114 @@ pub fn parse(raw: &[u8], max_attachment_bytes: u64) -> InboundMail {
         enclosed: Enclosed::first_in(&msg, tld),
         part_count: attachments::count_parts(&msg),
     }
+    .without_nul()
+}
+
+/// `text` with each NUL replaced by U+FFFD. A NUL decoded from a mail (`=00`, base64, an
+/// encoded word, a raw byte) means nothing as text, and PostgreSQL's text type refuses it: one
+/// such mail would fail its whole batch on every retry and stall the mailbox.
+fn without_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+}
+
+impl InboundMail {
+    /// The mail with no NUL in any of its text ([`without_nul`]). Every field is named, so a
+    /// new text field has to be added here to compile.
+    fn without_nul(mut self) -> InboundMail {
+        let InboundMail {
+            from_email,
+            from_name,
+            reply_to,
+            to,
+            cc,
+            subject,
+            date: _,
+            message_id,
+            in_reply_to,
+            references,
+            body_text,
+            attachments,
+            signals,
+            content_hash: _,
+            size: _,
+            envelope_to,
+            authentication_results,
+            enclosed,
+            part_count: _,
+        } = &mut self;
+        let AutoSignals {
+            auto_submitted,
+            precedence,
+            list_id,
+            list_unsubscribe: _,
+            x_autoreply,
+            x_autorespond,
+            x_auto_response_suppress,
+            x_loop,
+            folio_loop,
+            return_path_empty: _,
+            delivery_report: _,
+            report_original_message_id,
+            report_only_delayed: _,
+        } = signals;
+        for text in [subject, body_text] {
+            without_nul(text);
+        }
+        for text in [
+            from_email,
+            from_name,
+            reply_to,
+            message_id,
+            in_reply_to,
+            auto_submitted,
+            precedence,
+            list_id,
+            x_autoreply,
+            x_autorespond,
+            x_auto_response_suppress,
+            folio_loop,
+            report_original_message_id,
+        ] {
+            text.iter_mut().for_each(without_nul);
+        }
+        for list in [
+            to,
+            cc,
+            references,
+            envelope_to,
+            authentication_results,
+            x_loop,
+        ] {
+            list.iter_mut().for_each(without_nul);
+        }
+        for Attachment {
+            name,
+            content_type,
+            size: _,
+            data: _,
+        } in attachments
+        {
+            without_nul(name);
+            without_nul(content_type);
+        }
+        if let Some(Enclosed {
+            from_email,
+            from_name,
+            subject,
+            message_id,
+            body_text,
+        }) = enclosed
+        {
+            without_nul(subject);
+            without_nul(body_text);
+            from_email.iter_mut().for_each(without_nul);
+            from_name.iter_mut().for_each(without_nul);
+            message_id.iter_mut().for_each(without_nul);
+        }
+        self
+    }
 }
 
 /// SHA-256 over `parts`, each ended by a NUL byte.
@@ -249,6 +357,27 @@ Message-ID: <abc@x.test>\r\nIn-Reply-To: <p@x.test>\r\nReferences: <a@x.test> <p
         assert_eq!(m.references, vec!["a@x.test", "p@x.test"]);
         assert_eq!(m.body_text, "Hola");
         assert_eq!(m.unusable_reason(), None);
+    }
+
+    #[test]
+    fn no_text_of_a_mail_holds_a_nul() {
+        let raw = b"From: =?utf-8?q?Ana=00?= <a\0na@example.test>\r\nTo: h\0d@example.test\r\n\
+Subject: =?utf-8?b?SW1wcmVzb3JhAHJvdGE=?=\r\nMessage-ID: <n\0ul@x.test>\r\nReferences: <r\0@x.test>\r\n\
+Auto-Submitted: no\0\r\nX-Loop: l\0oop\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nSe =00atasca.\r\n\
+--b\r\nContent-Type: application/octet-stream; name=\"=?utf-8?q?log=00.txt?=\"\r\n\r\nx\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: b\0@x.test\r\nSubject: s\0\r\n\r\nb\0ody\r\n--b--\r\n";
+        let m = parse(raw, 1000);
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("\\0"), "{shown}");
+        assert_eq!(m.subject, "Impresora\u{FFFD}rota");
+        assert!(
+            m.body_text.contains("Se \u{FFFD}atasca."),
+            "{:?}",
+            m.body_text
+        );
+        assert_eq!(m.from_name.as_deref(), Some("Ana\u{FFFD}"));
+        assert_eq!(m.message_id.as_deref(), Some("n\u{FFFD}ul@x.test"));
     }
 
     #[test]
