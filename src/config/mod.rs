@@ -165,9 +165,36 @@ pub struct SmtpConfig {
     /// How long a mail the server keeps refusing temporarily (4xx, no connection) is retried
     /// before it is marked failed (like Postfix's `maximal_queue_lifetime`).
     pub max_age: Duration,
+    /// `smtp.during_backlog`: whether sending waits while the mailbox catches up on a backlog.
+    pub during_backlog: DuringBacklog,
     /// `smtp.auth`: AUTH PLAIN/LOGIN when `username` is set, or SASL with a token from
     /// `[oauth2]` (then `username` defaults to `imap.username`).
     pub auth: MailAuth,
+}
+
+/// `smtp.during_backlog`, resolved: what the senders do while the mailbox holder catches up on
+/// more than one batch of waiting mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuringBacklog {
+    /// No instance starts new sends until the backlog is ticketed: sending would take the
+    /// cores the catch-up needs when the mail servers run on folio's machine
+    /// (docs/benchmarks.md §2, §8c).
+    Wait,
+    /// Sending goes on beside the catch-up: with the mail servers on other machines it costs
+    /// folio little, and the first confirmations leave at once (docs/benchmarks.md §8e).
+    Send,
+}
+
+impl DuringBacklog {
+    /// `"auto"`: wait when the SMTP server is on this machine (a loopback `smtp.host`), send
+    /// otherwise.
+    pub fn auto(smtp_host: &str) -> DuringBacklog {
+        if is_loopback(smtp_host) {
+            DuringBacklog::Wait
+        } else {
+            DuringBacklog::Send
+        }
+    }
 }
 
 /// How folio logs into the IMAP or SMTP server (`imap.auth`, `smtp.auth`).

@@ -97,6 +97,7 @@ pub(super) struct RawSmtp {
     pub(super) hello_name: Option<String>,
     pub(super) max_age: Option<String>,
     pub(super) auth: Option<String>,
+    pub(super) during_backlog: Option<String>,
 }
 
 /// `[oauth2]`: the token endpoint shared by `imap.auth` and `smtp.auth` = "oauth2".

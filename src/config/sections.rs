@@ -11,11 +11,12 @@ use super::raw::{
 };
 use super::validator::Validator;
 use super::{
-    CatalogConfig, Config, DatabaseConfig, DirectoryConfig, Env, FirstStart, HelpdeskConfig,
-    ImapConfig, LimitsConfig, LogConfig, LogFormat, MailAuth, SecurityConfig, SmtpConfig,
-    TemplatesConfig, TicketsConfig, TlsMode, DEFAULT_HELPDESK_NAME, DEFAULT_INSTITUTION,
-    DEFAULT_LANGUAGE, DEFAULT_MAX_AUTO_REPLIES, DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR,
-    DEFAULT_MAX_AUTO_REPLIES_PER_HOUR, DEFAULT_MAX_LISTED_ATTACHMENTS, DEFAULT_PHONE,
+    CatalogConfig, Config, DatabaseConfig, DirectoryConfig, DuringBacklog, Env, FirstStart,
+    HelpdeskConfig, ImapConfig, LimitsConfig, LogConfig, LogFormat, MailAuth, SecurityConfig,
+    SmtpConfig, TemplatesConfig, TicketsConfig, TlsMode, DEFAULT_HELPDESK_NAME,
+    DEFAULT_INSTITUTION, DEFAULT_LANGUAGE, DEFAULT_MAX_AUTO_REPLIES,
+    DEFAULT_MAX_AUTO_REPLIES_PER_DOMAIN_PER_HOUR, DEFAULT_MAX_AUTO_REPLIES_PER_HOUR,
+    DEFAULT_MAX_LISTED_ATTACHMENTS, DEFAULT_PHONE,
 };
 
 impl Validator<'_> {
@@ -139,6 +140,7 @@ impl Validator<'_> {
             TlsMode::None => 25,
         };
         let (from_name, from_address) = self.smtp_from(s.from, helpdesk_name, imap_username);
+        let during_backlog = self.during_backlog(s.during_backlog.as_deref(), &host);
         let password = self.secret(
             "smtp.password",
             s.password,
@@ -171,8 +173,22 @@ impl Validator<'_> {
             timeout: self.duration("smtp.timeout", s.timeout, "60s"),
             hello_name,
             max_age: self.duration("smtp.max_age", s.max_age, "5d"),
+            during_backlog,
             auth,
         }
+    }
+
+    /// `smtp.during_backlog`: `"auto"` (the default) decides by where the SMTP server runs.
+    fn during_backlog(&mut self, value: Option<&str>, host: &str) -> DuringBacklog {
+        self.choice(
+            "smtp.during_backlog",
+            value,
+            &[
+                ("auto", DuringBacklog::auto(host)),
+                ("wait", DuringBacklog::Wait),
+                ("send", DuringBacklog::Send),
+            ],
+        )
     }
 
     /// `smtp.from` as (name, lower-case address); both empty when it is missing or invalid.
@@ -487,6 +503,39 @@ mod tests {
                 "f.toml: imap.password: is required (or imap.password_file, the FOLIO_IMAP_PASSWORD environment variable, or the systemd credential imap-password)",
                 "f.toml: imap.first_start: expected \"new_only\" or \"import_existing\", got \"all\"",
                 "f.toml: imap.idle_renew: must be under 29m (RFC 2177: servers may drop an IDLE after 30 minutes)",
+            ]
+        );
+    }
+
+    #[test]
+    fn senders_wait_for_a_backlog_by_default_only_when_the_smtp_server_is_local() {
+        let mut v = Validator::new(Path::new("f.toml"));
+        for local in ["127.0.0.1", "::1", "localhost", "127.0.0.53"] {
+            assert_eq!(
+                v.during_backlog(None, local),
+                DuringBacklog::Wait,
+                "{local}"
+            );
+            assert_eq!(v.during_backlog(Some("auto"), local), DuringBacklog::Wait);
+            assert_eq!(v.during_backlog(Some("send"), local), DuringBacklog::Send);
+        }
+        for remote in ["smtp.office365.com", "10.0.0.25", "2001:db8::25"] {
+            assert_eq!(
+                v.during_backlog(None, remote),
+                DuringBacklog::Send,
+                "{remote}"
+            );
+            assert_eq!(v.during_backlog(Some("wait"), remote), DuringBacklog::Wait);
+        }
+        assert_eq!(
+            v.during_backlog(Some("later"), "smtp.example.test"),
+            DuringBacklog::Send,
+            "a wrong word is reported and stands in for the default"
+        );
+        assert_eq!(
+            v.into_issues(),
+            vec![
+                "f.toml: smtp.during_backlog: expected \"auto\", \"wait\" or \"send\", got \"later\""
             ]
         );
     }

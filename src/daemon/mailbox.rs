@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::config::{FirstStart, ImapConfig};
+use crate::config::{DuringBacklog, FirstStart, ImapConfig};
 use crate::daemon::health::Health;
 use crate::daemon::instance::ALIVE_FOR;
 use crate::daemon::pipeline::{Disposition, Outcome, Pipeline, RawMessage, Started};
@@ -49,6 +49,8 @@ pub struct Mailbox {
     telemetry: Arc<Telemetry>,
     /// `imap.auth = "oauth2"`: where the login's access token comes from.
     oauth: Option<Arc<TokenSource>>,
+    /// `smtp.during_backlog`: whether a catch-up holds every instance's senders back.
+    during_backlog: DuringBacklog,
     /// Told before every step by when the worker will be back (see [`crate::heartbeat`]);
     /// ready once the first login has selected the folder.
     heartbeat: Heartbeat,
@@ -98,8 +100,16 @@ impl Mailbox {
             health: Health::new(Telemetry::off()),
             telemetry: Telemetry::off(),
             oauth: None,
+            during_backlog: DuringBacklog::Wait,
             heartbeat: Heartbeat::new("mailbox worker"),
         }
+    }
+
+    /// The same worker letting senders run beside a catch-up, or not (`smtp.during_backlog`;
+    /// without this call they wait).
+    pub fn during_backlog(mut self, during: DuringBacklog) -> Mailbox {
+        self.during_backlog = during;
+        self
     }
 
     /// The same worker telling `health` what it sees and counting into `telemetry`.
@@ -315,10 +325,12 @@ impl Mailbox {
             let first = self.source(at.uidvalidity, *first);
             self.health.waiting(waiting, &first, self.clock.now());
         }
-        // Catching up on a backlog: ingest goes first, the sender waits (see
-        // Pipeline::catching_up), and so do other instances' (the catch-up lease, renewed by
-        // the heartbeat while the catch-up lasts, let go of at its end, else running out).
-        let catching_up = (uids.len() > batch_size).then(|| self.pipeline.catching_up());
+        // Catching up on a backlog with `smtp.during_backlog` = wait: ingest goes first, the
+        // sender waits (see Pipeline::catching_up), and so do other instances' (the catch-up
+        // lease, renewed by the heartbeat while the catch-up lasts, let go of at its end, else
+        // running out).
+        let catching_up = holds_senders_back(uids.len(), batch_size, self.during_backlog)
+            .then(|| self.pipeline.catching_up());
         if catching_up.is_some() {
             let now = self.clock.now();
             let until = now + chrono::Duration::from_std(ALIVE_FOR).unwrap_or_default();
@@ -541,4 +553,29 @@ enum Stop {
     Yes,
     /// A slow analysis ended.
     No,
+}
+
+/// Whether a pass that found `waiting` messages holds every instance's senders back until it
+/// ends: a backlog (more than one batch) while `smtp.during_backlog` resolved to wait.
+fn holds_senders_back(waiting: usize, batch_size: usize, during: DuringBacklog) -> bool {
+    during == DuringBacklog::Wait && waiting > batch_size
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_backlog_holds_senders_back_and_only_when_told_to_wait() {
+        use DuringBacklog::{Send, Wait};
+        assert!(!holds_senders_back(0, 500, Wait));
+        assert!(
+            !holds_senders_back(500, 500, Wait),
+            "one batch is no backlog"
+        );
+        assert!(holds_senders_back(501, 500, Wait));
+        assert!(holds_senders_back(10_000, 500, Wait));
+        assert!(!holds_senders_back(10_000, 500, Send));
+        assert!(!holds_senders_back(501, 500, Send));
+    }
 }

@@ -193,7 +193,8 @@ pub async fn run(
         clock,
         import_existing,
     )
-    .observed(parts.health.clone(), parts.telemetry.clone());
+    .observed(parts.health.clone(), parts.telemetry.clone())
+    .during_backlog(config.smtp.during_backlog);
     if let (Some(source), MailAuth::OAuth2) = (&parts.oauth, config.imap.auth) {
         mailbox = mailbox.with_token_source(source.clone());
     }

@@ -329,8 +329,8 @@ impl Pipeline {
         self.outbox_ready.clone()
     }
 
-    /// Set while ingest catches up on a backlog ([`Pipeline::catching_up`]): the sender pauses
-    /// meanwhile.
+    /// Set while ingest catches up on a backlog ([`Pipeline::catching_up`], taken only with
+    /// `smtp.during_backlog` = wait): the sender pauses meanwhile.
     pub fn ingest_busy(&self) -> Arc<AtomicBool> {
         self.ingest_busy.clone()
     }

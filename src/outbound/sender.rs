@@ -32,8 +32,9 @@ use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
 /// `Store::next_due`, an index probe when nothing is pending.
 pub const OTHERS_POLL: Duration = Duration::from_secs(1);
 
-/// The lease a mailbox holder keeps while it catches up on a backlog: the senders of the
-/// other instances start no new sends meanwhile, as the holder's own does (its `pause`).
+/// The lease a mailbox holder keeps while it catches up on a backlog with
+/// `smtp.during_backlog` = wait: the senders of the other instances start no new sends
+/// meanwhile, as the holder's own does (its `pause`).
 /// On one machine, or one database server, sending beside the catch-up slowed both: three
 /// instances on one machine ingested at a quarter of one's rate and finished the backlog's
 /// confirmations later than one instance alone (docs/benchmarks.md §8c).

@@ -158,6 +158,8 @@ pub struct Options {
     pub trusted_authserv_ids: Vec<String>,
     /// More sections of the config file (`[calendar]`, `[lifecycle]`, …), as TOML.
     pub extra: String,
+    /// `smtp.during_backlog`; default: unset ("auto", which waits for this loopback server).
+    pub during_backlog: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -175,6 +177,7 @@ impl Default for Options {
             catalog: None,
             trusted_authserv_ids: vec![],
             extra: String::new(),
+            during_backlog: None,
         }
     }
 }
@@ -228,6 +231,7 @@ port = {smtp}
 tls = "none"
 from = "Mesa de Ayuda <{hd}>"
 timeout = "10s"
+{during_backlog}
 
 [database]
 url = "{db}"
@@ -275,6 +279,10 @@ format = "{log_format}"
             },
             ca = s.ca_file.display(),
             batch = opts.batch_size,
+            during_backlog = opts
+                .during_backlog
+                .map(|d| format!("during_backlog = \"{d}\""))
+                .unwrap_or_default(),
             smtp = opts.smtp_port.unwrap_or(s.smtp_port),
             db = folio::store::scratch::database_url(dir.path()),
             cap = opts.max_auto_replies,

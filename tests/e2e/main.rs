@@ -543,6 +543,75 @@ async fn kill_9_during_a_backlog_loses_nothing_and_duplicates_no_ticket() {
     );
 }
 
+/// `smtp.during_backlog`: "wait" (what "auto" picks for this loopback server) sends nothing of
+/// a backlog until its last ticket is opened; "send" lets confirmations go out beside the
+/// catch-up. A backlog of 100 requests read one per batch (100 commits) while folio was down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_wait_for_a_backlog_or_go_on_beside_it_as_configured() {
+    const N: usize = 100;
+    for during in [None, Some("send")] {
+        let hd = unique("hd");
+        let alice = unique("alice");
+        let mut folio = Folio::new(
+            &hd,
+            Options {
+                max_auto_replies: 10_000,
+                batch_size: 1,
+                during_backlog: during,
+                ..Options::default()
+            },
+        );
+        folio.start(&[]).await;
+        assert!(folio.stop().success());
+        let backlog: Vec<Vec<u8>> = (0..N)
+            .map(|i| {
+                let subject = format!("Solicitud {i}");
+                message(&alice, &hd, &subject, "Equipo sin red.", &message_id())
+            })
+            .collect();
+        append(&hd, "INBOX", &backlog).await;
+        folio.start(&[]).await;
+        answers_to(&alice, N, Duration::from_secs(120)).await;
+        let mut tickets = folio.tickets();
+        assert_eq!(tickets.len(), N);
+        tickets.sort_by_key(|t| t["folio"].as_str().unwrap().to_string());
+        let at = |v: &serde_json::Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a timestamp")).unwrap()
+        };
+        let last_opened = tickets.iter().map(|t| at(&t["created_at"])).max().unwrap();
+        // The confirmation of the first, a middle and the last request of the backlog.
+        let sent: Vec<_> = [0, N / 2, N - 1]
+            .iter()
+            .map(|&i| {
+                let show = folio.show(tickets[i]["folio"].as_str().unwrap());
+                let confirmation = show["outgoing"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|o| o["to"] == alice.as_str())
+                    .cloned()
+                    .expect("the requester's confirmation");
+                at(&confirmation["sent_at"])
+            })
+            .collect();
+        eprintln!(
+            "during_backlog {during:?}: confirmations sent {sent:?}, last ticket opened {last_opened}"
+        );
+        match during {
+            None => assert!(
+                sent.iter().all(|s| *s >= last_opened),
+                "nothing is sent before the backlog is ticketed: sent {sent:?}, last opened {last_opened}"
+            ),
+            Some(_) => assert!(
+                sent[0] < last_opened,
+                "the first confirmation left during the catch-up: sent {}, last opened {last_opened}",
+                sent[0]
+            ),
+        }
+        assert!(folio.stop().success());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_template_keeps_mail_queued_until_an_admin_fixes_it() {
     let hd = unique("hd");
