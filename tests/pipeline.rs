@@ -501,6 +501,46 @@ async fn a_standby_sends_nothing_while_the_mailbox_holder_catches_up() {
     assert_eq!(accepted.lock().unwrap().len() as i64, queued);
 }
 
+/// `smtp.concurrency` is the budget of connections of every live instance together: an
+/// instance past it (more live instances than connections) sends nothing, and sends once
+/// another stops.
+#[tokio::test]
+async fn an_instance_past_the_connection_budget_sends_nothing_until_another_stops() {
+    use folio::store::NewInstance;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, accepted) = tiny_smtp(true).await;
+    // `smtp.concurrency = 2`; the sender claims as "b".
+    let (p, sender, clock) = with_sender(dir.path(), port, "").await;
+    let now = clock.now();
+    for id in ["a", "a2", "b"] {
+        let me = NewInstance {
+            id: id.into(),
+            name: id.into(),
+            host: "host-a".into(),
+            pid: 4242,
+        };
+        p.store()
+            .register_instance(&me, now, now + chrono::Duration::seconds(10))
+            .await
+            .unwrap();
+    }
+    p.process(&[mail("ana@example.test", "Uno", "1", "a1@x.test", "")])
+        .await
+        .unwrap();
+    let queued = p.store().counts().await.unwrap().outbox_pending;
+    assert!(queued >= 1);
+    assert_eq!(
+        sender.send_due(None).await.unwrap(),
+        0,
+        "a and a2 have the two"
+    );
+    assert!(accepted.lock().unwrap().is_empty(), "nothing sent");
+
+    p.store().mark_stopped(&["a2".into()], now).await.unwrap();
+    assert_eq!(sender.send_due(None).await.unwrap() as i64, queued);
+    assert_eq!(accepted.lock().unwrap().len() as i64, queued);
+}
+
 /// An HTML-only request of about `mb` MB: its analysis takes far longer than a millisecond on any
 /// machine (parsing and converting every byte).
 fn big_html(id: &str, mb: usize) -> RawMessage {

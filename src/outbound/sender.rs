@@ -191,10 +191,15 @@ impl Sender {
                 return;
             }
             self.heartbeat.within(self.step_limit());
-            let held_back = another_catches_up(&self.store, self.clock.now()).await;
+            let mut held_back = another_catches_up(&self.store, self.clock.now()).await;
             if !held_back {
-                if let Err(e) = self.send_due(Some(&shutdown)).await {
-                    tracing::error!(error = %e, "outbox: database error; retrying in 5s");
+                match self.send_share(Some(&shutdown)).await {
+                    Ok(Some(_)) => {}
+                    // No connection of the budget left for this instance: the others send.
+                    Ok(None) => held_back = true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox: database error; retrying in 5s")
+                    }
                 }
             }
             let wait = if held_back {
@@ -232,7 +237,23 @@ impl Sender {
     /// `kill -9` resends at most that many; a claimed mail is started only while its lease
     /// outlasts the longest a send can take, so no other process can have claimed it meanwhile.
     pub async fn send_due(&self, shutdown: Option<&Shutdown>) -> Result<usize, StoreError> {
-        let mut round = Round::new(self, shutdown);
+        Ok(self.send_share(shutdown).await?.unwrap_or(0))
+    }
+
+    /// [`Sender::send_due`] over this instance's part of `smtp.concurrency`, which is the
+    /// budget of connections to the server shared by every live instance (a server may cap
+    /// them per mailbox: Microsoft 365 at three). `None` when that part is none (more live
+    /// instances than connections).
+    async fn send_share(&self, shutdown: Option<&Shutdown>) -> Result<Option<usize>, StoreError> {
+        let connections = self
+            .store
+            .share_of(self.concurrency, self.clock.now())
+            .await?;
+        self.smtp.keep_idle(connections);
+        if connections == 0 {
+            return Ok(None);
+        }
+        let mut round = Round::new(self, shutdown, connections);
         loop {
             self.heartbeat.within(self.step_limit());
             round.claim_ahead();
@@ -245,7 +266,7 @@ impl Sender {
                 }
                 round.record().await?;
                 if round.queue.is_empty() || round.halted() {
-                    return round.finish().await;
+                    return round.finish().await.map(Some);
                 }
                 continue;
             }
@@ -259,7 +280,7 @@ impl Sender {
             round.refill().await;
             // Record once a connection's worth of results is ready (each commit is a round trip
             // to the database thread), or when nothing else is in flight.
-            if round.pending.len() >= self.concurrency || round.tasks.is_empty() {
+            if round.pending.len() >= round.concurrency || round.tasks.is_empty() {
                 round.record().await?;
             }
         }
@@ -524,6 +545,8 @@ struct Claim {
 /// waiting for their commit.
 struct Round<'s> {
     sender: &'s Sender,
+    /// This instance's part of `smtp.concurrency`: the most sends in flight.
+    concurrency: usize,
     shutdown: Option<&'s Shutdown>,
     /// Mails accepted by the server and recorded.
     accepted: usize,
@@ -553,9 +576,10 @@ struct Round<'s> {
 impl<'s> Round<'s> {
     // Shell: the claim budget is measured on this process's monotonic timer, never a date.
     #[allow(clippy::disallowed_methods)]
-    fn new(sender: &'s Sender, shutdown: Option<&'s Shutdown>) -> Round<'s> {
+    fn new(sender: &'s Sender, shutdown: Option<&'s Shutdown>, concurrency: usize) -> Round<'s> {
         Round {
             sender,
+            concurrency,
             shutdown,
             accepted: 0,
             in_flight: HashMap::new(),
@@ -591,7 +615,7 @@ impl<'s> Round<'s> {
         if self.claiming.is_some()
             || !self.more_due
             || self.halted()
-            || self.queue.len() > 2 * s.concurrency
+            || self.queue.len() > 2 * self.concurrency
         {
             return;
         }
@@ -600,7 +624,7 @@ impl<'s> Round<'s> {
         let (store, now, lease) = (s.store.clone(), s.clock.now(), s.lease);
         // 16 per connection at a time: a crash strands only what was claimed, until its holder's
         // heartbeat runs out.
-        let limit = 16 * s.concurrency as u32;
+        let limit = 16 * self.concurrency as u32;
         let task = tokio::spawn(async move {
             if another_catches_up(&store, now).await {
                 return Ok(Claimed::HeldBack);
@@ -661,8 +685,8 @@ impl<'s> Round<'s> {
             s.release(&mut self.queue).await;
             return;
         }
-        while self.tasks.len() < s.concurrency
-            && self.tasks.len() + self.pending.len() < 2 * s.concurrency
+        while self.tasks.len() < self.concurrency
+            && self.tasks.len() + self.pending.len() < 2 * self.concurrency
         {
             let Some(mail) = self.queue.pop_front() else {
                 break;

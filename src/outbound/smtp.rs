@@ -11,6 +11,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -73,6 +74,10 @@ pub struct SmtpClient {
     /// For implicit TLS (we wrap the stream before the greeting).
     implicit: Option<tokio_rustls::TlsConnector>,
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// The most idle connections kept open: this instance's part of `smtp.concurrency`
+    /// ([`SmtpClient::keep_idle`]). An idle connection counts against a server's limit on
+    /// concurrent connections (Microsoft 365: three per mailbox) as much as a busy one.
+    max_idle: AtomicUsize,
 }
 
 impl SmtpClient {
@@ -111,6 +116,7 @@ impl SmtpClient {
             starttls,
             implicit,
             idle: Mutex::new(Vec::new()),
+            max_idle: AtomicUsize::new(c.concurrency),
         })
     }
 
@@ -145,6 +151,15 @@ impl SmtpClient {
         }
     }
 
+    /// Keeps at most `n` idle connections open from now on, closing any beyond.
+    pub fn keep_idle(&self, n: usize) {
+        self.max_idle.store(n, Ordering::Relaxed);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // The oldest go first (closing the socket; the server sees a disconnect, as with QUIT).
+        let excess = idle.len().saturating_sub(n);
+        idle.drain(..excess);
+    }
+
     fn take_idle(&self) -> Option<AsyncSmtpConnection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((conn, since)) = idle.pop() {
@@ -160,7 +175,9 @@ impl SmtpClient {
     #[allow(clippy::disallowed_methods)]
     fn put_idle(&self, conn: AsyncSmtpConnection) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.push((conn, Instant::now()));
+        if idle.len() < self.max_idle.load(Ordering::Relaxed) {
+            idle.push((conn, Instant::now()));
+        }
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {

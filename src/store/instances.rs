@@ -22,6 +22,16 @@ pub(super) fn alive(holder: &str, now: &str) -> String {
     )
 }
 
+/// `me`'s part of `budget` split over the instances `live` (sorted): `budget / n`, plus one for
+/// each of the first `budget % n`. Instances past the budget get none. `budget` when `me` is
+/// not among them.
+fn share(budget: usize, live: &[String], me: &str) -> usize {
+    match live.iter().position(|id| id == me) {
+        Some(k) => budget / live.len() + usize::from(k < budget % live.len()),
+        None => budget,
+    }
+}
+
 /// A daemon as it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewInstance {
@@ -216,6 +226,23 @@ impl Store {
         }
     }
 
+    /// This instance's part of a connection budget shared by every live instance
+    /// (`smtp.concurrency`): the budget split evenly, the remainder to the first by id, so the
+    /// parts add up to the budget. The whole budget when this store claims as no instance or
+    /// its instance is not among the live ones (a CLI command; a heartbeat not written yet).
+    pub async fn share_of(&self, budget: usize, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let Some(me) = self.instance.as_deref() else {
+            return Ok(budget);
+        };
+        let live: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM instances WHERE stopped_at IS NULL AND alive_until > $1 ORDER BY id",
+        )
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(share(budget, &live, me))
+    }
+
     /// [`Store::release_lease`] for the instance this store claims as, if any.
     pub async fn let_go(&self, name: &str) -> Result<(), StoreError> {
         match self.instance.as_deref() {
@@ -353,6 +380,50 @@ mod tests {
             .heartbeat(who, t, t + secs(alive), &Beat::default())
             .await
             .unwrap()
+    }
+
+    #[test]
+    fn a_budget_splits_over_the_live_instances_and_adds_up() {
+        let ids = |n: usize| -> Vec<String> { (0..n).map(|k| format!("i{k}")).collect() };
+        for budget in 1..=9 {
+            for n in 1..=5 {
+                let live = ids(n);
+                let parts: Vec<usize> = live.iter().map(|me| share(budget, &live, me)).collect();
+                assert_eq!(
+                    parts.iter().sum::<usize>(),
+                    budget,
+                    "{budget} over {n}: {parts:?}"
+                );
+                let (lo, hi) = (parts.iter().min().unwrap(), parts.iter().max().unwrap());
+                assert!(hi - lo <= 1, "even: {parts:?}");
+            }
+        }
+        assert_eq!(share(4, &ids(3), "i0"), 2);
+        assert_eq!(share(4, &ids(3), "i2"), 1);
+        assert_eq!(share(3, &ids(4), "i3"), 0, "past the budget: none");
+        assert_eq!(
+            share(4, &ids(3), "unknown"),
+            4,
+            "not live yet: the whole budget"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_share_counts_only_live_instances() {
+        let (_dir, store) = temp_store().await;
+        let t = now();
+        register_a_and_b(&store, t).await;
+        let (a, b) = (
+            store.clone().claiming_as("a"),
+            store.clone().claiming_as("b"),
+        );
+        assert_eq!(a.share_of(4, t).await.unwrap(), 2);
+        assert_eq!(b.share_of(3, t).await.unwrap(), 1);
+        assert_eq!(store.share_of(4, t).await.unwrap(), 4, "no instance: all");
+        // b's heartbeat runs out: a has the whole budget.
+        assert_eq!(a.share_of(4, t + secs(11)).await.unwrap(), 4);
+        store.mark_stopped(&["b".to_string()], t).await.unwrap();
+        assert_eq!(a.share_of(4, t).await.unwrap(), 4);
     }
 
     #[tokio::test]
