@@ -229,10 +229,11 @@ impl Sender {
         }
     }
 
-    /// Sends every mail due now, `concurrency` at a time, until none is due. Returns how many
-    /// were accepted. Stops early (leaving mail queued) when shutdown is triggered.
+    /// Sends every mail due now, this instance's part of `smtp.concurrency` at a time, until
+    /// none is due. Returns how many were accepted. Stops early (leaving mail queued) when
+    /// shutdown is triggered.
     ///
-    /// Bounds, for crash safety: at most `2 × concurrency` mails are accepted by the server but
+    /// Bounds, for crash safety: at most `2 × smtp.concurrency` mails are accepted by the server but
     /// not yet recorded at any time (results waiting for their commit plus sends in flight), so a
     /// `kill -9` resends at most that many; a claimed mail is started only while its lease
     /// outlasts the longest a send can take, so no other process can have claimed it meanwhile.
@@ -276,11 +277,11 @@ impl Sender {
             // A claim that lands meanwhile ends the wait too, so its mails start at once.
             round.collect_ready().await;
             // Start the next sends before the commit, so no connection waits for it (within the
-            // bound: results waiting plus sends in flight stay within 2 × concurrency).
+            // bound: results waiting plus sends in flight stay within 2 × smtp.concurrency).
             round.refill().await;
-            // Record once a connection's worth of results is ready (each commit is a round trip
-            // to the database thread), or when nothing else is in flight.
-            if round.pending.len() >= round.concurrency || round.tasks.is_empty() {
+            // Record once `smtp.concurrency` results are ready (each commit is a round trip to
+            // the database), or when nothing else is in flight.
+            if round.pending.len() >= round.budget || round.tasks.is_empty() {
                 round.record().await?;
             }
         }
@@ -547,6 +548,10 @@ struct Round<'s> {
     sender: &'s Sender,
     /// This instance's part of `smtp.concurrency`: the most sends in flight.
     concurrency: usize,
+    /// `smtp.concurrency`, the whole budget: how many results are grouped in one commit and
+    /// how many mails one claim takes, so an instance with a small part does not pay a commit
+    /// per mail. The resend bound stays 2 × `smtp.concurrency` per killed instance.
+    budget: usize,
     shutdown: Option<&'s Shutdown>,
     /// Mails accepted by the server and recorded.
     accepted: usize,
@@ -580,6 +585,7 @@ impl<'s> Round<'s> {
         Round {
             sender,
             concurrency,
+            budget: sender.concurrency.max(concurrency),
             shutdown,
             accepted: 0,
             in_flight: HashMap::new(),
@@ -624,7 +630,7 @@ impl<'s> Round<'s> {
         let (store, now, lease) = (s.store.clone(), s.clock.now(), s.lease);
         // 16 per connection at a time: a crash strands only what was claimed, until its holder's
         // heartbeat runs out.
-        let limit = 16 * self.concurrency as u32;
+        let limit = 16 * self.budget as u32;
         let task = tokio::spawn(async move {
             if another_catches_up(&store, now).await {
                 return Ok(Claimed::HeldBack);
@@ -672,7 +678,7 @@ impl<'s> Round<'s> {
     }
 
     /// Starts queued mails while there is a free connection, results waiting plus sends in
-    /// flight stay within `2 × concurrency`, and the claims are still safely leased (else they go
+    /// flight stay within `2 × smtp.concurrency`, and the claims are still safely leased (else they go
     /// back to the outbox).
     // Shell: checks the claim's monotonic budget (see `claim`).
     #[allow(clippy::disallowed_methods)]
@@ -686,7 +692,7 @@ impl<'s> Round<'s> {
             return;
         }
         while self.tasks.len() < self.concurrency
-            && self.tasks.len() + self.pending.len() < 2 * self.concurrency
+            && self.tasks.len() + self.pending.len() < 2 * self.budget
         {
             let Some(mail) = self.queue.pop_front() else {
                 break;
