@@ -5,7 +5,7 @@
 //! (1 s doubling to 5 min); a permanent 5xx refusal marks the mail failed. The results that are
 //! ready together are recorded in one transaction (group commit) while the other sends go on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -574,8 +574,10 @@ struct Round<'s> {
     held_back: bool,
     /// The claim in flight, if any.
     claiming: Option<Claim>,
-    /// False once a claim found nothing due: the round ends when what it has is sent.
+    /// False once a claim found nothing new: the round ends when what it has is sent.
     more_due: bool,
+    /// Every mail this round has queued.
+    queued: HashSet<i64>,
 }
 
 impl<'s> Round<'s> {
@@ -598,6 +600,7 @@ impl<'s> Round<'s> {
             held_back: false,
             claiming: None,
             more_due: true,
+            queued: HashSet::new(),
         }
     }
 
@@ -658,14 +661,21 @@ impl<'s> Round<'s> {
         let s = self.sender;
         match claimed {
             Ok(Ok(Claimed::Due(due))) => {
-                self.more_due = !due.is_empty();
+                let was_queued = self.queue.len();
                 if self.queue.is_empty() {
                     self.queue_valid_until = started + s.lease.saturating_sub(s.send_timeout);
                 }
                 // The mails queued earlier keep the earlier budget, which is the shorter.
-                let in_flight = &self.in_flight;
+                // A claim can return mail this round has queued, is sending or has just sent
+                // (a claim that read it before the result's commit): once this instance's
+                // heartbeat has run out, or before it is registered, its claims are free to
+                // anyone, itself included. A round starts each mail once.
+                let queued = &mut self.queued;
                 self.queue
-                    .extend(due.into_iter().filter(|m| !in_flight.contains_key(&m.id)));
+                    .extend(due.into_iter().filter(|m| queued.insert(m.id)));
+                // Nothing new (nothing due, or only mail this round had: given back when its
+                // budget ran out, say): no more claims; the next round takes the rest.
+                self.more_due = self.queue.len() > was_queued;
             }
             Ok(Ok(Claimed::HeldBack)) => self.held_back = true,
             Ok(Err(e)) => self.failure = Some(e),
