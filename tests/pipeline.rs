@@ -541,6 +541,46 @@ async fn an_instance_past_the_connection_budget_sends_nothing_until_another_stop
     assert_eq!(accepted.lock().unwrap().len() as i64, queued);
 }
 
+/// Claims run beside the sends, and an instance's own claims are free to anyone, itself
+/// included, while it is not registered or its heartbeat has run out (here: never registered).
+/// Every claim of a round then returns the mail it has queued or is sending: each is still
+/// sent once.
+#[tokio::test]
+async fn a_sender_whose_claims_are_free_to_itself_sends_each_mail_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, accepted) = tiny_smtp(true).await;
+    let (p, sender, _) = with_sender(dir.path(), port, "").await;
+    let batch: Vec<RawMessage> = (0..30)
+        .map(|i| {
+            let from = format!("user{i}@example.test");
+            mail(
+                &from,
+                "Impresora",
+                "No imprime.",
+                &format!("m{i}@x.test"),
+                "",
+            )
+        })
+        .collect();
+    p.process(&batch).await.unwrap();
+    let queued = p.store().counts().await.unwrap().outbox_pending;
+    assert!(queued >= 30);
+    assert_eq!(sender.send_due(None).await.unwrap() as i64, queued);
+    let sent = accepted.lock().unwrap();
+    let ids: std::collections::HashSet<String> = sent
+        .iter()
+        .map(|(_, data)| {
+            let text = String::from_utf8_lossy(data);
+            text.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .expect("a Message-ID")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sent.len() as i64, queued, "each mail once");
+    assert_eq!(ids.len() as i64, queued);
+}
+
 /// An HTML-only request of about `mb` MB: its analysis takes far longer than a millisecond on any
 /// machine (parsing and converting every byte).
 fn big_html(id: &str, mb: usize) -> RawMessage {
