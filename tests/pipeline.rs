@@ -463,26 +463,35 @@ async fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
     );
 }
 
+/// Registers instances `ids` (on one host) at `now`, alive until `alive`.
+async fn register_instances(
+    store: &folio::store::Store,
+    ids: &[&str],
+    now: chrono::DateTime<Utc>,
+    alive: chrono::DateTime<Utc>,
+) {
+    for id in ids {
+        let me = folio::store::NewInstance {
+            id: (*id).into(),
+            name: (*id).into(),
+            host: "host-a".into(),
+            pid: 4242,
+        };
+        store.register_instance(&me, now, alive).await.unwrap();
+    }
+}
+
 /// While another live instance (the mailbox holder) catches up on a backlog, a standby's
 /// sender claims nothing, as the holder's own does; it sends once the catch-up ends.
 #[tokio::test]
 async fn a_standby_sends_nothing_while_the_mailbox_holder_catches_up() {
     use folio::outbound::sender::CATCH_UP_LEASE;
-    use folio::store::NewInstance;
     let dir = tempfile::tempdir().unwrap();
     let (port, accepted) = tiny_smtp(true).await;
     let (p, standby, clock) = with_sender(dir.path(), port, "").await;
     let now = clock.now();
     let alive = now + chrono::Duration::seconds(10);
-    for id in ["a", "b"] {
-        let me = NewInstance {
-            id: id.into(),
-            name: id.into(),
-            host: "host-a".into(),
-            pid: 4242,
-        };
-        p.store().register_instance(&me, now, alive).await.unwrap();
-    }
+    register_instances(p.store(), &["a", "b"], now, alive).await;
     p.process(&[mail("ana@example.test", "Uno", "1", "a1@x.test", "")])
         .await
         .unwrap();
@@ -506,24 +515,13 @@ async fn a_standby_sends_nothing_while_the_mailbox_holder_catches_up() {
 /// another stops.
 #[tokio::test]
 async fn an_instance_past_the_connection_budget_sends_nothing_until_another_stops() {
-    use folio::store::NewInstance;
     let dir = tempfile::tempdir().unwrap();
     let (port, accepted) = tiny_smtp(true).await;
     // `smtp.concurrency = 2`; the sender claims as "b".
     let (p, sender, clock) = with_sender(dir.path(), port, "").await;
     let now = clock.now();
-    for id in ["a", "a2", "b"] {
-        let me = NewInstance {
-            id: id.into(),
-            name: id.into(),
-            host: "host-a".into(),
-            pid: 4242,
-        };
-        p.store()
-            .register_instance(&me, now, now + chrono::Duration::seconds(10))
-            .await
-            .unwrap();
-    }
+    let alive = now + chrono::Duration::seconds(10);
+    register_instances(p.store(), &["a", "a2", "b"], now, alive).await;
     p.process(&[mail("ana@example.test", "Uno", "1", "a1@x.test", "")])
         .await
         .unwrap();
