@@ -31,8 +31,7 @@ pub const ALIVE_FOR: Duration = Duration::from_secs(10);
 /// How long a stopped instance stays in `folio status`.
 const KEEP_STOPPED_DAYS: i64 = 30;
 
-/// The lease of the instance that reads the watched folder.
-pub const MAILBOX_LEASE: &str = "mailbox";
+pub use crate::store::MAILBOX_LEASE;
 
 /// This running daemon's registration, heartbeat and mailbox lease.
 pub struct Instance {

@@ -23,7 +23,7 @@ use crate::outbound::outgoing::{self, Addressing};
 use crate::outbound::render::Templates;
 use crate::outbound::smtp::{SendError, SetupError, SmtpClient};
 use crate::shutdown::Shutdown;
-use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError};
+use crate::store::{NewMail, OutboxMail, SendResult, Store, StoreError, MAILBOX_LEASE};
 
 /// The longest the sender sleeps without looking at the outbox. `ready` wakes it for mail this
 /// process queues; mail queued by another process (the instance holding the mailbox, seen from a
@@ -191,32 +191,25 @@ impl Sender {
                 return;
             }
             self.heartbeat.within(self.step_limit());
-            let mut held_back = another_catches_up(&self.store, self.clock.now()).await;
-            if !held_back {
+            let round = if another_catches_up(&self.store, self.clock.now()).await {
+                RoundEnd::OtherCatchesUp
+            } else {
                 match self.send_share(Some(&shutdown)).await {
-                    Ok(Some(_)) => {}
-                    // No connection of the budget left for this instance: the others send.
-                    Ok(None) => held_back = true,
+                    Ok(Some(_)) => RoundEnd::Sent,
+                    Ok(None) => RoundEnd::NoShare,
                     Err(e) => {
-                        tracing::error!(error = %e, "outbox: database error; retrying in 5s")
+                        tracing::error!(error = %e, "outbox: database error; retrying");
+                        RoundEnd::Sent
                     }
                 }
-            }
-            let wait = if held_back {
-                OTHERS_POLL
-            } else if self.pause.load(Ordering::SeqCst) {
-                // Woken by `ready` when the catch-up ends.
-                Duration::from_secs(1)
-            } else {
-                match self.store.next_due().await {
-                    Ok(Some(t)) => (t - self.clock.now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .clamp(Duration::from_millis(50), OTHERS_POLL),
-                    Ok(None) => OTHERS_POLL,
-                    Err(_) => Duration::from_secs(5),
-                }
             };
+            let paused = self.pause.load(Ordering::SeqCst);
+            let next_due = if round == RoundEnd::Sent && !paused {
+                Some(self.store.next_due().await)
+            } else {
+                None
+            };
+            let wait = wait_after(round, paused, next_due, self.clock.now());
             self.heartbeat.within(wait + Duration::from_secs(60));
             tokio::select! {
                 _ = ready.notified() => {}
@@ -248,7 +241,7 @@ impl Sender {
     async fn send_share(&self, shutdown: Option<&Shutdown>) -> Result<Option<usize>, StoreError> {
         let connections = self
             .store
-            .share_of(self.concurrency, self.clock.now())
+            .share_of(self.concurrency, MAILBOX_LEASE, self.clock.now())
             .await?;
         self.smtp.keep_idle(connections);
         if connections == 0 {
@@ -511,6 +504,47 @@ impl Sender {
             },
             date: m.created_at,
         }
+    }
+}
+
+/// How a sender's turn at the outbox ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundEnd {
+    /// It sent what was due (or met an error, logged).
+    Sent,
+    /// Another instance holds [`CATCH_UP_LEASE`]: nothing was claimed.
+    OtherCatchesUp,
+    /// No connection of `smtp.concurrency` is left for this instance: the others send.
+    NoShare,
+}
+
+/// How long a standby looks at [`CATCH_UP_LEASE`] again while another instance holds it. The
+/// holder lets go of it when its catch-up ends, and every connection of this instance idles
+/// until it sees that: looking every [`OTHERS_POLL`] started the standbys' sending 0.4-1.0 s
+/// after the holder's in benchmark 8 (docs/benchmarks.md §8f). The look is one lease row.
+pub const CATCH_UP_POLL: Duration = Duration::from_millis(100);
+
+/// How long the sender sleeps after a turn (unless woken first): `next_due` is the store's
+/// answer for when the next mail is due, read only after a turn that sent (`None` otherwise).
+fn wait_after(
+    round: RoundEnd,
+    paused: bool,
+    next_due: Option<Result<Option<DateTime<Utc>>, StoreError>>,
+    now: DateTime<Utc>,
+) -> Duration {
+    match round {
+        RoundEnd::OtherCatchesUp => CATCH_UP_POLL,
+        RoundEnd::NoShare => OTHERS_POLL,
+        // Woken by `ready` when the catch-up ends.
+        RoundEnd::Sent if paused => Duration::from_secs(1),
+        RoundEnd::Sent => match next_due {
+            Some(Ok(Some(t))) => (t - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(50), OTHERS_POLL),
+            Some(Ok(None)) | None => OTHERS_POLL,
+            Some(Err(_)) => Duration::from_secs(5),
+        },
     }
 }
 
@@ -851,5 +885,52 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_secs(1));
         assert_eq!(backoff(3), Duration::from_secs(8));
         assert_eq!(backoff(50), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_standby_looks_again_soon_while_another_instance_catches_up() {
+        let now = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let due_in = |ms: i64| Some(Ok(Some(now + chrono::Duration::milliseconds(ms))));
+        // Every connection of a standby idles until it sees the holder's catch-up end.
+        assert_eq!(
+            wait_after(RoundEnd::OtherCatchesUp, false, None, now),
+            CATCH_UP_POLL
+        );
+        assert!(CATCH_UP_POLL * 5 <= OTHERS_POLL);
+        // Past the connection budget nothing changes fast: instances come and go rarely.
+        assert_eq!(wait_after(RoundEnd::NoShare, false, None, now), OTHERS_POLL);
+        // After sending: until the next retry, at least 50 ms, at most OTHERS_POLL.
+        assert_eq!(
+            wait_after(RoundEnd::Sent, false, due_in(300), now),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            wait_after(RoundEnd::Sent, false, due_in(-5_000), now),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            wait_after(RoundEnd::Sent, false, due_in(3_600_000), now),
+            OTHERS_POLL
+        );
+        assert_eq!(
+            wait_after(RoundEnd::Sent, false, Some(Ok(None)), now),
+            OTHERS_POLL
+        );
+        assert_eq!(
+            wait_after(
+                RoundEnd::Sent,
+                false,
+                Some(Err(StoreError::Sql(sqlx::Error::PoolClosed))),
+                now
+            ),
+            Duration::from_secs(5)
+        );
+        // The holder's own sender, paused for its catch-up, is woken when it ends.
+        assert_eq!(
+            wait_after(RoundEnd::Sent, true, None, now),
+            Duration::from_secs(1)
+        );
     }
 }

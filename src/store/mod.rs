@@ -86,7 +86,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use batch::{Batch, EventRow, MessageRow, OutboxRow, TicketRow};
 pub use health::OutboxHealth;
-pub use instances::{Beat, InstanceRow, LeaseRow, NewInstance};
+pub use instances::{Beat, InstanceRow, LeaseRow, NewInstance, MAILBOX_LEASE};
 pub use outbox::{FileAttachment, NewMail, OutboxMail, SendResult};
 pub use queries::{
     Counts, Satisfaction, TicketDetail, TicketEvent, TicketMail, TicketMessage, TicketSummary,
