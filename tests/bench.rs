@@ -3039,51 +3039,76 @@ async fn instances_run(names: &[&str], takeover: bool) -> InstancesRun {
 #[ignore = "benchmark: run with scripts/bench"]
 fn bench_8_instances() {
     println!(
-        "\n=== 8. several instances: {BACKLOG} backlog on 1 and on 3 instances of one deployment; kill -9 of the holder ==="
+        "\n=== 8. several instances: {BACKLOG} backlog on 1, 3, 3 and 1 instances of one deployment; kill -9 of the holder ==="
     );
     runtime().block_on(async {
         drain_postfix("earlier benchmarks").await;
-        let one = instances_run(&INSTANCES[..1], false).await;
-        drain_postfix("the 1-instance run's confirmations").await;
-        let three = instances_run(&INSTANCES, true).await;
-        drain_postfix("the 3-instance run's confirmations").await;
-        for (label, r) in [("1 instance", &one), ("3 instances", &three)] {
+        // One, three, three, one: what drifts over the benchmark (the machine's load, the
+        // autovacuum of an earlier run's database, the mail servers' growing folders) weighs on
+        // both sides alike. One pair read 84 % and the next 97 % with the same code when each
+        // side ran once, one always first (docs/benchmarks.md §8f).
+        let mut one: Vec<InstancesRun> = Vec::new();
+        let mut three: Vec<InstancesRun> = Vec::new();
+        for (k, n) in [1, 3, 3, 1].into_iter().enumerate() {
+            // The kill -9 ends the last three-instance run, once its backlog is timed.
+            let run = instances_run(&INSTANCES[..n], k == 2).await;
+            drain_postfix(&format!("the {n}-instance run's confirmations")).await;
             info(format!(
-                "{label}: all ticketed {:.2} s after spawn ({:.0} msg/s), all confirmations accepted {:.2} s ({:.0} msg/s); CPU of all instances {:.2} s = {:.3} ms per message; holder {:?}",
-                r.ingest_secs,
-                BACKLOG as f64 / r.ingest_secs,
-                r.e2e_secs,
-                BACKLOG as f64 / r.e2e_secs,
-                r.cpu_secs,
-                1000.0 * r.cpu_secs / BACKLOG as f64,
-                r.holder
+                "run {} ({n} instance{}): all ticketed {:.2} s after spawn ({:.0} msg/s), all confirmations accepted {:.2} s ({:.0} msg/s); CPU of all instances {:.2} s = {:.3} ms per message; holder {:?}",
+                k + 1,
+                if n == 1 { "" } else { "s" },
+                run.ingest_secs,
+                BACKLOG as f64 / run.ingest_secs,
+                run.e2e_secs,
+                BACKLOG as f64 / run.e2e_secs,
+                run.cpu_secs,
+                1000.0 * run.cpu_secs / BACKLOG as f64,
+                run.holder
             ));
+            if n == 1 { one.push(run) } else { three.push(run) }
         }
-        let ingest_ratio = 100.0 * one.ingest_secs / three.ingest_secs;
-        let e2e_ratio = 100.0 * one.e2e_secs / three.e2e_secs;
+        let total = |runs: &[InstancesRun], secs: fn(&InstancesRun) -> f64| -> f64 {
+            runs.iter().map(secs).sum()
+        };
+        let rate = |runs: &[InstancesRun], secs: fn(&InstancesRun) -> f64| -> f64 {
+            (runs.len() * BACKLOG) as f64 / total(runs, secs)
+        };
+        let ingest = |r: &InstancesRun| r.ingest_secs;
+        let e2e = |r: &InstancesRun| r.e2e_secs;
+        let ingest_ratio = 100.0 * total(&one, ingest) / total(&three, ingest);
+        let e2e_ratio = 100.0 * total(&one, e2e) / total(&three, e2e);
+        // Pairs in the order they ran: runs 1 and 2, runs 3 and 4.
+        let pairs: Vec<String> = one
+            .iter()
+            .zip(&three)
+            .map(|(o, t)| format!("{:.0} %", 100.0 * o.e2e_secs / t.e2e_secs))
+            .collect();
         result(
             "8 instances",
-            "3 instances' ingest rate / 1 instance's (spawn → all ticketed; only the mailbox holder ingests)",
+            "3 instances' ingest rate / 1 instance's (spawn → all ticketed; only the mailbox holder ingests; two runs each)",
             format!(
                 "{ingest_ratio:.0} % ({:.0} vs {:.0} msg/s)",
-                BACKLOG as f64 / three.ingest_secs,
-                BACKLOG as f64 / one.ingest_secs
+                rate(&three, ingest),
+                rate(&one, ingest)
             ),
             "(info)",
             None,
         );
         result(
             "8 instances",
-            "3 instances' end-to-end rate / 1 instance's (spawn → all confirmations accepted)",
+            "3 instances' end-to-end rate / 1 instance's (spawn → all confirmations accepted; two runs each, 1, 3, 3, 1)",
             format!(
-                "{e2e_ratio:.0} % ({:.0} vs {:.0} msg/s)",
-                BACKLOG as f64 / three.e2e_secs,
-                BACKLOG as f64 / one.e2e_secs
+                "{e2e_ratio:.0} % ({:.0} vs {:.0} msg/s; pairs {})",
+                rate(&three, e2e),
+                rate(&one, e2e),
+                pairs.join(", ")
             ),
             "≥ 100 %",
             Some(e2e_ratio >= 100.0),
         );
-        let takeover = three.takeover_secs.expect("the 3-instance run timed a takeover");
+        let takeover = three[1]
+            .takeover_secs
+            .expect("the last 3-instance run timed a takeover");
         result(
             "8 instances",
             "kill -9 of the mailbox holder → folio status shows another holder",
