@@ -539,6 +539,41 @@ async fn an_instance_past_the_connection_budget_sends_nothing_until_another_stop
     assert_eq!(accepted.lock().unwrap().len() as i64, queued);
 }
 
+/// A claimed mail may be started only within 5 s of its claim (its lease minus the longest a
+/// send can take); one not started by then goes back to the outbox. A later claim of the same
+/// round that brings it back sends it: it used to be dropped as a repeat and stay leased to
+/// this instance until the lease ran out (never, on this fixed clock), so a round longer than
+/// 5 s left mail behind.
+#[tokio::test]
+async fn mail_given_back_when_its_start_budget_runs_out_is_sent_in_the_same_round() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two connections at 120 ms a mail: about 17 mails a second.
+    let (port, accepted) = tiny_smtp_taking(true, std::time::Duration::from_millis(120)).await;
+    // `smtp.concurrency = 2`; the sender claims as "b", alive throughout on the fixed clock.
+    let (p, sender, clock) = with_sender(dir.path(), port, "").await;
+    let now = clock.now();
+    register_instances(p.store(), &["b"], now, now + chrono::Duration::seconds(10)).await;
+    let batch: Vec<RawMessage> = (0..60)
+        .map(|i| {
+            let from = format!("user{i}@example.test");
+            mail(
+                &from,
+                "Impresora",
+                "No imprime.",
+                &format!("m{i}@x.test"),
+                "",
+            )
+        })
+        .collect();
+    p.process(&batch).await.unwrap();
+    let queued = p.store().counts().await.unwrap().outbox_pending;
+    // More than 5 s of sending: the first claim's budget runs out mid-round.
+    assert!(queued >= 100, "{queued} queued");
+    assert_eq!(sender.send_due(None).await.unwrap() as i64, queued);
+    assert_eq!(accepted.lock().unwrap().len() as i64, queued);
+    assert_eq!(p.store().counts().await.unwrap().outbox_pending, 0);
+}
+
 /// Claims run beside the sends, and an instance's own claims are free to anyone, itself
 /// included, while it is not registered or its heartbeat has run out (here: never registered).
 /// Every claim of a round then returns the mail it has queued or is sending: each is still
@@ -731,6 +766,11 @@ type Accepted = Arc<std::sync::Mutex<Vec<(Vec<String>, Vec<u8>)>>>;
 /// A tiny SMTP server on loopback: with `accept`, it takes every mail and keeps it; otherwise
 /// it defers every recipient with `451`.
 async fn tiny_smtp(accept: bool) -> (u16, Accepted) {
+    tiny_smtp_taking(accept, std::time::Duration::ZERO).await
+}
+
+/// [`tiny_smtp`], taking `per_mail` to accept each mail (a slow server).
+async fn tiny_smtp_taking(accept: bool, per_mail: std::time::Duration) -> (u16, Accepted) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -769,6 +809,7 @@ async fn tiny_smtp(accept: bool) -> (u16, Accepted) {
                                 );
                                 data.extend_from_slice(b"\r\n");
                             }
+                            tokio::time::sleep(per_mail).await;
                             store
                                 .lock()
                                 .unwrap()

@@ -282,11 +282,10 @@ impl Sender {
 
     /// Gives claimed but unstarted mails back to the outbox (their lease is cleared), so they
     /// need not wait for it to end.
-    async fn release(&self, queue: &mut VecDeque<OutboxMail>) {
-        if queue.is_empty() {
+    async fn release(&self, ids: Vec<i64>) {
+        if ids.is_empty() {
             return;
         }
-        let ids: Vec<i64> = queue.drain(..).map(|m| m.id).collect();
         if let Err(e) = self.store.release_claims(&ids).await {
             // Not fatal: the leases end by themselves.
             tracing::warn!(error = %e, "outbox: could not release unstarted claims");
@@ -592,11 +591,10 @@ struct Round<'s> {
     /// Mails being sent, for the log, the retry delay, and to skip them when refilling.
     in_flight: HashMap<i64, InFlight>,
     tasks: JoinSet<(i64, Delivery)>,
-    /// Claimed mail not started yet.
-    queue: VecDeque<OutboxMail>,
-    /// Until when the claimed, unstarted mails in `queue` may be started: their lease minus the
-    /// longest one send can take.
-    queue_valid_until: Instant,
+    /// Claimed mail not started yet, each with the instant until which it may be started: its
+    /// claim's lease minus the longest one send can take. Claims land in order, so the
+    /// earliest deadlines are at the front.
+    queue: VecDeque<(OutboxMail, Instant)>,
     /// Results waiting for their commit.
     pending: Vec<(i64, SendResult)>,
     /// After a temporary failure the server is probably down: finish what is in flight and let
@@ -627,7 +625,6 @@ impl<'s> Round<'s> {
             in_flight: HashMap::new(),
             tasks: JoinSet::new(),
             queue: VecDeque::new(),
-            queue_valid_until: Instant::now(),
             pending: Vec::new(),
             stop_refilling: false,
             failure: None,
@@ -696,19 +693,19 @@ impl<'s> Round<'s> {
         match claimed {
             Ok(Ok(Claimed::Due(due))) => {
                 let was_queued = self.queue.len();
-                if self.queue.is_empty() {
-                    self.queue_valid_until = started + s.lease.saturating_sub(s.send_timeout);
-                }
-                // The mails queued earlier keep the earlier budget, which is the shorter.
+                let valid_until = started + s.lease.saturating_sub(s.send_timeout);
                 // A claim can return mail this round has queued, is sending or has just sent
                 // (a claim that read it before the result's commit): once this instance's
                 // heartbeat has run out, or before it is registered, its claims are free to
                 // anyone, itself included. A round starts each mail once.
                 let queued = &mut self.queued;
-                self.queue
-                    .extend(due.into_iter().filter(|m| queued.insert(m.id)));
-                // Nothing new (nothing due, or only mail this round had: given back when its
-                // budget ran out, say): no more claims; the next round takes the rest.
+                self.queue.extend(
+                    due.into_iter()
+                        .filter(|m| queued.insert(m.id))
+                        .map(|m| (m, valid_until)),
+                );
+                // Nothing new (nothing due, or only mail this round has): no more claims; the
+                // next round takes the rest.
                 self.more_due = self.queue.len() > was_queued;
             }
             Ok(Ok(Claimed::HeldBack)) => self.held_back = true,
@@ -731,18 +728,37 @@ impl<'s> Round<'s> {
             return;
         }
         let s = self.sender;
-        if Instant::now() > self.queue_valid_until {
-            s.release(&mut self.queue).await;
-            return;
+        let now = Instant::now();
+        let expired = self
+            .queue
+            .iter()
+            .take_while(|(_, until)| now > *until)
+            .count();
+        if expired > 0 {
+            self.give_back(expired).await;
         }
         while self.tasks.len() < self.concurrency
             && self.tasks.len() + self.pending.len() < 2 * self.budget
         {
-            let Some(mail) = self.queue.pop_front() else {
+            let Some((mail, _)) = self.queue.pop_front() else {
                 break;
             };
             s.spawn_send(&mut self.tasks, &mut self.in_flight, mail);
         }
+    }
+
+    /// Gives the first `n` queued mails back to the outbox. They were never started, so a
+    /// later claim of this round may bring them back and they are sent then. (Dropping them
+    /// as repeats left them leased to this instance until the lease ran out: every 5 s of a
+    /// long round stranded up to a claim's worth of mail for the lease's length, and the
+    /// pinned benchmark's last 150 confirmations took 25 s; docs/benchmarks.md §8f.)
+    async fn give_back(&mut self, n: usize) {
+        let ids: Vec<i64> = self.queue.drain(..n).map(|(m, _)| m.id).collect();
+        for id in &ids {
+            self.queued.remove(id);
+        }
+        self.more_due = true;
+        self.sender.release(ids).await;
     }
 
     /// Waits for one send to end, or for the claim in flight to land, and takes every result
@@ -798,7 +814,8 @@ impl<'s> Round<'s> {
         // After server trouble the unstarted claims keep their lease: it spaces out the retries
         // while the server is down. Otherwise (shutdown, a pause for ingest) they go back at once.
         if !self.stop_refilling {
-            self.sender.release(&mut self.queue).await;
+            let ids = self.queue.drain(..).map(|(m, _)| m.id).collect();
+            self.sender.release(ids).await;
         }
         match self.failure {
             Some(e) => Err(e),
