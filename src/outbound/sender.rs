@@ -939,7 +939,7 @@ mod tests {
             wait_after(
                 RoundEnd::Sent,
                 false,
-                Some(Err(StoreError::Sql(sqlx::Error::PoolClosed))),
+                Some(Err(StoreError::UnknownBackend { url: "x".into() })),
                 now
             ),
             Duration::from_secs(5)
