@@ -539,6 +539,22 @@ async fn an_instance_past_the_connection_budget_sends_nothing_until_another_stop
     assert_eq!(accepted.lock().unwrap().len() as i64, queued);
 }
 
+/// `n` new requests ("the printer does not print"), each from its own requester.
+fn printer_requests(n: usize) -> Vec<RawMessage> {
+    (0..n)
+        .map(|i| {
+            let from = format!("user{i}@example.test");
+            mail(
+                &from,
+                "Impresora",
+                "No imprime.",
+                &format!("m{i}@x.test"),
+                "",
+            )
+        })
+        .collect()
+}
+
 /// A claimed mail may be started only within 5 s of its claim (its lease minus the longest a
 /// send can take); one not started by then goes back to the outbox. A later claim of the same
 /// round that brings it back sends it: it used to be dropped as a repeat and stay leased to
@@ -553,18 +569,7 @@ async fn mail_given_back_when_its_start_budget_runs_out_is_sent_in_the_same_roun
     let (p, sender, clock) = with_sender(dir.path(), port, "").await;
     let now = clock.now();
     register_instances(p.store(), &["b"], now, now + chrono::Duration::seconds(10)).await;
-    let batch: Vec<RawMessage> = (0..60)
-        .map(|i| {
-            let from = format!("user{i}@example.test");
-            mail(
-                &from,
-                "Impresora",
-                "No imprime.",
-                &format!("m{i}@x.test"),
-                "",
-            )
-        })
-        .collect();
+    let batch = printer_requests(60);
     p.process(&batch).await.unwrap();
     let queued = p.store().counts().await.unwrap().outbox_pending;
     // More than 5 s of sending: the first claim's budget runs out mid-round.
@@ -583,18 +588,7 @@ async fn a_sender_whose_claims_are_free_to_itself_sends_each_mail_once() {
     let dir = tempfile::tempdir().unwrap();
     let (port, accepted) = tiny_smtp(true).await;
     let (p, sender, _) = with_sender(dir.path(), port, "").await;
-    let batch: Vec<RawMessage> = (0..30)
-        .map(|i| {
-            let from = format!("user{i}@example.test");
-            mail(
-                &from,
-                "Impresora",
-                "No imprime.",
-                &format!("m{i}@x.test"),
-                "",
-            )
-        })
-        .collect();
+    let batch = printer_requests(30);
     p.process(&batch).await.unwrap();
     let queued = p.store().counts().await.unwrap().outbox_pending;
     assert!(queued >= 30);
